@@ -1,0 +1,122 @@
+"""The workflow document (schema_version 1): strict msgspec types, decoding and byte-stable export."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+import msgspec
+
+from engine.errors import WorkflowInvalid
+from engine.issues import Issue, pointer
+
+SCHEMA_VERSION = 1
+
+
+class NodeUI(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """Editor-only placement of a node; never part of execution or cache keys."""
+
+    x: int | float | None = None
+    y: int | float | None = None
+    width: int | float | None = None
+    height: int | float | None = None
+    color: str | None = None
+    collapsed: bool = False
+
+
+class Node(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    id: str
+    type: str
+    params: dict[str, Any] = {}
+    ui: NodeUI | None = None
+
+
+class Edge(msgspec.Struct, forbid_unknown_fields=True):
+    """A connection ``"node.port" -> "node.port"``."""
+
+    source: str = msgspec.field(name="from")
+    target: str = msgspec.field(name="to")
+
+
+class Workflow(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    schema_version: Literal[1]
+    name: str
+    nodes: list[Node]
+    edges: list[Edge] = []
+    description: str = ""
+
+
+_decoder = msgspec.json.Decoder(Workflow)
+_encoder = msgspec.json.Encoder(order="sorted")
+_path_in_message = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_path_part = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+
+
+def _json_pointer(msgspec_path: str) -> str:
+    parts = [name or int(index) for name, index in _path_part.findall(msgspec_path)]
+    return pointer(*parts) if parts else ""
+
+
+def _byte_position(data: bytes, message: str) -> str:
+    found = re.search(r"\(byte (\d+)\)", message)
+    if not found:
+        return message
+    offset = int(found.group(1))
+    line = data.count(b"\n", 0, offset) + 1
+    column = offset - (data.rfind(b"\n", 0, offset) + 1) + 1
+    return f"{message[: found.start()].rstrip()} (line {line}, column {column})"
+
+
+def decode_workflow(data: bytes | str) -> Workflow:
+    """Decode a document, raising `WorkflowInvalid` with an ``invalid_document`` issue and its path."""
+    raw = data.encode() if isinstance(data, str) else data
+    try:
+        return _decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        found = _path_in_message.search(message)
+        path = _json_pointer(found.group("path")) if found else ""
+        if found:
+            message = message[: found.start()]
+        unknown = re.match(r"Object contains unknown field `([^`]+)`", message)
+        if unknown:
+            path += pointer(unknown.group(1))
+        node = _node_at(raw, path)
+        raise WorkflowInvalid([Issue("invalid_document", message, node=node, path=path)]) from None
+    except msgspec.DecodeError as exc:
+        message = _byte_position(raw, str(exc))
+        raise WorkflowInvalid([Issue("invalid_document", message, path="")]) from None
+
+
+def _node_at(raw: bytes, path: str) -> str | None:
+    """The id of the node a decoding error points into, when it has one."""
+    found = re.match(r"^/nodes/(\d+)", path)
+    if not found:
+        return None
+    try:
+        nodes = msgspec.json.decode(raw).get("nodes")
+        node_id = nodes[int(found.group(1))].get("id")
+    except (msgspec.DecodeError, AttributeError, IndexError, TypeError):
+        return None
+    return node_id if isinstance(node_id, str) else None
+
+
+def to_builtins(workflow: Workflow) -> dict[str, Any]:
+    result: dict[str, Any] = msgspec.to_builtins(workflow, order="sorted")
+    return result
+
+
+def from_builtins(value: Any) -> Workflow:
+    """Convert plain Python data (as from a JSON body) into a `Workflow`."""
+    return decode_workflow(msgspec.json.encode(value))
+
+
+def export_workflow(workflow: Workflow) -> bytes:
+    """Canonical bytes: sorted keys, two-space indent, trailing newline; stable across round trips."""
+    return msgspec.json.format(_encoder.encode(workflow), indent=2) + b"\n"
+
+
+def workflow_json_schema() -> dict[str, Any]:
+    """The JSON Schema of the document, generated from the types above."""
+    schema: dict[str, Any] = msgspec.json.schema(Workflow)
+    return schema

@@ -1,0 +1,74 @@
+"""What the executor tells its listeners: a closed set of typed events (a tagged union)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+import msgspec
+
+RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
+NodeStatus = Literal["pending", "running", "succeeded", "failed", "skipped", "cached", "cancelled"]
+
+
+class Event(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=True):
+    run_id: str
+    seq: int
+
+
+class RunStarted(Event, tag="run.started"):
+    workflow: str
+    nodes: list[str]
+
+
+class NodeStarted(Event, tag="node.started"):
+    node: str
+    attempt: int
+
+
+class NodeToken(Event, tag="node.token"):
+    node: str
+    text: str
+
+
+class NodeCompleted(Event, tag="node.completed"):
+    node: str
+    status: Literal["succeeded", "cached"]
+    cache_key: str
+    reason: str
+    output: dict[str, Any]
+    duration_ms: float
+    usage: dict[str, int] | None = None
+
+
+class NodeFailed(Event, tag="node.failed"):
+    node: str
+    attempt: int
+    error: str
+    will_retry: bool = False
+
+
+class NodeSkipped(Event, tag="node.skipped"):
+    node: str
+    reason: str
+
+
+class RunFinished(Event, tag="run.finished"):
+    status: RunStatus
+    outputs: dict[str, Any]
+    error: str | None = None
+
+
+AnyEvent = RunStarted | NodeStarted | NodeToken | NodeCompleted | NodeFailed | NodeSkipped | RunFinished
+Listener = Callable[[AnyEvent], None]
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(AnyEvent)
+
+
+def encode_event(event: AnyEvent) -> bytes:
+    return _encoder.encode(event)
+
+
+def decode_event(data: bytes) -> AnyEvent:
+    return _decoder.decode(data)

@@ -1,0 +1,390 @@
+"""The async executor: runs a `Plan` node by node as inputs become ready, branches concurrently."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Collection, Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from engine.digest import canonical, digest
+from engine.errors import NodeFailure
+from engine.events import (
+    AnyEvent,
+    Listener,
+    NodeCompleted,
+    NodeFailed,
+    NodeSkipped,
+    NodeStarted,
+    NodeToken,
+    RunFinished,
+    RunStarted,
+    RunStatus,
+)
+from engine.graph import Plan, PlanNode
+from engine.results import NodeState, PriorResult, ResultStore, RunResult
+from nodes.base import NodeContext, NodeType
+
+log = structlog.get_logger("nodeloom.executor")
+
+DEFAULT_CONCURRENCY = 32
+_TERMINAL_FAILURES = ("failed", "cancelled")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Execution:
+    """One run of a plan. `execute` runs it to the end; `cancel` stops it from anywhere.
+
+    The inputs must already be resolved (`engine.inputs.resolve_inputs`). ``reuse`` offers earlier
+    results by node id: one is taken, without executing the node, when its cache key is unchanged
+    and the node is neither in ``force`` nor marked ``cache: never``. ``store`` commits each node
+    result before the event announcing it goes to the ``listeners``.
+    """
+
+    def __init__(
+        self,
+        plan: Plan,
+        inputs: Mapping[str, Any],
+        *,
+        run_id: str,
+        listeners: Iterable[Listener] = (),
+        store: ResultStore | None = None,
+        reuse: Mapping[str, PriorResult] | None = None,
+        force: Collection[str] = (),
+        reasons: Mapping[str, str] | None = None,
+        max_concurrency: int = DEFAULT_CONCURRENCY,
+        workspace: Path | None = None,
+        first_seq: int = 0,
+    ) -> None:
+        self.plan = plan
+        self.inputs = dict(inputs)
+        self.run_id = run_id
+        self.states = {node_id: NodeState() for node_id in plan.nodes}
+        self._listeners = list(listeners)
+        self._store = store
+        self._reuse = reuse or {}
+        self._force = frozenset(force)
+        self._reasons = reasons or {}
+        self._semaphore = asyncio.Semaphore(max_concurrency)
+        self._workspace = workspace or Path("workspace")
+        self._seq = first_seq
+        self._waiting = {node_id: len(node.predecessors) for node_id, node in plan.nodes.items()}
+        self._blocked: set[str] = set()  # failed, cancelled, or skipped because of a failure
+        self._remaining = len(plan.nodes)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._cancelled = False
+        self._fatal: str | None = None
+        self._done: asyncio.Future[None] | None = None
+        self._log = log.bind(run_id=run_id, workflow=plan.workflow.name)
+
+    # -- public ---------------------------------------------------------------------------
+
+    async def execute(self) -> RunResult:
+        started_at = _now()
+        self._done = asyncio.get_running_loop().create_future()
+        self._emit(RunStarted(run_id=self.run_id, seq=self._next_seq(),
+                              workflow=self.plan.workflow.name, nodes=list(self.plan.nodes)))
+        if self._cancelled or not self.plan.nodes:
+            self._done.set_result(None)
+        else:
+            for node_id, waiting in self._waiting.items():
+                if waiting == 0:
+                    self._launch(self.plan.nodes[node_id])
+        try:
+            await self._done
+        except asyncio.CancelledError:
+            self.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            raise
+        return await self._finish(started_at)
+
+    def cancel(self) -> None:
+        """Abort the run: in-flight nodes are cancelled, nothing new starts."""
+        if self._cancelled:
+            return
+        self._cancelled = True
+        for task in list(self._tasks):
+            task.cancel()
+        self._check_done()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    # -- scheduling -----------------------------------------------------------------------
+
+    def _launch(self, node: PlanNode) -> None:
+        task = asyncio.create_task(self._process(node))
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._check_done()
+
+    def _check_done(self) -> None:
+        done = self._remaining == 0 or (self._cancelled and not self._tasks)
+        if done and self._done is not None and not self._done.done():
+            self._done.set_result(None)
+
+    async def _process(self, node: PlanNode) -> None:
+        state = self.states[node.id]
+        try:
+            await self._settle(node, state)
+        except asyncio.CancelledError:
+            state.status = "cancelled"
+            state.finished_at = _now()
+            self._blocked.add(node.id)
+            return
+        except Exception as exc:  # noqa: BLE001 - a store or engine failure ends the whole run
+            self._log.exception("run aborted", node_id=node.id)
+            self._fatal = f"run aborted at node {node.id}: {type(exc).__name__}: {exc}"
+            self.cancel()
+            return
+        self._remaining -= 1
+        if self._cancelled:
+            return
+        for successor in node.successors:
+            self._waiting[successor] -= 1
+            if self._waiting[successor] == 0:
+                self._launch(self.plan.nodes[successor])
+
+    async def _finish(self, started_at: datetime) -> RunResult:
+        finished_at = _now()
+        for node_id, state in self.states.items():
+            if not state.done:
+                state.status = "cancelled"
+                state.finished_at = finished_at
+            if state.status == "cancelled" and self._store is not None:
+                await self._store.node_finished(self.run_id, node_id, state)
+        outputs = {
+            node.params["name"]: self.states[node.id].output["value"]  # type: ignore[index]
+            for node in self.plan.by_role("output")
+            if self.states[node.id].status in ("succeeded", "cached")
+        }
+        status, error = self._outcome()
+        self._emit(RunFinished(run_id=self.run_id, seq=self._next_seq(), status=status,
+                               outputs=outputs, error=error))
+        return RunResult(id=self.run_id, status=status, inputs=self.inputs, outputs=outputs,
+                         nodes=self.states, started_at=started_at, finished_at=finished_at,
+                         error=error)
+
+    def _outcome(self) -> tuple[RunStatus, str | None]:
+        if self._fatal:
+            return "failed", self._fatal
+        failed = [node_id for node_id, state in self.states.items() if state.status == "failed"]
+        if failed:
+            first = failed[0]
+            return "failed", f"node {first} failed: {self.states[first].error}"
+        if self._cancelled:
+            return "cancelled", "cancelled"
+        return "succeeded", None
+
+    # -- one node -------------------------------------------------------------------------
+
+    async def _settle(self, node: PlanNode, state: NodeState) -> None:
+        gathered = self._gather(node)
+        if isinstance(gathered, str):
+            await self._skip(node, state, gathered)
+            return
+        inputs, input_digests = gathered
+        context = NodeContext(run_id=self.run_id, node_id=node.id, attempt=0,
+                              run_inputs=self.inputs, emit_token=self._token_emitter(node.id),
+                              workspace=self._workspace)
+        try:
+            instance = node.node_type(node.params)
+            fingerprint = (await instance.fingerprint(inputs, context)
+                           if node.node_type.reads_outside_world else None)
+        except Exception as exc:  # noqa: BLE001 - a node's own set-up failed
+            state.cache_key = None
+            await self._fail(node, state, _describe(exc))
+            return
+        key = hashlib.sha256(node.key_material)
+        key.update(canonical(input_digests))
+        if fingerprint is not None:
+            key.update(fingerprint.encode())
+        state.cache_key = key.hexdigest()
+        prior = self._reuse.get(node.id)
+        if (prior is not None and prior.cache_key == state.cache_key
+                and node.settings.cache == "auto" and node.id not in self._force):
+            await self._take_over(node, state, prior)
+            return
+        state.reason = self._reason_to_execute(node, prior)
+        await self._execute(node, state, instance, inputs, context)
+
+    def _gather(self, node: PlanNode) -> tuple[dict[str, Any], dict[str, Any]] | str:
+        """The node's input values and their digests, or why it is skipped."""
+        for predecessor in node.predecessors:
+            if predecessor in self._blocked:
+                return f"upstream failed: {predecessor}"
+        values: dict[str, Any] = {}
+        digests: dict[str, Any] = {}
+        states = self.states
+        for name, port in node.inputs.items():
+            sources = node.sources.get(name)
+            if sources is None:
+                if port.has_default:
+                    values[name] = port.default
+                    digests[name] = digest(port.default)
+                continue
+            if port.many:
+                items: list[Any] = []
+                item_digests: list[str] = []
+                for source, source_port in sources:
+                    output = states[source].output
+                    if output is not None and source_port in output:
+                        items.append(output[source_port])
+                        item_digests.append(states[source].digests[source_port])  # type: ignore[index]
+                if not items:
+                    return f"every source of {name} was skipped"
+                values[name], digests[name] = items, item_digests
+                continue
+            source, source_port = sources[0]
+            output = states[source].output
+            if output is not None and source_port in output:
+                values[name] = output[source_port]
+                digests[name] = states[source].digests[source_port]  # type: ignore[index]
+            elif port.required:
+                return f"upstream skipped: {source}.{source_port}"
+            elif port.has_default:
+                values[name] = port.default
+                digests[name] = digest(port.default)
+        return values, digests
+
+    def _reason_to_execute(self, node: PlanNode, prior: PriorResult | None) -> str:
+        if node.id in self._force:
+            return self._reasons.get(node.id, "forced")
+        if node.settings.cache == "never":
+            return "cache: never"
+        if node.id in self._reasons:
+            return self._reasons[node.id]
+        if prior is None:
+            return "no earlier result" if self._reuse else ""
+        return "cache key changed"
+
+    async def _execute(self, node: PlanNode, state: NodeState, instance: NodeType,
+                       inputs: dict[str, Any], context: NodeContext) -> None:
+        settings = node.settings
+        attempt = 0
+        while True:
+            attempt += 1
+            context.attempt = state.attempt = attempt
+            state.status = "running"
+            state.started_at = _now()
+            self._emit(NodeStarted(run_id=self.run_id, seq=self._next_seq(), node=node.id,
+                                   attempt=attempt))
+            started = time.perf_counter()
+            try:
+                async with self._semaphore, asyncio.timeout(settings.timeout_s):
+                    output = await instance.run(inputs, context)
+                digests = self._check_output(node, output)
+            except TimeoutError:
+                error, retryable = f"timed out after {settings.timeout_s:g} s", True
+            except NodeFailure as exc:
+                error, retryable = exc.detail, exc.retryable
+            except Exception as exc:  # noqa: BLE001 - any error of a node's code fails the node
+                error, retryable = _describe(exc), True
+            else:
+                state.status = "succeeded"
+                state.output, state.digests, state.usage = output, digests, context.usage
+                state.finished_at = _now()
+                state.duration_ms = (time.perf_counter() - started) * 1000
+                if self._store is not None:
+                    await self._store.node_finished(self.run_id, node.id, state)
+                self._emit_completed(node.id, state)
+                return
+            state.duration_ms = (time.perf_counter() - started) * 1000
+            if retryable and attempt <= settings.retries:
+                self._emit(NodeFailed(run_id=self.run_id, seq=self._next_seq(), node=node.id,
+                                      attempt=attempt, error=error, will_retry=True))
+                await asyncio.sleep(settings.retry_backoff_s * 2 ** (attempt - 1))
+                continue
+            await self._fail(node, state, error)
+            return
+
+    def _check_output(self, node: PlanNode, output: Any) -> dict[str, str]:
+        if not isinstance(output, dict):
+            raise NodeFailure(f"returned {type(output).__name__}, not a dict of outputs",
+                              retryable=False)
+        digests: dict[str, str] = {}
+        for port, value in output.items():
+            if port not in node.outputs and not (node.node_type.role == "output" and port == "value"):
+                raise NodeFailure(f"returned unknown output {port!r}", retryable=False)
+            try:
+                digests[port] = digest(value)
+            except TypeError:
+                raise NodeFailure(f"output {port!r} is not JSON-serialisable "
+                                  f"({type(value).__name__})", retryable=False) from None
+        return digests
+
+    async def _take_over(self, node: PlanNode, state: NodeState, prior: PriorResult) -> None:
+        state.status = "cached"
+        state.reason = prior.reason
+        state.output, state.digests = prior.output, prior.digests
+        state.started_at = state.finished_at = _now()
+        state.duration_ms = 0.0
+        if self._store is not None:
+            await self._store.node_finished(self.run_id, node.id, state)
+        self._emit_completed(node.id, state)
+
+    async def _skip(self, node: PlanNode, state: NodeState, reason: str) -> None:
+        state.status = "skipped"
+        state.reason = reason
+        state.finished_at = _now()
+        if reason.startswith("upstream failed"):
+            self._blocked.add(node.id)
+        if self._store is not None:
+            await self._store.node_finished(self.run_id, node.id, state)
+        self._emit(NodeSkipped(run_id=self.run_id, seq=self._next_seq(), node=node.id,
+                               reason=reason))
+
+    async def _fail(self, node: PlanNode, state: NodeState, error: str) -> None:
+        state.status = "failed"
+        state.error = error
+        state.finished_at = _now()
+        self._blocked.add(node.id)
+        if self._store is not None:
+            await self._store.node_finished(self.run_id, node.id, state)
+        self._emit(NodeFailed(run_id=self.run_id, seq=self._next_seq(), node=node.id,
+                              attempt=state.attempt, error=error))
+
+    # -- events ---------------------------------------------------------------------------
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _emit(self, event: AnyEvent) -> None:
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:  # noqa: BLE001 - a listener's bug must not break the run
+                self._log.exception("event listener failed", event=type(event).__name__)
+
+    def _emit_completed(self, node_id: str, state: NodeState) -> None:
+        if self._listeners:
+            self._emit(NodeCompleted(
+                run_id=self.run_id, seq=self._next_seq(), node=node_id,
+                status=state.status,  # type: ignore[arg-type]
+                cache_key=state.cache_key or "", reason=state.reason, output=state.output or {},
+                duration_ms=state.duration_ms or 0.0, usage=state.usage,
+            ))
+
+    def _token_emitter(self, node_id: str) -> Any:
+        def emit_token(text: str) -> None:
+            self._emit(NodeToken(run_id=self.run_id, seq=self._next_seq(), node=node_id, text=text))
+
+        return emit_token
+
+
+def _describe(exc: BaseException) -> str:
+    message = str(exc)
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__

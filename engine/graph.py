@@ -1,0 +1,234 @@
+"""From a workflow document to a validated, executable `Plan` (networkx for the graph work)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import networkx as nx
+
+from engine.digest import canonical
+from engine.document import Workflow
+from engine.errors import WorkflowInvalid
+from engine.issues import Issue, pointer
+from nodes.base import CheckContext, NodeType, Port, compatible
+from nodes.registry import COMMON_PARAMS, ID_PATTERN, NodeRegistry
+
+
+@dataclass(slots=True, frozen=True)
+class Settings:
+    """The common params: how the executor treats a node, never what it computes."""
+
+    timeout_s: float | None = None
+    retries: int = 0
+    retry_backoff_s: float = 1.0
+    cache: Literal["auto", "never"] = "auto"
+
+
+@dataclass(slots=True, eq=False)
+class PlanNode:
+    id: str
+    index: int
+    node_type: type[NodeType]
+    params: dict[str, Any]
+    settings: Settings
+    inputs: dict[str, Port]
+    outputs: dict[str, Port]
+    # Input port -> its sources ``(node, port)`` in edge order.
+    sources: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    successors: list[str] = field(default_factory=list)
+    predecessors: list[str] = field(default_factory=list)
+    # Canonical bytes of type, version and params: the fixed part of the cache key.
+    key_material: bytes = b""
+
+
+@dataclass(slots=True, eq=False)
+class Plan:
+    workflow: Workflow
+    nodes: dict[str, PlanNode]  # in topological order
+    graph: nx.DiGraph
+
+    def downstream(self, node_id: str) -> set[str]:
+        """Every node reachable from ``node_id`` (not including it)."""
+        return set(nx.descendants(self.graph, node_id))
+
+    def by_role(self, role: str) -> list[PlanNode]:
+        return [node for node in self.nodes.values() if node.node_type.role == role]
+
+    def layers(self) -> list[list[str]]:
+        """Topological generations: the columns of a left-to-right layout."""
+        return [sorted(layer) for layer in nx.topological_generations(self.graph)]
+
+
+def split_params(params: dict[str, Any]) -> tuple[dict[str, Any], Settings]:
+    own = {key: value for key, value in params.items() if key not in COMMON_PARAMS}
+    common = {key: params[key] for key in COMMON_PARAMS if key in params}
+    return own, Settings(**common)
+
+
+def _parse_ref(ref: str) -> tuple[str, str] | None:
+    node, dot, port = ref.partition(".")
+    if not dot or not ID_PATTERN.match(node) or not ID_PATTERN.match(port):
+        return None
+    return node, port
+
+
+class _Builder:
+    """Collects every issue while gathering what a `Plan` needs."""
+
+    def __init__(self, workflow: Workflow, registry: NodeRegistry, context: CheckContext) -> None:
+        self.workflow = workflow
+        self.registry = registry
+        self.context = context
+        self.issues: list[Issue] = []
+        self.nodes: dict[str, PlanNode] = {}
+        self.graph: nx.DiGraph = nx.DiGraph()
+        self.edge_index: dict[tuple[str, str], int] = {}
+
+    def add(self, code: Any, message: str, *, node: str | None = None,
+            port: str | None = None, path: str | None = None) -> None:
+        self.issues.append(Issue(code, message, node=node, port=port, path=path))
+
+    def build(self) -> Plan | None:
+        known_ids: set[str] = set()
+        for index, node in enumerate(self.workflow.nodes):
+            self._node(index, node.id, node.type, node.params, known_ids)
+        for index, edge in enumerate(self.workflow.edges):
+            self._edge(index, edge.source, edge.target)
+        self._missing_inputs()
+        order = self._order()
+        if self.issues or order is None:
+            return None
+        nodes = {node_id: self.nodes[node_id] for node_id in order}
+        return Plan(self.workflow, nodes, self.graph)
+
+    def _node(self, index: int, node_id: str, type_name: str, params: dict[str, Any],
+              known_ids: set[str]) -> None:
+        path = pointer("nodes", index)
+        if not ID_PATTERN.match(node_id):
+            self.add("invalid_id", f"node id {node_id!r} must match {ID_PATTERN.pattern}",
+                     node=node_id, path=path + "/id")
+        if node_id in known_ids:
+            self.add("duplicate_node_id", f"node id {node_id!r} is used more than once",
+                     node=node_id, path=path + "/id")
+            return
+        known_ids.add(node_id)
+        self.graph.add_node(node_id)
+        node_type = self.registry.get(type_name)
+        if node_type is None:
+            self.add("unknown_node_type", f"unknown node type {type_name!r}",
+                     node=node_id, path=path + "/type")
+            return
+        errors = sorted(self.registry.params_validator(type_name).iter_errors(params),
+                        key=lambda error: list(map(str, error.absolute_path)))
+        for error in errors:
+            where = pointer("nodes", index, "params", *error.absolute_path)
+            field_name = ".".join(map(str, error.absolute_path)) or "params"
+            self.add("invalid_params", f"{field_name}: {error.message}", node=node_id, path=where)
+        if errors:
+            return
+        for issue in node_type.check(params, self.context):
+            self.issues.append(Issue(issue.code, issue.message, node=node_id, port=issue.port,
+                                     path=path + "/params" + (issue.path or "")))
+        own, settings = split_params(params)
+        self.nodes[node_id] = PlanNode(
+            id=node_id, index=index, node_type=node_type, params=own, settings=settings,
+            inputs={port.name: port for port in node_type.input_ports(params)},
+            outputs={port.name: port for port in node_type.output_ports(params)},
+            key_material=canonical([type_name, node_type.version, own]),
+        )
+
+    def _endpoint(self, index: int, ref: str, end: str) -> tuple[PlanNode, Port] | None:
+        path = pointer("edges", index, end)
+        parsed = _parse_ref(ref)
+        if parsed is None:
+            self.add("invalid_id", f"edge `{end}` must be \"node.port\", got {ref!r}", path=path)
+            return None
+        node_id, port_name = parsed
+        if not self.graph.has_node(node_id):
+            self.add("missing_node", f"edge `{end}` names node {node_id!r}, which does not exist",
+                     node=node_id, port=port_name, path=path)
+            return None
+        node = self.nodes.get(node_id)
+        if node is None:  # its type or params are already reported
+            return None
+        ports = node.outputs if end == "from" else node.inputs
+        if port_name not in ports:
+            kind = "output" if end == "from" else "input"
+            names = ", ".join(ports) or "none"
+            self.add("unknown_port", f"{node.node_type.type} node {node_id!r} has no {kind} port "
+                     f"{port_name!r} ({kind} ports: {names})", node=node_id, port=port_name, path=path)
+            return None
+        return node, ports[port_name]
+
+    def _edge(self, index: int, source_ref: str, target_ref: str) -> None:
+        source = self._endpoint(index, source_ref, "from")
+        target = self._endpoint(index, target_ref, "to")
+        source_id, target_id = source_ref.partition(".")[0], target_ref.partition(".")[0]
+        if self.graph.has_node(source_id) and self.graph.has_node(target_id):
+            self.graph.add_edge(source_id, target_id)
+            self.edge_index.setdefault((source_id, target_id), index)
+        if source is None or target is None:
+            return
+        (source_node, source_port), (target_node, target_port) = source, target
+        path = pointer("edges", index)
+        if not compatible(source_port.type, target_port.type):
+            self.add("type_mismatch", f"{source_ref} gives {source_port.type}, {target_ref} takes "
+                     f"{target_port.type}", node=target_node.id, port=target_port.name, path=path)
+            return
+        sources = target_node.sources.setdefault(target_port.name, [])
+        if sources and not target_port.many:
+            self.add("multiple_edges", f"input {target_ref} takes one edge and already has one "
+                     f"from {'.'.join(sources[0])}", node=target_node.id, port=target_port.name,
+                     path=path)
+            return
+        sources.append((source_node.id, source_port.name))
+        if target_node.id not in source_node.successors:
+            source_node.successors.append(target_node.id)
+            target_node.predecessors.append(source_node.id)
+
+    def _missing_inputs(self) -> None:
+        for node in self.nodes.values():
+            for port in node.inputs.values():
+                if port.required and not port.has_default and port.name not in node.sources:
+                    self.add("missing_input", f"input {node.id}.{port.name} needs an edge",
+                             node=node.id, port=port.name, path=pointer("nodes", node.index))
+
+    def _order(self) -> list[str] | None:
+        try:
+            return list(nx.topological_sort(self.graph))
+        except nx.NetworkXUnfeasible:
+            pass
+        for component in nx.strongly_connected_components(self.graph):
+            if len(component) == 1:
+                (only,) = component
+                if not self.graph.has_edge(only, only):
+                    continue
+            cycle = nx.find_cycle(self.graph.subgraph(component))
+            ids = [source for source, _ in cycle]
+            closing = self.edge_index.get(cycle[-1][:2])
+            self.add("cycle", "cycle: " + " → ".join([*ids, ids[0]]), node=ids[0],
+                     path=pointer("edges", closing) if closing is not None else None)
+        return None
+
+
+def analyse(workflow: Workflow, registry: NodeRegistry,
+            context: CheckContext | None = None) -> tuple[Plan | None, list[Issue]]:
+    """Validate a workflow; the plan is returned only when there is no issue."""
+    builder = _Builder(workflow, registry, context or CheckContext())
+    plan = builder.build()
+    return plan, builder.issues
+
+
+def validate(workflow: Workflow, registry: NodeRegistry,
+             context: CheckContext | None = None) -> list[Issue]:
+    return analyse(workflow, registry, context)[1]
+
+
+def compile_plan(workflow: Workflow, registry: NodeRegistry,
+                 context: CheckContext | None = None) -> Plan:
+    """The executable plan, or `WorkflowInvalid` with every issue."""
+    plan, issues = analyse(workflow, registry, context)
+    if plan is None:
+        raise WorkflowInvalid(issues)
+    return plan

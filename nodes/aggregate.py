@@ -1,0 +1,109 @@
+"""`aggregate`: combines the values on its `many` port into one result."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, ClassVar
+
+from engine.errors import NodeFailure
+from engine.issues import Issue
+from nodes.base import CheckContext, NodeContext, NodeType, Port, PortType
+from nodes.jinja import compile_template, syntax_issue
+from nodes.template import render
+
+RESULT_TYPES: dict[str, PortType] = {
+    "concat": "string", "list": "array", "vote": "any", "json_merge": "object", "template": "string",
+}
+
+
+class AggregateNode(NodeType):
+    type = "aggregate"
+    title = "Aggregate"
+    category = "flow"
+    description = (
+        "Combines several values: `concat` joins text, `list` collects, `vote` picks the "
+        "majority answer, `json_merge` deep-merges objects, `template` renders `items`."
+    )
+    dynamic_ports = True
+    params_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {
+            "mode": {"enum": list(RESULT_TYPES), "default": "concat"},
+            "separator": {"type": "string", "default": "\n"},
+            "template": {"type": "string", "format": "jinja2-template"},
+        },
+        "additionalProperties": False,
+        "if": {"properties": {"mode": {"const": "template"}}, "required": ["mode"]},
+        "then": {"required": ["template"]},
+    }
+    inputs = (Port("items", many=True),)
+    outputs = (Port("result"),)
+
+    @classmethod
+    def output_ports(cls, params: Mapping[str, Any]) -> tuple[Port, ...]:
+        return (Port("result", RESULT_TYPES.get(params.get("mode", "concat"), "any")),)
+
+    @classmethod
+    def check(cls, params: Mapping[str, Any], context: CheckContext) -> Iterable[Issue]:
+        source = params.get("template")
+        if isinstance(source, str) and (issue := syntax_issue(source, path="/template")):
+            yield issue
+
+    async def run(self, inputs: dict[str, Any], context: NodeContext) -> dict[str, Any]:
+        items: list[Any] = inputs["items"]
+        mode = self.params.get("mode", "concat")
+        if mode == "template":
+            return {"result": render(compile_template(self.params["template"]), {"items": items})}
+        combine: Callable[[list[Any]], Any] = {
+            "concat": self._concat, "list": list, "vote": vote, "json_merge": json_merge,
+        }[mode]
+        return {"result": combine(items)}
+
+    def _concat(self, items: list[Any]) -> str:
+        separator: str = self.params.get("separator", "\n")
+        return separator.join(item if isinstance(item, str) else json.dumps(item) for item in items)
+
+
+def normalise(answer: Any) -> str:
+    """Lower-cased text without surrounding whitespace, quotes or end punctuation."""
+    text = answer if isinstance(answer, str) else json.dumps(answer, sort_keys=True)
+    return re.sub(r"\s+", " ", text).strip().strip("\"'`").rstrip(".!?;:").strip().lower()
+
+
+def vote(items: list[Any]) -> Any:
+    """The majority answer after normalising; ties go to the answer seen first."""
+    if not items:
+        raise NodeFailure("nothing to vote on: every item was skipped or empty", retryable=False)
+    counts = Counter(normalise(item) for item in items)
+    best = max(counts.values())
+    return next(item for item in items if counts[normalise(item)] == best)
+
+
+def json_merge(items: list[Any]) -> dict[str, Any]:
+    """Deep-merge objects in order (later keys win; nested objects merge). JSON text is parsed."""
+    merged: dict[str, Any] = {}
+    for index, item in enumerate(items):
+        value = item
+        if isinstance(item, str):
+            try:
+                value = json.loads(item)
+            except json.JSONDecodeError:
+                raise NodeFailure(f"item {index} is not JSON: {item[:80]!r}", retryable=False) from None
+        if not isinstance(value, dict):
+            raise NodeFailure(
+                f"item {index} is {type(value).__name__}, json_merge needs objects", retryable=False,
+            )
+        _merge_into(merged, value)
+    return merged
+
+
+def _merge_into(target: dict[str, Any], source: Mapping[str, Any]) -> None:
+    for key, value in source.items():
+        if isinstance(value, Mapping) and isinstance(target.get(key), dict):
+            _merge_into(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)

@@ -1,0 +1,136 @@
+"""`NodeRegistry`: the node types an engine knows, built in and from entry points."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from functools import cached_property
+from importlib.metadata import entry_points
+from typing import Any
+
+import jsonschema
+import msgspec
+
+from engine.errors import PluginError
+from nodes.base import NodeType
+
+ENTRY_POINT_GROUP = "nodeloom.nodes"
+ID_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+
+COMMON_PARAMS: dict[str, Any] = {
+    "timeout_s": {
+        "type": "number", "exclusiveMinimum": 0,
+        "description": "Seconds before one attempt of the node is abandoned.",
+    },
+    "retries": {
+        "type": "integer", "minimum": 0, "maximum": 20, "default": 0,
+        "description": "Further attempts after a failure.",
+    },
+    "retry_backoff_s": {
+        "type": "number", "minimum": 0, "default": 1.0,
+        "description": "Wait before the first retry; doubles with each further one.",
+    },
+    "cache": {
+        "enum": ["auto", "never"], "default": "auto",
+        "description": "`never` always executes the node, even when its cache key is unchanged.",
+    },
+}
+
+
+class NodeRegistry:
+    """Node types by name. Build one per engine; tests build their own."""
+
+    def __init__(self, node_types: Iterable[type[NodeType]] = ()) -> None:
+        self._types: dict[str, type[NodeType]] = {}
+        self._validators: dict[str, jsonschema.protocols.Validator] = {}
+        for node_type in node_types:
+            self.register(node_type)
+
+    @classmethod
+    def builtin(cls) -> NodeRegistry:
+        """A registry holding the node types that ship with nodeloom."""
+        from nodes import builtin_node_types  # noqa: PLC0415 - avoids an import cycle
+
+        return cls(builtin_node_types())
+
+    @classmethod
+    def default(cls) -> NodeRegistry:
+        """Built-in node types plus those installed through the ``nodeloom.nodes`` entry points."""
+        registry = cls.builtin()
+        registry.load_entry_points()
+        return registry
+
+    def register(self, node_type: type[NodeType]) -> type[NodeType]:
+        if not (isinstance(node_type, type) and issubclass(node_type, NodeType)):
+            raise PluginError(f"{node_type!r} is not a NodeType subclass")
+        name = getattr(node_type, "type", None)
+        if not isinstance(name, str) or not ID_PATTERN.match(name):
+            raise PluginError(f"{node_type.__qualname__} needs a `type` name matching {ID_PATTERN.pattern}")
+        if name in self._types and self._types[name] is not node_type:
+            raise PluginError(f"node type {name!r} is registered twice")
+        schema = node_type.params_schema
+        try:
+            jsonschema.Draft202012Validator.check_schema(schema)
+        except jsonschema.SchemaError as exc:
+            raise PluginError(f"node type {name!r} has an invalid params schema: {exc.message}") from None
+        self._types[name] = node_type
+        self._validators.pop(name, None)
+        self.__dict__.pop("catalogue", None)
+        return node_type
+
+    def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> None:
+        """Register node types from installed packages. An entry point names a `NodeType`
+        subclass or an iterable of them."""
+        for entry in entry_points(group=group):
+            try:
+                loaded = entry.load()
+            except Exception as exc:  # noqa: BLE001 - any import failure of a plugin
+                raise PluginError(f"node plugin {entry.name!r} ({entry.value}) failed to load: {exc}") from exc
+            for node_type in loaded if isinstance(loaded, list | tuple) else [loaded]:
+                self.register(node_type)
+
+    def get(self, name: str) -> type[NodeType] | None:
+        return self._types.get(name)
+
+    def __getitem__(self, name: str) -> type[NodeType]:
+        return self._types[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._types
+
+    def __iter__(self) -> Iterator[type[NodeType]]:
+        return iter(self._types.values())
+
+    def __len__(self) -> int:
+        return len(self._types)
+
+    def params_schema(self, name: str) -> dict[str, Any]:
+        """The node type's params schema with the common params added."""
+        schema = dict(self._types[name].params_schema)
+        schema["properties"] = {**COMMON_PARAMS, **schema.get("properties", {})}
+        return schema
+
+    def params_validator(self, name: str) -> jsonschema.protocols.Validator:
+        validator = self._validators.get(name)
+        if validator is None:
+            validator = jsonschema.Draft202012Validator(self.params_schema(name))
+            self._validators[name] = validator
+        return validator
+
+    @cached_property
+    def catalogue(self) -> list[dict[str, Any]]:
+        """Every node type as the API and the canvas show it, sorted by type."""
+        return [
+            {
+                "type": node_type.type,
+                "title": node_type.title,
+                "category": node_type.category,
+                "description": node_type.description,
+                "version": node_type.version,
+                "inputs": msgspec.to_builtins(node_type.inputs),
+                "outputs": msgspec.to_builtins(node_type.outputs),
+                "dynamic_ports": node_type.dynamic_ports,
+                "params_schema": self.params_schema(node_type.type),
+            }
+            for node_type in sorted(self._types.values(), key=lambda t: t.type)
+        ]
