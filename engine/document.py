@@ -1,4 +1,4 @@
-"""The workflow document (schema_version 1): strict msgspec types, decoding and byte-stable export."""
+"""The workflow document (schema_version 1): strict msgspec types, decoding, stable export."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def _byte_position(data: bytes, message: str) -> str:
 
 
 def decode_workflow(data: bytes | str) -> Workflow:
-    """Decode a document, raising `WorkflowInvalid` with an ``invalid_document`` issue and its path."""
+    """Decode a document; `WorkflowInvalid` carries an ``invalid_document`` issue with its path."""
     raw = data.encode() if isinstance(data, str) else data
     try:
         return _decoder.decode(raw)
@@ -112,7 +112,7 @@ def from_builtins(value: Any) -> Workflow:
 
 
 def export_workflow(workflow: Workflow) -> bytes:
-    """Canonical bytes: sorted keys, two-space indent, trailing newline; stable across round trips."""
+    """Canonical bytes: sorted keys, two-space indent, final newline; stable across round trips."""
     return msgspec.json.format(_encoder.encode(workflow), indent=2) + b"\n"
 
 

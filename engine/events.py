@@ -59,11 +59,13 @@ class RunFinished(Event, tag="run.finished"):
     error: str | None = None
 
 
-AnyEvent = RunStarted | NodeStarted | NodeToken | NodeCompleted | NodeFailed | NodeSkipped | RunFinished
+AnyEvent = (
+    RunStarted | NodeStarted | NodeToken | NodeCompleted | NodeFailed | NodeSkipped | RunFinished
+)
 Listener = Callable[[AnyEvent], None]
 
 _encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder(AnyEvent)
+_decoder: msgspec.json.Decoder[AnyEvent] = msgspec.json.Decoder(AnyEvent)
 
 
 def encode_event(event: AnyEvent) -> bytes:

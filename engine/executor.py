@@ -90,8 +90,14 @@ class Execution:
     async def execute(self) -> RunResult:
         started_at = _now()
         self._done = asyncio.get_running_loop().create_future()
-        self._emit(RunStarted(run_id=self.run_id, seq=self._next_seq(),
-                              workflow=self.plan.workflow.name, nodes=list(self.plan.nodes)))
+        self._emit(
+            RunStarted(
+                run_id=self.run_id,
+                seq=self._next_seq(),
+                workflow=self.plan.workflow.name,
+                nodes=list(self.plan.nodes),
+            )
+        )
         if self._cancelled or not self.plan.nodes:
             self._done.set_result(None)
         else:
@@ -163,19 +169,36 @@ class Execution:
             if not state.done:
                 state.status = "cancelled"
                 state.finished_at = finished_at
-            if state.status == "cancelled" and self._store is not None:
-                await self._store.node_finished(self.run_id, node_id, state)
+            if state.status == "cancelled" and self._store is not None and not self._fatal:
+                try:
+                    await self._store.node_finished(self.run_id, node_id, state)
+                except Exception as exc:  # noqa: BLE001 - reported as the run's error
+                    self._fatal = f"storing node {node_id} failed: {_describe(exc)}"
         outputs = {
             node.params["name"]: self.states[node.id].output["value"]  # type: ignore[index]
             for node in self.plan.by_role("output")
             if self.states[node.id].status in ("succeeded", "cached")
         }
         status, error = self._outcome()
-        self._emit(RunFinished(run_id=self.run_id, seq=self._next_seq(), status=status,
-                               outputs=outputs, error=error))
-        return RunResult(id=self.run_id, status=status, inputs=self.inputs, outputs=outputs,
-                         nodes=self.states, started_at=started_at, finished_at=finished_at,
-                         error=error)
+        self._emit(
+            RunFinished(
+                run_id=self.run_id,
+                seq=self._next_seq(),
+                status=status,
+                outputs=outputs,
+                error=error,
+            )
+        )
+        return RunResult(
+            id=self.run_id,
+            status=status,
+            inputs=self.inputs,
+            outputs=outputs,
+            nodes=self.states,
+            started_at=started_at,
+            finished_at=finished_at,
+            error=error,
+        )
 
     def _outcome(self) -> tuple[RunStatus, str | None]:
         if self._fatal:
@@ -196,13 +219,21 @@ class Execution:
             await self._skip(node, state, gathered)
             return
         inputs, input_digests = gathered
-        context = NodeContext(run_id=self.run_id, node_id=node.id, attempt=0,
-                              run_inputs=self.inputs, emit_token=self._token_emitter(node.id),
-                              workspace=self._workspace)
+        context = NodeContext(
+            run_id=self.run_id,
+            node_id=node.id,
+            attempt=0,
+            run_inputs=self.inputs,
+            emit_token=self._token_emitter(node.id),
+            workspace=self._workspace,
+        )
         try:
             instance = node.node_type(node.params)
-            fingerprint = (await instance.fingerprint(inputs, context)
-                           if node.node_type.reads_outside_world else None)
+            fingerprint = (
+                await instance.fingerprint(inputs, context)
+                if node.node_type.reads_outside_world
+                else None
+            )
         except Exception as exc:  # noqa: BLE001 - a node's own set-up failed
             state.cache_key = None
             await self._fail(node, state, _describe(exc))
@@ -213,8 +244,12 @@ class Execution:
             key.update(fingerprint.encode())
         state.cache_key = key.hexdigest()
         prior = self._reuse.get(node.id)
-        if (prior is not None and prior.cache_key == state.cache_key
-                and node.settings.cache == "auto" and node.id not in self._force):
+        if (
+            prior is not None
+            and prior.cache_key == state.cache_key
+            and node.settings.cache == "auto"
+            and node.id not in self._force
+        ):
             await self._take_over(node, state, prior)
             return
         state.reason = self._reason_to_execute(node, prior)
@@ -270,8 +305,14 @@ class Execution:
             return "no earlier result" if self._reuse else ""
         return "cache key changed"
 
-    async def _execute(self, node: PlanNode, state: NodeState, instance: NodeType,
-                       inputs: dict[str, Any], context: NodeContext) -> None:
+    async def _execute(
+        self,
+        node: PlanNode,
+        state: NodeState,
+        instance: NodeType,
+        inputs: dict[str, Any],
+        context: NodeContext,
+    ) -> None:
         settings = node.settings
         attempt = 0
         while True:
@@ -279,8 +320,9 @@ class Execution:
             context.attempt = state.attempt = attempt
             state.status = "running"
             state.started_at = _now()
-            self._emit(NodeStarted(run_id=self.run_id, seq=self._next_seq(), node=node.id,
-                                   attempt=attempt))
+            self._emit(
+                NodeStarted(run_id=self.run_id, seq=self._next_seq(), node=node.id, attempt=attempt)
+            )
             started = time.perf_counter()
             try:
                 async with self._semaphore, asyncio.timeout(settings.timeout_s):
@@ -303,8 +345,16 @@ class Execution:
                 return
             state.duration_ms = (time.perf_counter() - started) * 1000
             if retryable and attempt <= settings.retries:
-                self._emit(NodeFailed(run_id=self.run_id, seq=self._next_seq(), node=node.id,
-                                      attempt=attempt, error=error, will_retry=True))
+                self._emit(
+                    NodeFailed(
+                        run_id=self.run_id,
+                        seq=self._next_seq(),
+                        node=node.id,
+                        attempt=attempt,
+                        error=error,
+                        will_retry=True,
+                    )
+                )
                 await asyncio.sleep(settings.retry_backoff_s * 2 ** (attempt - 1))
                 continue
             await self._fail(node, state, error)
@@ -312,17 +362,22 @@ class Execution:
 
     def _check_output(self, node: PlanNode, output: Any) -> dict[str, str]:
         if not isinstance(output, dict):
-            raise NodeFailure(f"returned {type(output).__name__}, not a dict of outputs",
-                              retryable=False)
+            raise NodeFailure(
+                f"returned {type(output).__name__}, not a dict of outputs", retryable=False
+            )
         digests: dict[str, str] = {}
         for port, value in output.items():
-            if port not in node.outputs and not (node.node_type.role == "output" and port == "value"):
+            if port not in node.outputs and not (
+                node.node_type.role == "output" and port == "value"
+            ):
                 raise NodeFailure(f"returned unknown output {port!r}", retryable=False)
             try:
                 digests[port] = digest(value)
             except TypeError:
-                raise NodeFailure(f"output {port!r} is not JSON-serialisable "
-                                  f"({type(value).__name__})", retryable=False) from None
+                raise NodeFailure(
+                    f"output {port!r} is not JSON-serialisable ({type(value).__name__})",
+                    retryable=False,
+                ) from None
         return digests
 
     async def _take_over(self, node: PlanNode, state: NodeState, prior: PriorResult) -> None:
@@ -343,8 +398,9 @@ class Execution:
             self._blocked.add(node.id)
         if self._store is not None:
             await self._store.node_finished(self.run_id, node.id, state)
-        self._emit(NodeSkipped(run_id=self.run_id, seq=self._next_seq(), node=node.id,
-                               reason=reason))
+        self._emit(
+            NodeSkipped(run_id=self.run_id, seq=self._next_seq(), node=node.id, reason=reason)
+        )
 
     async def _fail(self, node: PlanNode, state: NodeState, error: str) -> None:
         state.status = "failed"
@@ -353,8 +409,15 @@ class Execution:
         self._blocked.add(node.id)
         if self._store is not None:
             await self._store.node_finished(self.run_id, node.id, state)
-        self._emit(NodeFailed(run_id=self.run_id, seq=self._next_seq(), node=node.id,
-                              attempt=state.attempt, error=error))
+        self._emit(
+            NodeFailed(
+                run_id=self.run_id,
+                seq=self._next_seq(),
+                node=node.id,
+                attempt=state.attempt,
+                error=error,
+            )
+        )
 
     # -- events ---------------------------------------------------------------------------
 
@@ -367,16 +430,23 @@ class Execution:
             try:
                 listener(event)
             except Exception:  # noqa: BLE001 - a listener's bug must not break the run
-                self._log.exception("event listener failed", event=type(event).__name__)
+                self._log.exception("event listener failed", event_type=type(event).__name__)
 
     def _emit_completed(self, node_id: str, state: NodeState) -> None:
         if self._listeners:
-            self._emit(NodeCompleted(
-                run_id=self.run_id, seq=self._next_seq(), node=node_id,
-                status=state.status,  # type: ignore[arg-type]
-                cache_key=state.cache_key or "", reason=state.reason, output=state.output or {},
-                duration_ms=state.duration_ms or 0.0, usage=state.usage,
-            ))
+            self._emit(
+                NodeCompleted(
+                    run_id=self.run_id,
+                    seq=self._next_seq(),
+                    node=node_id,
+                    status=state.status,  # type: ignore[arg-type]
+                    cache_key=state.cache_key or "",
+                    reason=state.reason,
+                    output=state.output or {},
+                    duration_ms=state.duration_ms or 0.0,
+                    usage=state.usage,
+                )
+            )
 
     def _token_emitter(self, node_id: str) -> Any:
         def emit_token(text: str) -> None:

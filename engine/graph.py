@@ -85,8 +85,15 @@ class _Builder:
         self.graph: nx.DiGraph = nx.DiGraph()
         self.edge_index: dict[tuple[str, str], int] = {}
 
-    def add(self, code: Any, message: str, *, node: str | None = None,
-            port: str | None = None, path: str | None = None) -> None:
+    def add(
+        self,
+        code: Any,
+        message: str,
+        *,
+        node: str | None = None,
+        port: str | None = None,
+        path: str | None = None,
+    ) -> None:
         self.issues.append(Issue(code, message, node=node, port=port, path=path))
 
     def build(self) -> Plan | None:
@@ -102,25 +109,40 @@ class _Builder:
         nodes = {node_id: self.nodes[node_id] for node_id in order}
         return Plan(self.workflow, nodes, self.graph)
 
-    def _node(self, index: int, node_id: str, type_name: str, params: dict[str, Any],
-              known_ids: set[str]) -> None:
+    def _node(
+        self, index: int, node_id: str, type_name: str, params: dict[str, Any], known_ids: set[str]
+    ) -> None:
         path = pointer("nodes", index)
         if not ID_PATTERN.match(node_id):
-            self.add("invalid_id", f"node id {node_id!r} must match {ID_PATTERN.pattern}",
-                     node=node_id, path=path + "/id")
+            self.add(
+                "invalid_id",
+                f"node id {node_id!r} must match {ID_PATTERN.pattern}",
+                node=node_id,
+                path=path + "/id",
+            )
         if node_id in known_ids:
-            self.add("duplicate_node_id", f"node id {node_id!r} is used more than once",
-                     node=node_id, path=path + "/id")
+            self.add(
+                "duplicate_node_id",
+                f"node id {node_id!r} is used more than once",
+                node=node_id,
+                path=path + "/id",
+            )
             return
         known_ids.add(node_id)
         self.graph.add_node(node_id)
         node_type = self.registry.get(type_name)
         if node_type is None:
-            self.add("unknown_node_type", f"unknown node type {type_name!r}",
-                     node=node_id, path=path + "/type")
+            self.add(
+                "unknown_node_type",
+                f"unknown node type {type_name!r}",
+                node=node_id,
+                path=path + "/type",
+            )
             return
-        errors = sorted(self.registry.params_validator(type_name).iter_errors(params),
-                        key=lambda error: list(map(str, error.absolute_path)))
+        errors = sorted(
+            self.registry.params_validator(type_name).iter_errors(params),
+            key=lambda error: list(map(str, error.absolute_path)),
+        )
         for error in errors:
             where = pointer("nodes", index, "params", *error.absolute_path)
             field_name = ".".join(map(str, error.absolute_path)) or "params"
@@ -128,11 +150,22 @@ class _Builder:
         if errors:
             return
         for issue in node_type.check(params, self.context):
-            self.issues.append(Issue(issue.code, issue.message, node=node_id, port=issue.port,
-                                     path=path + "/params" + (issue.path or "")))
+            self.issues.append(
+                Issue(
+                    issue.code,
+                    issue.message,
+                    node=node_id,
+                    port=issue.port,
+                    path=path + "/params" + (issue.path or ""),
+                )
+            )
         own, settings = split_params(params)
         self.nodes[node_id] = PlanNode(
-            id=node_id, index=index, node_type=node_type, params=own, settings=settings,
+            id=node_id,
+            index=index,
+            node_type=node_type,
+            params=own,
+            settings=settings,
             inputs={port.name: port for port in node_type.input_ports(params)},
             outputs={port.name: port for port in node_type.output_ports(params)},
             key_material=canonical([type_name, node_type.version, own]),
@@ -142,12 +175,17 @@ class _Builder:
         path = pointer("edges", index, end)
         parsed = _parse_ref(ref)
         if parsed is None:
-            self.add("invalid_id", f"edge `{end}` must be \"node.port\", got {ref!r}", path=path)
+            self.add("invalid_id", f'edge `{end}` must be "node.port", got {ref!r}', path=path)
             return None
         node_id, port_name = parsed
         if not self.graph.has_node(node_id):
-            self.add("missing_node", f"edge `{end}` names node {node_id!r}, which does not exist",
-                     node=node_id, port=port_name, path=path)
+            self.add(
+                "missing_node",
+                f"edge `{end}` names node {node_id!r}, which does not exist",
+                node=node_id,
+                port=port_name,
+                path=path,
+            )
             return None
         node = self.nodes.get(node_id)
         if node is None:  # its type or params are already reported
@@ -156,8 +194,14 @@ class _Builder:
         if port_name not in ports:
             kind = "output" if end == "from" else "input"
             names = ", ".join(ports) or "none"
-            self.add("unknown_port", f"{node.node_type.type} node {node_id!r} has no {kind} port "
-                     f"{port_name!r} ({kind} ports: {names})", node=node_id, port=port_name, path=path)
+            self.add(
+                "unknown_port",
+                f"{node.node_type.type} node {node_id!r} has no {kind} port "
+                f"{port_name!r} ({kind} ports: {names})",
+                node=node_id,
+                port=port_name,
+                path=path,
+            )
             return None
         return node, ports[port_name]
 
@@ -173,14 +217,24 @@ class _Builder:
         (source_node, source_port), (target_node, target_port) = source, target
         path = pointer("edges", index)
         if not compatible(source_port.type, target_port.type):
-            self.add("type_mismatch", f"{source_ref} gives {source_port.type}, {target_ref} takes "
-                     f"{target_port.type}", node=target_node.id, port=target_port.name, path=path)
+            self.add(
+                "type_mismatch",
+                f"{source_ref} gives {source_port.type}, {target_ref} takes {target_port.type}",
+                node=target_node.id,
+                port=target_port.name,
+                path=path,
+            )
             return
         sources = target_node.sources.setdefault(target_port.name, [])
         if sources and not target_port.many:
-            self.add("multiple_edges", f"input {target_ref} takes one edge and already has one "
-                     f"from {'.'.join(sources[0])}", node=target_node.id, port=target_port.name,
-                     path=path)
+            self.add(
+                "multiple_edges",
+                f"input {target_ref} takes one edge and already has one "
+                f"from {'.'.join(sources[0])}",
+                node=target_node.id,
+                port=target_port.name,
+                path=path,
+            )
             return
         sources.append((source_node.id, source_port.name))
         if target_node.id not in source_node.successors:
@@ -191,8 +245,13 @@ class _Builder:
         for node in self.nodes.values():
             for port in node.inputs.values():
                 if port.required and not port.has_default and port.name not in node.sources:
-                    self.add("missing_input", f"input {node.id}.{port.name} needs an edge",
-                             node=node.id, port=port.name, path=pointer("nodes", node.index))
+                    self.add(
+                        "missing_input",
+                        f"input {node.id}.{port.name} needs an edge",
+                        node=node.id,
+                        port=port.name,
+                        path=pointer("nodes", node.index),
+                    )
 
     def _order(self) -> list[str] | None:
         try:
@@ -207,26 +266,33 @@ class _Builder:
             cycle = nx.find_cycle(self.graph.subgraph(component))
             ids = [source for source, _ in cycle]
             closing = self.edge_index.get(cycle[-1][:2])
-            self.add("cycle", "cycle: " + " → ".join([*ids, ids[0]]), node=ids[0],
-                     path=pointer("edges", closing) if closing is not None else None)
+            self.add(
+                "cycle",
+                "cycle: " + " → ".join([*ids, ids[0]]),
+                node=ids[0],
+                path=pointer("edges", closing) if closing is not None else None,
+            )
         return None
 
 
-def analyse(workflow: Workflow, registry: NodeRegistry,
-            context: CheckContext | None = None) -> tuple[Plan | None, list[Issue]]:
+def analyse(
+    workflow: Workflow, registry: NodeRegistry, context: CheckContext | None = None
+) -> tuple[Plan | None, list[Issue]]:
     """Validate a workflow; the plan is returned only when there is no issue."""
     builder = _Builder(workflow, registry, context or CheckContext())
     plan = builder.build()
     return plan, builder.issues
 
 
-def validate(workflow: Workflow, registry: NodeRegistry,
-             context: CheckContext | None = None) -> list[Issue]:
+def validate(
+    workflow: Workflow, registry: NodeRegistry, context: CheckContext | None = None
+) -> list[Issue]:
     return analyse(workflow, registry, context)[1]
 
 
-def compile_plan(workflow: Workflow, registry: NodeRegistry,
-                 context: CheckContext | None = None) -> Plan:
+def compile_plan(
+    workflow: Workflow, registry: NodeRegistry, context: CheckContext | None = None
+) -> Plan:
     """The executable plan, or `WorkflowInvalid` with every issue."""
     plan, issues = analyse(workflow, registry, context)
     if plan is None:

@@ -38,7 +38,9 @@ def resolve_inputs(plan: Plan, given: Mapping[str, Any]) -> dict[str, Any]:
             problems.append(f"input {name!r} is required (node {node.id})")
             continue
         schema = node.params.get("schema", {})
-        error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(value))
+        error = jsonschema.exceptions.best_match(
+            jsonschema.Draft202012Validator(schema).iter_errors(value)
+        )
         if error is not None:
             problems.append(f"input {name!r} (node {node.id}): {error.message}")
             continue

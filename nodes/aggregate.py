@@ -16,7 +16,11 @@ from nodes.jinja import compile_template, syntax_issue
 from nodes.template import render
 
 RESULT_TYPES: dict[str, PortType] = {
-    "concat": "string", "list": "array", "vote": "any", "json_merge": "object", "template": "string",
+    "concat": "string",
+    "list": "array",
+    "vote": "any",
+    "json_merge": "object",
+    "template": "string",
 }
 
 
@@ -58,9 +62,13 @@ class AggregateNode(NodeType):
         mode = self.params.get("mode", "concat")
         if mode == "template":
             return {"result": render(compile_template(self.params["template"]), {"items": items})}
-        combine: Callable[[list[Any]], Any] = {
-            "concat": self._concat, "list": list, "vote": vote, "json_merge": json_merge,
-        }[mode]
+        combiners: dict[str, Callable[[list[Any]], Any]] = {
+            "concat": self._concat,
+            "list": list,
+            "vote": vote,
+            "json_merge": json_merge,
+        }
+        combine = combiners[mode]
         return {"result": combine(items)}
 
     def _concat(self, items: list[Any]) -> str:
@@ -92,10 +100,13 @@ def json_merge(items: list[Any]) -> dict[str, Any]:
             try:
                 value = json.loads(item)
             except json.JSONDecodeError:
-                raise NodeFailure(f"item {index} is not JSON: {item[:80]!r}", retryable=False) from None
+                raise NodeFailure(
+                    f"item {index} is not JSON: {item[:80]!r}", retryable=False
+                ) from None
         if not isinstance(value, dict):
             raise NodeFailure(
-                f"item {index} is {type(value).__name__}, json_merge needs objects", retryable=False,
+                f"item {index} is {type(value).__name__}, json_merge needs objects",
+                retryable=False,
             )
         _merge_into(merged, value)
     return merged

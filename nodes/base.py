@@ -12,7 +12,13 @@ from engine.issues import Issue
 
 PortType = Literal["string", "number", "integer", "boolean", "object", "array", "any"]
 PORT_TYPES: tuple[PortType, ...] = (
-    "string", "number", "integer", "boolean", "object", "array", "any",
+    "string",
+    "number",
+    "integer",
+    "boolean",
+    "object",
+    "array",
+    "any",
 )
 
 _NO_DEFAULT: Any = msgspec.UNSET
@@ -52,7 +58,13 @@ class NodeContext:
     """What a running node may use besides its inputs: identity, token streaming, the workspace."""
 
     __slots__ = (
-        "attempt", "emit_token", "node_id", "run_id", "run_inputs", "usage", "workspace",
+        "attempt",
+        "emit_token",
+        "node_id",
+        "run_id",
+        "run_inputs",
+        "usage",
+        "workspace",
     )
 
     def __init__(
@@ -136,4 +148,3 @@ class NodeType:
     async def run(self, inputs: dict[str, Any], context: NodeContext) -> dict[str, Any]:
         """Compute the outputs. An output port left out of the result is skipped downstream."""
         raise NotImplementedError
-

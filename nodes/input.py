@@ -43,13 +43,19 @@ class InputNode(NodeType):
         try:
             jsonschema.Draft202012Validator.check_schema(schema)
         except jsonschema.SchemaError as exc:
-            yield Issue("invalid_params", f"`schema` is not a valid JSON Schema: {exc.message}",
-                        path="/schema")
+            yield Issue(
+                "invalid_params",
+                f"`schema` is not a valid JSON Schema: {exc.message}",
+                path="/schema",
+            )
             return
         if "default" in params:
             for error in jsonschema.Draft202012Validator(schema).iter_errors(params["default"]):
-                yield Issue("invalid_params", f"`default` does not fit `schema`: {error.message}",
-                            path="/default")
+                yield Issue(
+                    "invalid_params",
+                    f"`default` does not fit `schema`: {error.message}",
+                    path="/default",
+                )
 
     async def fingerprint(self, inputs: Mapping[str, Any], context: NodeContext) -> str | None:
         return digest(context.run_inputs.get(self.params["name"]))

@@ -13,7 +13,7 @@ from engine.issues import Issue
 
 ENV = ImmutableSandboxedEnvironment(
     undefined=jinja2.StrictUndefined,
-    autoescape=False,  # noqa: S701 - prompts and text, not HTML
+    autoescape=False,
     keep_trailing_newline=True,
 )
 

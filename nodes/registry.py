@@ -19,19 +19,26 @@ ID_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 
 COMMON_PARAMS: dict[str, Any] = {
     "timeout_s": {
-        "type": "number", "exclusiveMinimum": 0,
+        "type": "number",
+        "exclusiveMinimum": 0,
         "description": "Seconds before one attempt of the node is abandoned.",
     },
     "retries": {
-        "type": "integer", "minimum": 0, "maximum": 20, "default": 0,
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 20,
+        "default": 0,
         "description": "Further attempts after a failure.",
     },
     "retry_backoff_s": {
-        "type": "number", "minimum": 0, "default": 1.0,
+        "type": "number",
+        "minimum": 0,
+        "default": 1.0,
         "description": "Wait before the first retry; doubles with each further one.",
     },
     "cache": {
-        "enum": ["auto", "never"], "default": "auto",
+        "enum": ["auto", "never"],
+        "default": "auto",
         "description": "`never` always executes the node, even when its cache key is unchanged.",
     },
 }
@@ -65,14 +72,18 @@ class NodeRegistry:
             raise PluginError(f"{node_type!r} is not a NodeType subclass")
         name = getattr(node_type, "type", None)
         if not isinstance(name, str) or not ID_PATTERN.match(name):
-            raise PluginError(f"{node_type.__qualname__} needs a `type` name matching {ID_PATTERN.pattern}")
+            raise PluginError(
+                f"{node_type.__qualname__} needs a `type` name matching {ID_PATTERN.pattern}"
+            )
         if name in self._types and self._types[name] is not node_type:
             raise PluginError(f"node type {name!r} is registered twice")
         schema = node_type.params_schema
         try:
             jsonschema.Draft202012Validator.check_schema(schema)
         except jsonschema.SchemaError as exc:
-            raise PluginError(f"node type {name!r} has an invalid params schema: {exc.message}") from None
+            raise PluginError(
+                f"node type {name!r} has an invalid params schema: {exc.message}"
+            ) from None
         self._types[name] = node_type
         self._validators.pop(name, None)
         self.__dict__.pop("catalogue", None)
@@ -84,8 +95,10 @@ class NodeRegistry:
         for entry in entry_points(group=group):
             try:
                 loaded = entry.load()
-            except Exception as exc:  # noqa: BLE001 - any import failure of a plugin
-                raise PluginError(f"node plugin {entry.name!r} ({entry.value}) failed to load: {exc}") from exc
+            except Exception as exc:
+                raise PluginError(
+                    f"node plugin {entry.name!r} ({entry.value}) failed to load: {exc}"
+                ) from exc
             for node_type in loaded if isinstance(loaded, list | tuple) else [loaded]:
                 self.register(node_type)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import traceback
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
@@ -76,6 +77,16 @@ def render(template: jinja2.Template, variables: Mapping[str, Any]) -> str:
     try:
         return template.render(variables)
     except jinja2.TemplateError as exc:
-        line = getattr(exc, "lineno", None)
+        line = getattr(exc, "lineno", None) or _template_line(exc)
         where = f" (line {line})" if line else ""
         raise NodeFailure(f"template error{where}: {exc}", retryable=False) from None
+
+
+def _template_line(exc: BaseException) -> int | None:
+    """The template line a render error came from (Jinja2 maps it into the traceback)."""
+    lines = [
+        frame.lineno
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if frame.filename == "<template>"
+    ]
+    return lines[-1] if lines else None
