@@ -45,8 +45,10 @@ class Execution:
 
     The inputs must already be resolved (`engine.inputs.resolve_inputs`). ``reuse`` offers earlier
     results by node id: one is taken, without executing the node, when its cache key is unchanged
-    and the node is neither in ``force`` nor marked ``cache: never``. ``store`` commits each node
-    result before the event announcing it goes to the ``listeners``.
+    and the node is neither in ``force`` nor marked ``cache: never``. ``reasons`` says why a node
+    executes when that is known beforehand (``params changed: …``). ``done`` holds node states
+    this run committed before it was interrupted; they stand and are not executed again.
+    ``store`` commits each node result before the event announcing it goes to the ``listeners``.
     """
 
     def __init__(
@@ -60,6 +62,7 @@ class Execution:
         reuse: Mapping[str, PriorResult] | None = None,
         force: Collection[str] = (),
         reasons: Mapping[str, str] | None = None,
+        done: Mapping[str, NodeState] | None = None,
         max_concurrency: int = DEFAULT_CONCURRENCY,
         workspace: Path | None = None,
         first_seq: int = 0,
@@ -84,6 +87,8 @@ class Execution:
         self._fatal: str | None = None
         self._done: asyncio.Future[None] | None = None
         self._log = log.bind(run_id=run_id, workflow=plan.workflow.name)
+        for node_id, state in (done or {}).items():
+            self._settled(plan.nodes[node_id], state)
 
     # -- public ---------------------------------------------------------------------------
 
@@ -98,11 +103,13 @@ class Execution:
                 nodes=list(self.plan.nodes),
             )
         )
-        if self._cancelled or not self.plan.nodes:
+        if self._reuse and not self._cancelled:
+            await self._take_over_reusable()
+        if self._cancelled or self._remaining == 0:
             self._done.set_result(None)
         else:
             for node_id, waiting in self._waiting.items():
-                if waiting == 0:
+                if waiting == 0 and not self.states[node_id].done:
                     self._launch(self.plan.nodes[node_id])
         try:
             await self._done
@@ -155,13 +162,51 @@ class Execution:
             self._fatal = f"run aborted at node {node.id}: {type(exc).__name__}: {exc}"
             self.cancel()
             return
+        for successor in self._settled(node, state):
+            if not self._cancelled:
+                self._launch(self.plan.nodes[successor])
+
+    def _settled(self, node: PlanNode, state: NodeState) -> list[str]:
+        """Account for a node that reached its final state; returns the successors now ready."""
+        self.states[node.id] = state
+        if state.status in _TERMINAL_FAILURES or state.reason.startswith("upstream failed"):
+            self._blocked.add(node.id)
         self._remaining -= 1
-        if self._cancelled:
-            return
+        ready = []
         for successor in node.successors:
             self._waiting[successor] -= 1
             if self._waiting[successor] == 0:
-                self._launch(self.plan.nodes[successor])
+                ready.append(successor)
+        return ready
+
+    async def _take_over_reusable(self) -> None:
+        """Take every reusable result whose upstream is reused too, in one batch, before any
+        node runs: a rerun that changes one leaf commits the rest at once instead of one by one."""
+        taken: list[PlanNode] = []
+        for node in self.plan.nodes.values():
+            state = self.states[node.id]
+            prior = self._reuse.get(node.id)
+            if (
+                state.done
+                or prior is None
+                or any(
+                    self.states[p].status not in ("cached", "succeeded") for p in node.predecessors
+                )
+            ):
+                continue
+            prepared = await self._prepare(node, state)
+            if not isinstance(prepared, str) and self._reusable(node, state, prior):
+                self._mark_cached(state, prior)
+                taken.append(node)
+            else:
+                self.states[node.id] = NodeState()
+        if self._store is not None:
+            await asyncio.gather(
+                *(self._store.node_finished(self.run_id, n.id, self.states[n.id]) for n in taken)
+            )
+        for node in taken:
+            self._emit_completed(node.id, self.states[node.id])
+            self._settled(node, self.states[node.id])
 
     async def _finish(self, started_at: datetime) -> RunResult:
         finished_at = _now()
@@ -214,10 +259,28 @@ class Execution:
     # -- one node -------------------------------------------------------------------------
 
     async def _settle(self, node: PlanNode, state: NodeState) -> None:
+        prepared = await self._prepare(node, state)
+        if isinstance(prepared, str):
+            if state.error is not None:
+                await self._fail(node, state, state.error)
+            else:
+                await self._skip(node, state, prepared)
+            return
+        prior = self._reuse.get(node.id)
+        if prior is not None and self._reusable(node, state, prior):
+            await self._take_over(node, state, prior)
+            return
+        state.reason = self._reason_to_execute(node, prior)
+        await self._execute(node, state, *prepared)
+
+    async def _prepare(
+        self, node: PlanNode, state: NodeState
+    ) -> tuple[NodeType, dict[str, Any], NodeContext] | str:
+        """Gather the inputs, make the node and its cache key; or say why it cannot run (a skip
+        reason, or with ``state.error`` set, a failure)."""
         gathered = self._gather(node)
         if isinstance(gathered, str):
-            await self._skip(node, state, gathered)
-            return
+            return gathered
         inputs, input_digests = gathered
         context = NodeContext(
             run_id=self.run_id,
@@ -235,25 +298,21 @@ class Execution:
                 else None
             )
         except Exception as exc:  # noqa: BLE001 - a node's own set-up failed
-            state.cache_key = None
-            await self._fail(node, state, _describe(exc))
-            return
+            state.error = _describe(exc)
+            return state.error
         key = hashlib.sha256(node.key_material)
         key.update(canonical(input_digests))
         if fingerprint is not None:
             key.update(fingerprint.encode())
         state.cache_key = key.hexdigest()
-        prior = self._reuse.get(node.id)
-        if (
-            prior is not None
-            and prior.cache_key == state.cache_key
+        return instance, inputs, context
+
+    def _reusable(self, node: PlanNode, state: NodeState, prior: PriorResult) -> bool:
+        return (
+            prior.cache_key == state.cache_key
             and node.settings.cache == "auto"
             and node.id not in self._force
-        ):
-            await self._take_over(node, state, prior)
-            return
-        state.reason = self._reason_to_execute(node, prior)
-        await self._execute(node, state, instance, inputs, context)
+        )
 
     def _gather(self, node: PlanNode) -> tuple[dict[str, Any], dict[str, Any]] | str:
         """The node's input values and their digests, or why it is skipped."""
@@ -303,6 +362,16 @@ class Execution:
             return self._reasons[node.id]
         if prior is None:
             return "no earlier result" if self._reuse else ""
+        changed = [
+            predecessor
+            for predecessor in node.predecessors
+            if predecessor not in self._reuse
+            or self.states[predecessor].digests != self._reuse[predecessor].digests
+        ]
+        if changed:
+            return "upstream changed: " + ", ".join(changed)
+        if node.node_type.role == "input":
+            return f"input changed: {node.params['name']}"
         return "cache key changed"
 
     async def _execute(
@@ -381,21 +450,23 @@ class Execution:
         return digests
 
     async def _take_over(self, node: PlanNode, state: NodeState, prior: PriorResult) -> None:
+        self._mark_cached(state, prior)
+        if self._store is not None:
+            await self._store.node_finished(self.run_id, node.id, state)
+        self._emit_completed(node.id, state)
+
+    @staticmethod
+    def _mark_cached(state: NodeState, prior: PriorResult) -> None:
         state.status = "cached"
         state.reason = prior.reason
         state.output, state.digests = prior.output, prior.digests
         state.started_at = state.finished_at = _now()
         state.duration_ms = 0.0
-        if self._store is not None:
-            await self._store.node_finished(self.run_id, node.id, state)
-        self._emit_completed(node.id, state)
 
     async def _skip(self, node: PlanNode, state: NodeState, reason: str) -> None:
         state.status = "skipped"
         state.reason = reason
         state.finished_at = _now()
-        if reason.startswith("upstream failed"):
-            self._blocked.add(node.id)
         if self._store is not None:
             await self._store.node_finished(self.run_id, node.id, state)
         self._emit(
@@ -406,7 +477,6 @@ class Execution:
         state.status = "failed"
         state.error = error
         state.finished_at = _now()
-        self._blocked.add(node.id)
         if self._store is not None:
             await self._store.node_finished(self.run_id, node.id, state)
         self._emit(

@@ -106,7 +106,8 @@ async def test_matching_prior_results_are_taken_over_without_executing() -> None
 
     changed = await Execution(plan, {"topic": "ants"}, run_id="run_4", reuse=reuse).execute()
     assert changed.nodes["ask"].status == "succeeded"
-    assert changed.nodes["ask"].reason == "cache key changed"
+    assert changed.nodes["topic"].reason == "input changed: topic"
+    assert changed.nodes["ask"].reason == "upstream changed: topic"
 
 
 async def test_cache_never_always_executes() -> None:

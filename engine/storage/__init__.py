@@ -1,0 +1,1 @@
+"""Durable storage of workflows, runs, node results and events (SQLAlchemy 2, async)."""

@@ -1,0 +1,119 @@
+"""Connecting to SQLite or PostgreSQL, and bringing the schema up to date with Alembic."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from engine.errors import NodeloomError
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+DEFAULT_URL = "sqlite+aiosqlite:///.nodeloom/nodeloom.db"
+_MIGRATION_LOCK = 7_402_113  # PostgreSQL advisory lock id for migrations
+
+
+class StorageUnavailable(NodeloomError, ConnectionError):
+    """The database cannot be reached, opened or migrated."""
+
+
+def database_url(url: str | None = None) -> URL:
+    """The URL to use: the argument, else ``NODELOOM_DATABASE_URL``, else SQLite in ``.nodeloom/``.
+
+    Plain ``sqlite://`` and ``postgresql://`` URLs get their async drivers.
+    """
+    raw = url or os.environ.get("NODELOOM_DATABASE_URL") or DEFAULT_URL
+    try:
+        parsed = make_url(raw)
+    except ArgumentError:
+        raise StorageUnavailable(f"not a database URL: {raw!r}") from None
+    drivers = {
+        "sqlite": "sqlite+aiosqlite",
+        "postgresql": "postgresql+asyncpg",
+        "postgres": "postgresql+asyncpg",
+    }
+    if parsed.drivername in drivers:
+        parsed = parsed.set(drivername=drivers[parsed.drivername])
+    if parsed.drivername not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
+        raise StorageUnavailable(
+            f"unsupported database {parsed.drivername!r}: use sqlite:///PATH or postgresql://…"
+        )
+    return parsed
+
+
+def _json(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    cursor = dbapi_connection.cursor()
+    for pragma in (
+        "journal_mode=WAL",
+        "synchronous=NORMAL",
+        "foreign_keys=ON",
+        "busy_timeout=10000",
+    ):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+class Database:
+    """An async engine plus what nodeloom needs to know about its dialect."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.dialect: str = engine.dialect.name
+
+    @classmethod
+    async def connect(cls, url: str | None = None, *, migrate: bool = True) -> Database:
+        """Open the database and migrate it to the current schema (one clear error if not)."""
+        parsed = database_url(url)
+        options: dict[str, Any] = {
+            "json_serializer": _json,
+            "json_deserializer": msgspec.json.decode,
+        }
+        if parsed.drivername.startswith("sqlite"):
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        else:
+            options |= {"pool_size": 10, "max_overflow": 20, "pool_pre_ping": True}
+        engine = create_async_engine(parsed, **options)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        database = cls(engine)
+        shown = parsed.render_as_string(hide_password=True)
+        try:
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+            if migrate:
+                await database.migrate()
+        except (OSError, OperationalError, DBAPIError) as exc:
+            await engine.dispose()
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise StorageUnavailable(f"cannot use database {shown}: {reason}") from None
+        return database
+
+    async def migrate(self) -> None:
+        async with self.engine.begin() as connection:
+            if self.dialect == "postgresql":
+                await connection.execute(text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})"))
+            await connection.run_sync(_upgrade)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _upgrade(connection: Connection) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
