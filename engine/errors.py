@@ -39,3 +39,11 @@ class NodeFailure(NodeloomError):
 
 class PluginError(NodeloomError, ImportError):
     """A node type from an entry point could not be loaded or is malformed."""
+
+
+class NotFound(NodeloomError, LookupError):
+    """No such workflow, run or other record (or it belongs to someone else)."""
+
+
+class Conflict(NodeloomError):
+    """The request does not fit the record's current state: a stale version, a run still running."""

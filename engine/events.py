@@ -74,3 +74,8 @@ def encode_event(event: AnyEvent) -> bytes:
 
 def decode_event(data: bytes) -> AnyEvent:
     return _decoder.decode(data)
+
+
+def event_type(event: AnyEvent) -> str:
+    """The event's tag, as on the wire: ``node.completed`` and so on."""
+    return str(event.__struct_config__.tag)

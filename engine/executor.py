@@ -132,6 +132,11 @@ class Execution:
     def cancelled(self) -> bool:
         return self._cancelled
 
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the latest event."""
+        return self._seq
+
     # -- scheduling -----------------------------------------------------------------------
 
     def _launch(self, node: PlanNode) -> None:
@@ -460,6 +465,7 @@ class Execution:
         state.status = "cached"
         state.reason = prior.reason
         state.output, state.digests = prior.output, prior.digests
+        state.origin_run_id = prior.run_id
         state.started_at = state.finished_at = _now()
         state.duration_ms = 0.0
 

@@ -147,9 +147,7 @@ class _Builder:
             where = pointer("nodes", index, "params", *error.absolute_path)
             field_name = ".".join(map(str, error.absolute_path)) or "params"
             self.add("invalid_params", f"{field_name}: {error.message}", node=node_id, path=where)
-        if errors:
-            return
-        for issue in node_type.check(params, self.context):
+        for issue in () if errors else node_type.check(params, self.context):
             self.issues.append(
                 Issue(
                     issue.code,
@@ -159,16 +157,20 @@ class _Builder:
                     path=path + "/params" + (issue.path or ""),
                 )
             )
+        try:
+            inputs, outputs = node_type.input_ports(params), node_type.output_ports(params)
+        except Exception:  # noqa: BLE001 - invalid params (reported above) may break them
+            inputs, outputs = node_type.inputs, node_type.outputs
         own, settings = split_params(params)
         self.nodes[node_id] = PlanNode(
             id=node_id,
             index=index,
             node_type=node_type,
             params=own,
-            settings=settings,
-            inputs={port.name: port for port in node_type.input_ports(params)},
-            outputs={port.name: port for port in node_type.output_ports(params)},
-            key_material=canonical([type_name, node_type.version, own]),
+            settings=Settings() if errors else settings,
+            inputs={port.name: port for port in inputs},
+            outputs={port.name: port for port in outputs},
+            key_material=b"" if errors else canonical([type_name, node_type.version, own]),
         )
 
     def _endpoint(self, index: int, ref: str, end: str) -> tuple[PlanNode, Port] | None:

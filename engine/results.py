@@ -23,6 +23,8 @@ class NodeState(msgspec.Struct, kw_only=True):
     usage: dict[str, int] | None = None
     # Digest of each output value: what downstream cache keys are made of. Not shown in the API.
     digests: dict[str, str] | None = None
+    # The run that computed the output (this run, or the one a cached result came from).
+    origin_run_id: str | None = None
 
     @property
     def done(self) -> bool:
@@ -43,7 +45,7 @@ class RunResult(msgspec.Struct, kw_only=True):
 class PriorResult(msgspec.Struct, kw_only=True, frozen=True):
     """A committed node result that a run may take over instead of executing the node."""
 
-    run_id: str
+    run_id: str  # the run that computed it
     cache_key: str
     output: dict[str, Any]
     digests: dict[str, str]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -14,8 +15,8 @@ def registry() -> NodeRegistry:
 
 
 def workflow(
-    nodes: list[dict[str, Any]], edges: list[tuple[str, str]] = (), **extra: Any
-) -> Workflow:  # type: ignore[assignment]
+    nodes: list[dict[str, Any]], edges: Sequence[tuple[str, str]] = (), **extra: Any
+) -> Workflow:
     """A workflow document from terse test data: edges as ``("a.text", "b.x")`` pairs."""
     return from_builtins(
         {
@@ -26,3 +27,45 @@ def workflow(
             **extra,
         }
     )
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Any:
+    from tests.support import postgres
+
+    if not postgres.available():
+        pytest.fail(
+            "PostgreSQL 15 binaries (initdb, pg_ctl, postgres) are needed: "
+            "apt-get install postgresql"
+        )
+    with postgres.cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """A fresh, empty database: SQLite in a temp folder, or a new database on a real PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path}/nodeloom.db"
+    return str(request.getfixturevalue("pg_cluster").create_database())
+
+
+@pytest.fixture
+async def database(database_url: str) -> Any:
+    from engine.storage.database import Database
+
+    db = await Database.connect(database_url)
+    yield db
+    await db.close()
+
+
+@pytest.fixture
+async def service(database: Any, tmp_path: Any) -> Any:
+    from engine.runs import RunService
+    from tests.nodes_for_tests import test_registry
+
+    runs = RunService(
+        database, test_registry(), workspace=tmp_path / "workspace", lease_timeout_s=2
+    )
+    yield runs
+    await runs.close()

@@ -1,0 +1,537 @@
+"""The run service: starts, reruns, resumes and cancels stored runs; the executor does the work,
+storage keeps every result, listeners hear about it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from engine.document import Workflow, from_builtins, to_builtins
+from engine.errors import Conflict, WorkflowInvalid
+from engine.events import Listener
+from engine.executor import DEFAULT_CONCURRENCY, Execution
+from engine.graph import Plan, compile_plan
+from engine.inputs import resolve_inputs
+from engine.issues import Issue, pointer
+from engine.records import RunRecord
+from engine.results import NodeState, PriorResult, RunResult
+from engine.storage.database import Database
+from engine.storage.repository import Store, new_id, now, run_record
+from engine.storage.tables import RunRow
+from engine.storage.writer import ResultWriter
+from nodes.base import CheckContext
+from nodes.registry import COMMON_PARAMS, NodeRegistry
+
+log = structlog.get_logger("nodeloom.runs")
+
+REUSABLE = ("succeeded", "cached")
+FINISHED = ("succeeded", "failed", "cancelled", "interrupted")
+
+
+class ActiveRun:
+    """A run executing in this process."""
+
+    def __init__(self, run_id: str, execution: Execution) -> None:
+        self.id = run_id
+        self.execution = execution
+        self.task: asyncio.Task[RunRecord] | None = None
+
+    async def wait(self) -> RunRecord:
+        assert self.task is not None
+        return await asyncio.shield(self.task)
+
+    def cancel(self) -> None:
+        self.execution.cancel()
+
+
+class RunService:
+    """Everything a caller does with runs. One per process and database."""
+
+    def __init__(
+        self,
+        database: Database,
+        registry: NodeRegistry,
+        *,
+        workspace: Path | None = None,
+        max_concurrency: int = DEFAULT_CONCURRENCY,
+        lease_timeout_s: float = 30.0,
+        check_context: CheckContext | None = None,
+    ) -> None:
+        self.store = Store(database)
+        self.registry = registry
+        self.workspace = workspace or Path("workspace")
+        self.max_concurrency = max_concurrency
+        self.lease_timeout_s = lease_timeout_s
+        self.check_context = check_context or CheckContext(workspace=self.workspace)
+        self.process = f"{socket.gethostname()}:{os.getpid()}:{new_id('p')[2:10]}"
+        self.active: dict[str, ActiveRun] = {}
+        self._writer = ResultWriter(database)
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._closing = False
+
+    # -- starting runs --------------------------------------------------------------------
+
+    def plan(self, workflow: Workflow) -> Plan:
+        return compile_plan(workflow, self.registry, self.check_context)
+
+    async def start(
+        self,
+        workflow: Workflow,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        workflow_id: str | None = None,
+        workflow_version: int | None = None,
+        owner_id: str | None = None,
+        listeners: Iterable[Listener] = (),
+    ) -> ActiveRun:
+        """Validate, store and start a run; bad documents or inputs raise, storing nothing."""
+        plan = self.plan(workflow)
+        resolved = resolve_inputs(plan, inputs or {})
+        run_id = new_id("run")
+        row = self._row(
+            run_id,
+            workflow,
+            resolved,
+            workflow_id=workflow_id,
+            workflow_version=workflow_version,
+            owner_id=owner_id,
+            root=run_id,
+        )
+        return await self._launch(row, plan, resolved, listeners=listeners, insert=True)
+
+    async def rerun(
+        self,
+        run_id: str,
+        *,
+        from_node: str | None = None,
+        params: Mapping[str, Mapping[str, Any]] | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        owner_id: str | None = None,
+        listeners: Iterable[Listener] = (),
+    ) -> ActiveRun:
+        """A child run of ``run_id`` with the overrides applied, reusing every result whose cache
+        key did not change, except ``from_node`` and what lies downstream of it."""
+        parent = await self.store.run_row(run_id, owner_id=owner_id)
+        if parent.status not in FINISHED:
+            raise Conflict(f"run {run_id} is still {parent.status}; rerun it when it has finished")
+        workflow = _override(parent.snapshot, run_id, from_node, params or {}, self.registry)
+        plan = self.plan(workflow)
+        resolved = resolve_inputs(plan, {**parent.inputs, **(inputs or {})})
+        states = await self.store.node_states(run_id)
+        reuse = {
+            node_id: PriorResult(
+                run_id=state.origin_run_id or run_id,
+                cache_key=state.cache_key,
+                output=state.output or {},
+                digests=state.digests or {},
+                reason=f"reused from run {state.origin_run_id or run_id}",
+            )
+            for node_id, state in states.items()
+            if state.status in REUSABLE and state.cache_key and node_id in plan.nodes
+        }
+        forced = {from_node, *plan.downstream(from_node)} if from_node else set()
+        reasons = _reasons(parent.snapshot, to_builtins(workflow), from_node, forced)
+        child_id = new_id("run")
+        changes = {
+            key: value
+            for key, value in (("params", dict(params or {})), ("inputs", dict(inputs or {})))
+            if value
+        }
+        row = self._row(
+            child_id,
+            workflow,
+            resolved,
+            workflow_id=parent.workflow_id,
+            workflow_version=parent.workflow_version,
+            owner_id=parent.owner_id,
+            root=parent.root_run_id,
+            parent=parent.id,
+            from_node=from_node,
+            changes=changes,
+        )
+        return await self._launch(
+            row,
+            plan,
+            resolved,
+            listeners=listeners,
+            insert=True,
+            reuse=reuse,
+            force=forced,
+            reasons=reasons,
+        )
+
+    async def resume(
+        self, run_id: str, *, owner_id: str | None = None, listeners: Iterable[Listener] = ()
+    ) -> ActiveRun:
+        """Finish an interrupted run: committed node results stand, the rest executes."""
+        await self.recover()
+        row = await self.store.run_row(run_id, owner_id=owner_id)
+        if row.status != "interrupted":
+            raise Conflict(f"run {run_id} is {row.status}; only an interrupted run can be resumed")
+        workflow = from_builtins(row.snapshot)
+        plan = self.plan(workflow)
+        done = {
+            node_id: state
+            for node_id, state in (await self.store.node_states(run_id)).items()
+            if state.status != "cancelled" and node_id in plan.nodes
+        }
+        if not await self.store.claim_for_resume(run_id, self.process):
+            raise Conflict(f"run {run_id} is being resumed elsewhere")
+        row.status, row.owner_process = "running", self.process
+        return await self._launch(
+            row,
+            plan,
+            row.inputs,
+            listeners=listeners,
+            insert=False,
+            done=done,
+            first_seq=await self.store.last_seq(run_id),
+        )
+
+    def _row(
+        self,
+        run_id: str,
+        workflow: Workflow,
+        inputs: dict[str, Any],
+        *,
+        root: str,
+        workflow_id: str | None,
+        workflow_version: int | None,
+        owner_id: str | None,
+        parent: str | None = None,
+        from_node: str | None = None,
+        changes: dict[str, Any] | None = None,
+    ) -> RunRow:
+        stamp = now()
+        return RunRow(
+            id=run_id,
+            workflow_id=workflow_id,
+            workflow_version=workflow_version,
+            workflow_name=workflow.name,
+            owner_id=owner_id,
+            parent_run_id=parent,
+            root_run_id=root,
+            from_node=from_node,
+            changes=changes or {},
+            snapshot=to_builtins(workflow),
+            inputs=inputs,
+            outputs={},
+            status="running",
+            error=None,
+            created_at=stamp,
+            started_at=stamp,
+            finished_at=None,
+            owner_process=self.process,
+            heartbeat_at=stamp,
+            last_seq=0,
+        )
+
+    async def _launch(
+        self,
+        row: RunRow,
+        plan: Plan,
+        inputs: dict[str, Any],
+        *,
+        listeners: Iterable[Listener],
+        insert: bool,
+        reuse: Mapping[str, PriorResult] | None = None,
+        force: Iterable[str] = (),
+        reasons: Mapping[str, str] | None = None,
+        done: Mapping[str, NodeState] | None = None,
+        first_seq: int = 0,
+    ) -> ActiveRun:
+        if insert:
+            await self.store.insert_run(row)
+        execution = Execution(
+            plan,
+            inputs,
+            run_id=row.id,
+            listeners=[self._writer.event, *listeners],
+            store=self._writer,
+            reuse=reuse,
+            force=set(force),
+            reasons=reasons,
+            done=done,
+            max_concurrency=self.max_concurrency,
+            workspace=self.workspace,
+            first_seq=first_seq,
+        )
+        active = ActiveRun(row.id, execution)
+        self.active[row.id] = active
+        active.task = asyncio.create_task(self._drive(row, execution))
+        if self._heartbeat is None or self._heartbeat.done():
+            self._heartbeat = asyncio.create_task(self._beat())
+        return active
+
+    async def _drive(self, row: RunRow, execution: Execution) -> RunRecord:
+        bound = log.bind(run_id=row.id, workflow_id=row.workflow_id)
+        try:
+            result = await execution.execute()
+            await self._writer.flush()
+            status = (
+                "interrupted" if self._closing and result.status == "cancelled" else result.status
+            )
+            await self.store.update_run(
+                row.id,
+                status=status,
+                outputs=result.outputs,
+                error=result.error,
+                finished_at=result.finished_at,
+                last_seq=execution.last_seq,
+            )
+            bound.info("run finished", status=status)
+            return self._record(row, result, status)
+        finally:
+            self.active.pop(row.id, None)
+
+    def _record(self, row: RunRow, result: RunResult, status: str) -> RunRecord:
+        row.status, row.outputs, row.error = status, result.outputs, result.error
+        row.finished_at = result.finished_at
+        return run_record(row, result.nodes)
+
+    # -- control --------------------------------------------------------------------------
+
+    async def execute(
+        self, workflow: Workflow, inputs: Mapping[str, Any] | None = None, **options: Any
+    ) -> RunRecord:
+        """Start a run and wait for it."""
+        return await (await self.start(workflow, inputs, **options)).wait()
+
+    async def cancel(self, run_id: str, *, owner_id: str | None = None) -> RunRecord:
+        row = await self.store.run_row(run_id, owner_id=owner_id)
+        active = self.active.get(run_id)
+        if active is not None:
+            active.cancel()
+            return await active.wait()
+        if row.status in FINISHED:
+            raise Conflict(f"run {run_id} has already finished ({row.status})")
+        raise Conflict(f"run {run_id} is executing in another process ({row.owner_process})")
+
+    async def recover(self) -> list[str]:
+        """Mark runs whose process died (or stopped its heartbeat) as interrupted."""
+        interrupted = []
+        stale_before = now() - timedelta(seconds=self.lease_timeout_s)
+        for row in await self.store.running_rows():
+            if row.owner_process == self.process:
+                continue
+            gone = not _process_alive(row.owner_process)
+            stale = row.heartbeat_at is None or row.heartbeat_at < stale_before
+            if (gone or stale) and await self.store.mark_interrupted(
+                row.id, process=row.owner_process
+            ):
+                interrupted.append(row.id)
+                log.warning("run interrupted", run_id=row.id, owner=row.owner_process)
+        return interrupted
+
+    async def close(self) -> None:
+        """Stop: runs still executing are stopped and left `interrupted`, to be resumed."""
+        self._closing = True
+        for active in list(self.active.values()):
+            active.cancel()
+        for active in list(self.active.values()):
+            with contextlib.suppress(Exception):
+                await active.wait()
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+        await self._writer.flush()
+
+    async def _beat(self) -> None:
+        interval = max(self.lease_timeout_s / 3, 0.05)
+        while self.active:
+            await asyncio.sleep(interval)
+            try:
+                await self.store.heartbeat(list(self.active), self.process)
+            except Exception:
+                log.exception("heartbeat failed")
+
+    # -- reading --------------------------------------------------------------------------
+
+    async def get(self, run_id: str, *, owner_id: str | None = None) -> RunRecord:
+        return await self.store.get_run(run_id, owner_id=owner_id)
+
+    async def tree(self, run_id: str, *, owner_id: str | None = None) -> dict[str, Any]:
+        """The whole tree ``run_id`` belongs to, from its root."""
+        row = await self.store.run_row(run_id, owner_id=owner_id)
+        rows = await self.store.tree_rows(row.root_run_id)
+        nodes: dict[str, dict[str, Any]] = {}
+        for each in rows:  # parents are created before their children
+            parent = nodes.get(each.parent_run_id) if each.parent_run_id else None
+            nodes[each.id] = {
+                "id": each.id,
+                "status": each.status,
+                "created_at": each.created_at,
+                "finished_at": each.finished_at,
+                "from_node": each.from_node,
+                "changed": each.changes,
+                "depth": parent["depth"] + 1 if parent else 0,
+                "children": [],
+            }
+            if parent is not None:
+                parent["children"].append(nodes[each.id])
+        return nodes[row.root_run_id]
+
+    async def branch(self, run_id: str, *, owner_id: str | None = None) -> list[str]:
+        """The run ids from the root of the tree down to ``run_id``."""
+        row = await self.store.run_row(run_id, owner_id=owner_id)
+        parents = {
+            each.id: each.parent_run_id for each in await self.store.tree_rows(row.root_run_id)
+        }
+        path = [run_id]
+        while (parent := parents.get(path[-1])) is not None:
+            path.append(parent)
+        return path[::-1]
+
+    async def diff(self, a: str, b: str, *, owner_id: str | None = None) -> dict[str, Any]:
+        """Node by node: params changed, output equal or changed, status, duration, tokens."""
+        row_a = await self.store.run_row(a, owner_id=owner_id)
+        row_b = await self.store.run_row(b, owner_id=owner_id)
+        same = (row_a.workflow_id is not None and row_a.workflow_id == row_b.workflow_id) or (
+            row_a.root_run_id == row_b.root_run_id
+        )
+        if not same:
+            raise Conflict(f"runs {a} and {b} belong to different workflows")
+        states_a, states_b = await self.store.node_states(a), await self.store.node_states(b)
+        params_a = {n["id"]: n for n in row_a.snapshot["nodes"]}
+        params_b = {n["id"]: n for n in row_b.snapshot["nodes"]}
+        order = list(params_a) + [node for node in params_b if node not in params_a]
+        nodes = []
+        for node_id in order:
+            old, new = params_a.get(node_id), params_b.get(node_id)
+            state_a, state_b = states_a.get(node_id), states_b.get(node_id)
+            nodes.append(
+                {
+                    "node": node_id,
+                    "in": "both" if old and new else ("a" if old else "b"),
+                    "params_changed": _changed_keys(old, new) if old and new else [],
+                    "status": [_field(state_a, "status"), _field(state_b, "status")],
+                    "output": _compare_outputs(state_a, state_b),
+                    "duration_ms": [_field(state_a, "duration_ms"), _field(state_b, "duration_ms")],
+                    "usage": [_field(state_a, "usage"), _field(state_b, "usage")],
+                }
+            )
+        changed_inputs = sorted(
+            k for k in {*row_a.inputs, *row_b.inputs} if row_a.inputs.get(k) != row_b.inputs.get(k)
+        )
+        return {"a": a, "b": b, "inputs_changed": changed_inputs, "nodes": nodes}
+
+
+def _override(
+    snapshot: dict[str, Any],
+    run_id: str,
+    from_node: str | None,
+    params: Mapping[str, Mapping[str, Any]],
+    registry: NodeRegistry,
+) -> Workflow:
+    """The parent's document with param overrides applied; every unknown name is an issue."""
+    document = from_builtins(snapshot)
+    data = to_builtins(document)
+    nodes = {node["id"]: node for node in data["nodes"]}
+    issues = []
+    if from_node is not None and from_node not in nodes:
+        issues.append(
+            Issue(
+                "missing_node",
+                f"from_node {from_node!r} is not a node of run {run_id}",
+                node=from_node,
+                path="/from_node",
+            )
+        )
+    for node_id, changes in params.items():
+        node = nodes.get(node_id)
+        if node is None:
+            issues.append(
+                Issue(
+                    "missing_node",
+                    f"node {node_id!r} is not in run {run_id}",
+                    node=node_id,
+                    path=pointer("params", node_id),
+                )
+            )
+            continue
+        known = (
+            registry.params_schema(node["type"])["properties"] if node["type"] in registry else {}
+        )
+        for name, value in changes.items():
+            if name not in known:
+                names = ", ".join(sorted(known))
+                issues.append(
+                    Issue(
+                        "invalid_params",
+                        f"{node['type']} node {node_id!r} has no "
+                        f"param {name!r} (its params: {names})",
+                        node=node_id,
+                        path=pointer("params", node_id, name),
+                    )
+                )
+            node.setdefault("params", {})[name] = value
+    if issues:
+        raise WorkflowInvalid(issues)
+    return from_builtins(data)
+
+
+def _changed_keys(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> list[str]:
+    old_params, new_params = (old or {}).get("params", {}), (new or {}).get("params", {})
+    missing = object()
+    return sorted(
+        key
+        for key in {*old_params, *new_params}
+        if old_params.get(key, missing) != new_params.get(key, missing)
+    )
+
+
+def _reasons(
+    old: dict[str, Any], new: dict[str, Any], from_node: str | None, forced: set[str]
+) -> dict[str, str]:
+    """Why each node of a rerun would execute, as far as the documents tell."""
+    before = {node["id"]: node for node in old["nodes"]}
+    reasons = {}
+    for node in new["nodes"]:
+        node_id, previous = node["id"], before.get(node["id"])
+        changed = [key for key in _changed_keys(previous, node) if key not in COMMON_PARAMS]
+        if previous is None:
+            reasons[node_id] = "new node"
+        elif previous["type"] != node["type"]:
+            reasons[node_id] = "type changed"
+        elif changed:
+            reasons[node_id] = "params changed: " + ", ".join(changed)
+        elif node_id == from_node:
+            reasons[node_id] = "forced: from_node"
+        elif node_id in forced:
+            reasons[node_id] = f"forced: downstream of {from_node}"
+    return reasons
+
+
+def _field(state: NodeState | None, name: str) -> Any:
+    return getattr(state, name) if state is not None else None
+
+
+def _compare_outputs(a: NodeState | None, b: NodeState | None) -> str:
+    if a is None or b is None or a.output is None or b.output is None:
+        return "missing"
+    return "equal" if (a.digests or a.output) == (b.digests or b.output) else "changed"
+
+
+def _process_alive(owner: str | None) -> bool:
+    """Whether the process named ``host:pid:…`` still runs (unknown hosts count as alive)."""
+    if not owner:
+        return False
+    host, _, rest = owner.partition(":")
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(rest.partition(":")[0]), 0)
+    except ProcessLookupError:
+        return False
+    except (ValueError, PermissionError):
+        return True
+    return True

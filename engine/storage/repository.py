@@ -1,0 +1,393 @@
+"""Reading and writing workflows and runs: every query nodeloom makes, in one place."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from engine.document import Workflow, to_builtins
+from engine.errors import Conflict, NotFound
+from engine.records import NodeRecord, Page, RunRecord, WorkflowRecord
+from engine.results import NodeState
+from engine.storage.database import Database
+from engine.storage.tables import (
+    BlobRow,
+    EventRow,
+    NodeResultRow,
+    RunRow,
+    WorkflowRow,
+    WorkflowVersionRow,
+)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:20]}"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _encode_cursor(stamp: datetime, key: str) -> str:
+    return base64.urlsafe_b64encode(f"{stamp.isoformat()}|{key}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        stamp, key = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+        return datetime.fromisoformat(stamp), key
+    except ValueError:
+        raise NotFound(f"invalid cursor {cursor!r}") from None
+
+
+class Store:
+    """Queries over one `Database`; each method is its own transaction."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.sessions = async_sessionmaker(database.engine, expire_on_commit=False)
+
+    # -- workflows ------------------------------------------------------------------------
+
+    async def create_workflow(
+        self, workflow: Workflow, *, owner_id: str | None = None
+    ) -> WorkflowRecord:
+        stamp = now()
+        row = WorkflowRow(
+            id=new_id("wf"),
+            owner_id=owner_id,
+            name=workflow.name,
+            version=1,
+            created_at=stamp,
+            updated_at=stamp,
+        )
+        async with self.sessions.begin() as session:
+            session.add(row)
+            await session.flush()
+            session.add(
+                WorkflowVersionRow(
+                    workflow_id=row.id, version=1, document=to_builtins(workflow), created_at=stamp
+                )
+            )
+        return _workflow_record(row, to_builtins(workflow))
+
+    async def save_workflow(
+        self,
+        workflow_id: str,
+        workflow: Workflow,
+        *,
+        expected_version: int | None,
+        owner_id: str | None = None,
+    ) -> WorkflowRecord:
+        """Store a new version; `Conflict` when ``expected_version`` is not the current one."""
+        stamp = now()
+        async with self.sessions.begin() as session:
+            row = await self._workflow_row(session, workflow_id, owner_id, lock=True)
+            if expected_version is not None and expected_version != row.version:
+                raise Conflict(
+                    f"workflow {workflow_id} is at version {row.version}, "
+                    f"not {expected_version}: reload it and apply your change again"
+                )
+            row.version += 1
+            row.name = workflow.name
+            row.updated_at = stamp
+            session.add(
+                WorkflowVersionRow(
+                    workflow_id=row.id,
+                    version=row.version,
+                    document=to_builtins(workflow),
+                    created_at=stamp,
+                )
+            )
+        return _workflow_record(row, to_builtins(workflow))
+
+    async def get_workflow(
+        self, workflow_id: str, version: int | None = None, *, owner_id: str | None = None
+    ) -> WorkflowRecord:
+        async with self.sessions() as session:
+            row = await self._workflow_row(session, workflow_id, owner_id)
+            wanted = version or row.version
+            document = await session.scalar(
+                select(WorkflowVersionRow.document).where(
+                    WorkflowVersionRow.workflow_id == workflow_id,
+                    WorkflowVersionRow.version == wanted,
+                )
+            )
+            if document is None:
+                raise NotFound(f"workflow {workflow_id} has no version {wanted}")
+        record = _workflow_record(row, document)
+        record.version = wanted
+        return record
+
+    async def list_workflows(
+        self, *, owner_id: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> Page:
+        query = select(WorkflowRow).order_by(WorkflowRow.updated_at.desc(), WorkflowRow.id.desc())
+        if owner_id is not None:
+            query = query.where(WorkflowRow.owner_id == owner_id)
+        if cursor:
+            stamp, key = _decode_cursor(cursor)
+            query = query.where(
+                or_(
+                    WorkflowRow.updated_at < stamp,
+                    (WorkflowRow.updated_at == stamp) & (WorkflowRow.id < key),
+                )
+            )
+        async with self.sessions() as session:
+            rows = list(await session.scalars(query.limit(limit + 1)))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        items = [
+            {
+                "id": r.id,
+                "name": r.name,
+                "version": r.version,
+                "created_at": r.created_at,
+                "updated_at": r.updated_at,
+            }
+            for r in rows
+        ]
+        return Page(
+            items=items,
+            next_cursor=_encode_cursor(rows[-1].updated_at, rows[-1].id) if more else None,
+        )
+
+    async def workflow_versions(
+        self, workflow_id: str, *, owner_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        async with self.sessions() as session:
+            await self._workflow_row(session, workflow_id, owner_id)
+            rows = await session.execute(
+                select(WorkflowVersionRow.version, WorkflowVersionRow.created_at)
+                .where(WorkflowVersionRow.workflow_id == workflow_id)
+                .order_by(WorkflowVersionRow.version.desc())
+            )
+            return [{"version": version, "created_at": created} for version, created in rows]
+
+    async def delete_workflow(self, workflow_id: str, *, owner_id: str | None = None) -> None:
+        async with self.sessions.begin() as session:
+            row = await self._workflow_row(session, workflow_id, owner_id)
+            await session.delete(row)
+
+    async def _workflow_row(
+        self, session: AsyncSession, workflow_id: str, owner_id: str | None, *, lock: bool = False
+    ) -> WorkflowRow:
+        query = select(WorkflowRow).where(WorkflowRow.id == workflow_id)
+        if lock:
+            query = query.with_for_update()
+        row = await session.scalar(query)
+        if row is None or (owner_id is not None and row.owner_id != owner_id):
+            raise NotFound(f"workflow {workflow_id} not found")
+        return row
+
+    # -- runs -----------------------------------------------------------------------------
+
+    async def insert_run(self, row: RunRow) -> None:
+        async with self.sessions.begin() as session:
+            session.add(row)
+
+    async def update_run(self, run_id: str, **values: Any) -> None:
+        async with self.sessions.begin() as session:
+            await session.execute(update(RunRow).where(RunRow.id == run_id).values(**values))
+
+    async def run_row(self, run_id: str, *, owner_id: str | None = None) -> RunRow:
+        async with self.sessions() as session:
+            row = await session.get(RunRow, run_id)
+        if row is None or (owner_id is not None and row.owner_id != owner_id):
+            raise NotFound(f"run {run_id} not found")
+        return row
+
+    async def get_run(self, run_id: str, *, owner_id: str | None = None) -> RunRecord:
+        row = await self.run_row(run_id, owner_id=owner_id)
+        states = await self.node_states(run_id)
+        return run_record(row, states)
+
+    async def node_states(self, run_id: str) -> dict[str, NodeState]:
+        """Every committed node result of a run, large outputs read back from their blobs."""
+        async with self.sessions() as session:
+            rows = list(
+                await session.scalars(select(NodeResultRow).where(NodeResultRow.run_id == run_id))
+            )
+            wanted = {row.output_blob for row in rows if row.output_blob}
+            blobs = {}
+            if wanted:
+                found = await session.execute(
+                    select(BlobRow.digest, BlobRow.data).where(BlobRow.digest.in_(wanted))
+                )
+                blobs = {digest: msgspec.json.decode(data) for digest, data in found}
+        return {
+            row.node_id: NodeState(
+                status=row.status,  # type: ignore[arg-type]
+                reason=row.reason,
+                cache_key=row.cache_key,
+                output=blobs[row.output_blob] if row.output_blob else row.output,
+                error=row.error,
+                attempt=row.attempt,
+                started_at=row.started_at,
+                finished_at=row.finished_at,
+                duration_ms=row.duration_ms,
+                usage=row.usage,
+                digests=row.digests,
+                origin_run_id=row.origin_run_id,
+            )
+            for row in rows
+        }
+
+    async def list_runs(
+        self,
+        *,
+        workflow_id: str | None = None,
+        status: str | None = None,
+        owner_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        query = select(RunRow).order_by(RunRow.created_at.desc(), RunRow.id.desc())
+        if workflow_id is not None:
+            query = query.where(RunRow.workflow_id == workflow_id)
+        if status is not None:
+            query = query.where(RunRow.status == status)
+        if owner_id is not None:
+            query = query.where(RunRow.owner_id == owner_id)
+        if cursor:
+            stamp, key = _decode_cursor(cursor)
+            query = query.where(
+                or_(RunRow.created_at < stamp, (RunRow.created_at == stamp) & (RunRow.id < key))
+            )
+        async with self.sessions() as session:
+            rows = list(await session.scalars(query.limit(limit + 1)))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page(
+            items=[run_record(row, {}) for row in rows],
+            next_cursor=_encode_cursor(rows[-1].created_at, rows[-1].id) if more else None,
+        )
+
+    async def tree_rows(self, root_run_id: str) -> list[RunRow]:
+        async with self.sessions() as session:
+            return list(
+                await session.scalars(
+                    select(RunRow)
+                    .where(RunRow.root_run_id == root_run_id)
+                    .order_by(RunRow.created_at, RunRow.id)
+                )
+            )
+
+    async def running_rows(self) -> list[RunRow]:
+        async with self.sessions() as session:
+            return list(await session.scalars(select(RunRow).where(RunRow.status == "running")))
+
+    async def heartbeat(self, run_ids: Sequence[str], process: str) -> None:
+        if not run_ids:
+            return
+        async with self.sessions.begin() as session:
+            await session.execute(
+                update(RunRow)
+                .where(RunRow.id.in_(run_ids), RunRow.owner_process == process)
+                .values(heartbeat_at=now())
+            )
+
+    async def mark_interrupted(self, run_id: str, *, process: str | None) -> bool:
+        """Running → interrupted, only if still owned by ``process`` (a guard against races)."""
+        async with self.sessions.begin() as session:
+            result = await session.execute(
+                update(RunRow)
+                .where(
+                    RunRow.id == run_id, RunRow.status == "running", RunRow.owner_process == process
+                )
+                .values(status="interrupted", error="the process running it stopped")
+            )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def claim_for_resume(self, run_id: str, process: str) -> bool:
+        async with self.sessions.begin() as session:
+            result = await session.execute(
+                update(RunRow)
+                .where(RunRow.id == run_id, RunRow.status == "interrupted")
+                .values(
+                    status="running",
+                    owner_process=process,
+                    heartbeat_at=now(),
+                    error=None,
+                    finished_at=None,
+                )
+            )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def last_seq(self, run_id: str) -> int:
+        async with self.sessions() as session:
+            found = await session.scalar(
+                select(func.max(EventRow.seq)).where(EventRow.run_id == run_id)
+            )
+        return int(found or 0)
+
+    async def events(self, run_id: str, *, after: int = 0) -> list[tuple[int, str]]:
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(EventRow.seq, EventRow.data)
+                .where(EventRow.run_id == run_id, EventRow.seq > after)
+                .order_by(EventRow.seq)
+            )
+            return [(seq, data) for seq, data in rows]
+
+    async def delete_results(self, run_id: str, node_ids: Sequence[str]) -> None:
+        async with self.sessions.begin() as session:
+            await session.execute(
+                delete(NodeResultRow).where(
+                    NodeResultRow.run_id == run_id, NodeResultRow.node_id.in_(node_ids)
+                )
+            )
+
+
+def run_record(row: RunRow, states: dict[str, NodeState]) -> RunRecord:
+    nodes = {
+        node_id: NodeRecord(
+            status=state.status,
+            reason=state.reason,
+            cache_key=state.cache_key,
+            output=state.output,
+            error=state.error,
+            attempt=state.attempt,
+            started_at=state.started_at,
+            finished_at=state.finished_at,
+            duration_ms=state.duration_ms,
+            usage=state.usage,
+        )
+        for node_id, state in states.items()
+    }
+    return RunRecord(
+        id=row.id,
+        workflow_id=row.workflow_id,
+        workflow_version=row.workflow_version,
+        workflow_name=row.workflow_name,
+        parent_run_id=row.parent_run_id,
+        root_run_id=row.root_run_id,
+        from_node=row.from_node,
+        changes=row.changes,
+        status=row.status,  # type: ignore[arg-type]
+        inputs=row.inputs,
+        outputs=row.outputs,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        error=row.error,
+        nodes=nodes,
+    )
+
+
+def _workflow_record(row: WorkflowRow, document: dict[str, Any]) -> WorkflowRecord:
+    return WorkflowRecord(
+        id=row.id,
+        version=row.version,
+        name=row.name,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        document=document,
+    )

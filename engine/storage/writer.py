@@ -1,0 +1,145 @@
+"""Commits node results and events with group commit: whatever finished meanwhile goes in one
+transaction, and each node's result is durable before the executor announces it."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import Any
+
+import msgspec
+import structlog
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+
+from engine.events import AnyEvent, encode_event, event_type
+from engine.results import NodeState
+from engine.storage.database import Database
+from engine.storage.tables import BlobRow, EventRow, NodeResultRow
+
+log = structlog.get_logger("nodeloom.storage")
+
+BLOB_THRESHOLD = 4096  # bytes of JSON above which an output is stored once, by digest
+_encoder = msgspec.json.Encoder()
+
+NODE_RESULTS: Table = NodeResultRow.__table__  # type: ignore[assignment]
+BLOBS: Table = BlobRow.__table__  # type: ignore[assignment]
+EVENTS: Table = EventRow.__table__  # type: ignore[assignment]
+
+
+def insert_for(database: Database, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """The dialect's INSERT, which knows ON CONFLICT (both spell it the same way)."""
+    if database.dialect == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+class ResultWriter:
+    """The executor's `ResultStore` for one database, shared by every run of a process."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._results: list[tuple[dict[str, Any], dict[str, Any] | None, asyncio.Future[None]]] = []
+        self._events: list[dict[str, Any]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        upsert = insert_for(database, NODE_RESULTS)
+        columns = {
+            c.name: upsert.excluded[c.name]
+            for c in NODE_RESULTS.columns
+            if c.name not in ("run_id", "node_id")
+        }
+        self._upsert_result = upsert.on_conflict_do_update(
+            index_elements=["run_id", "node_id"], set_=columns
+        )
+        self._insert_blob = insert_for(database, BLOBS).on_conflict_do_nothing(
+            index_elements=["digest"]
+        )
+        self._insert_event = insert_for(database, EVENTS).on_conflict_do_nothing(
+            index_elements=["run_id", "seq"]
+        )
+
+    async def node_finished(self, run_id: str, node_id: str, state: NodeState) -> None:
+        row, blob = result_row(run_id, node_id, state)
+        future = asyncio.get_running_loop().create_future()
+        self._results.append((row, blob, future))
+        self._kick()
+        await future
+
+    def event(self, event: AnyEvent) -> None:
+        """An executor listener: events are written with the next commit (or `flush`)."""
+        data = encode_event(event).decode()
+        self._events.append(
+            {"run_id": event.run_id, "seq": event.seq, "type": event_type(event), "data": data}
+        )
+
+    async def flush(self) -> None:
+        """Write everything pending, events included."""
+        while self._results or self._events or (self._flusher and not self._flusher.done()):
+            self._kick()
+            assert self._flusher is not None
+            await asyncio.wait({self._flusher})
+
+    def _kick(self) -> None:
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_loop())
+
+    async def _flush_loop(self) -> None:
+        while self._results or self._events:
+            results, self._results = self._results, []
+            events, self._events = self._events, []
+            try:
+                await self._write(results, events)
+            except Exception as exc:
+                log.exception("writing results failed", results=len(results), events=len(events))
+                for _, _, future in results:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for _, _, future in results:
+                if not future.done():
+                    future.set_result(None)
+
+    async def _write(
+        self,
+        results: list[tuple[dict[str, Any], dict[str, Any] | None, asyncio.Future[None]]],
+        events: list[dict[str, Any]],
+    ) -> None:
+        blobs = {blob["digest"]: blob for _, blob, _ in results if blob is not None}
+        async with self._database.engine.begin() as connection:
+            if blobs:
+                await connection.execute(self._insert_blob, list(blobs.values()))
+            if results:
+                await connection.execute(self._upsert_result, [row for row, _, _ in results])
+            if events:
+                await connection.execute(self._insert_event, events)
+
+
+def result_row(
+    run_id: str, node_id: str, state: NodeState
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The node_results row for a state, and the blob row when the output is large."""
+    row: dict[str, Any] = {
+        "run_id": run_id,
+        "node_id": node_id,
+        "status": state.status,
+        "reason": state.reason,
+        "cache_key": state.cache_key,
+        "output": state.output,
+        "output_blob": None,
+        "digests": state.digests,
+        "origin_run_id": state.origin_run_id or run_id,
+        "error": state.error,
+        "attempt": state.attempt,
+        "started_at": state.started_at,
+        "finished_at": state.finished_at,
+        "duration_ms": state.duration_ms,
+        "usage": state.usage,
+    }
+    blob = None
+    if state.output:
+        data = _encoder.encode(state.output)
+        if len(data) > BLOB_THRESHOLD:
+            digest = hashlib.sha256(data).hexdigest()
+            blob = {"digest": digest, "size": len(data), "data": data.decode()}
+            row["output"], row["output_blob"] = None, digest
+    return row, blob

@@ -1,0 +1,309 @@
+"""Stored runs, reruns, trees, diffs and crash recovery, on SQLite and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, text
+
+from engine.errors import Conflict, InputsInvalid, NotFound, WorkflowInvalid
+from engine.events import decode_event
+from engine.runs import RunService
+from engine.storage.database import Database, StorageUnavailable
+from engine.storage.tables import BlobRow, NodeResultRow, RunRow
+from tests.conftest import workflow
+from tests.nodes_for_tests import Sleep
+
+ROOT = Path(__file__).parent.parent
+
+# topic -> ask -> slow (expensive) -> shout -> out ; side branch: topic -> other -> out2
+NODES: list[dict[str, Any]] = [
+    {
+        "id": "topic",
+        "type": "input",
+        "params": {"name": "topic", "schema": {"type": "string"}, "default": "bees"},
+    },
+    {"id": "ask", "type": "template", "params": {"template": "About {{ topic }}."}},
+    {"id": "slow", "type": "sleep", "params": {"seconds": 0.2}},
+    {"id": "shout", "type": "template", "params": {"template": "{{ text | upper }}"}},
+    {"id": "out", "type": "output", "params": {"name": "result"}},
+    {"id": "other", "type": "sleep", "params": {"seconds": 0}},
+    {"id": "out2", "type": "output", "params": {"name": "other"}},
+]
+EDGES = [
+    ("topic.value", "ask.topic"),
+    ("ask.text", "slow.x"),
+    ("slow.y", "shout.text"),
+    ("shout.text", "out.value"),
+    ("topic.value", "other.x"),
+    ("other.y", "out2.value"),
+]
+
+
+async def count(database: Database, table: Any) -> int:
+    async with database.engine.connect() as connection:
+        return int(await connection.scalar(select(func.count()).select_from(table)) or 0)
+
+
+async def test_migrations_run_from_empty_and_are_idempotent(database_url: str) -> None:
+    first = await Database.connect(database_url)
+    await first.close()
+    again = await Database.connect(database_url)
+    async with again.engine.connect() as connection:
+        version = await connection.scalar(text("SELECT version_num FROM alembic_version"))
+        tables = await connection.run_sync(
+            lambda sync: set(__import__("sqlalchemy").inspect(sync).get_table_names())
+        )
+    await again.close()
+    assert version == "0001"
+    assert {
+        "workflows",
+        "workflow_versions",
+        "runs",
+        "node_results",
+        "blobs",
+        "events",
+        "agents",
+        "view_states",
+    } <= tables
+
+
+async def test_unreachable_database_gives_one_clear_message() -> None:
+    with pytest.raises(StorageUnavailable, match=r"cannot use database postgresql\+asyncpg://"):
+        await Database.connect("postgresql://nobody@127.0.0.1:1/nothing")
+    with pytest.raises(StorageUnavailable, match="unsupported database"):
+        await Database.connect("mysql://x@y/z")
+
+
+async def test_a_run_is_stored_with_every_node_and_event(service: RunService) -> None:
+    record = await service.execute(workflow(NODES, EDGES), {"topic": "ants"})
+    assert record.status == "succeeded"
+    assert record.outputs == {"result": "ABOUT ANTS.", "other": "ants"}
+    stored = await service.get(record.id)
+    assert stored.status == "succeeded"
+    assert stored.outputs == record.outputs
+    assert stored.inputs == {"topic": "ants"}
+    assert {node: state.status for node, state in stored.nodes.items()} == dict.fromkeys(
+        [n["id"] for n in NODES], "succeeded"
+    )
+    assert stored.nodes["ask"].output == {"text": "About ants."}
+    assert stored.nodes["slow"].duration_ms >= 200  # type: ignore[operator]
+    assert stored.finished_at is not None
+    events = [decode_event(data.encode()) for _, data in await service.store.events(record.id)]
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert events[0].__struct_config__.tag == "run.started"
+    assert events[-1].__struct_config__.tag == "run.finished"
+
+
+async def test_rerun_with_changed_params_reuses_everything_upstream(service: RunService) -> None:
+    parent = await service.execute(workflow(NODES, EDGES))
+    Sleep.executions.clear()
+    child = await (
+        await service.rerun(parent.id, params={"shout": {"template": "{{ text | lower }}"}})
+    ).wait()
+    assert child.parent_run_id == parent.id
+    assert child.outputs == {"result": "about bees.", "other": "bees"}
+    assert Sleep.executions == []  # the slow node did not execute again
+    status = {node: (state.status, state.reason) for node, state in child.nodes.items()}
+    assert status == {
+        "topic": ("cached", f"reused from run {parent.id}"),
+        "ask": ("cached", f"reused from run {parent.id}"),
+        "slow": ("cached", f"reused from run {parent.id}"),
+        "shout": ("succeeded", "params changed: template"),
+        "out": ("succeeded", "upstream changed: shout"),
+        "other": ("cached", f"reused from run {parent.id}"),
+        "out2": ("cached", f"reused from run {parent.id}"),
+    }
+    stored = await service.get(child.id)
+    assert {n: s.status for n, s in stored.nodes.items()} == {n: s for n, (s, _) in status.items()}
+    assert stored.changes == {"params": {"shout": {"template": "{{ text | lower }}"}}}
+
+
+async def test_rerun_from_a_node_forces_it_and_its_downstream(service: RunService) -> None:
+    parent = await service.execute(workflow(NODES, EDGES))
+    Sleep.executions.clear()
+    child = await (await service.rerun(parent.id, from_node="slow")).wait()
+    assert Sleep.executions == ["slow"]
+    reasons = {node: state.reason for node, state in child.nodes.items()}
+    assert reasons["slow"] == "forced: from_node"
+    assert reasons["shout"] == "forced: downstream of slow"
+    assert reasons["out"] == "forced: downstream of slow"
+    assert child.nodes["ask"].status == "cached"
+    assert child.nodes["other"].status == "cached"
+
+
+async def test_rerun_with_new_inputs(service: RunService) -> None:
+    parent = await service.execute(workflow(NODES, EDGES))
+    Sleep.executions.clear()
+    child = await (await service.rerun(parent.id, inputs={"topic": "wasps"})).wait()
+    assert child.outputs == {"result": "ABOUT WASPS.", "other": "wasps"}
+    assert sorted(Sleep.executions) == ["other", "slow"]
+    assert child.nodes["topic"].reason == "input changed: topic"
+    assert child.nodes["ask"].reason == "upstream changed: topic"
+    assert child.inputs == {"topic": "wasps"}
+
+
+async def test_reuse_is_from_the_run_that_computed_it(service: RunService) -> None:
+    root = await service.execute(workflow(NODES, EDGES))
+    child = await (await service.rerun(root.id, from_node="shout")).wait()
+    grandchild = await (await service.rerun(child.id, from_node="out")).wait()
+    assert grandchild.nodes["slow"].reason == f"reused from run {root.id}"
+    assert grandchild.nodes["shout"].reason == f"reused from run {child.id}"
+
+
+async def test_bad_reruns_create_nothing(service: RunService, database: Database) -> None:
+    parent = await service.execute(workflow(NODES, EDGES))
+    with pytest.raises(NotFound):
+        await service.rerun("run_missing")
+    with pytest.raises(WorkflowInvalid) as caught:
+        await service.rerun(
+            parent.id, from_node="ghost", params={"ask": {"temperature": 1}, "nobody": {"x": 1}}
+        )
+    found = {(i.code, i.node, i.path) for i in caught.value.issues}
+    assert found == {
+        ("missing_node", "ghost", "/from_node"),
+        ("invalid_params", "ask", "/params/ask/temperature"),
+        ("missing_node", "nobody", "/params/nobody"),
+    }
+    assert "has no param 'temperature' (its params: cache, format, retries" in str(caught.value)
+    with pytest.raises(WorkflowInvalid) as caught:
+        await service.rerun(parent.id, params={"slow": {"seconds": "soon"}})
+    (issue,) = caught.value.issues
+    assert (issue.code, issue.node, issue.path) == (
+        "invalid_params",
+        "slow",
+        "/nodes/2/params/seconds",
+    )
+    with pytest.raises(InputsInvalid, match="unknown input 'nope'"):
+        await service.rerun(parent.id, inputs={"nope": 1})
+    assert await count(database, RunRow) == 1
+
+
+async def test_concurrent_reruns_of_one_parent_are_siblings(service: RunService) -> None:
+    parent = await service.execute(workflow(NODES, EDGES))
+    first, second = await asyncio.gather(
+        service.rerun(parent.id, params={"shout": {"template": "1 {{ text }}"}}),
+        service.rerun(parent.id, params={"shout": {"template": "2 {{ text }}"}}),
+    )
+    done = await asyncio.gather(first.wait(), second.wait())
+    assert [r.outputs["result"] for r in done] == ["1 About bees.", "2 About bees."]
+    tree = await service.tree(parent.id)
+    assert sorted(child["id"] for child in tree["children"]) == sorted([first.id, second.id])
+
+
+async def test_tree_and_branch(service: RunService) -> None:
+    root = await service.execute(workflow(NODES, EDGES))
+    child = await (
+        await service.rerun(root.id, params={"ask": {"template": "On {{ topic }}"}})
+    ).wait()
+    sibling = await (await service.rerun(root.id, from_node="out")).wait()
+    grandchild = await (await service.rerun(child.id, inputs={"topic": "moths"})).wait()
+    tree = await service.tree(grandchild.id)
+    assert tree["id"] == root.id
+    assert tree["depth"] == 0
+    assert [c["id"] for c in tree["children"]] == [child.id, sibling.id]
+    assert tree["children"][0]["changed"] == {"params": {"ask": {"template": "On {{ topic }}"}}}
+    assert tree["children"][1]["from_node"] == "out"
+    (leaf,) = tree["children"][0]["children"]
+    assert (leaf["id"], leaf["depth"], leaf["children"]) == (grandchild.id, 2, [])
+    assert await service.branch(grandchild.id) == [root.id, child.id, grandchild.id]
+
+
+async def test_diff_between_two_runs(service: RunService) -> None:
+    root = await service.execute(workflow(NODES, EDGES))
+    child = await (
+        await service.rerun(root.id, params={"shout": {"template": "{{ text }}!"}})
+    ).wait()
+    diff = await service.diff(root.id, child.id)
+    by_node = {entry["node"]: entry for entry in diff["nodes"]}
+    assert by_node["shout"]["params_changed"] == ["template"]
+    assert by_node["shout"]["output"] == "changed"
+    assert by_node["ask"]["output"] == "equal"
+    assert by_node["ask"]["params_changed"] == []
+    assert by_node["shout"]["status"] == ["succeeded", "succeeded"]
+    assert by_node["slow"]["status"] == ["succeeded", "cached"]
+    assert diff["inputs_changed"] == []
+    other = await service.execute(workflow(NODES, EDGES))
+    with pytest.raises(Conflict, match="different workflows"):
+        await service.diff(root.id, other.id)
+
+
+async def test_large_outputs_are_stored_once(service: RunService, database: Database) -> None:
+    big = "x" * 1_000_000
+    nodes = [
+        {"id": "big", "type": "sleep", "params": {"label": big}},
+        {"id": "size", "type": "template", "params": {"template": "{{ t | length }}"}},
+    ]
+    parent = await service.execute(workflow(nodes, [("big.y", "size.t")]))
+    for _ in range(5):
+        await (await service.rerun(parent.id, from_node="size")).wait()
+    assert await count(database, BlobRow) == 1
+    async with database.engine.connect() as connection:
+        referencing = await connection.scalar(
+            select(func.count()).where(
+                NodeResultRow.node_id == "big", NodeResultRow.output_blob.is_not(None)
+            )
+        )
+    assert referencing == 6
+    assert (await service.get(parent.id)).nodes["big"].output == {"y": big}
+
+
+async def test_cancel_a_stored_run(service: RunService) -> None:
+    nodes = [{"id": "long", "type": "sleep", "params": {"seconds": 30}}]
+    active = await service.start(workflow(nodes))
+    await asyncio.sleep(0.1)
+    record = await service.cancel(active.id)
+    assert record.status == "cancelled"
+    assert (await service.get(active.id)).nodes["long"].status == "cancelled"
+    with pytest.raises(Conflict, match="already finished"):
+        await service.cancel(active.id)
+
+
+async def test_sigkill_mid_run_then_resume_loses_and_repeats_nothing(
+    database_url: str, service: RunService, database: Database
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.support.crash_run",
+        database_url,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    run_id = (await process.stdout.readline()).decode().strip()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # wait until a, b and side are committed and slow runs
+        states = await service.store.node_states(run_id)
+        if {"a", "b", "side"} <= {n for n, s in states.items() if s.status == "succeeded"}:
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.1)
+    process.kill()  # SIGKILL
+    await process.wait()
+    before = await service.store.node_states(run_id)
+    assert (await service.store.run_row(run_id)).status == "running"
+    assert "slow" not in before
+
+    assert await service.recover() == [run_id]
+    assert (await service.get(run_id)).status == "interrupted"
+    Sleep.executions.clear()
+    record = await (await service.resume(run_id)).wait()
+    assert record.status == "succeeded"
+    assert record.outputs == {"result": ["A", "S"]}
+    assert Sleep.executions == ["slow"]  # nothing committed ran again
+    after = await service.store.node_states(run_id)
+    for node, state in before.items():  # committed results untouched
+        assert after[node].finished_at == state.finished_at
+        assert after[node].output == state.output
+    events = await service.store.events(run_id)
+    seqs = [seq for seq, _ in events]
+    assert seqs == sorted(set(seqs))
+    assert await count(database, NodeResultRow) == 6
+    with pytest.raises(Conflict, match="only an interrupted run"):
+        await service.resume(run_id)
