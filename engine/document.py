@@ -73,6 +73,11 @@ def decode_workflow(data: bytes | str) -> Workflow:
     try:
         return _decoder.decode(raw)
     except msgspec.ValidationError as exc:
+        try:  # msgspec checks types while parsing: a cut-off document is a syntax error first
+            msgspec.json.decode(raw)
+        except msgspec.DecodeError as syntax:
+            message = _byte_position(raw, str(syntax))
+            raise WorkflowInvalid([Issue("invalid_document", message, path="")]) from None
         message = str(exc)
         found = _path_in_message.search(message)
         path = _json_pointer(found.group("path")) if found else ""

@@ -149,11 +149,17 @@ class Execution:
         self._check_done()
 
     def _check_done(self) -> None:
-        done = self._remaining == 0 or (self._cancelled and not self._tasks)
+        done = not self._tasks and (self._remaining == 0 or self._cancelled)
         if done and self._done is not None and not self._done.done():
             self._done.set_result(None)
 
     async def _process(self, node: PlanNode) -> None:
+        """Settle one node, start what it unblocks, then commit its result and announce it.
+
+        Successors start while the result is being committed (commits are FIFO, so a result is
+        never durable before the results it was computed from); the event announcing a result
+        goes out only once it is committed.
+        """
         state = self.states[node.id]
         try:
             await self._settle(node, state)
@@ -162,14 +168,42 @@ class Execution:
             state.finished_at = _now()
             self._blocked.add(node.id)
             return
-        except Exception as exc:  # noqa: BLE001 - a store or engine failure ends the whole run
-            self._log.exception("run aborted", node_id=node.id)
-            self._fatal = f"run aborted at node {node.id}: {type(exc).__name__}: {exc}"
-            self.cancel()
-            return
         for successor in self._settled(node, state):
             if not self._cancelled:
                 self._launch(self.plan.nodes[successor])
+        if self._store is not None:
+            try:
+                await self._store.node_finished(self.run_id, node.id, state)
+            except asyncio.CancelledError:
+                return  # the run was cancelled; the write itself goes on
+            except Exception as exc:  # noqa: BLE001 - a storage failure ends the whole run
+                self._log.exception("run aborted", node_id=node.id)
+                self._fatal = f"run aborted at node {node.id}: {_describe(exc)}"
+                self.cancel()
+                return
+        self._announce(node.id, state)
+
+    def _announce(self, node_id: str, state: NodeState) -> None:
+        if not self._listeners:
+            return
+        if state.status == "skipped":
+            self._emit(
+                NodeSkipped(
+                    run_id=self.run_id, seq=self._next_seq(), node=node_id, reason=state.reason
+                )
+            )
+        elif state.status == "failed":
+            self._emit(
+                NodeFailed(
+                    run_id=self.run_id,
+                    seq=self._next_seq(),
+                    node=node_id,
+                    attempt=state.attempt,
+                    error=state.error or "",
+                )
+            )
+        else:
+            self._emit_completed(node_id, state)
 
     def _settled(self, node: PlanNode, state: NodeState) -> list[str]:
         """Account for a node that reached its final state; returns the successors now ready."""
@@ -199,18 +233,25 @@ class Execution:
                 )
             ):
                 continue
-            prepared = await self._prepare(node, state)
-            if not isinstance(prepared, str) and self._reusable(node, state, prior):
+            if node.node_type.reads_outside_world:
+                prepared = await self._prepare(node, state)
+                ready = not isinstance(prepared, str)
+            else:  # the key alone decides: no need to make the node
+                gathered = self._gather(node)
+                ready = not isinstance(gathered, str)
+                if not isinstance(gathered, str):
+                    state.cache_key = self._key(node, gathered[1], None)
+            if ready and self._reusable(node, state, prior):
                 self._mark_cached(state, prior)
                 taken.append(node)
             else:
                 self.states[node.id] = NodeState()
-        if self._store is not None:
-            await asyncio.gather(
-                *(self._store.node_finished(self.run_id, n.id, self.states[n.id]) for n in taken)
+        if self._store is not None and taken:
+            await self._store.nodes_finished(
+                self.run_id, {node.id: self.states[node.id] for node in taken}
             )
         for node in taken:
-            self._emit_completed(node.id, self.states[node.id])
+            self._announce(node.id, self.states[node.id])
             self._settled(node, self.states[node.id])
 
     async def _finish(self, started_at: datetime) -> RunResult:
@@ -267,13 +308,13 @@ class Execution:
         prepared = await self._prepare(node, state)
         if isinstance(prepared, str):
             if state.error is not None:
-                await self._fail(node, state, state.error)
+                self._fail(state, state.error)
             else:
-                await self._skip(node, state, prepared)
+                state.status, state.reason, state.finished_at = "skipped", prepared, _now()
             return
         prior = self._reuse.get(node.id)
         if prior is not None and self._reusable(node, state, prior):
-            await self._take_over(node, state, prior)
+            self._mark_cached(state, prior)
             return
         state.reason = self._reason_to_execute(node, prior)
         await self._execute(node, state, *prepared)
@@ -305,12 +346,17 @@ class Execution:
         except Exception as exc:  # noqa: BLE001 - a node's own set-up failed
             state.error = _describe(exc)
             return state.error
+        state.cache_key = self._key(node, input_digests, fingerprint)
+        return instance, inputs, context
+
+    @staticmethod
+    def _key(node: PlanNode, input_digests: dict[str, Any], fingerprint: str | None) -> str:
+        """SHA-256 over type, version and params (``key_material``), input digests, fingerprint."""
         key = hashlib.sha256(node.key_material)
         key.update(canonical(input_digests))
         if fingerprint is not None:
             key.update(fingerprint.encode())
-        state.cache_key = key.hexdigest()
-        return instance, inputs, context
+        return key.hexdigest()
 
     def _reusable(self, node: PlanNode, state: NodeState, prior: PriorResult) -> bool:
         return (
@@ -413,9 +459,6 @@ class Execution:
                 state.output, state.digests, state.usage = output, digests, context.usage
                 state.finished_at = _now()
                 state.duration_ms = (time.perf_counter() - started) * 1000
-                if self._store is not None:
-                    await self._store.node_finished(self.run_id, node.id, state)
-                self._emit_completed(node.id, state)
                 return
             state.duration_ms = (time.perf_counter() - started) * 1000
             if retryable and attempt <= settings.retries:
@@ -431,7 +474,7 @@ class Execution:
                 )
                 await asyncio.sleep(settings.retry_backoff_s * 2 ** (attempt - 1))
                 continue
-            await self._fail(node, state, error)
+            self._fail(state, error)
             return
 
     def _check_output(self, node: PlanNode, output: Any) -> dict[str, str]:
@@ -454,12 +497,6 @@ class Execution:
                 ) from None
         return digests
 
-    async def _take_over(self, node: PlanNode, state: NodeState, prior: PriorResult) -> None:
-        self._mark_cached(state, prior)
-        if self._store is not None:
-            await self._store.node_finished(self.run_id, node.id, state)
-        self._emit_completed(node.id, state)
-
     @staticmethod
     def _mark_cached(state: NodeState, prior: PriorResult) -> None:
         state.status = "cached"
@@ -469,31 +506,11 @@ class Execution:
         state.started_at = state.finished_at = _now()
         state.duration_ms = 0.0
 
-    async def _skip(self, node: PlanNode, state: NodeState, reason: str) -> None:
-        state.status = "skipped"
-        state.reason = reason
-        state.finished_at = _now()
-        if self._store is not None:
-            await self._store.node_finished(self.run_id, node.id, state)
-        self._emit(
-            NodeSkipped(run_id=self.run_id, seq=self._next_seq(), node=node.id, reason=reason)
-        )
-
-    async def _fail(self, node: PlanNode, state: NodeState, error: str) -> None:
+    @staticmethod
+    def _fail(state: NodeState, error: str) -> None:
         state.status = "failed"
         state.error = error
         state.finished_at = _now()
-        if self._store is not None:
-            await self._store.node_finished(self.run_id, node.id, state)
-        self._emit(
-            NodeFailed(
-                run_id=self.run_id,
-                seq=self._next_seq(),
-                node=node.id,
-                attempt=state.attempt,
-                error=error,
-            )
-        )
 
     # -- events ---------------------------------------------------------------------------
 

@@ -112,7 +112,7 @@ class _Builder:
     def _node(
         self, index: int, node_id: str, type_name: str, params: dict[str, Any], known_ids: set[str]
     ) -> None:
-        path = pointer("nodes", index)
+        path = f"/nodes/{index}"
         if not ID_PATTERN.match(node_id):
             self.add(
                 "invalid_id",
@@ -139,14 +139,15 @@ class _Builder:
                 path=path + "/type",
             )
             return
-        errors = sorted(
-            self.registry.params_validator(type_name).iter_errors(params),
-            key=lambda error: list(map(str, error.absolute_path)),
-        )
-        for error in errors:
-            where = pointer("nodes", index, "params", *error.absolute_path)
-            field_name = ".".join(map(str, error.absolute_path)) or "params"
-            self.add("invalid_params", f"{field_name}: {error.message}", node=node_id, path=where)
+        errors = self.registry.params_errors(type_name, params)
+        for error_path, message in errors:
+            field_name = ".".join(map(str, error_path)) or "params"
+            self.add(
+                "invalid_params",
+                f"{field_name}: {message}",
+                node=node_id,
+                path=pointer("nodes", index, "params", *error_path),
+            )
         for issue in () if errors else node_type.check(params, self.context):
             self.issues.append(
                 Issue(
@@ -174,7 +175,7 @@ class _Builder:
         )
 
     def _endpoint(self, index: int, ref: str, end: str) -> tuple[PlanNode, Port] | None:
-        path = pointer("edges", index, end)
+        path = f"/edges/{index}/{end}"
         parsed = _parse_ref(ref)
         if parsed is None:
             self.add("invalid_id", f'edge `{end}` must be "node.port", got {ref!r}', path=path)
@@ -217,7 +218,7 @@ class _Builder:
         if source is None or target is None:
             return
         (source_node, source_port), (target_node, target_port) = source, target
-        path = pointer("edges", index)
+        path = f"/edges/{index}"
         if not compatible(source_port.type, target_port.type):
             self.add(
                 "type_mismatch",

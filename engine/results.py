@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -56,3 +57,7 @@ class ResultStore(Protocol):
     """Where node results are committed; the executor awaits it before announcing a result."""
 
     async def node_finished(self, run_id: str, node_id: str, state: NodeState) -> None: ...
+
+    async def nodes_finished(self, run_id: str, states: Mapping[str, NodeState]) -> None:
+        """Several results at once (reused ones, say), in one commit."""
+        ...

@@ -11,10 +11,13 @@ from typing import Any
 import jsonschema
 import msgspec
 
+from engine.digest import canonical
 from engine.errors import PluginError
 from nodes.base import NodeType
 
 ENTRY_POINT_GROUP = "nodeloom.nodes"
+_PARAMS_CACHE_SIZE = 50_000
+ParamsErrors = tuple[tuple[tuple[str | int, ...], str], ...]
 ID_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 
 COMMON_PARAMS: dict[str, Any] = {
@@ -50,6 +53,7 @@ class NodeRegistry:
     def __init__(self, node_types: Iterable[type[NodeType]] = ()) -> None:
         self._types: dict[str, type[NodeType]] = {}
         self._validators: dict[str, jsonschema.protocols.Validator] = {}
+        self._params_errors: dict[tuple[str, bytes], ParamsErrors] = {}
         for node_type in node_types:
             self.register(node_type)
 
@@ -86,6 +90,7 @@ class NodeRegistry:
             ) from None
         self._types[name] = node_type
         self._validators.pop(name, None)
+        self._params_errors.clear()
         self.__dict__.pop("catalogue", None)
         return node_type
 
@@ -122,6 +127,24 @@ class NodeRegistry:
         schema = dict(self._types[name].params_schema)
         schema["properties"] = {**COMMON_PARAMS, **schema.get("properties", {})}
         return schema
+
+    def params_errors(self, name: str, params: dict[str, Any]) -> ParamsErrors:
+        """Each violation of the params schema as (path, message), sorted by path; remembered
+        per distinct params, so revalidating a document (a rerun, a save) costs little."""
+        key = (name, canonical(params))
+        errors = self._params_errors.get(key)
+        if errors is None:
+            found = self.params_validator(name).iter_errors(params)
+            errors = tuple(
+                sorted(
+                    ((tuple(e.absolute_path), e.message) for e in found),
+                    key=lambda error: [str(part) for part in error[0]],
+                )
+            )
+            if len(self._params_errors) >= _PARAMS_CACHE_SIZE:
+                self._params_errors.clear()
+            self._params_errors[key] = errors
+        return errors
 
     def params_validator(self, name: str) -> jsonschema.protocols.Validator:
         validator = self._validators.get(name)

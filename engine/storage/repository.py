@@ -211,10 +211,9 @@ class Store:
 
     async def node_states(self, run_id: str) -> dict[str, NodeState]:
         """Every committed node result of a run, large outputs read back from their blobs."""
+        table = NodeResultRow.__table__
         async with self.sessions() as session:
-            rows = list(
-                await session.scalars(select(NodeResultRow).where(NodeResultRow.run_id == run_id))
-            )
+            rows = (await session.execute(select(table).where(table.c.run_id == run_id))).all()
             wanted = {row.output_blob for row in rows if row.output_blob}
             blobs = {}
             if wanted:
@@ -224,7 +223,7 @@ class Store:
                 blobs = {digest: msgspec.json.decode(data) for digest, data in found}
         return {
             row.node_id: NodeState(
-                status=row.status,  # type: ignore[arg-type]
+                status=row.status,
                 reason=row.reason,
                 cache_key=row.cache_key,
                 output=blobs[row.output_blob] if row.output_blob else row.output,

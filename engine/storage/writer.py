@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -18,6 +19,9 @@ from engine.storage.database import Database
 from engine.storage.tables import BlobRow, EventRow, NodeResultRow
 
 log = structlog.get_logger("nodeloom.storage")
+
+# A node_results row, and the blob row holding its output when that is large.
+Row = tuple[dict[str, Any], dict[str, Any] | None]
 
 BLOB_THRESHOLD = 4096  # bytes of JSON above which an output is stored once, by digest
 _encoder = msgspec.json.Encoder()
@@ -39,7 +43,7 @@ class ResultWriter:
 
     def __init__(self, database: Database) -> None:
         self._database = database
-        self._results: list[tuple[dict[str, Any], dict[str, Any] | None, asyncio.Future[None]]] = []
+        self._results: list[tuple[list[Row], asyncio.Future[None]]] = []
         self._events: list[dict[str, Any]] = []
         self._flusher: asyncio.Task[None] | None = None
         upsert = insert_for(database, NODE_RESULTS)
@@ -59,9 +63,12 @@ class ResultWriter:
         )
 
     async def node_finished(self, run_id: str, node_id: str, state: NodeState) -> None:
-        row, blob = result_row(run_id, node_id, state)
+        await self.nodes_finished(run_id, {node_id: state})
+
+    async def nodes_finished(self, run_id: str, states: Mapping[str, NodeState]) -> None:
         future = asyncio.get_running_loop().create_future()
-        self._results.append((row, blob, future))
+        rows = [result_row(run_id, node_id, state) for node_id, state in states.items()]
+        self._results.append((rows, future))
         self._kick()
         await future
 
@@ -91,25 +98,24 @@ class ResultWriter:
                 await self._write(results, events)
             except Exception as exc:
                 log.exception("writing results failed", results=len(results), events=len(events))
-                for _, _, future in results:
+                for _, future in results:
                     if not future.done():
                         future.set_exception(exc)
                 continue
-            for _, _, future in results:
+            for _, future in results:
                 if not future.done():
                     future.set_result(None)
 
     async def _write(
-        self,
-        results: list[tuple[dict[str, Any], dict[str, Any] | None, asyncio.Future[None]]],
-        events: list[dict[str, Any]],
+        self, results: list[tuple[list[Row], asyncio.Future[None]]], events: list[dict[str, Any]]
     ) -> None:
-        blobs = {blob["digest"]: blob for _, blob, _ in results if blob is not None}
+        rows = [row for batch, _ in results for row, _ in batch]
+        blobs = {blob["digest"]: blob for batch, _ in results for _, blob in batch if blob}
         async with self._database.engine.begin() as connection:
             if blobs:
                 await connection.execute(self._insert_blob, list(blobs.values()))
-            if results:
-                await connection.execute(self._upsert_result, [row for row, _, _ in results])
+            if rows:
+                await connection.execute(self._upsert_result, rows)
             if events:
                 await connection.execute(self._insert_event, events)
 

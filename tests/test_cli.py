@@ -1,0 +1,426 @@
+"""The `nodeloom` command as users run it: a real subprocess over real workflow files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.document import decode_workflow, export_workflow
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((ROOT / "workflows").glob("*.json"))
+
+# What each shipped example outputs with its default inputs. A new example needs an entry here.
+EXPECTED_OUTPUTS: dict[str, dict[str, Any]] = {
+    "greeting.json": {"greeting": "Hello, world! Welcome to nodeloom."},
+    "triage.json": {
+        "decision": "P1 - page the on-call engineer now: "
+                    "URGENT: checkout is down for every customer",
+    },
+    "profile.json": {
+        "profile": {
+            "name": "Ada Lovelace", "initials": "AL", "born": 1815, "century": 19,
+            "fields": ["mathematics", "computing"], "field_count": 2,
+        },
+        "summary": "Ada Lovelace (AL), born 1815 in century 19, worked on mathematics, computing.",
+    },
+}
+
+RUN_KEYS = {
+    "id", "workflow_id", "workflow_version", "parent_run_id", "status", "inputs", "outputs",
+    "created_at", "started_at", "finished_at", "error", "nodes",
+    "workflow_name", "root_run_id", "from_node", "changes",
+}
+NODE_KEYS = {
+    "status", "reason", "cache_key", "output", "error", "attempt", "started_at", "finished_at",
+    "duration_ms", "usage",
+}
+
+# A driver that runs the CLI with one extra node type, `stream`, which emits tokens slowly:
+# the way to test token display and Ctrl+C without an LLM.
+DRIVER = textwrap.dedent('''
+    import asyncio
+    import sys
+
+    from nodes.base import NodeType, Port
+    from nodes.registry import NodeRegistry
+    from server.cli import main
+
+    class Stream(NodeType):
+        type = "stream"
+        title = "Stream"
+        params_schema = {"type": "object", "properties": {
+            "words": {"type": "integer"}, "delay_s": {"type": "number"}}}
+        inputs = (Port("prompt", "string"),)
+        outputs = (Port("text", "string"),)
+
+        async def run(self, inputs, context):
+            words = []
+            for index in range(self.params["words"]):
+                await asyncio.sleep(self.params["delay_s"])
+                words.append(f"word{index} ")
+                context.emit_token(words[-1])
+            return {"text": "".join(words)}
+
+    registry = NodeRegistry.builtin()
+    registry.register(Stream)
+    sys.exit(main(sys.argv[1:], registry=registry))
+''')
+
+
+@pytest.fixture(autouse=True)
+def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test stores its runs in a database of its own (the subprocesses inherit it)."""
+    url = f"sqlite:///{tmp_path}/nodeloom.db"
+    monkeypatch.setenv("NODELOOM_DATABASE_URL", url)
+    return url
+
+
+def nodeloom(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "server.cli", *map(str, args)],
+        capture_output=True, text=True, timeout=60, cwd=cwd or ROOT, check=False,
+    )
+
+
+def write_workflow(path: Path, nodes: list[dict[str, Any]], edges: list[tuple[str, str]],
+                   name: str = "test") -> Path:
+    document = {
+        "schema_version": 1, "name": name, "nodes": nodes,
+        "edges": [{"from": source, "to": target} for source, target in edges],
+    }
+    path.write_text(json.dumps(document))
+    return path
+
+
+@pytest.fixture
+def counter(tmp_path: Path) -> Path:
+    """``n`` (an integer input) → ``n + 1`` as text."""
+    return write_workflow(tmp_path / "counter.json", [
+        {"id": "n", "type": "input", "params": {"name": "n", "schema": {"type": "integer"}}},
+        {"id": "add", "type": "template", "params": {"template": "{{ n + 1 }}"}},
+        {"id": "out", "type": "output", "params": {"name": "next"}},
+    ], [("n.value", "add.n"), ("add.text", "out.value")])
+
+
+@pytest.fixture
+def driver(tmp_path: Path) -> Path:
+    path = tmp_path / "driver.py"
+    path.write_text(DRIVER)
+    return path
+
+
+def stream_workflow(tmp_path: Path, words: int, delay_s: float) -> Path:
+    """``topic`` → ``writer`` (a `stream` node, see DRIVER) → the output ``text``."""
+    return write_workflow(tmp_path / "stream.json", [
+        {"id": "topic", "type": "input",
+         "params": {"name": "topic", "schema": {"type": "string"}, "default": "bees"}},
+        {"id": "writer", "type": "stream", "params": {"words": words, "delay_s": delay_s}},
+        {"id": "out", "type": "output", "params": {"name": "text"}},
+    ], [("topic.value", "writer.prompt"), ("writer.text", "out.value")])
+
+
+def assert_clean_failure(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert result.returncode == 1, result
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr
+
+
+# -- the shipped examples ---------------------------------------------------------------------
+
+
+def test_every_example_has_expected_outputs() -> None:
+    assert EXAMPLES, "workflows/ holds no examples"
+    assert {path.name for path in EXAMPLES} == set(EXPECTED_OUTPUTS)
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)
+def test_example_is_byte_stable(path: Path) -> None:
+    data = path.read_bytes()
+    assert export_workflow(decode_workflow(data)) == data
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)
+def test_example_validates(path: Path) -> None:
+    result = nodeloom("validate", path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith(f"{path}: valid (")
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)
+def test_example_runs(path: Path) -> None:
+    result = nodeloom("run", path)
+    assert result.returncode == 0, result.stderr
+    expected = EXPECTED_OUTPUTS[path.name]
+    lines = result.stdout.splitlines()
+    assert len(lines) == len(expected)
+    for line, (name, value) in zip(lines, expected.items(), strict=True):
+        shown = json.loads(line.removeprefix(f"{name}: ")) if not isinstance(value, str) else (
+            line.removeprefix(f"{name}: "))
+        assert line.startswith(f"{name}: ")
+        assert shown == value
+    assert " succeeded in " in result.stderr
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)
+def test_example_runs_as_json(path: Path) -> None:
+    result = nodeloom("run", path, "--json")
+    assert result.returncode == 0, result.stderr
+    run = json.loads(result.stdout)  # stdout holds the JSON and nothing else
+    assert set(run) == RUN_KEYS
+    assert run["id"].startswith("run_")
+    assert run["workflow_id"] is None
+    assert run["workflow_version"] is None
+    assert run["parent_run_id"] is None
+    assert run["status"] == "succeeded"
+    assert run["error"] is None
+    assert run["outputs"] == EXPECTED_OUTPUTS[path.name]
+    for stamp in ("created_at", "started_at", "finished_at"):
+        datetime.fromisoformat(run[stamp])
+    document = json.loads(path.read_text())
+    assert set(run["nodes"]) == {node["id"] for node in document["nodes"]}
+    for node in run["nodes"].values():
+        assert set(node) == NODE_KEYS
+        assert node["status"] in ("succeeded", "skipped")
+        if node["status"] == "succeeded":
+            assert len(node["cache_key"]) == 64
+            assert node["attempt"] == 1
+            assert node["duration_ms"] >= 0
+
+
+def test_triage_routes_and_reports_the_skipped_branch() -> None:
+    result = nodeloom("run", ROOT / "workflows/triage.json", "-i", "ticket=Please fix a typo")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        "decision: P3 - add to the backlog for the next planning: Please fix a typo\n"
+    )
+    assert "[page] skipped: upstream skipped: is_urgent.true\n" in result.stderr
+    assert "[backlog] succeeded " in result.stderr
+
+
+def test_profile_inputs_are_coerced_from_text() -> None:
+    result = nodeloom("run", ROOT / "workflows/profile.json", "--json", "-i", "name=Grace Hopper",
+                      "-i", "born=1906", "-i", 'fields=["compilers", "COBOL"]')
+    assert result.returncode == 0, result.stderr
+    run = json.loads(result.stdout)
+    assert run["inputs"] == {"name": "Grace Hopper", "born": 1906, "fields": ["compilers", "COBOL"]}
+    assert run["outputs"]["summary"] == (
+        "Grace Hopper (GH), born 1906 in century 20, worked on compilers, COBOL."
+    )
+
+
+# -- inputs -----------------------------------------------------------------------------------
+
+
+def test_input_is_coerced_to_the_schema_type(counter: Path) -> None:
+    result = nodeloom("run", counter, "-i", "n=3", "--json")
+    assert result.returncode == 0, result.stderr
+    run = json.loads(result.stdout)
+    assert run["inputs"] == {"n": 3}
+    assert run["outputs"] == {"next": "4"}
+
+
+def test_bad_input_value_is_a_clear_error(counter: Path) -> None:
+    result = nodeloom("run", counter, "-i", "n=three")
+    assert_clean_failure(result, "invalid inputs", "'n'", "integer")
+    assert result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_missing_and_unknown_inputs_are_named(counter: Path) -> None:
+    result = nodeloom("run", counter, "-i", "m=1")
+    assert_clean_failure(result, "unknown input 'm'", "input 'n' is required")
+
+
+def test_input_without_equals_is_a_usage_error(counter: Path) -> None:
+    result = nodeloom("run", counter, "-i", "n")
+    assert result.returncode == 2
+    assert "expected NAME=VALUE" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# -- files that are not valid workflows -------------------------------------------------------
+
+
+def test_validate_lists_every_error_with_its_node(tmp_path: Path) -> None:
+    path = write_workflow(tmp_path / "broken.json", [
+        {"id": "src", "type": "input", "params": {"name": "src", "schema": {"type": "string"}}},
+        {"id": "src", "type": "template", "params": {"template": "{{ x }}"}},
+        {"id": "mystery", "type": "no_such_type", "params": {}},
+        {"id": "bad_tpl", "type": "template", "params": {"template": "{% if %}"}},
+        {"id": "out", "type": "output", "params": {"name": "result"}},
+    ], [("src.value", "out.value"), ("ghost.text", "out.value")])
+    result = nodeloom("validate", path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[-1] == f"{path}: invalid ({len(lines) - 1} errors)"
+    errors = "\n".join(lines[:-1])
+    for expected in (
+        "src: node id 'src' is used more than once [duplicate_node_id] (at /nodes/1/id)",
+        "mystery: unknown node type 'no_such_type' [unknown_node_type] (at /nodes/2/type)",
+        "bad_tpl: line 1:",
+        "[template_syntax] (at /nodes/3/params/template)",
+        "ghost.text: edge `from` names node 'ghost', which does not exist [missing_node]",
+    ):
+        assert expected in errors
+
+
+def test_run_of_an_invalid_workflow_prints_errors_to_stderr(tmp_path: Path) -> None:
+    path = write_workflow(tmp_path / "broken.json", [
+        {"id": "out", "type": "output", "params": {"name": "result"}},
+    ], [])
+    result = nodeloom("run", path)
+    assert_clean_failure(result, "out.value: input out.value needs an edge [missing_input]")
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'{"schema_version": 1, "name": "x",\n "nodes": [}', "not valid JSON: JSON is malformed"),
+        (b'{"schema_version": 1, "name": "x", "nodes": [', "not valid JSON: Input data was"),
+        (b"", "the file is empty"),
+        (b'{"schema_version": 2, "name": "x", "nodes": []}', "not a workflow document"),
+        (b"\xff\xfe", "not valid JSON"),
+    ],
+    ids=["malformed", "truncated", "empty", "wrong-version", "binary"],
+)
+def test_unreadable_documents_are_one_clear_line(tmp_path: Path, command: str, content: bytes,
+                                                 message: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_bytes(content)
+    result = nodeloom(command, path)
+    assert_clean_failure(result, message, str(path))
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stdout == ""
+
+
+def test_malformed_json_names_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "bad.json"
+    path.write_bytes(b'{\n  "schema_version": 1,\n  "name": "x",,\n  "nodes": []\n}\n')
+    result = nodeloom("validate", path)
+    assert_clean_failure(result, "(line 3, column 15)")
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_missing_file_is_one_clear_line(tmp_path: Path, command: str) -> None:
+    result = nodeloom(command, tmp_path / "nowhere.json")
+    assert_clean_failure(result, "nowhere.json: no such file")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_directory_is_one_clear_line(tmp_path: Path) -> None:
+    result = nodeloom("validate", tmp_path)
+    assert_clean_failure(result, "is a directory")
+
+
+# -- failing and cancelled runs ---------------------------------------------------------------
+
+
+@pytest.fixture
+def failing(tmp_path: Path) -> Path:
+    """``bad`` renders text that is not JSON with ``format: json``, so it fails."""
+    return write_workflow(tmp_path / "failing.json", [
+        {"id": "x", "type": "input", "params": {"name": "x", "default": "hi"}},
+        {"id": "bad", "type": "template", "params": {"template": "{{ x }}!", "format": "json"}},
+        {"id": "ok", "type": "template", "params": {"template": "fine: {{ x }}"}},
+        {"id": "broken", "type": "output", "params": {"name": "broken"}},
+        {"id": "fine", "type": "output", "params": {"name": "fine"}},
+    ], [("x.value", "bad.x"), ("bad.json", "broken.value"), ("x.value", "ok.x"),
+        ("ok.text", "fine.value")])
+
+
+def test_failing_run_exits_1_with_the_error(failing: Path) -> None:
+    result = nodeloom("run", failing)
+    assert_clean_failure(result, "[bad] failed: rendered text is not JSON",
+                         "[broken] skipped: upstream failed: bad",
+                         "failed: node bad failed: rendered text is not JSON")
+    assert result.stdout == "fine: fine: hi\n"  # the branch that did not fail still delivers
+
+
+def test_failing_run_as_json(failing: Path) -> None:
+    result = nodeloom("run", failing, "--json")
+    assert result.returncode == 1
+    run = json.loads(result.stdout)
+    assert run["status"] == "failed"
+    assert run["error"].startswith("node bad failed: rendered text is not JSON")
+    assert run["nodes"]["bad"]["status"] == "failed"
+    assert run["nodes"]["bad"]["error"].startswith("rendered text is not JSON")
+    assert run["nodes"]["broken"]["status"] == "skipped"
+    assert run["outputs"] == {"fine": "fine: hi"}
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_ctrl_c_cancels_the_run(driver: Path, tmp_path: Path, as_json: bool) -> None:
+    workflow = stream_workflow(tmp_path, words=10_000, delay_s=0.05)
+    command = [sys.executable, str(driver), "run", str(workflow), *(["--json"] if as_json else [])]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        assert process.stderr is not None
+        first = process.stderr.readline()
+        assert " started: " in first, first
+        time.sleep(0.3)
+        interrupted = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=10)
+    finally:
+        process.kill()
+    assert time.monotonic() - interrupted < 2
+    assert process.returncode == 130
+    assert "Traceback" not in stderr
+    assert "[writer] cancelled" in stderr
+    assert stderr.rstrip().endswith("cancelled")
+    if as_json:
+        run = json.loads(stdout)
+        assert run["status"] == "cancelled"
+        assert run["nodes"]["writer"]["status"] == "cancelled"
+        assert run["nodes"]["out"]["status"] == "cancelled"
+    else:
+        assert stdout == ""
+
+
+# -- the live display on a terminal -----------------------------------------------------------
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_live_display_on_a_terminal_shows_nodes_and_tokens(driver: Path, tmp_path: Path) -> None:
+    import pty  # POSIX only
+
+    workflow = stream_workflow(tmp_path, words=5, delay_s=0.05)
+    primary, secondary = pty.openpty()
+    env = {**os.environ, "COLUMNS": "120", "TERM": "xterm-256color"}
+    process = subprocess.Popen([sys.executable, str(driver), "run", str(workflow)], cwd=ROOT,
+                               stdin=secondary, stdout=secondary, stderr=secondary, env=env)
+    os.close(secondary)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # the terminal closes when the process ends
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(primary)
+    assert process.wait(timeout=30) == 0
+    text = screen.decode(errors="replace")
+    assert "Traceback" not in text
+    for node in ("topic", "writer", "out"):
+        assert node in text
+    assert "succeeded" in text
+    assert "word0 word1 word2 word3 word4" in text  # the streamed tokens on the writer's row
+    assert "text: word0 word1 word2 word3 word4" in text  # the output after the display
