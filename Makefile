@@ -1,5 +1,6 @@
-# Set-up, checks and a demo. Each target creates .venv (python3 -m venv) and installs
-# nodeloom into it when missing or when pyproject.toml changed.
+# Set-up, checks and a demo. Each target installs missing system packages (scripts/system-deps),
+# creates .venv (python3 -m venv) and installs nodeloom into it when missing or when
+# pyproject.toml changed.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,7 +12,8 @@ NAME ?= Ada
 
 setup: $(INSTALLED)
 
-$(INSTALLED): pyproject.toml
+$(INSTALLED): pyproject.toml scripts/system-deps
+	@scripts/system-deps
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing nodeloom and its test tools into $(VENV) ..."
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
