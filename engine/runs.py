@@ -14,21 +14,22 @@ from typing import Any
 
 import structlog
 
+from engine import history
 from engine.document import Workflow, from_builtins, to_builtins
-from engine.errors import Conflict, WorkflowInvalid
+from engine.errors import Conflict
 from engine.events import Listener
 from engine.executor import DEFAULT_CONCURRENCY, Execution
 from engine.graph import Plan, compile_plan
 from engine.inputs import resolve_inputs
-from engine.issues import Issue, pointer
 from engine.records import RunRecord
+from engine.reruns import override, reasons
 from engine.results import NodeState, PriorResult, RunResult
 from engine.storage.database import Database
 from engine.storage.repository import Store, new_id, now, run_record
 from engine.storage.tables import RunRow
 from engine.storage.writer import ResultWriter
 from nodes.base import CheckContext
-from nodes.registry import COMMON_PARAMS, NodeRegistry
+from nodes.registry import NodeRegistry
 
 log = structlog.get_logger("nodeloom.runs")
 
@@ -122,7 +123,7 @@ class RunService:
         parent = await self.store.run_row(run_id, owner_id=owner_id)
         if parent.status not in FINISHED:
             raise Conflict(f"run {run_id} is still {parent.status}; rerun it when it has finished")
-        workflow = _override(parent.snapshot, run_id, from_node, params or {}, self.registry)
+        workflow = override(parent.snapshot, run_id, from_node, params or {}, self.registry)
         plan = self.plan(workflow)
         resolved = resolve_inputs(plan, {**parent.inputs, **(inputs or {})})
         states = await self.store.node_states(run_id)
@@ -138,7 +139,7 @@ class RunService:
             if state.status in REUSABLE and state.cache_key and node_id in plan.nodes
         }
         forced = {from_node, *plan.downstream(from_node)} if from_node else set()
-        reasons = _reasons(parent.snapshot, to_builtins(workflow), from_node, forced)
+        why = reasons(parent.snapshot, to_builtins(workflow), from_node, forced)
         child_id = new_id("run")
         changes = {
             key: value
@@ -165,7 +166,7 @@ class RunService:
             insert=True,
             reuse=reuse,
             force=forced,
-            reasons=reasons,
+            reasons=why,
         )
 
     async def resume(
@@ -360,165 +361,13 @@ class RunService:
         return await self.store.get_run(run_id, owner_id=owner_id)
 
     async def tree(self, run_id: str, *, owner_id: str | None = None) -> dict[str, Any]:
-        """The whole tree ``run_id`` belongs to, from its root."""
-        row = await self.store.run_row(run_id, owner_id=owner_id)
-        rows = await self.store.tree_rows(row.root_run_id)
-        nodes: dict[str, dict[str, Any]] = {}
-        for each in rows:  # parents are created before their children
-            parent = nodes.get(each.parent_run_id) if each.parent_run_id else None
-            nodes[each.id] = {
-                "id": each.id,
-                "status": each.status,
-                "created_at": each.created_at,
-                "finished_at": each.finished_at,
-                "from_node": each.from_node,
-                "changed": each.changes,
-                "depth": parent["depth"] + 1 if parent else 0,
-                "children": [],
-            }
-            if parent is not None:
-                parent["children"].append(nodes[each.id])
-        return nodes[row.root_run_id]
+        return await history.tree(self.store, run_id, owner_id=owner_id)
 
     async def branch(self, run_id: str, *, owner_id: str | None = None) -> list[str]:
-        """The run ids from the root of the tree down to ``run_id``."""
-        row = await self.store.run_row(run_id, owner_id=owner_id)
-        parents = {
-            each.id: each.parent_run_id for each in await self.store.tree_rows(row.root_run_id)
-        }
-        path = [run_id]
-        while (parent := parents.get(path[-1])) is not None:
-            path.append(parent)
-        return path[::-1]
+        return await history.branch(self.store, run_id, owner_id=owner_id)
 
     async def diff(self, a: str, b: str, *, owner_id: str | None = None) -> dict[str, Any]:
-        """Node by node: params changed, output equal or changed, status, duration, tokens."""
-        row_a = await self.store.run_row(a, owner_id=owner_id)
-        row_b = await self.store.run_row(b, owner_id=owner_id)
-        same = (row_a.workflow_id is not None and row_a.workflow_id == row_b.workflow_id) or (
-            row_a.root_run_id == row_b.root_run_id
-        )
-        if not same:
-            raise Conflict(f"runs {a} and {b} belong to different workflows")
-        states_a, states_b = await self.store.node_states(a), await self.store.node_states(b)
-        params_a = {n["id"]: n for n in row_a.snapshot["nodes"]}
-        params_b = {n["id"]: n for n in row_b.snapshot["nodes"]}
-        order = list(params_a) + [node for node in params_b if node not in params_a]
-        nodes = []
-        for node_id in order:
-            old, new = params_a.get(node_id), params_b.get(node_id)
-            state_a, state_b = states_a.get(node_id), states_b.get(node_id)
-            nodes.append(
-                {
-                    "node": node_id,
-                    "in": "both" if old and new else ("a" if old else "b"),
-                    "params_changed": _changed_keys(old, new) if old and new else [],
-                    "status": [_field(state_a, "status"), _field(state_b, "status")],
-                    "output": _compare_outputs(state_a, state_b),
-                    "duration_ms": [_field(state_a, "duration_ms"), _field(state_b, "duration_ms")],
-                    "usage": [_field(state_a, "usage"), _field(state_b, "usage")],
-                }
-            )
-        changed_inputs = sorted(
-            k for k in {*row_a.inputs, *row_b.inputs} if row_a.inputs.get(k) != row_b.inputs.get(k)
-        )
-        return {"a": a, "b": b, "inputs_changed": changed_inputs, "nodes": nodes}
-
-
-def _override(
-    snapshot: dict[str, Any],
-    run_id: str,
-    from_node: str | None,
-    params: Mapping[str, Mapping[str, Any]],
-    registry: NodeRegistry,
-) -> Workflow:
-    """The parent's document with param overrides applied; every unknown name is an issue."""
-    document = from_builtins(snapshot)
-    data = to_builtins(document)
-    nodes = {node["id"]: node for node in data["nodes"]}
-    issues = []
-    if from_node is not None and from_node not in nodes:
-        issues.append(
-            Issue(
-                "missing_node",
-                f"from_node {from_node!r} is not a node of run {run_id}",
-                node=from_node,
-                path="/from_node",
-            )
-        )
-    for node_id, changes in params.items():
-        node = nodes.get(node_id)
-        if node is None:
-            issues.append(
-                Issue(
-                    "missing_node",
-                    f"node {node_id!r} is not in run {run_id}",
-                    node=node_id,
-                    path=pointer("params", node_id),
-                )
-            )
-            continue
-        known = (
-            registry.params_schema(node["type"])["properties"] if node["type"] in registry else {}
-        )
-        for name, value in changes.items():
-            if name not in known:
-                names = ", ".join(sorted(known))
-                issues.append(
-                    Issue(
-                        "invalid_params",
-                        f"{node['type']} node {node_id!r} has no "
-                        f"param {name!r} (its params: {names})",
-                        node=node_id,
-                        path=pointer("params", node_id, name),
-                    )
-                )
-            node.setdefault("params", {})[name] = value
-    if issues:
-        raise WorkflowInvalid(issues)
-    return from_builtins(data)
-
-
-def _changed_keys(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> list[str]:
-    old_params, new_params = (old or {}).get("params", {}), (new or {}).get("params", {})
-    missing = object()
-    return sorted(
-        key
-        for key in {*old_params, *new_params}
-        if old_params.get(key, missing) != new_params.get(key, missing)
-    )
-
-
-def _reasons(
-    old: dict[str, Any], new: dict[str, Any], from_node: str | None, forced: set[str]
-) -> dict[str, str]:
-    """Why each node of a rerun would execute, as far as the documents tell."""
-    before = {node["id"]: node for node in old["nodes"]}
-    reasons = {}
-    for node in new["nodes"]:
-        node_id, previous = node["id"], before.get(node["id"])
-        changed = [key for key in _changed_keys(previous, node) if key not in COMMON_PARAMS]
-        if previous is None:
-            reasons[node_id] = "new node"
-        elif previous["type"] != node["type"]:
-            reasons[node_id] = "type changed"
-        elif changed:
-            reasons[node_id] = "params changed: " + ", ".join(changed)
-        elif node_id == from_node:
-            reasons[node_id] = "forced: from_node"
-        elif node_id in forced:
-            reasons[node_id] = f"forced: downstream of {from_node}"
-    return reasons
-
-
-def _field(state: NodeState | None, name: str) -> Any:
-    return getattr(state, name) if state is not None else None
-
-
-def _compare_outputs(a: NodeState | None, b: NodeState | None) -> str:
-    if a is None or b is None or a.output is None or b.output is None:
-        return "missing"
-    return "equal" if (a.digests or a.output) == (b.digests or b.output) else "changed"
+        return await history.diff(self.store, a, b, owner_id=owner_id)
 
 
 def _process_alive(owner: str | None) -> bool:
