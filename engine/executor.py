@@ -12,18 +12,11 @@ from typing import Any
 
 import structlog
 
+from engine.announcer import Announcer
 from engine.digest import canonical, digest
 from engine.errors import NodeFailure
 from engine.events import (
-    AnyEvent,
     Listener,
-    NodeCompleted,
-    NodeFailed,
-    NodeSkipped,
-    NodeStarted,
-    NodeToken,
-    RunFinished,
-    RunStarted,
     RunStatus,
 )
 from engine.graph import Plan, PlanNode
@@ -71,14 +64,13 @@ class Execution:
         self.inputs = dict(inputs)
         self.run_id = run_id
         self.states = {node_id: NodeState() for node_id in plan.nodes}
-        self._listeners = list(listeners)
+        self._events = Announcer(run_id, listeners, first_seq)
         self._store = store
         self._reuse = reuse or {}
         self._force = frozenset(force)
         self._reasons = reasons or {}
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._workspace = workspace or Path("workspace")
-        self._seq = first_seq
         self._waiting = {node_id: len(node.predecessors) for node_id, node in plan.nodes.items()}
         self._blocked: set[str] = set()  # failed, cancelled, or skipped because of a failure
         self._remaining = len(plan.nodes)
@@ -95,14 +87,7 @@ class Execution:
     async def execute(self) -> RunResult:
         started_at = _now()
         self._done = asyncio.get_running_loop().create_future()
-        self._emit(
-            RunStarted(
-                run_id=self.run_id,
-                seq=self._next_seq(),
-                workflow=self.plan.workflow.name,
-                nodes=list(self.plan.nodes),
-            )
-        )
+        self._events.run_started(self.plan.workflow.name, list(self.plan.nodes))
         if self._reuse and not self._cancelled:
             await self._take_over_reusable()
         if self._cancelled or self._remaining == 0:
@@ -135,7 +120,7 @@ class Execution:
     @property
     def last_seq(self) -> int:
         """The sequence number of the latest event."""
-        return self._seq
+        return self._events.seq
 
     # -- scheduling -----------------------------------------------------------------------
 
@@ -181,29 +166,7 @@ class Execution:
                 self._fatal = f"run aborted at node {node.id}: {_describe(exc)}"
                 self.cancel()
                 return
-        self._announce(node.id, state)
-
-    def _announce(self, node_id: str, state: NodeState) -> None:
-        if not self._listeners:
-            return
-        if state.status == "skipped":
-            self._emit(
-                NodeSkipped(
-                    run_id=self.run_id, seq=self._next_seq(), node=node_id, reason=state.reason
-                )
-            )
-        elif state.status == "failed":
-            self._emit(
-                NodeFailed(
-                    run_id=self.run_id,
-                    seq=self._next_seq(),
-                    node=node_id,
-                    attempt=state.attempt,
-                    error=state.error or "",
-                )
-            )
-        else:
-            self._emit_completed(node_id, state)
+        self._events.result(node.id, state)
 
     def _settled(self, node: PlanNode, state: NodeState) -> list[str]:
         """Account for a node that reached its final state; returns the successors now ready."""
@@ -251,7 +214,7 @@ class Execution:
                 self.run_id, {node.id: self.states[node.id] for node in taken}
             )
         for node in taken:
-            self._announce(node.id, self.states[node.id])
+            self._events.result(node.id, self.states[node.id])
             self._settled(node, self.states[node.id])
 
     async def _finish(self, started_at: datetime) -> RunResult:
@@ -271,15 +234,7 @@ class Execution:
             if self.states[node.id].status in ("succeeded", "cached")
         }
         status, error = self._outcome()
-        self._emit(
-            RunFinished(
-                run_id=self.run_id,
-                seq=self._next_seq(),
-                status=status,
-                outputs=outputs,
-                error=error,
-            )
-        )
+        self._events.run_finished(status, outputs, error)
         return RunResult(
             id=self.run_id,
             status=status,
@@ -333,7 +288,7 @@ class Execution:
             node_id=node.id,
             attempt=0,
             run_inputs=self.inputs,
-            emit_token=self._token_emitter(node.id),
+            emit_token=self._events.token_emitter(node.id),
             workspace=self._workspace,
         )
         try:
@@ -440,9 +395,7 @@ class Execution:
             context.attempt = state.attempt = attempt
             state.status = "running"
             state.started_at = _now()
-            self._emit(
-                NodeStarted(run_id=self.run_id, seq=self._next_seq(), node=node.id, attempt=attempt)
-            )
+            self._events.node_started(node.id, attempt)
             started = time.perf_counter()
             try:
                 async with self._semaphore, asyncio.timeout(settings.timeout_s):
@@ -462,16 +415,7 @@ class Execution:
                 return
             state.duration_ms = (time.perf_counter() - started) * 1000
             if retryable and attempt <= settings.retries:
-                self._emit(
-                    NodeFailed(
-                        run_id=self.run_id,
-                        seq=self._next_seq(),
-                        node=node.id,
-                        attempt=attempt,
-                        error=error,
-                        will_retry=True,
-                    )
-                )
+                self._events.retrying(node.id, attempt, error)
                 await asyncio.sleep(settings.retry_backoff_s * 2 ** (attempt - 1))
                 continue
             self._fail(state, error)
@@ -511,41 +455,6 @@ class Execution:
         state.status = "failed"
         state.error = error
         state.finished_at = _now()
-
-    # -- events ---------------------------------------------------------------------------
-
-    def _next_seq(self) -> int:
-        self._seq += 1
-        return self._seq
-
-    def _emit(self, event: AnyEvent) -> None:
-        for listener in self._listeners:
-            try:
-                listener(event)
-            except Exception:  # noqa: BLE001 - a listener's bug must not break the run
-                self._log.exception("event listener failed", event_type=type(event).__name__)
-
-    def _emit_completed(self, node_id: str, state: NodeState) -> None:
-        if self._listeners:
-            self._emit(
-                NodeCompleted(
-                    run_id=self.run_id,
-                    seq=self._next_seq(),
-                    node=node_id,
-                    status=state.status,  # type: ignore[arg-type]
-                    cache_key=state.cache_key or "",
-                    reason=state.reason,
-                    output=state.output or {},
-                    duration_ms=state.duration_ms or 0.0,
-                    usage=state.usage,
-                )
-            )
-
-    def _token_emitter(self, node_id: str) -> Any:
-        def emit_token(text: str) -> None:
-            self._emit(NodeToken(run_id=self.run_id, seq=self._next_seq(), node=node_id, text=text))
-
-        return emit_token
 
 
 def _describe(exc: BaseException) -> str:

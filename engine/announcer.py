@@ -1,0 +1,112 @@
+"""Turns what the executor does into numbered events for its listeners."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import structlog
+
+from engine.events import (
+    AnyEvent,
+    Listener,
+    NodeCompleted,
+    NodeFailed,
+    NodeSkipped,
+    NodeStarted,
+    NodeToken,
+    RunFinished,
+    RunStarted,
+    RunStatus,
+)
+from engine.results import NodeState
+
+log = structlog.get_logger("nodeloom.events")
+
+
+class Announcer:
+    """Numbers a run's events (``seq``) and hands them to every listener; a listener that
+    raises is logged and skipped, never allowed to break the run."""
+
+    def __init__(self, run_id: str, listeners: Iterable[Listener], first_seq: int = 0) -> None:
+        self.run_id = run_id
+        self.listeners = list(listeners)
+        self.seq = first_seq
+
+    def _next(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def emit(self, event: AnyEvent) -> None:
+        for listener in self.listeners:
+            try:
+                listener(event)
+            except Exception:
+                log.exception(
+                    "event listener failed", run_id=self.run_id, event_type=type(event).__name__
+                )
+
+    def run_started(self, workflow: str, nodes: list[str]) -> None:
+        self.emit(RunStarted(run_id=self.run_id, seq=self._next(), workflow=workflow, nodes=nodes))
+
+    def run_finished(self, status: RunStatus, outputs: dict[str, Any], error: str | None) -> None:
+        self.emit(
+            RunFinished(
+                run_id=self.run_id, seq=self._next(), status=status, outputs=outputs, error=error
+            )
+        )
+
+    def node_started(self, node: str, attempt: int) -> None:
+        if self.listeners:
+            self.emit(NodeStarted(run_id=self.run_id, seq=self._next(), node=node, attempt=attempt))
+
+    def retrying(self, node: str, attempt: int, error: str) -> None:
+        self.emit(
+            NodeFailed(
+                run_id=self.run_id,
+                seq=self._next(),
+                node=node,
+                attempt=attempt,
+                error=error,
+                will_retry=True,
+            )
+        )
+
+    def token_emitter(self, node: str) -> Callable[[str], None]:
+        def emit_token(text: str) -> None:
+            self.emit(NodeToken(run_id=self.run_id, seq=self._next(), node=node, text=text))
+
+        return emit_token
+
+    def result(self, node: str, state: NodeState) -> None:
+        """The event for a node's final state: completed (or cached), skipped or failed."""
+        if not self.listeners:
+            return
+        if state.status == "skipped":
+            self.emit(
+                NodeSkipped(run_id=self.run_id, seq=self._next(), node=node, reason=state.reason)
+            )
+        elif state.status == "failed":
+            self.emit(
+                NodeFailed(
+                    run_id=self.run_id,
+                    seq=self._next(),
+                    node=node,
+                    attempt=state.attempt,
+                    error=state.error or "",
+                )
+            )
+        else:
+            self.emit(
+                NodeCompleted(
+                    run_id=self.run_id,
+                    seq=self._next(),
+                    node=node,
+                    status=state.status,  # type: ignore[arg-type]
+                    cache_key=state.cache_key or "",
+                    reason=state.reason,
+                    output=state.output or {},
+                    duration_ms=state.duration_ms or 0.0,
+                    usage=state.usage,
+                )
+            )
