@@ -11,7 +11,7 @@ from engine.events import NodeStatus, RunStatus
 
 
 class NodeRecord(msgspec.Struct, kw_only=True):
-    status: NodeStatus
+    status: NodeStatus = "pending"
     reason: str = ""
     cache_key: str | None = None
     output: dict[str, Any] | None = None

@@ -8,20 +8,13 @@ from typing import Any, Protocol
 
 import msgspec
 
-from engine.events import NodeStatus, RunStatus
+from engine.events import RunStatus
+from engine.records import NodeRecord
 
 
-class NodeState(msgspec.Struct, kw_only=True):
-    status: NodeStatus = "pending"
-    reason: str = ""
-    cache_key: str | None = None
-    output: dict[str, Any] | None = None
-    error: str | None = None
-    attempt: int = 0
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    duration_ms: float | None = None
-    usage: dict[str, int] | None = None
+class NodeState(NodeRecord, kw_only=True):
+    """A node's state as the engine keeps it: what users see, plus the bookkeeping below."""
+
     # Digest of each output value: what downstream cache keys are made of. Not shown in the API.
     digests: dict[str, str] | None = None
     # The run that computed the output (this run, or the one a cached result came from).
@@ -30,6 +23,10 @@ class NodeState(msgspec.Struct, kw_only=True):
     @property
     def done(self) -> bool:
         return self.status in ("succeeded", "cached", "failed", "skipped", "cancelled")
+
+    def record(self) -> NodeRecord:
+        """The state as users see it (SPEC §6.1), without the engine's bookkeeping."""
+        return NodeRecord(**{name: getattr(self, name) for name in NodeRecord.__struct_fields__})
 
 
 class RunResult(msgspec.Struct, kw_only=True):

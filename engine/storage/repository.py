@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.document import Workflow, to_builtins
 from engine.errors import Conflict, NotFound
-from engine.records import NodeRecord, Page, RunRecord, WorkflowRecord
+from engine.records import Page, RunRecord, WorkflowRecord
 from engine.results import NodeState
 from engine.storage.database import Database
 from engine.storage.tables import (
@@ -346,21 +346,7 @@ class Store:
 
 
 def run_record(row: RunRow, states: dict[str, NodeState]) -> RunRecord:
-    nodes = {
-        node_id: NodeRecord(
-            status=state.status,
-            reason=state.reason,
-            cache_key=state.cache_key,
-            output=state.output,
-            error=state.error,
-            attempt=state.attempt,
-            started_at=state.started_at,
-            finished_at=state.finished_at,
-            duration_ms=state.duration_ms,
-            usage=state.usage,
-        )
-        for node_id, state in states.items()
-    }
+    nodes = {node_id: state.record() for node_id, state in states.items()}
     return RunRecord(
         id=row.id,
         workflow_id=row.workflow_id,
