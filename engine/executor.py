@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from collections import deque
 from collections.abc import Collection, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +27,7 @@ from nodes.base import NodeContext, NodeType
 log = structlog.get_logger("nodeloom.executor")
 
 DEFAULT_CONCURRENCY = 32
+MAX_INLINE = 64  # nodes one task settles in a row before yielding its place
 _TERMINAL_FAILURES = ("failed", "cancelled")
 
 
@@ -69,12 +71,13 @@ class Execution:
         self._reuse = reuse or {}
         self._force = frozenset(force)
         self._reasons = reasons or {}
-        self._semaphore = asyncio.Semaphore(max_concurrency)
+        self._limit = max_concurrency
+        self._ready: deque[PlanNode] = deque()  # ready, waiting for a free slot
         self._workspace = workspace or Path("workspace")
         self._waiting = {node_id: len(node.predecessors) for node_id, node in plan.nodes.items()}
         self._blocked: set[str] = set()  # failed, cancelled, or skipped because of a failure
         self._remaining = len(plan.nodes)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[str, asyncio.Task[None]] = {}  # by the node a task started with
         self._cancelled = False
         self._fatal: str | None = None
         self._done: asyncio.Future[None] | None = None
@@ -100,7 +103,7 @@ class Execution:
             await self._done
         except asyncio.CancelledError:
             self.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
             raise
         return await self._finish(started_at)
 
@@ -109,8 +112,10 @@ class Execution:
         if self._cancelled:
             return
         self._cancelled = True
-        for task in list(self._tasks):
+        for task in list(self._tasks.values()):
             task.cancel()
+            # A task cancelled before its first step never runs `_process`'s `finally`.
+            task.add_done_callback(self._task_done)
         self._check_done()
 
     @property
@@ -125,12 +130,23 @@ class Execution:
     # -- scheduling -----------------------------------------------------------------------
 
     def _launch(self, node: PlanNode) -> None:
-        task = asyncio.create_task(self._process(node))
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
+        """Start a task for a ready node, or queue it while ``max_concurrency`` tasks run."""
+        if len(self._tasks) >= self._limit:
+            self._ready.append(node)
+            return
+        self._tasks[node.id] = asyncio.create_task(self._process(node))
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+        for node_id, known in list(self._tasks.items()):
+            if known is task:
+                self._release(node_id)
+                return
+
+    def _release(self, node_id: str) -> None:
+        if self._tasks.pop(node_id, None) is None:
+            return
+        while self._ready and not self._cancelled and len(self._tasks) < self._limit:
+            self._launch(self._ready.popleft())
         self._check_done()
 
     def _check_done(self) -> None:
@@ -138,7 +154,20 @@ class Execution:
         if done and self._done is not None and not self._done.done():
             self._done.set_result(None)
 
-    async def _process(self, node: PlanNode) -> None:
+    async def _process(self, first: PlanNode) -> None:
+        """Settle ``first`` and go on in this task with one successor it made ready (the others
+        get tasks of their own): a chain costs one task, not one per node. Only without a store:
+        with one, a successor starts while its predecessor's result is being committed."""
+        node: PlanNode | None = first
+        inline = 0
+        try:
+            while node is not None and not (inline and self._cancelled):
+                node = await self._process_one(node, self._store is None and inline < MAX_INLINE)
+                inline += 1
+        finally:
+            self._release(first.id)
+
+    async def _process_one(self, node: PlanNode, may_inline: bool) -> PlanNode | None:
         """Settle one node, start what it unblocks, then commit its result and announce it.
 
         Successors start while the result is being committed (commits are FIFO, so a result is
@@ -152,21 +181,27 @@ class Execution:
             state.status = "cancelled"
             state.finished_at = _now()
             self._blocked.add(node.id)
-            return
+            return None
+        follow: PlanNode | None = None
         for successor in self._settled(node, state):
-            if not self._cancelled:
+            if self._cancelled:
+                continue
+            if follow is None and may_inline:
+                follow = self.plan.nodes[successor]
+            else:
                 self._launch(self.plan.nodes[successor])
         if self._store is not None:
             try:
                 await self._store.node_finished(self.run_id, node.id, state)
             except asyncio.CancelledError:
-                return  # the run was cancelled; the write itself goes on
+                return None  # the run was cancelled; the write itself goes on
             except Exception as exc:  # noqa: BLE001 - a storage failure ends the whole run
                 self._log.exception("run aborted", node_id=node.id)
                 self._fatal = f"run aborted at node {node.id}: {_describe(exc)}"
                 self.cancel()
-                return
+                return None
         self._events.result(node.id, state)
+        return follow
 
     def _settled(self, node: PlanNode, state: NodeState) -> list[str]:
         """Account for a node that reached its final state; returns the successors now ready."""
@@ -398,8 +433,11 @@ class Execution:
             self._events.node_started(node.id, attempt)
             started = time.perf_counter()
             try:
-                async with self._semaphore, asyncio.timeout(settings.timeout_s):
+                if settings.timeout_s is None:
                     output = await instance.run(inputs, context)
+                else:
+                    async with asyncio.timeout(settings.timeout_s):
+                        output = await instance.run(inputs, context)
                 digests = self._check_output(node, output)
             except TimeoutError:
                 error, retryable = f"timed out after {settings.timeout_s:g} s", True

@@ -1,0 +1,444 @@
+"""Engine overhead: what the executor costs per node, and what validating a big document costs.
+
+    .venv/bin/python bench/engine_overhead.py            # full run (under a minute)
+    .venv/bin/python bench/engine_overhead.py --quick    # few repetitions (the smoke test)
+    .venv/bin/python bench/engine_overhead.py --profile chain-1000   # cProfile one workload
+
+Executor workloads are trivial nodes (each passes its value through), run in memory by
+`engine.executor.Execution` with no listeners and no store, so what is measured is the engine
+alone. The baseline is the same graph as bare asyncio tasks ordered by `graphlib.TopologicalSorter`,
+measured in the same process, alternating with nodeloom, so the ratio holds on any machine.
+The documents are compiled once; only execution (including building the `Execution`) is timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import gc
+import pstats
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from graphlib import TopologicalSorter
+from typing import Any, ClassVar
+
+import msgspec
+
+from engine.document import decode_workflow, from_builtins
+from engine.executor import Execution
+from engine.graph import Plan, compile_plan, validate
+from nodes import builtin_node_types, jinja
+from nodes.base import NodeContext, NodeType, Port
+from nodes.registry import NodeRegistry
+
+TARGET_US_PER_NODE = 15.0
+TARGET_RATIO = 4.0
+TARGET_VALIDATION_S = 0.5
+
+
+# -- trivial node types (registered in the benchmark's own registry) -----------------------------
+
+
+class SourceNode(NodeType):
+    type = "bench_source"
+    title = "Bench source"
+    params_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {"value": {}},
+        "additionalProperties": False,
+    }
+    outputs = (Port("y"),)
+
+    async def run(self, inputs: dict[str, Any], context: NodeContext) -> dict[str, Any]:
+        return {"y": self.params.get("value", 1)}
+
+
+class PassthroughNode(NodeType):
+    type = "passthrough"
+    title = "Passthrough"
+    inputs = (Port("x"),)
+    outputs = (Port("y"),)
+
+    async def run(self, inputs: dict[str, Any], context: NodeContext) -> dict[str, Any]:
+        return {"y": inputs["x"]}
+
+
+class JoinNode(NodeType):
+    type = "join"
+    title = "Join"
+    inputs = (Port("xs", many=True),)
+    outputs = (Port("y"),)
+
+    async def run(self, inputs: dict[str, Any], context: NodeContext) -> dict[str, Any]:
+        return {"y": inputs["xs"]}
+
+
+def bench_registry() -> NodeRegistry:
+    return NodeRegistry([*builtin_node_types(), SourceNode, PassthroughNode, JoinNode])
+
+
+# -- workloads ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Workload:
+    name: str
+    document: dict[str, Any]
+    # For the baseline: node -> its predecessors (in edge order) and what the node does.
+    predecessors: dict[str, list[str]]
+    kinds: dict[str, str]
+    last: str
+    expected: Any
+
+    @property
+    def size(self) -> int:
+        return len(self.kinds)
+
+
+def _document(
+    name: str, nodes: list[dict[str, Any]], edges: list[tuple[str, str]]
+) -> dict[str, Any]:
+    return {
+        "schema_version": 1,
+        "name": name,
+        "nodes": nodes,
+        "edges": [{"from": source, "to": target} for source, target in edges],
+    }
+
+
+def _workload(
+    name: str, nodes: list[tuple[str, str]], edges: list[tuple[str, str]], expected: Any
+) -> Workload:
+    predecessors: dict[str, list[str]] = {node_id: [] for node_id, _ in nodes}
+    for source, target in edges:
+        predecessors[target.partition(".")[0]].append(source.partition(".")[0])
+    document = _document(name, [{"id": node_id, "type": kind} for node_id, kind in nodes], edges)
+    return Workload(name, document, predecessors, dict(nodes), nodes[-1][0], expected)
+
+
+def chain(size: int) -> Workload:
+    """``n0 -> n1 -> ... -> n{size-1}``: one source, then passthroughs."""
+    nodes = [("n0", SourceNode.type)] + [(f"n{i}", PassthroughNode.type) for i in range(1, size)]
+    edges = [(f"n{i - 1}.y", f"n{i}.x") for i in range(1, size)]
+    return _workload(f"chain-{size}", nodes, edges, expected=1)
+
+
+def fan(size: int) -> Workload:
+    """One source, ``size - 2`` parallel passthroughs, one join with a `many` port."""
+    width = size - 2
+    nodes = [("src", SourceNode.type)]
+    nodes += [(f"m{i}", PassthroughNode.type) for i in range(width)]
+    nodes.append(("join", JoinNode.type))
+    edges = [("src.y", f"m{i}.x") for i in range(width)]
+    edges += [(f"m{i}.y", "join.xs") for i in range(width)]
+    return _workload(f"fan-{size}", nodes, edges, expected=[1] * width)
+
+
+WORKLOADS: dict[str, Callable[[], Workload]] = {
+    "chain-40": lambda: chain(40),
+    "chain-1000": lambda: chain(1000),
+    "fan-1000": lambda: fan(1000),
+}
+
+
+# -- the two runners ------------------------------------------------------------------------------
+
+
+async def calibrate(count: int = 5000) -> tuple[float, float]:
+    """This machine's asyncio speed (µs): one event-loop pass, and create_task + await of a
+    coroutine that does nothing. Absolute figures below scale with these."""
+
+    async def nothing() -> None:
+        return None
+
+    started = time.perf_counter()
+    for _ in range(count):
+        await asyncio.sleep(0)
+    loop_pass = (time.perf_counter() - started) / count * 1e6
+    started = time.perf_counter()
+    for _ in range(count):
+        await asyncio.create_task(nothing())
+    return loop_pass, (time.perf_counter() - started) / count * 1e6
+
+
+async def run_nodeloom(plan: Plan) -> Any:
+    return await Execution(plan, {}, run_id="bench").execute()
+
+
+_WORK: dict[str, Callable[[list[Any]], Any]] = {
+    SourceNode.type: lambda values: 1,
+    PassthroughNode.type: lambda values: values[0],
+    JoinNode.type: lambda values: values,
+}
+
+
+async def run_baseline(workload: Workload) -> dict[str, Any]:
+    """The same graph as bare asyncio tasks: the standard prepare/get_ready/done loop, each task
+    reporting its node done through a queue."""
+    results: dict[str, Any] = {}
+    predecessors, kinds = workload.predecessors, workload.kinds
+    finished: asyncio.Queue[str] = asyncio.Queue()
+    running: set[asyncio.Task[None]] = set()
+
+    async def run_node(node_id: str) -> None:
+        values = [results[source] for source in predecessors[node_id]]
+        results[node_id] = _WORK[kinds[node_id]](values)
+        finished.put_nowait(node_id)
+
+    sorter = TopologicalSorter(predecessors)
+    sorter.prepare()
+    while sorter.is_active():
+        for node_id in sorter.get_ready():
+            task = asyncio.create_task(run_node(node_id))
+            running.add(task)
+            task.add_done_callback(running.discard)
+        sorter.done(await finished.get())
+    return results
+
+
+def check_results(workload: Workload, plan: Plan) -> None:
+    """Both runners compute the right thing (outside the timed region)."""
+    result = asyncio.run(run_nodeloom(plan))
+    output = result.nodes[workload.last].output
+    if result.status != "succeeded" or output is None or output["y"] != workload.expected:
+        raise SystemExit(f"{workload.name}: nodeloom run went wrong: {result.error}")
+    if asyncio.run(run_baseline(workload))[workload.last] != workload.expected:
+        raise SystemExit(f"{workload.name}: baseline run went wrong")
+
+
+# -- timing ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Timing:
+    seconds: list[float]
+    per: int  # what the seconds are divided by (nodes)
+
+    @property
+    def median_us(self) -> float:
+        return statistics.median(self.seconds) / self.per * 1e6
+
+    @property
+    def min_us(self) -> float:
+        return min(self.seconds) / self.per * 1e6
+
+
+async def _timed(make: Callable[[], Awaitable[Any]]) -> float:
+    started = time.perf_counter()
+    await make()
+    return time.perf_counter() - started
+
+
+async def time_workload(
+    workload: Workload, plan: Plan, reps: int, warmup: int
+) -> tuple[Timing, Timing]:
+    """Alternate nodeloom and baseline runs in one event loop, so drift hits both alike.
+
+    The collector stays on (its young-generation passes are part of the cost of allocating),
+    but what exists beforehand is frozen out of its way and nothing is collected between runs
+    (a full collection before each run would leave the CPU caches cold)."""
+    gc.collect()
+    gc.freeze()
+    ours: list[float] = []
+    theirs: list[float] = []
+    for rep in range(warmup + reps):
+        first = await _timed(lambda: run_nodeloom(plan))
+        second = await _timed(lambda: run_baseline(workload))
+        if rep >= warmup:
+            ours.append(first)
+            theirs.append(second)
+    gc.unfreeze()
+    return Timing(ours, workload.size), Timing(theirs, workload.size)
+
+
+def validation_document(size: int = 10_000) -> dict[str, Any]:
+    """A realistic big document: 100 lanes of templates and passthroughs fed by one input,
+    joined by an aggregate into an output. Every template is different (as in real work); most
+    substitute a variable, one in five also uses a condition and a filter."""
+    lanes = 100
+    body = size - 3  # input, aggregate, output
+    nodes: list[dict[str, Any]] = [
+        {
+            "id": "topic",
+            "type": "input",
+            "ui": {"x": 0, "y": 0},
+            "params": {"name": "topic", "schema": {"type": "string"}, "default": "bees"},
+        }
+    ]
+    edges: list[tuple[str, str]] = []
+    tails: list[str] = []
+    for lane in range(lanes):
+        length = body // lanes + (1 if lane < body % lanes else 0)
+        previous = "topic.value"
+        for step in range(length):
+            node_id = f"l{lane}_s{step}"
+            ui = {"x": 200 * (step + 1), "y": 120 * lane}
+            if step % 2 == 0:
+                text = f"Lane {lane}, step {step}: rewrite this more plainly.\n\n{{{{ text }}}}"
+                if step % 10 == 4:
+                    text = (
+                        f"Lane {lane}, step {step}: {{% if text %}}tidy up: "
+                        "{{ text | trim }}{% else %}say so{% endif %}"
+                    )
+                params: dict[str, Any] = {"template": text}
+                if step % 10 == 0:
+                    params["retries"] = 1
+                nodes.append({"id": node_id, "type": "template", "params": params, "ui": ui})
+                edges.append((previous, f"{node_id}.text"))
+                previous = f"{node_id}.text"
+            else:
+                nodes.append({"id": node_id, "type": PassthroughNode.type, "ui": ui})
+                edges.append((previous, f"{node_id}.x"))
+                previous = f"{node_id}.y"
+        tails.append(previous)
+    nodes.append({"id": "join", "type": "aggregate", "params": {"mode": "concat"}})
+    edges += [(tail, "join.items") for tail in tails]
+    nodes.append({"id": "result", "type": "output", "params": {"name": "text"}})
+    edges.append(("join.result", "result.value"))
+    return _document("validation-10k", nodes, edges)
+
+
+def _clear_template_caches() -> None:
+    """Validation of a freshly received document starts with cold template caches."""
+    for value in vars(jinja).values():
+        if callable(getattr(value, "cache_clear", None)):
+            value.cache_clear()
+
+
+def time_validation(registry: NodeRegistry, reps: int) -> dict[str, Any]:
+    data = msgspec.json.encode(validation_document())
+    workflow = decode_workflow(data)
+    if issues := validate(workflow, registry):
+        raise SystemExit(f"validation document is invalid: {issues[0].describe()}")
+    figures: dict[str, Any] = {
+        "nodes": len(workflow.nodes),
+        "edges": len(workflow.edges),
+        "bytes": len(data),
+        "decode": [],
+        "validate": [],
+        "revalidate": [],
+    }
+    for _ in range(reps):
+        gc.collect()
+        started = time.perf_counter()
+        decode_workflow(data)
+        figures["decode"].append(time.perf_counter() - started)
+        _clear_template_caches()
+        for key in ("validate", "revalidate"):  # cold caches, then as the first pass left them
+            gc.collect()
+            started = time.perf_counter()
+            validate(workflow, registry)
+            figures[key].append(time.perf_counter() - started)
+    return figures
+
+
+# -- report ---------------------------------------------------------------------------------------
+
+
+def _mark(ok: bool) -> str:
+    return "ok" if ok else "MISS"
+
+
+def print_executor_table(rows: list[tuple[Workload, Timing, Timing]]) -> None:
+    print(
+        f"executor overhead, µs per node (median / min); targets: ≤ {TARGET_US_PER_NODE:g} µs "
+        f"per node and ≤ {TARGET_RATIO:g}x baseline"
+    )
+    header = (
+        f"{'workload':<12}{'nodes':>6}  {'nodeloom':>15}  {'baseline':>15}  {'ratio':>6}  "
+        f"{f'≤{TARGET_US_PER_NODE:g}µs':>5}  {f'≤{TARGET_RATIO:g}x':>4}"
+    )
+    print(header)
+    print("-" * len(header))
+    for workload, ours, theirs in rows:
+        ratio = ours.median_us / theirs.median_us
+        fast, close = ours.median_us <= TARGET_US_PER_NODE, ratio <= TARGET_RATIO
+        print(
+            f"{workload.name:<12}{workload.size:>6}  "
+            f"{ours.median_us:>7.2f} / {ours.min_us:>5.2f}  "
+            f"{theirs.median_us:>7.2f} / {theirs.min_us:>5.2f}  {ratio:>5.2f}x  "
+            f"{_mark(fast):>5}  {_mark(close):>4}"
+        )
+
+
+def print_validation_table(figures: dict[str, Any]) -> None:
+    print()
+    print(
+        f"big document: {figures['nodes']:,} nodes, {figures['edges']:,} edges, "
+        f"{figures['bytes']:,} bytes of JSON; seconds (median / min)"
+    )
+    rows = (
+        ("decode (bytes → Workflow)", "decode", None),
+        ("validate (cold caches)", "validate", TARGET_VALIDATION_S),
+        ("validate again (warm)", "revalidate", TARGET_VALIDATION_S),
+    )
+    for label, key, target in rows:
+        seconds = figures[key]
+        median = statistics.median(seconds)
+        goal = f"  target ≤ {target:g} s  {_mark(median <= target)}" if target else ""
+        print(f"{label:<27}{median:>7.3f} / {min(seconds):.3f}{goal}")
+
+
+def profile(name: str, registry: NodeRegistry, reps: int) -> None:
+    """cProfile repeated runs of one workload (or ``validation``); prints the top functions."""
+    profiler = cProfile.Profile()
+    if name == "validation":
+        workflow = decode_workflow(msgspec.json.encode(validation_document()))
+        for _ in range(reps):
+            _clear_template_caches()
+            profiler.runcall(validate, workflow, registry)
+    else:
+        workload = WORKLOADS[name]()
+        plan = compile_plan(from_builtins(workload.document), registry)
+
+        async def repeat() -> None:
+            for _ in range(reps):
+                await run_nodeloom(plan)
+
+        profiler.runcall(asyncio.run, repeat())
+    stats = pstats.Stats(profiler, stream=sys.stdout)
+    stats.strip_dirs().sort_stats("tottime").print_stats(30)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="few repetitions (smoke test)")
+    parser.add_argument(
+        "--profile",
+        choices=[*WORKLOADS, "validation"],
+        help="cProfile one workload instead of benchmarking",
+    )
+    args = parser.parse_args(argv)
+    registry = bench_registry()
+    if args.profile:
+        profile(args.profile, registry, reps=3 if args.profile == "validation" else 20)
+        return 0
+
+    small_reps, big_reps, validation_reps = (10, 2, 1) if args.quick else (400, 60, 5)
+    rows: list[tuple[Workload, Timing, Timing]] = []
+    for make in WORKLOADS.values():
+        workload = make()
+        plan = compile_plan(from_builtins(workload.document), registry)
+        check_results(workload, plan)
+        reps = small_reps if workload.size < 100 else big_reps
+        ours, theirs = asyncio.run(time_workload(workload, plan, reps, warmup=max(1, reps // 10)))
+        rows.append((workload, ours, theirs))
+    loop_pass, task_cost = asyncio.run(calibrate(500 if args.quick else 5000))
+    print(
+        f"nodeloom engine overhead (python {sys.version.split()[0]}"
+        f"{', quick' if args.quick else ''})\nthis machine: one event-loop pass "
+        f"{loop_pass:.1f} µs, create_task + await of an empty coroutine {task_cost:.1f} µs"
+    )
+    print()
+    print_executor_table(rows)
+    figures = time_validation(registry, validation_reps)
+    print_validation_table(figures)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
