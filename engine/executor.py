@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import time
 from collections import deque
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -72,6 +72,7 @@ class Execution:
         self._force = frozenset(force)
         self._reasons = reasons or {}
         self._limit = max_concurrency
+        self._running = 0  # tasks holding a slot
         self._ready: deque[PlanNode] = deque()  # ready, waiting for a free slot
         self._workspace = workspace or Path("workspace")
         self._waiting = {node_id: len(node.predecessors) for node_id, node in plan.nodes.items()}
@@ -130,24 +131,27 @@ class Execution:
     # -- scheduling -----------------------------------------------------------------------
 
     def _launch(self, node: PlanNode) -> None:
-        """Start a task for a ready node, or queue it while ``max_concurrency`` tasks run."""
-        if len(self._tasks) >= self._limit:
+        """Start a task for a ready node, or queue it while ``max_concurrency`` nodes run.
+
+        A slot is held while a node is being settled, not while its result is committed."""
+        if self._running >= self._limit:
             self._ready.append(node)
             return
+        self._running += 1
         self._tasks[node.id] = asyncio.create_task(self._process(node))
 
+    def _free_slot(self) -> None:
+        self._running -= 1
+        while self._ready and not self._cancelled and self._running < self._limit:
+            self._launch(self._ready.popleft())
+
     def _task_done(self, task: asyncio.Task[None]) -> None:
+        """For tasks cancelled before their first step, whose `finally` never runs."""
         for node_id, known in list(self._tasks.items()):
             if known is task:
-                self._release(node_id)
+                del self._tasks[node_id]
+                self._check_done()
                 return
-
-    def _release(self, node_id: str) -> None:
-        if self._tasks.pop(node_id, None) is None:
-            return
-        while self._ready and not self._cancelled and len(self._tasks) < self._limit:
-            self._launch(self._ready.popleft())
-        self._check_done()
 
     def _check_done(self) -> None:
         done = not self._tasks and (self._remaining == 0 or self._cancelled)
@@ -158,16 +162,28 @@ class Execution:
         """Settle ``first`` and go on in this task with one successor it made ready (the others
         get tasks of their own): a chain costs one task, not one per node. Only without a store:
         with one, a successor starts while its predecessor's result is being committed."""
+        slot = [True]  # whether this task still holds its slot
+
+        def free() -> None:
+            if slot[0]:
+                slot[0] = False
+                self._free_slot()
+
         node: PlanNode | None = first
         inline = 0
         try:
             while node is not None and not (inline and self._cancelled):
-                node = await self._process_one(node, self._store is None and inline < MAX_INLINE)
+                may_inline = self._store is None and inline < MAX_INLINE
+                node = await self._process_one(node, may_inline, free)
                 inline += 1
         finally:
-            self._release(first.id)
+            free()
+            self._tasks.pop(first.id, None)
+            self._check_done()
 
-    async def _process_one(self, node: PlanNode, may_inline: bool) -> PlanNode | None:
+    async def _process_one(
+        self, node: PlanNode, may_inline: bool, free_slot: Callable[[], None]
+    ) -> PlanNode | None:
         """Settle one node, start what it unblocks, then commit its result and announce it.
 
         Successors start while the result is being committed (commits are FIFO, so a result is
@@ -191,6 +207,7 @@ class Execution:
             else:
                 self._launch(self.plan.nodes[successor])
         if self._store is not None:
+            free_slot()
             try:
                 await self._store.node_finished(self.run_id, node.id, state)
             except asyncio.CancelledError:
