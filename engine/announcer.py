@@ -46,8 +46,12 @@ class Announcer:
                     "event listener failed", run_id=self.run_id, event_type=type(event).__name__
                 )
 
-    def run_started(self, workflow: str, nodes: list[str]) -> None:
-        self.emit(RunStarted(run_id=self.run_id, seq=self._next(), workflow=workflow, nodes=nodes))
+    def run_started(self, workflow: str, nodes: list[str], reused: dict[str, str]) -> None:
+        self.emit(
+            RunStarted(
+                run_id=self.run_id, seq=self._next(), workflow=workflow, nodes=nodes, reused=reused
+            )
+        )
 
     def run_finished(self, status: RunStatus, outputs: dict[str, Any], error: str | None) -> None:
         self.emit(

@@ -19,6 +19,9 @@ class Event(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=True):
 class RunStarted(Event, tag="run.started"):
     workflow: str
     nodes: list[str]
+    # Nodes taken over from earlier runs before anything executed, with the run that computed
+    # each: they are `cached` and get no event of their own.
+    reused: dict[str, str] = {}
 
 
 class NodeStarted(Event, tag="node.started"):

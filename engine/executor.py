@@ -91,9 +91,8 @@ class Execution:
     async def execute(self) -> RunResult:
         started_at = _now()
         self._done = asyncio.get_running_loop().create_future()
-        self._events.run_started(self.plan.workflow.name, list(self.plan.nodes))
-        if self._reuse and not self._cancelled:
-            await self._take_over_reusable()
+        reused = await self._take_over_reusable() if self._reuse else {}
+        self._events.run_started(self.plan.workflow.name, list(self.plan.nodes), reused)
         if self._cancelled or self._remaining == 0:
             self._done.set_result(None)
         else:
@@ -233,9 +232,10 @@ class Execution:
                 ready.append(successor)
         return ready
 
-    async def _take_over_reusable(self) -> None:
-        """Take every reusable result whose upstream is reused too, in one batch, before any
-        node runs: a rerun that changes one leaf commits the rest at once instead of one by one."""
+    async def _take_over_reusable(self) -> dict[str, str]:
+        """Take every reusable result whose upstream is reused too, before any node runs, and
+        record them at once as references: a rerun that changes one leaf of a big workflow
+        stores and announces the rest in one step. Returns node -> the run that computed it."""
         taken: list[PlanNode] = []
         for node in self.plan.nodes.values():
             state = self.states[node.id]
@@ -261,13 +261,12 @@ class Execution:
                 taken.append(node)
             else:
                 self.states[node.id] = NodeState()
-        if self._store is not None and taken:
-            await self._store.nodes_finished(
-                self.run_id, {node.id: self.states[node.id] for node in taken}
-            )
+        reused = {node.id: self._reuse[node.id].run_id for node in taken}
+        if self._store is not None and reused:
+            await self._store.nodes_reused(self.run_id, reused)
         for node in taken:
-            self._events.result(node.id, self.states[node.id])
             self._settled(node, self.states[node.id])
+        return reused
 
     async def _finish(self, started_at: datetime) -> RunResult:
         finished_at = _now()

@@ -55,6 +55,7 @@ class ResultStore(Protocol):
 
     async def node_finished(self, run_id: str, node_id: str, state: NodeState) -> None: ...
 
-    async def nodes_finished(self, run_id: str, states: Mapping[str, NodeState]) -> None:
-        """Several results at once (reused ones, say), in one commit."""
+    async def nodes_reused(self, run_id: str, origins: Mapping[str, str]) -> None:
+        """Nodes taken over from earlier runs: node id -> the run that computed the result.
+        A store may keep just these references; the results themselves are already stored."""
         ...

@@ -14,13 +14,21 @@ __all__ = ["database"]  # the autouse fixture giving each test its own database
 
 @pytest.fixture
 def chain(tmp_path: Path) -> Path:
-    return write_workflow(tmp_path / "chain.json", [
-        {"id": "n", "type": "input", "params": {"name": "n", "schema": {"type": "integer"},
-                                                "default": 1}},
-        {"id": "add", "type": "template", "params": {"template": "{{ n + 1 }}"}},
-        {"id": "say", "type": "template", "params": {"template": "n+1 = {{ t }}"}},
-        {"id": "out", "type": "output", "params": {"name": "said"}},
-    ], [("n.value", "add.n"), ("add.text", "say.t"), ("say.text", "out.value")], name="chain")
+    return write_workflow(
+        tmp_path / "chain.json",
+        [
+            {
+                "id": "n",
+                "type": "input",
+                "params": {"name": "n", "schema": {"type": "integer"}, "default": 1},
+            },
+            {"id": "add", "type": "template", "params": {"template": "{{ n + 1 }}"}},
+            {"id": "say", "type": "template", "params": {"template": "n+1 = {{ t }}"}},
+            {"id": "out", "type": "output", "params": {"name": "said"}},
+        ],
+        [("n.value", "add.n"), ("add.text", "say.t"), ("say.text", "out.value")],
+        name="chain",
+    )
 
 
 def run_json(*args: str | Path) -> dict:  # type: ignore[type-arg]
@@ -33,6 +41,8 @@ def test_run_rerun_and_tree(chain: Path) -> None:
     parent = run_json("run", chain, "-i", "n=4")
     assert parent["outputs"] == {"said": "n+1 = 5"}
 
+    shown = nodeloom("rerun", parent["id"], "--set", "say.template=n plus one is {{ t }}")
+    assert f"[add] cached: reused from run {parent['id']}" in shown.stderr
     child = run_json("rerun", parent["id"], "--set", "say.template=n plus one is {{ t }}")
     assert child["parent_run_id"] == parent["id"]
     assert child["outputs"] == {"said": "n plus one is 5"}
@@ -68,14 +78,19 @@ def test_plain_rerun_prints_outputs_and_reasons(chain: Path) -> None:
 def test_bad_reruns_are_one_clear_line(chain: Path) -> None:
     parent = run_json("run", chain)
     assert_clean_failure(nodeloom("rerun", "run_nope"), "run run_nope not found")
-    assert_clean_failure(nodeloom("rerun", parent["id"], "--from", "ghost"),
-                         "from_node 'ghost' is not a node of run")
-    assert_clean_failure(nodeloom("rerun", parent["id"], "--set", "add.nothing=1"),
-                         "template node 'add' has no param 'nothing'")
-    assert_clean_failure(nodeloom("rerun", parent["id"], "--set", "plain=1"),
-                         "--set needs NODE.PARAM=VALUE")
-    assert_clean_failure(nodeloom("rerun", parent["id"], "-i", "n=many"),
-                         "'many' is not of type 'integer'")
+    assert_clean_failure(
+        nodeloom("rerun", parent["id"], "--from", "ghost"), "from_node 'ghost' is not a node of run"
+    )
+    assert_clean_failure(
+        nodeloom("rerun", parent["id"], "--set", "add.nothing=1"),
+        "template node 'add' has no param 'nothing'",
+    )
+    assert_clean_failure(
+        nodeloom("rerun", parent["id"], "--set", "plain=1"), "--set needs NODE.PARAM=VALUE"
+    )
+    assert_clean_failure(
+        nodeloom("rerun", parent["id"], "-i", "n=many"), "'many' is not of type 'integer'"
+    )
     assert_clean_failure(nodeloom("resume", parent["id"]), "only an interrupted run can be resumed")
     assert_clean_failure(nodeloom("runs", "--tree", "run_nope"), "run run_nope not found")
 

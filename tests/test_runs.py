@@ -12,10 +12,11 @@ import pytest
 from sqlalchemy import func, select, text
 
 from engine.errors import Conflict, InputsInvalid, NotFound, WorkflowInvalid
-from engine.events import decode_event
+from engine.events import NodeCompleted, RunStarted, decode_event
 from engine.runs import RunService
 from engine.storage.database import Database, StorageUnavailable
 from engine.storage.tables import BlobRow, NodeResultRow, RunRow
+from nodes.registry import NodeRegistry
 from tests.conftest import workflow
 from tests.nodes_for_tests import Sleep
 
@@ -60,7 +61,7 @@ async def test_migrations_run_from_empty_and_are_idempotent(database_url: str) -
             lambda sync: set(__import__("sqlalchemy").inspect(sync).get_table_names())
         )
     await again.close()
-    assert version == "0001"
+    assert version == "0002"
     assert {
         "workflows",
         "workflow_versions",
@@ -71,6 +72,43 @@ async def test_migrations_run_from_empty_and_are_idempotent(database_url: str) -
         "agents",
         "view_states",
     } <= tables
+
+
+async def test_a_database_from_an_older_version_is_migrated_with_its_data(
+    database_url: str,
+) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from engine.storage.database import MIGRATIONS
+
+    old = await Database.connect(database_url, migrate=False)
+
+    def upgrade_to_first(connection: Any) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+
+    async with old.engine.begin() as connection:
+        await connection.run_sync(upgrade_to_first)
+        await connection.execute(
+            text(
+                "INSERT INTO runs (id, workflow_name, root_run_id, changes, snapshot, inputs,"
+                " outputs, status, created_at, last_seq) VALUES ('run_old', 'w', 'run_old', '{}', "
+                '\'{"schema_version": 1, "name": "w", "nodes": []}\', \'{}\', \'{}\', '
+                "'succeeded', CURRENT_TIMESTAMP, 0)"
+            )
+        )
+    await old.close()
+    migrated = await Database.connect(database_url)
+    try:
+        service = RunService(migrated, NodeRegistry.builtin())
+        record = await service.get("run_old")
+        assert (record.status, record.nodes) == ("succeeded", {})
+        assert (await service.store.run_row("run_old")).reused == {}
+    finally:
+        await migrated.close()
 
 
 async def test_unreachable_database_gives_one_clear_message() -> None:
@@ -120,8 +158,15 @@ async def test_rerun_with_changed_params_reuses_everything_upstream(service: Run
         "out2": ("cached", f"reused from run {parent.id}"),
     }
     stored = await service.get(child.id)
-    assert {n: s.status for n, s in stored.nodes.items()} == {n: s for n, (s, _) in status.items()}
+    assert {n: (s.status, s.reason) for n, s in stored.nodes.items()} == status
+    assert stored.nodes["slow"].output == parent.nodes["slow"].output
     assert stored.changes == {"params": {"shout": {"template": "{{ text | lower }}"}}}
+    events = [decode_event(data.encode()) for _, data in await service.store.events(child.id)]
+    started = events[0]
+    assert isinstance(started, RunStarted)
+    assert started.reused == dict.fromkeys(["topic", "ask", "slow", "other", "out2"], parent.id)
+    announced = {e.node for e in events if isinstance(e, NodeCompleted)}
+    assert announced == {"shout", "out"}  # reused nodes are announced by run.started alone
 
 
 async def test_rerun_from_a_node_forces_it_and_its_downstream(service: RunService) -> None:
@@ -240,17 +285,18 @@ async def test_large_outputs_are_stored_once(service: RunService, database: Data
         {"id": "size", "type": "template", "params": {"template": "{{ t | length }}"}},
     ]
     parent = await service.execute(workflow(nodes, [("big.y", "size.t")]))
-    for _ in range(5):
-        await (await service.rerun(parent.id, from_node="size")).wait()
+    children = [
+        (await (await service.rerun(parent.id, from_node="size")).wait()).id for _ in range(5)
+    ]
+    same_bytes = await service.execute(workflow(nodes, [("big.y", "size.t")]))  # not a rerun
     assert await count(database, BlobRow) == 1
     async with database.engine.connect() as connection:
-        referencing = await connection.scalar(
-            select(func.count()).where(
-                NodeResultRow.node_id == "big", NodeResultRow.output_blob.is_not(None)
-            )
-        )
-    assert referencing == 6
-    assert (await service.get(parent.id)).nodes["big"].output == {"y": big}
+        rows = await connection.scalar(select(func.count()).where(NodeResultRow.node_id == "big"))
+    assert rows == 2  # the parent's and the unrelated run's; reruns refer to the parent's
+    for run_id in [parent.id, *children, same_bytes.id]:
+        state = (await service.get(run_id)).nodes["big"]
+        assert state.output == {"y": big}
+    assert (await service.get(children[-1])).nodes["big"].reason == f"reused from run {parent.id}"
 
 
 async def test_cancel_a_stored_run(service: RunService) -> None:

@@ -210,34 +210,54 @@ class Store:
         return run_record(row, states)
 
     async def node_states(self, run_id: str) -> dict[str, NodeState]:
-        """Every committed node result of a run, large outputs read back from their blobs."""
+        """Every committed node result of a run, in document order of storage: its own rows,
+        and the results it took over by reference from the runs that computed them."""
         table = NodeResultRow.__table__
         async with self.sessions() as session:
+            run = (
+                await session.execute(
+                    select(RunRow.reused, RunRow.started_at).where(RunRow.id == run_id)
+                )
+            ).first()
             rows = (await session.execute(select(table).where(table.c.run_id == run_id))).all()
-            wanted = {row.output_blob for row in rows if row.output_blob}
+            reused: dict[str, str] = run.reused if run else {}
+            origins = (
+                [
+                    row
+                    for row in (
+                        await session.execute(
+                            select(table).where(
+                                table.c.run_id.in_(set(reused.values())),
+                                table.c.node_id.in_(reused),
+                            )
+                        )
+                    ).all()
+                    if reused.get(row.node_id) == row.run_id
+                ]
+                if reused
+                else []
+            )
+            wanted = {row.output_blob for row in (*rows, *origins) if row.output_blob}
             blobs = {}
             if wanted:
                 found = await session.execute(
                     select(BlobRow.digest, BlobRow.data).where(BlobRow.digest.in_(wanted))
                 )
                 blobs = {digest: msgspec.json.decode(data) for digest, data in found}
-        return {
-            row.node_id: NodeState(
-                status=row.status,
-                reason=row.reason,
+        states = {row.node_id: _state(row, blobs) for row in rows}
+        for row in origins:
+            states[row.node_id] = NodeState(
+                status="cached",
+                reason=f"reused from run {row.run_id}",
                 cache_key=row.cache_key,
                 output=blobs[row.output_blob] if row.output_blob else row.output,
-                error=row.error,
-                attempt=row.attempt,
-                started_at=row.started_at,
-                finished_at=row.finished_at,
-                duration_ms=row.duration_ms,
-                usage=row.usage,
+                started_at=run.started_at if run else None,
+                finished_at=run.started_at if run else None,
+                duration_ms=0.0,
                 digests=row.digests,
-                origin_run_id=row.origin_run_id,
+                origin_run_id=row.run_id,
             )
-            for row in rows
-        }
+        return states
 
     async def list_runs(
         self,
@@ -343,6 +363,23 @@ class Store:
                     NodeResultRow.run_id == run_id, NodeResultRow.node_id.in_(node_ids)
                 )
             )
+
+
+def _state(row: Any, blobs: dict[str, Any]) -> NodeState:
+    return NodeState(
+        status=row.status,
+        reason=row.reason,
+        cache_key=row.cache_key,
+        output=blobs[row.output_blob] if row.output_blob else row.output,
+        error=row.error,
+        attempt=row.attempt,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        duration_ms=row.duration_ms,
+        usage=row.usage,
+        digests=row.digests,
+        origin_run_id=row.origin_run_id,
+    )
 
 
 def run_record(row: RunRow, states: dict[str, NodeState]) -> RunRecord:

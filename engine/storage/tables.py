@@ -92,6 +92,9 @@ class RunRow(Base):
     owner_process: Mapped[str | None] = mapped_column(String(255))
     heartbeat_at: Mapped[datetime | None]
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
+    # Nodes taken over from earlier runs without a result row here: node -> the run whose
+    # node_results row holds the result.
+    reused: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
 
 
 class NodeResultRow(Base):

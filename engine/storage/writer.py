@@ -6,22 +6,33 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 import structlog
-from sqlalchemy import Table
+from sqlalchemy import Table, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.events import AnyEvent, encode_event, event_type
 from engine.results import NodeState
 from engine.storage.database import Database
-from engine.storage.tables import BlobRow, EventRow, NodeResultRow
+from engine.storage.tables import BlobRow, EventRow, NodeResultRow, RunRow
 
 log = structlog.get_logger("nodeloom.storage")
 
 # A node_results row, and the blob row holding its output when that is large.
 Row = tuple[dict[str, Any], dict[str, Any] | None]
+
+
+@dataclass(slots=True)
+class Batch:
+    """What one caller waits to see committed: result rows, or a run's reused references."""
+
+    rows: list[Row] = field(default_factory=list)
+    reused: tuple[str, dict[str, str]] | None = None
+    done: asyncio.Future[None] | None = None
+
 
 BLOB_THRESHOLD = 4096  # bytes of JSON above which an output is stored once, by digest
 _encoder = msgspec.json.Encoder()
@@ -43,7 +54,7 @@ class ResultWriter:
 
     def __init__(self, database: Database) -> None:
         self._database = database
-        self._results: list[tuple[list[Row], asyncio.Future[None]]] = []
+        self._results: list[Batch] = []
         self._events: list[dict[str, Any]] = []
         self._flusher: asyncio.Task[None] | None = None
         upsert = insert_for(database, NODE_RESULTS)
@@ -63,14 +74,17 @@ class ResultWriter:
         )
 
     async def node_finished(self, run_id: str, node_id: str, state: NodeState) -> None:
-        await self.nodes_finished(run_id, {node_id: state})
+        await self._commit(Batch(rows=[result_row(run_id, node_id, state)]))
 
-    async def nodes_finished(self, run_id: str, states: Mapping[str, NodeState]) -> None:
-        future = asyncio.get_running_loop().create_future()
-        rows = [result_row(run_id, node_id, state) for node_id, state in states.items()]
-        self._results.append((rows, future))
+    async def nodes_reused(self, run_id: str, origins: Mapping[str, str]) -> None:
+        """One update of the run row: the results stay where they were computed."""
+        await self._commit(Batch(reused=(run_id, dict(origins))))
+
+    async def _commit(self, batch: Batch) -> None:
+        batch.done = asyncio.get_running_loop().create_future()
+        self._results.append(batch)
         self._kick()
-        await future
+        await batch.done
 
     def event(self, event: AnyEvent) -> None:
         """An executor listener: events are written with the next commit (or `flush`)."""
@@ -98,24 +112,28 @@ class ResultWriter:
                 await self._write(results, events)
             except Exception as exc:
                 log.exception("writing results failed", results=len(results), events=len(events))
-                for _, future in results:
-                    if not future.done():
-                        future.set_exception(exc)
+                for batch in results:
+                    if batch.done and not batch.done.done():
+                        batch.done.set_exception(exc)
                 continue
-            for _, future in results:
-                if not future.done():
-                    future.set_result(None)
+            for batch in results:
+                if batch.done and not batch.done.done():
+                    batch.done.set_result(None)
 
-    async def _write(
-        self, results: list[tuple[list[Row], asyncio.Future[None]]], events: list[dict[str, Any]]
-    ) -> None:
-        rows = [row for batch, _ in results for row, _ in batch]
-        blobs = {blob["digest"]: blob for batch, _ in results for _, blob in batch if blob}
+    async def _write(self, results: list[Batch], events: list[dict[str, Any]]) -> None:
+        rows = [row for batch in results for row, _ in batch.rows]
+        blobs = {blob["digest"]: blob for batch in results for _, blob in batch.rows if blob}
         async with self._database.engine.begin() as connection:
             if blobs:
                 await connection.execute(self._insert_blob, list(blobs.values()))
             if rows:
                 await connection.execute(self._upsert_result, rows)
+            for batch in results:
+                if batch.reused is not None:
+                    run_id, origins = batch.reused
+                    await connection.execute(
+                        update(RunRow).where(RunRow.id == run_id).values(reused=origins)
+                    )
             if events:
                 await connection.execute(self._insert_event, events)
 
