@@ -33,7 +33,6 @@ from nodes.registry import NodeRegistry
 
 log = structlog.get_logger("nodeloom.runs")
 
-REUSABLE = ("succeeded", "cached")
 FINISHED = ("succeeded", "failed", "cancelled", "interrupted")
 
 
@@ -126,18 +125,8 @@ class RunService:
         workflow = override(parent.snapshot, run_id, from_node, params or {}, self.registry)
         plan = self.plan(workflow)
         resolved = resolve_inputs(plan, {**parent.inputs, **(inputs or {})})
-        states = await self.store.node_states(run_id)
-        reuse = {
-            node_id: PriorResult(
-                run_id=state.origin_run_id or run_id,
-                cache_key=state.cache_key,
-                output=state.output or {},
-                digests=state.digests or {},
-                reason=f"reused from run {state.origin_run_id or run_id}",
-            )
-            for node_id, state in states.items()
-            if state.status in REUSABLE and state.cache_key and node_id in plan.nodes
-        }
+        priors = await self.store.prior_results(run_id)
+        reuse = {node_id: prior for node_id, prior in priors.items() if node_id in plan.nodes}
         forced = {from_node, *plan.downstream(from_node)} if from_node else set()
         why = reasons(parent.snapshot, to_builtins(workflow), from_node, forced)
         child_id = new_id("run")

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from engine.document import Workflow, to_builtins
 from engine.errors import Conflict, NotFound
 from engine.records import Page, RunRecord, WorkflowRecord
-from engine.results import NodeState
+from engine.results import NodeState, PriorResult
 from engine.storage.database import Database
 from engine.storage.tables import (
     BlobRow,
@@ -210,8 +210,58 @@ class Store:
         return run_record(row, states)
 
     async def node_states(self, run_id: str) -> dict[str, NodeState]:
-        """Every committed node result of a run, in document order of storage: its own rows,
-        and the results it took over by reference from the runs that computed them."""
+        """Every committed node result of a run: its own rows, and the results it took over by
+        reference from the runs that computed them."""
+        started_at, own, taken, blobs = await self._results(run_id, NodeResultRow.__table__.c)
+        states = {row.node_id: _state(row, blobs) for row in own}
+        for row in taken:
+            states[row.node_id] = NodeState(
+                status="cached",
+                reason=f"reused from run {row.run_id}",
+                cache_key=row.cache_key,
+                output=_output(row, blobs),
+                started_at=started_at,
+                finished_at=started_at,
+                duration_ms=0.0,
+                digests=row.digests,
+                origin_run_id=row.run_id,
+            )
+        return states
+
+    async def prior_results(self, run_id: str) -> dict[str, PriorResult]:
+        """What a rerun of ``run_id`` may take over: each result it has, with the run that
+        computed it (reading only what that needs)."""
+        c = NodeResultRow.__table__.c
+        columns = [
+            c.run_id,
+            c.node_id,
+            c.status,
+            c.cache_key,
+            c.output,
+            c.output_blob,
+            c.digests,
+            c.origin_run_id,
+        ]
+        _, own, taken, blobs = await self._results(run_id, columns)
+        priors = {}
+        for row in (*own, *taken):
+            if row.status not in ("succeeded", "cached") or not row.cache_key:
+                continue
+            origin = row.origin_run_id or row.run_id
+            priors[row.node_id] = PriorResult(
+                run_id=origin,
+                cache_key=row.cache_key,
+                output=_output(row, blobs) or {},
+                digests=row.digests or {},
+                reason=f"reused from run {origin}",
+            )
+        return priors
+
+    async def _results(
+        self, run_id: str, columns: Any
+    ) -> tuple[datetime | None, list[Any], list[Any], dict[str, Any]]:
+        """A run's start, its own result rows, the rows of results it took over by reference,
+        and the large outputs of both, by digest."""
         table = NodeResultRow.__table__
         async with self.sessions() as session:
             run = (
@@ -219,45 +269,24 @@ class Store:
                     select(RunRow.reused, RunRow.started_at).where(RunRow.id == run_id)
                 )
             ).first()
-            rows = (await session.execute(select(table).where(table.c.run_id == run_id))).all()
+            own = list(await session.execute(select(*columns).where(table.c.run_id == run_id)))
             reused: dict[str, str] = run.reused if run else {}
-            origins = (
-                [
-                    row
-                    for row in (
-                        await session.execute(
-                            select(table).where(
-                                table.c.run_id.in_(set(reused.values())),
-                                table.c.node_id.in_(reused),
-                            )
-                        )
-                    ).all()
-                    if reused.get(row.node_id) == row.run_id
-                ]
-                if reused
-                else []
-            )
-            wanted = {row.output_blob for row in (*rows, *origins) if row.output_blob}
+            taken = []
+            if reused:
+                found = await session.execute(
+                    select(*columns).where(
+                        table.c.run_id.in_(set(reused.values())), table.c.node_id.in_(reused)
+                    )
+                )
+                taken = [row for row in found if reused.get(row.node_id) == row.run_id]
+            wanted = {row.output_blob for row in (*own, *taken) if row.output_blob}
             blobs = {}
             if wanted:
                 found = await session.execute(
                     select(BlobRow.digest, BlobRow.data).where(BlobRow.digest.in_(wanted))
                 )
                 blobs = {digest: msgspec.json.decode(data) for digest, data in found}
-        states = {row.node_id: _state(row, blobs) for row in rows}
-        for row in origins:
-            states[row.node_id] = NodeState(
-                status="cached",
-                reason=f"reused from run {row.run_id}",
-                cache_key=row.cache_key,
-                output=blobs[row.output_blob] if row.output_blob else row.output,
-                started_at=run.started_at if run else None,
-                finished_at=run.started_at if run else None,
-                duration_ms=0.0,
-                digests=row.digests,
-                origin_run_id=row.run_id,
-            )
-        return states
+        return (run.started_at if run else None), own, taken, blobs
 
     async def list_runs(
         self,
@@ -365,12 +394,17 @@ class Store:
             )
 
 
+def _output(row: Any, blobs: dict[str, Any]) -> dict[str, Any] | None:
+    output: dict[str, Any] | None = blobs[row.output_blob] if row.output_blob else row.output
+    return output
+
+
 def _state(row: Any, blobs: dict[str, Any]) -> NodeState:
     return NodeState(
         status=row.status,
         reason=row.reason,
         cache_key=row.cache_key,
-        output=blobs[row.output_blob] if row.output_blob else row.output,
+        output=_output(row, blobs),
         error=row.error,
         attempt=row.attempt,
         started_at=row.started_at,
