@@ -7,6 +7,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 NAME ?= Ada
+# llama-cpp-python compiles llama.cpp when pip installs it. Its default native build enables
+# Intel AMX on CPUs that have it, and generation then segfaults in ggml_backend_amx_mul_mat:
+# build for AVX2 instead (portable across x86-64 machines from the last decade).
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+BUILD_JOBS ?= 2
 
 .PHONY: setup test lint demo clean
 
@@ -15,8 +20,9 @@ setup: $(INSTALLED)
 $(INSTALLED): pyproject.toml scripts/system-deps
 	@scripts/system-deps
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@echo "installing nodeloom and its test tools into $(VENV) ..."
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@echo "installing nodeloom and its test tools into $(VENV) (compiling llama-cpp-python takes ~15 min the first time) ..."
+	@CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$(BUILD_JOBS) \
+		$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	@touch $@
 
 lint: $(INSTALLED)
@@ -31,6 +37,7 @@ test: lint
 
 demo: $(INSTALLED)
 	$(BIN)/nodeloom run workflows/greeting.json -i name='$(NAME)'
+	$(BIN)/nodeloom run workflows/quiz.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -9,7 +9,7 @@ from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -23,6 +23,9 @@ from engine.events import (
 from engine.graph import Plan, PlanNode
 from engine.results import NodeState, PriorResult, ResultStore, RunResult
 from nodes.base import NodeContext, NodeType
+
+if TYPE_CHECKING:
+    from engine.models import ModelService
 
 log = structlog.get_logger("nodeloom.executor")
 
@@ -61,6 +64,7 @@ class Execution:
         max_concurrency: int = DEFAULT_CONCURRENCY,
         workspace: Path | None = None,
         first_seq: int = 0,
+        models: ModelService | None = None,
     ) -> None:
         self.plan = plan
         self.inputs = dict(inputs)
@@ -75,6 +79,7 @@ class Execution:
         self._running = 0  # tasks holding a slot
         self._ready: deque[PlanNode] = deque()  # ready, waiting for a free slot
         self._workspace = workspace or Path("workspace")
+        self._models = models
         self._waiting = {node_id: len(node.predecessors) for node_id, node in plan.nodes.items()}
         self._blocked: set[str] = set()  # failed, cancelled, or skipped because of a failure
         self._remaining = len(plan.nodes)
@@ -341,6 +346,7 @@ class Execution:
             run_inputs=self.inputs,
             emit_token=self._events.token_emitter(node.id),
             workspace=self._workspace,
+            models=self._models,
         )
         try:
             instance = node.node_type(node.params)

@@ -10,7 +10,7 @@ import socket
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -30,6 +30,9 @@ from engine.storage.tables import RunRow
 from engine.storage.writer import ResultWriter
 from nodes.base import CheckContext
 from nodes.registry import NodeRegistry
+
+if TYPE_CHECKING:
+    from engine.models import ModelService
 
 log = structlog.get_logger("nodeloom.runs")
 
@@ -64,13 +67,17 @@ class RunService:
         max_concurrency: int = DEFAULT_CONCURRENCY,
         lease_timeout_s: float = 30.0,
         check_context: CheckContext | None = None,
+        models: ModelService | None = None,
     ) -> None:
         self.store = Store(database)
         self.registry = registry
         self.workspace = workspace or Path("workspace")
         self.max_concurrency = max_concurrency
         self.lease_timeout_s = lease_timeout_s
-        self.check_context = check_context or CheckContext(workspace=self.workspace)
+        self.models = models
+        self.check_context = check_context or CheckContext(
+            workspace=self.workspace, models=models.names if models else None
+        )
         self.process = f"{socket.gethostname()}:{os.getpid()}:{new_id('p')[2:10]}"
         self.active: dict[str, ActiveRun] = {}
         self._writer = ResultWriter(database)
@@ -253,6 +260,7 @@ class RunService:
             max_concurrency=self.max_concurrency,
             workspace=self.workspace,
             first_seq=first_seq,
+            models=self.models,
         )
         active = ActiveRun(row.id, execution)
         self.active[row.id] = active

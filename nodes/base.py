@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import msgspec
 
 from engine.issues import Issue
+
+if TYPE_CHECKING:
+    from engine.models import ModelService
 
 PortType = Literal["string", "number", "integer", "boolean", "object", "array", "any"]
 PORT_TYPES: tuple[PortType, ...] = (
@@ -55,11 +58,13 @@ def json_schema_port_type(schema: Mapping[str, Any]) -> PortType:
 
 
 class NodeContext:
-    """What a running node may use besides its inputs: identity, token streaming, the workspace."""
+    """What a running node may use besides its inputs: identity, token streaming, the workspace,
+    the models (None when the engine runs without them)."""
 
     __slots__ = (
         "attempt",
         "emit_token",
+        "models",
         "node_id",
         "run_id",
         "run_inputs",
@@ -76,6 +81,7 @@ class NodeContext:
         run_inputs: Mapping[str, Any],
         emit_token: Callable[[str], None],
         workspace: Path,
+        models: ModelService | None = None,
     ) -> None:
         self.run_id = run_id
         self.node_id = node_id
@@ -83,6 +89,7 @@ class NodeContext:
         self.run_inputs = run_inputs
         self.emit_token = emit_token
         self.workspace = workspace
+        self.models = models
         # Token usage a node reports (``prompt_tokens``, ``completion_tokens``); stored with it.
         self.usage: dict[str, int] | None = None
 

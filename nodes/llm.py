@@ -1,0 +1,167 @@
+"""`llm`: one generation by a registered model, streamed token by token; with `response_schema`,
+JSON valid against that schema."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+import jsonschema
+import msgspec
+
+from engine.errors import NodeFailure
+from engine.issues import Issue
+from engine.models import DEFAULT_MODEL, GenerationRequest, ModelError
+from nodes.base import CheckContext, NodeContext, NodeType, Port, json_schema_port_type
+
+DEFAULT_TEMPERATURE = 0.8
+DEFAULT_TOP_P = 0.95
+DEFAULT_MAX_TOKENS = 256
+
+
+class LLMNode(NodeType):
+    type = "llm"
+    title = "LLM"
+    category = "llm"
+    dynamic_ports = True  # `json` only with a response_schema
+    description = (
+        "Sends `prompt` (and the optional `system` text) to a model from models/models.toml and "
+        "streams its answer to `text`. With `response_schema` the answer is JSON valid against "
+        "that schema, also parsed to `json`. `usage` counts prompt and completion tokens."
+    )
+    params_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {
+            "model": {
+                "type": "string",
+                "minLength": 1,
+                "default": DEFAULT_MODEL,
+                "description": "A model name from models/models.toml.",
+            },
+            "temperature": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": 2,
+                "default": DEFAULT_TEMPERATURE,
+                "description": "0 always picks the likeliest token: the same text every time.",
+            },
+            "top_p": {
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "maximum": 1,
+                "default": DEFAULT_TOP_P,
+            },
+            "max_tokens": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 1_000_000,
+                "default": DEFAULT_MAX_TOKENS,
+            },
+            "seed": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": 2**32 - 1,
+                "description": "Makes sampling with a temperature above 0 repeatable.",
+            },
+            "stop": {
+                "anyOf": [
+                    {"type": "string", "minLength": 1},
+                    {"type": "array", "items": {"type": "string", "minLength": 1}},
+                ],
+                "description": "Text that ends the answer (not included in it).",
+            },
+            "response_schema": {
+                "type": "object",
+                "description": "A JSON Schema: the answer is JSON valid against it.",
+            },
+        },
+        "additionalProperties": False,
+    }
+    inputs = (
+        Port("prompt", "string"),
+        Port("system", "string", required=False, description="Instructions before the prompt."),
+    )
+    outputs = (Port("text", "string"), Port("usage", "object"))
+
+    @classmethod
+    def output_ports(cls, params: Mapping[str, Any]) -> tuple[Port, ...]:
+        schema = params.get("response_schema")
+        if not isinstance(schema, dict):
+            return cls.outputs
+        return (*cls.outputs, Port("json", json_schema_port_type(schema)))
+
+    @classmethod
+    def check(cls, params: Mapping[str, Any], context: CheckContext) -> Iterable[Issue]:
+        model = params.get("model", DEFAULT_MODEL)
+        if context.models is not None and model not in context.models:
+            known = ", ".join(sorted(context.models)) or "none"
+            yield Issue(
+                "unknown_model",
+                f"unknown model {model!r} (models: {known})",
+                path="/model",
+            )
+        schema = params.get("response_schema")
+        if isinstance(schema, dict):
+            try:
+                jsonschema.validators.validator_for(schema).check_schema(schema)
+            except jsonschema.SchemaError as exc:
+                where = "/".join(str(part) for part in exc.absolute_path)
+                yield Issue(
+                    "invalid_params",
+                    f"response_schema is not a valid JSON Schema: {exc.message}",
+                    path="/response_schema" + (f"/{where}" if where else ""),
+                )
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        super().__init__(params)
+        stop = params.get("stop", ())
+        self.model: str = params.get("model", DEFAULT_MODEL)
+        self.schema: dict[str, Any] | None = params.get("response_schema")
+        self.request = GenerationRequest(
+            prompt="",
+            temperature=params.get("temperature", DEFAULT_TEMPERATURE),
+            top_p=params.get("top_p", DEFAULT_TOP_P),
+            max_tokens=params.get("max_tokens", DEFAULT_MAX_TOKENS),
+            seed=params.get("seed"),
+            stop=(stop,) if isinstance(stop, str) else tuple(stop),
+            response_schema=self.schema,
+        )
+
+    async def run(self, inputs: dict[str, Any], context: NodeContext) -> dict[str, Any]:
+        if context.models is None:
+            raise NodeFailure("this engine was started without models", retryable=False)
+        request = msgspec.structs.replace(
+            self.request, prompt=inputs["prompt"], system=inputs.get("system") or None
+        )
+        try:
+            completion = await context.models.generate(self.model, request, context.emit_token)
+        except ModelError as exc:
+            raise NodeFailure(exc.detail, retryable=False) from None
+        usage = completion.usage
+        context.usage = usage
+        output: dict[str, Any] = {"text": completion.text, "usage": usage}
+        if self.schema is not None:
+            output["json"] = self._parse(completion.text, completion.finish_reason)
+        return output
+
+    def _parse(self, text: str, finish_reason: str) -> Any:
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            cut = (
+                f" (the answer was cut off at max_tokens={self.request.max_tokens})"
+                if finish_reason == "length"
+                else ""
+            )
+            raise NodeFailure(f"the answer is not valid JSON{cut}: {exc}") from None
+        assert self.schema is not None
+        error = jsonschema.exceptions.best_match(
+            jsonschema.validators.validator_for(self.schema)(self.schema).iter_errors(value)
+        )
+        if error is not None:
+            where = "/".join(str(part) for part in error.absolute_path) or "the top level"
+            raise NodeFailure(
+                f"the answer does not match response_schema at {where}: {error.message}"
+            )
+        return value

@@ -1,0 +1,374 @@
+"""The model layer without generation: registry, memory budget and estimates, GGUF headers,
+placing the embedded model, availability, the pool, and what validation says about models."""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.graph import analyse
+from engine.models import (
+    ModelConfigInvalid,
+    ModelNotFound,
+    ModelRegistry,
+    ModelService,
+    ModelTooLarge,
+    ModelUnavailable,
+    embedded,
+)
+from engine.models.base import Completion, GenerationRequest, OnText
+from engine.models.gguf import read_metadata
+from engine.models.memory import estimate_gguf, memory_budget, parse_size
+from engine.models.pool import ModelPool
+from engine.models.registry import DEFAULT_MODEL, LlamaCppConfig, models_dir, parse
+from nodes.base import CheckContext
+from nodes.registry import NodeRegistry
+from tests.conftest import ROOT, workflow
+
+MiB = 1024**2
+
+
+def write_registry(directory: Path, text: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "models.toml").write_text(text)
+    return directory
+
+
+# -- the registry ----------------------------------------------------------------------------
+
+
+def test_the_shipped_registry_holds_the_embedded_model() -> None:
+    registry = ModelRegistry.load(ROOT / "models")
+    assert DEFAULT_MODEL in registry.names
+    config = registry.get(DEFAULT_MODEL)
+    assert config == LlamaCppConfig(path=embedded.FILE_NAME, n_ctx=2048)
+
+
+def test_without_models_toml_the_embedded_model_is_registered(tmp_path: Path) -> None:
+    registry = ModelRegistry.load(tmp_path)
+    assert registry.names == {DEFAULT_MODEL}
+    assert registry.directory == tmp_path
+
+
+def test_models_dir_comes_from_the_environment() -> None:
+    assert models_dir({}) == Path("models")
+    assert models_dir({"NODELOOM_MODELS_DIR": "/srv/models"}) == Path("/srv/models")
+
+
+def test_both_providers_decode() -> None:
+    entries = parse(
+        """
+        [models.small]
+        provider = "llama_cpp"
+        path = "small.gguf"
+        n_ctx = 4096
+        chat_format = "chatml"
+
+        [models.local-server]
+        provider = "openai"
+        base_url = "http://127.0.0.1:8081/v1"
+        model = "default"
+        api_key_env = "LOCAL_SERVER_KEY"
+        """
+    )
+    assert set(entries) == {"small", "local-server"}
+    assert entries["small"].n_ctx == 4096  # type: ignore[union-attr]
+    assert entries["local-server"].base_url == "http://127.0.0.1:8081/v1"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[models.tiny]\nprovider = "llama_cpp"\npath = "t.gguf"\nn_ctx = "big"\n',
+            "model 'tiny': n_ctx: expected `int`, got `str`",
+        ),
+        (
+            '[models.tiny]\nprovider = "llama_cpp"\npath = "t.gguf"\nn_ctx = 8\n',
+            "model 'tiny': n_ctx: expected `int` >= 16",
+        ),
+        ('[models.tiny]\nprovider = "llama_cpp"\n', "model 'tiny': missing required field `path`"),
+        (
+            '[models.tiny]\nprovider = "llama_cpp"\npath = "t.gguf"\nctx = 1\n',
+            "model 'tiny': unknown field `ctx`",
+        ),
+        (
+            '[models.tiny]\nprovider = "ollama"\n',
+            "model 'tiny': provider: unknown provider 'ollama'",
+        ),
+        ('[models.tiny]\npath = "t.gguf"\n', "model 'tiny': field `provider` is missing"),
+        ("[models.tiny\n", "not valid TOML"),
+        ('[model.tiny]\nprovider = "llama_cpp"\n', "unknown top-level key 'model'"),
+    ],
+    ids=["type", "range", "missing", "unknown-field", "provider", "no-provider", "toml", "typo"],
+)
+def test_a_bad_entry_is_one_clear_error(tmp_path: Path, text: str, message: str) -> None:
+    write_registry(tmp_path, text)
+    with pytest.raises(ModelConfigInvalid) as caught:
+        ModelRegistry.load(tmp_path)
+    assert message in caught.value.detail
+    assert str(tmp_path / "models.toml") in caught.value.detail
+
+
+def test_every_bad_entry_is_reported_at_once(tmp_path: Path) -> None:
+    write_registry(
+        tmp_path,
+        '[models.a]\nprovider = "llama_cpp"\n[models.b]\nprovider = "openai"\nbase_url = 1\n'
+        'model = "m"\n[models.good]\nprovider = "llama_cpp"\npath = "g.gguf"\n',
+    )
+    with pytest.raises(ModelConfigInvalid) as caught:
+        ModelRegistry.load(tmp_path)
+    assert "model 'a': missing required field `path`" in caught.value.detail
+    assert "model 'b': base_url: expected `str`, got `int`" in caught.value.detail
+    assert "'good'" not in caught.value.detail
+
+
+def test_unknown_model_name_lists_the_known_ones() -> None:
+    with pytest.raises(ModelNotFound, match=r"unknown model 'gpt' \(models: gemma-3-270m\)"):
+        ModelRegistry.load(ROOT / "models").get("gpt")
+
+
+# -- memory ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("4294967296", 4 * 1024**3),
+        ("4GiB", 4 * 1024**3),
+        ("4 gib", 4 * 1024**3),
+        ("512MB", 512 * 1000**2),
+        ("1.5GiB", int(1.5 * 1024**3)),
+        ("300M", 300 * 1000**2),
+    ],
+)
+def test_sizes_parse(text: str, size: int) -> None:
+    assert parse_size(text) == size
+
+
+def test_memory_budget_from_the_environment() -> None:
+    assert memory_budget({"NODELOOM_MODEL_MEMORY_BUDGET": "2GiB"}) == 2 * 1024**3
+    assert memory_budget({}) > 0  # half the machine's memory
+    for bad in ("lots", "4 GiBs", "0", "-1GB"):
+        with pytest.raises(ModelConfigInvalid, match="NODELOOM_MODEL_MEMORY_BUDGET"):
+            memory_budget({"NODELOOM_MODEL_MEMORY_BUDGET": bad})
+
+
+def test_gguf_header_of_the_embedded_model(embedded_model: Path) -> None:
+    meta = read_metadata(embedded_model)
+    assert meta["general.architecture"] == "gemma3"
+    assert meta["gemma3.block_count"] == 18
+    assert meta["tokenizer.ggml.tokens"].length == 262_144
+    assert "tokenizer.chat_template" not in meta  # a base model: plain completion
+
+
+def test_estimate_is_file_plus_kv_cache_plus_compute(embedded_model: Path) -> None:
+    size = embedded_model.stat().st_size
+    small = estimate_gguf(embedded_model, n_ctx=2048, n_batch=512)
+    large = estimate_gguf(embedded_model, n_ctx=4096, n_batch=512)
+    # 18 layers x 1 KV head x (256 + 256) values x 2 bytes per cell: 36 MiB for 2048 cells,
+    # as llama.cpp reports it; logits for one batch: 262144 x 512 x 4 bytes.
+    assert large - small == 36 * MiB
+    assert small == size + 36 * MiB + 512 * MiB + 16 * MiB
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "the file is empty"),
+        (b"PK\x03\x04 not a model at all", "does not start with GGUF"),
+        (b"GGUF\x03\x00\x00\x00\x01", "ends inside its header"),
+        (b"GGUF\x09\x00\x00\x00" + bytes(16), "GGUF version 9 is not supported"),
+    ],
+    ids=["empty", "zip", "truncated", "version"],
+)
+def test_corrupt_headers_are_named(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "bad.gguf"
+    path.write_bytes(content)
+    with pytest.raises(ModelUnavailable, match=message) as caught:
+        read_metadata(path)
+    assert str(path) in caught.value.detail
+
+
+# -- the embedded model ----------------------------------------------------------------------
+
+
+def test_placing_the_embedded_model_is_atomic_and_verified(
+    tmp_path: Path, embedded_model: Path
+) -> None:
+    target = tmp_path / "models" / embedded.FILE_NAME
+    assert embedded.place(target) == target
+    assert target.stat().st_size == embedded_model.stat().st_size
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    assert [path.name for path in target.parent.iterdir()] == [embedded.FILE_NAME]  # no leftovers
+    target.write_bytes(b"damaged")  # a wrong size is placed again
+    embedded.place(target)
+    assert target.stat().st_size == embedded_model.stat().st_size
+
+
+# -- availability ----------------------------------------------------------------------------
+
+
+def test_status_names_the_reason(tmp_path: Path, embedded_model: Path) -> None:
+    (tmp_path / "junk.gguf").write_bytes(b"junk")
+    (tmp_path / "gemma.gguf").symlink_to(embedded_model)
+    write_registry(
+        tmp_path,
+        '[models.gone]\nprovider = "llama_cpp"\npath = "gone.gguf"\n'
+        '[models.junk]\nprovider = "llama_cpp"\npath = "junk.gguf"\n'
+        '[models.gemma]\nprovider = "llama_cpp"\npath = "gemma.gguf"\n'
+        '[models.huge-ctx]\nprovider = "llama_cpp"\npath = "gemma.gguf"\nn_ctx = 131072\n'
+        '[models.embedded]\nprovider = "llama_cpp"\npath = "gemma-3-270m-q4_k_m.gguf"\n'
+        '[models.server]\nprovider = "openai"\nbase_url = "http://127.0.0.1:1/v1"\nmodel = "m"\n',
+    )
+    service = ModelService(ModelRegistry.load(tmp_path), budget=2 * 1024**3)
+    statuses = {status.name: status for status in service.status()}
+    assert list(statuses) == sorted(statuses)
+    assert statuses["gone"].available is False
+    assert statuses["gone"].reason == f"file {tmp_path / 'gone.gguf'} does not exist"
+    assert statuses["junk"].available is False
+    assert "is not a valid GGUF file" in (statuses["junk"].reason or "")
+    assert statuses["gemma"].available is True
+    assert statuses["gemma"].memory == estimate_gguf(embedded_model, 2048, 512)
+    assert statuses["huge-ctx"].available is False
+    assert "more than the model memory budget of 2.0 GiB" in (statuses["huge-ctx"].reason or "")
+    assert statuses["embedded"].available is True  # placed on first use
+    assert "placed on first use" in statuses["embedded"].note
+    assert statuses["server"].available is False
+    assert "openai" in (statuses["server"].reason or "")
+
+
+# -- validation ------------------------------------------------------------------------------
+
+
+def llm_workflow(**params: Any) -> Any:
+    return workflow(
+        [
+            {"id": "ask", "type": "input", "params": {"name": "ask", "default": "Q: 1+1?\nA:"}},
+            {"id": "write", "type": "llm", "params": params},
+            {"id": "out", "type": "output", "params": {"name": "text"}},
+        ],
+        [("ask.value", "write.prompt"), ("write.text", "out.value")],
+    )
+
+
+def test_unknown_model_is_a_validation_error(registry: NodeRegistry) -> None:
+    names = ModelRegistry.load(ROOT / "models").names
+    plan, issues = analyse(llm_workflow(model="gpt-9"), registry, CheckContext(models=names))
+    assert plan is None
+    assert [(i.code, i.node, i.path) for i in issues] == [
+        ("unknown_model", "write", "/nodes/1/params/model")
+    ]
+    assert issues[0].message == "unknown model 'gpt-9' (models: gemma-3-270m)"
+    # Without a model list (no registry known), names are not checked.
+    assert analyse(llm_workflow(model="gpt-9"), registry)[0] is not None
+    # The default model is checked too.
+    _, issues = analyse(llm_workflow(), registry, CheckContext(models=frozenset({"other"})))
+    assert [issue.code for issue in issues] == ["unknown_model"]
+
+
+def test_invalid_response_schema_is_a_validation_error(registry: NodeRegistry) -> None:
+    bad = {"type": "object", "properties": {"age": {"type": "integr"}}}
+    _, issues = analyse(llm_workflow(response_schema=bad), registry)
+    assert [(i.code, i.node, i.path) for i in issues] == [
+        ("invalid_params", "write", "/nodes/1/params/response_schema/properties/age/type")
+    ]
+    assert "response_schema is not a valid JSON Schema" in issues[0].message
+
+
+def test_json_port_exists_only_with_a_response_schema(registry: NodeRegistry) -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}}
+    plan, _ = analyse(llm_workflow(response_schema=schema), registry)
+    assert plan is not None
+    assert plan.nodes["write"].outputs["json"].type == "object"
+    plan, _ = analyse(llm_workflow(), registry)
+    assert plan is not None
+    assert set(plan.nodes["write"].outputs) == {"text", "usage"}
+
+
+def test_llm_params_are_checked_against_the_schema(registry: NodeRegistry) -> None:
+    _, issues = analyse(llm_workflow(temperature=5, max_tokens=0, stop=[""]), registry)
+    assert sorted(issue.path or "" for issue in issues) == [
+        "/nodes/1/params/max_tokens",
+        "/nodes/1/params/stop",
+        "/nodes/1/params/temperature",
+    ]
+
+
+# -- the pool (fake models: the logic of eviction and waiting) -------------------------------
+
+
+class FakeModel:
+    def __init__(self, name: str, memory: int, closed: list[str]) -> None:
+        self.name, self.memory, self._closed = name, memory, closed
+
+    async def generate(self, request: GenerationRequest, on_text: OnText) -> Completion:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._closed.append(self.name)
+
+
+async def test_pool_unloads_least_recently_used_idle_models() -> None:
+    closed: list[str] = []
+    pool = ModelPool(budget=100)
+
+    def loader(name: str, memory: int) -> Any:
+        async def load() -> FakeModel:
+            return FakeModel(name, memory, closed)
+
+        return load
+
+    async with pool.use("a", 40, loader("a", 40)):
+        pass
+    async with pool.use("b", 40, loader("b", 40)):
+        pass
+    async with pool.use("a", 40, loader("a", 40)):  # already loaded: a is now the most recent
+        pass
+    assert pool.loaded == ["b", "a"]
+    async with pool.use("c", 50, loader("c", 50)):
+        assert closed == ["b"]
+        assert pool.loaded == ["a", "c"]
+    with pytest.raises(ModelTooLarge, match="needs about"):
+        async with pool.use("d", 101, loader("d", 101)):
+            pass
+    await pool.close()
+    assert sorted(closed) == ["a", "b", "c"]
+
+
+async def test_pool_waits_for_busy_models_to_finish() -> None:
+    closed: list[str] = []
+    pool = ModelPool(budget=100)
+    release = asyncio.Event()
+    order: list[str] = []
+
+    async def load_a() -> FakeModel:
+        return FakeModel("a", 80, closed)
+
+    async def load_b() -> FakeModel:
+        return FakeModel("b", 80, closed)
+
+    async def hold_a() -> None:
+        async with pool.use("a", 80, load_a):
+            order.append("a in use")
+            await release.wait()
+        order.append("a released")
+
+    async def use_b() -> None:
+        async with pool.use("b", 80, load_b):
+            order.append("b in use")
+
+    holder = asyncio.create_task(hold_a())
+    await asyncio.sleep(0)
+    user = asyncio.create_task(use_b())
+    await asyncio.sleep(0.05)
+    assert order == ["a in use"]  # b waits: a is generating and there is no room for both
+    release.set()
+    await asyncio.gather(holder, user)
+    assert order == ["a in use", "a released", "b in use"]
+    assert closed == ["a"]
+    await pool.close()
