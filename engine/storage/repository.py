@@ -399,43 +399,21 @@ def _output(row: Any, blobs: dict[str, Any]) -> dict[str, Any] | None:
     return output
 
 
+_STATE_COLUMNS = [name for name in NodeState.__struct_fields__ if name != "output"]
+_RUN_COLUMNS = [name for name in RunRecord.__struct_fields__ if name != "nodes"]
+
+
 def _state(row: Any, blobs: dict[str, Any]) -> NodeState:
+    """A node_results row (every field of `NodeState` is a column) as a state."""
     return NodeState(
-        status=row.status,
-        reason=row.reason,
-        cache_key=row.cache_key,
-        output=_output(row, blobs),
-        error=row.error,
-        attempt=row.attempt,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        duration_ms=row.duration_ms,
-        usage=row.usage,
-        digests=row.digests,
-        origin_run_id=row.origin_run_id,
+        output=_output(row, blobs), **{name: getattr(row, name) for name in _STATE_COLUMNS}
     )
 
 
 def run_record(row: RunRow, states: dict[str, NodeState]) -> RunRecord:
+    """A runs row (every field of `RunRecord` but the nodes is a column) with its nodes."""
     nodes = {node_id: state.record() for node_id, state in states.items()}
-    return RunRecord(
-        id=row.id,
-        workflow_id=row.workflow_id,
-        workflow_version=row.workflow_version,
-        workflow_name=row.workflow_name,
-        parent_run_id=row.parent_run_id,
-        root_run_id=row.root_run_id,
-        from_node=row.from_node,
-        changes=row.changes,
-        status=row.status,  # type: ignore[arg-type]
-        inputs=row.inputs,
-        outputs=row.outputs,
-        created_at=row.created_at,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        error=row.error,
-        nodes=nodes,
-    )
+    return RunRecord(nodes=nodes, **{name: getattr(row, name) for name in _RUN_COLUMNS})
 
 
 def _workflow_record(row: WorkflowRow, document: dict[str, Any]) -> WorkflowRecord:
