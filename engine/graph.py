@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import networkx as nx
@@ -84,6 +85,9 @@ class _Builder:
         self.nodes: dict[str, PlanNode] = {}
         self.graph: nx.DiGraph = nx.DiGraph()
         self.edge_index: dict[tuple[str, str], int] = {}
+        # Nodes whose params are invalid: their ports are uncertain, so edges to them and their
+        # inputs are not checked (one error per mistake, not a cascade).
+        self.broken: set[str] = set()
 
     def add(
         self,
@@ -160,8 +164,11 @@ class _Builder:
             )
         try:
             inputs, outputs = node_type.input_ports(params), node_type.output_ports(params)
-        except Exception:  # noqa: BLE001 - invalid params (reported above) may break them
+        except Exception:  # noqa: BLE001 - bad params (reported above) leave the ports unknown
             inputs, outputs = node_type.inputs, node_type.outputs
+            self.broken.add(node_id)
+        if errors:
+            self.broken.add(node_id)
         own, settings = split_params(params)
         self.nodes[node_id] = PlanNode(
             id=node_id,
@@ -191,7 +198,7 @@ class _Builder:
             )
             return None
         node = self.nodes.get(node_id)
-        if node is None:  # its type or params are already reported
+        if node is None or node_id in self.broken:  # its type or params are already reported
             return None
         ports = node.outputs if end == "from" else node.inputs
         if port_name not in ports:
@@ -216,6 +223,8 @@ class _Builder:
             self.graph.add_edge(source_id, target_id)
             self.edge_index.setdefault((source_id, target_id), index)
         if source is None or target is None:
+            if target is not None and source_id in self.broken:  # connected, type unknown
+                target[0].sources.setdefault(target[1].name, []).append((source_id, ""))
             return
         (source_node, source_port), (target_node, target_port) = source, target
         path = f"/edges/{index}"
@@ -246,6 +255,8 @@ class _Builder:
 
     def _missing_inputs(self) -> None:
         for node in self.nodes.values():
+            if node.id in self.broken:
+                continue
             for port in node.inputs.values():
                 if port.required and not port.has_default and port.name not in node.sources:
                     self.add(
@@ -291,6 +302,35 @@ def validate(
     workflow: Workflow, registry: NodeRegistry, context: CheckContext | None = None
 ) -> list[Issue]:
     return analyse(workflow, registry, context)[1]
+
+
+def replan(
+    base: Plan,
+    workflow: Workflow,
+    changed: Iterable[str],
+    registry: NodeRegistry,
+    context: CheckContext | None = None,
+) -> Plan | None:
+    """The plan of ``workflow``, a copy of ``base``'s document but for the params of the
+    ``changed`` nodes, made by analysing those nodes alone (a rerun with new params).
+
+    Raises `WorkflowInvalid` for bad params; returns None when a changed node's ports differ
+    from before (the edges must then be checked again: compile the whole document)."""
+    builder = _Builder(workflow, registry, context or CheckContext())
+    position = {node.id: index for index, node in enumerate(workflow.nodes)}
+    nodes = dict(base.nodes)
+    for node_id in changed:
+        document_node = workflow.nodes[position[node_id]]
+        builder._node(position[node_id], node_id, document_node.type, document_node.params, set())
+        before, after = base.nodes[node_id], builder.nodes.get(node_id)
+        if after is None or after.inputs != before.inputs or after.outputs != before.outputs:
+            return None
+        nodes[node_id] = replace(
+            before, params=after.params, settings=after.settings, key_material=after.key_material
+        )
+    if builder.issues:
+        raise WorkflowInvalid(builder.issues)
+    return Plan(workflow, nodes, base.graph)
 
 
 def compile_plan(

@@ -7,10 +7,11 @@ import asyncio
 import contextlib
 import os
 import socket
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import structlog
 
@@ -19,7 +20,7 @@ from engine.document import Workflow, from_builtins, to_builtins
 from engine.errors import Conflict
 from engine.events import Listener
 from engine.executor import DEFAULT_CONCURRENCY, Execution
-from engine.graph import Plan, compile_plan
+from engine.graph import Plan, compile_plan, replan
 from engine.inputs import resolve_inputs
 from engine.records import RunRecord
 from engine.reruns import override, reasons
@@ -37,6 +38,14 @@ if TYPE_CHECKING:
 log = structlog.get_logger("nodeloom.runs")
 
 FINISHED = ("succeeded", "failed", "cancelled", "interrupted")
+
+
+RECENT_RUNS = 8  # finished runs whose plan and results stay in memory for quick reruns
+
+
+class RecentRun(NamedTuple):
+    plan: Plan
+    priors: dict[str, PriorResult]
 
 
 class ActiveRun:
@@ -83,6 +92,7 @@ class RunService:
         self._writer = ResultWriter(database)
         self._heartbeat: asyncio.Task[None] | None = None
         self._closing = False
+        self._recent: OrderedDict[str, RecentRun] = OrderedDict()
 
     # -- starting runs --------------------------------------------------------------------
 
@@ -130,9 +140,14 @@ class RunService:
         if parent.status not in FINISHED:
             raise Conflict(f"run {run_id} is still {parent.status}; rerun it when it has finished")
         workflow = override(parent.snapshot, run_id, from_node, params or {}, self.registry)
-        plan = self.plan(workflow)
+        recent = self._recent.get(run_id)
+        plan = None
+        if recent is not None:
+            plan = replan(recent.plan, workflow, params or {}, self.registry, self.check_context)
+        if plan is None:
+            plan = self.plan(workflow)
         resolved = resolve_inputs(plan, {**parent.inputs, **(inputs or {})})
-        priors = await self.store.prior_results(run_id)
+        priors = recent.priors if recent else await self.store.prior_results(run_id)
         reuse = {node_id: prior for node_id, prior in priors.items() if node_id in plan.nodes}
         forced = {from_node, *plan.downstream(from_node)} if from_node else set()
         why = reasons(parent.snapshot, to_builtins(workflow), from_node, forced)
@@ -286,9 +301,29 @@ class RunService:
                 last_seq=execution.last_seq,
             )
             bound.info("run finished", status=status)
+            if status != "interrupted":
+                self._remember(row.id, execution.plan, result)
             return self._record(row, result, status)
         finally:
             self.active.pop(row.id, None)
+
+    def _remember(self, run_id: str, plan: Plan, result: RunResult) -> None:
+        """Keep a finished run's plan and reusable results, so that rerunning it in this process
+        (the editor's run, tweak, rerun loop) neither compiles nor reads them again."""
+        priors = {
+            node_id: PriorResult(
+                run_id=state.origin_run_id or run_id,
+                cache_key=state.cache_key,
+                output=state.output or {},
+                digests=state.digests or {},
+                reason=f"reused from run {state.origin_run_id or run_id}",
+            )
+            for node_id, state in result.nodes.items()
+            if state.status in ("succeeded", "cached") and state.cache_key
+        }
+        self._recent[run_id] = RecentRun(plan, priors)
+        while len(self._recent) > RECENT_RUNS:
+            self._recent.popitem(last=False)
 
     def _record(self, row: RunRow, result: RunResult, status: str) -> RunRecord:
         row.status, row.outputs, row.error = status, result.outputs, result.error

@@ -37,14 +37,8 @@ class TemplateNode(NodeType):
 
     @classmethod
     def input_ports(cls, params: Mapping[str, Any]) -> tuple[Port, ...]:
-        source = params.get("template")
-        if not isinstance(source, str):
-            return ()
-        try:
-            names = template_variables(source)
-        except jinja2.TemplateSyntaxError:
-            return ()
-        return tuple(Port(name) for name in names)
+        """One port per variable; a template that does not parse raises its syntax error."""
+        return tuple(Port(name) for name in template_variables(params["template"]))
 
     @classmethod
     def output_ports(cls, params: Mapping[str, Any]) -> tuple[Port, ...]:

@@ -18,7 +18,7 @@ from engine.storage.database import Database, StorageUnavailable
 from engine.storage.tables import BlobRow, NodeResultRow, RunRow
 from nodes.registry import NodeRegistry
 from tests.conftest import workflow
-from tests.nodes_for_tests import Sleep
+from tests.nodes_for_tests import Sleep, test_registry
 
 ROOT = Path(__file__).parent.parent
 
@@ -353,3 +353,38 @@ async def test_sigkill_mid_run_then_resume_loses_and_repeats_nothing(
     assert await count(database, NodeResultRow) == 6
     with pytest.raises(Conflict, match="only an interrupted run"):
         await service.resume(run_id)
+
+
+async def test_rerun_in_another_process_reads_what_it_needs_from_storage(
+    service: RunService, database: Database
+) -> None:
+    parent = await service.execute(workflow(NODES, EDGES))
+    in_memory = await (
+        await service.rerun(parent.id, params={"shout": {"template": "{{ text }}?"}})
+    ).wait()
+    fresh = RunService(database, test_registry())  # knows nothing of the parent but its rows
+    try:
+        Sleep.executions.clear()
+        stored = await (
+            await fresh.rerun(parent.id, params={"shout": {"template": "{{ text }}?"}})
+        ).wait()
+    finally:
+        await fresh.close()
+    assert Sleep.executions == []
+    assert stored.outputs == in_memory.outputs
+    summary = {n: (s.status, s.reason, s.cache_key) for n, s in stored.nodes.items()}
+    assert summary == {n: (s.status, s.reason, s.cache_key) for n, s in in_memory.nodes.items()}
+
+
+async def test_rerun_that_changes_a_nodes_ports_is_validated_whole(service: RunService) -> None:
+    parent = await service.execute(workflow(NODES, EDGES))
+    with pytest.raises(WorkflowInvalid) as caught:
+        await service.rerun(parent.id, params={"shout": {"template": "{{ nothing_feeds_this }}"}})
+    codes = {(issue.code, issue.node, issue.port) for issue in caught.value.issues}
+    assert codes == {
+        ("missing_input", "shout", "nothing_feeds_this"),
+        ("unknown_port", "shout", "text"),
+    }
+    with pytest.raises(WorkflowInvalid) as caught:
+        await service.rerun(parent.id, params={"shout": {"template": "{% if %}"}})
+    assert [issue.code for issue in caught.value.issues] == ["template_syntax"]

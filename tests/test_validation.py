@@ -188,3 +188,9 @@ def test_all_errors_are_collected(registry: NodeRegistry) -> None:
     nodes = [{"id": "x", "type": "teleport"}, output("a"), output("a"), template("t", "{% for %}")]
     codes = {issue.code for issue in issues_of(registry, nodes, [("ghost.x", "a.value")])}
     assert codes >= {"unknown_node_type", "duplicate_node_id", "template_syntax", "missing_node"}
+
+
+def test_a_broken_node_reports_one_error_not_a_cascade(registry: NodeRegistry) -> None:
+    nodes = [INPUT, template("ask", "{% if %}{{ topic }}"), output()]
+    issues = issues_of(registry, nodes, [("topic.value", "ask.topic"), ("ask.text", "out.value")])
+    assert [(issue.code, issue.node) for issue in issues] == [("template_syntax", "ask")]
