@@ -66,8 +66,12 @@ class NodeRegistry:
 
     @classmethod
     def default(cls) -> NodeRegistry:
-        """Built-in node types plus those installed through the ``nodeloom.nodes`` entry points."""
-        registry = cls.builtin()
+        """Built-in node types plus those installed through the ``nodeloom.nodes`` entry points;
+        the `tool` node gets the built-in tools plus the ``nodeloom.tools`` entry points."""
+        from nodes import builtin_node_types  # noqa: PLC0415 - avoids an import cycle
+        from nodes.tools import ToolRegistry  # noqa: PLC0415
+
+        registry = cls(builtin_node_types(ToolRegistry.default()))
         registry.load_entry_points()
         return registry
 

@@ -1,0 +1,103 @@
+"""`ToolRegistry`: the tools a `tool` node may call, built in and from entry points."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from importlib.metadata import entry_points
+from typing import Any
+
+import jsonschema
+
+from engine.errors import PluginError
+from nodes.tools.base import Tool, ToolError
+
+ENTRY_POINT_GROUP = "nodeloom.tools"
+NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+
+
+class ToolRegistry:
+    """Tools by name. Build one per engine (like `NodeRegistry`); tests build their own."""
+
+    def __init__(self, tools: Iterable[Tool] = ()) -> None:
+        self._tools: dict[str, Tool] = {}
+        self._validators: dict[str, jsonschema.protocols.Validator] = {}
+        for tool in tools:
+            self.register(tool)
+
+    @classmethod
+    def builtin(cls) -> ToolRegistry:
+        """The tools that ship with nodeloom (no `shell`: it is never on by default)."""
+        from nodes.tools import builtin_tools  # noqa: PLC0415 - avoids an import cycle
+
+        return cls(builtin_tools())
+
+    @classmethod
+    def default(cls) -> ToolRegistry:
+        """Built-in tools plus those installed through the ``nodeloom.tools`` entry points."""
+        registry = cls.builtin()
+        registry.load_entry_points()
+        return registry
+
+    def register(self, tool: Tool) -> Tool:
+        if not isinstance(tool, Tool):
+            raise PluginError(f"{tool!r} is not a Tool instance")
+        name = getattr(tool, "name", None)
+        if not isinstance(name, str) or not NAME_PATTERN.match(name):
+            raise PluginError(
+                f"{type(tool).__qualname__} needs a `name` matching {NAME_PATTERN.pattern}"
+            )
+        if name in self._tools and self._tools[name] is not tool:
+            raise PluginError(f"tool {name!r} is registered twice")
+        try:
+            jsonschema.Draft202012Validator.check_schema(tool.args_schema)
+        except jsonschema.SchemaError as exc:
+            raise PluginError(f"tool {name!r} has an invalid args schema: {exc.message}") from None
+        self._tools[name] = tool
+        self._validators[name] = jsonschema.Draft202012Validator(tool.args_schema)
+        return tool
+
+    def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> None:
+        """Register tools from installed packages. An entry point names a `Tool` subclass or
+        instance, or a list of them."""
+        for entry in entry_points(group=group):
+            try:
+                loaded = entry.load()
+            except Exception as exc:
+                raise PluginError(
+                    f"tool plugin {entry.name!r} ({entry.value}) failed to load: {exc}"
+                ) from exc
+            for item in loaded if isinstance(loaded, list | tuple) else [loaded]:
+                self.register(item() if isinstance(item, type) else item)
+
+    def get(self, name: str) -> Tool | None:
+        return self._tools.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tools
+
+    def __iter__(self) -> Iterator[Tool]:
+        return iter(self._tools.values())
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._tools)
+
+    def check_args(self, name: str, args: Any) -> None:
+        """`ToolError` naming the offending field when ``args`` do not fit the tool's schema."""
+        error = jsonschema.exceptions.best_match(self._validators[name].iter_errors(args))
+        if error is not None:
+            where = "/".join(str(part) for part in error.absolute_path)
+            at = f" at args/{where}" if where else ""
+            raise ToolError(f"invalid args for tool {name!r}{at}: {error.message}")
+
+    async def call(self, name: str, args: Any, *, idempotency_key: str) -> Any:
+        """Validate ``args`` and call the tool (`ToolError` for an unknown tool or bad args)."""
+        tool = self._tools.get(name)
+        if tool is None:
+            raise ToolError(f"unknown tool {name!r} (tools: {', '.join(self.names) or 'none'})")
+        self.check_args(name, args)
+        return await tool.call(args, idempotency_key=idempotency_key)
