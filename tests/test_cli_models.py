@@ -89,6 +89,27 @@ def test_models_says_why_a_model_is_unavailable(
     assert "more than the model memory budget of 512.0 MiB" in models["gemma"]["reason"]
 
 
+def test_models_lists_servers_and_a_missing_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "models.toml").write_text(
+        '[models.local]\nprovider = "openai"\nbase_url = "http://127.0.0.1:8081/v1"\n'
+        'model = "default"\nendpoint = "completions"\n'
+        '[models.paid]\nprovider = "openai"\nbase_url = "https://api.example.com/v1"\n'
+        'model = "big"\napi_key_env = "NODELOOM_TEST_PAID_KEY"\n'
+    )
+    monkeypatch.setenv("NODELOOM_MODELS_DIR", str(tmp_path))
+    monkeypatch.delenv("NODELOOM_TEST_PAID_KEY", raising=False)
+    result = nodeloom("models")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1:] == [
+        "local\topenai\tavailable\t-\thttp://127.0.0.1:8081/v1 (completions endpoint, model "
+        "default)",
+        "paid\topenai\tunavailable\t-\tenvironment variable NODELOOM_TEST_PAID_KEY (the API "
+        "key) is not set",
+    ]
+
+
 @pytest.mark.parametrize("command", [["models"], ["run", "workflows/greeting.json"]])
 def test_a_bad_registry_is_one_clear_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]

@@ -238,8 +238,8 @@ def test_status_names_the_reason(tmp_path: Path, embedded_model: Path) -> None:
     assert "more than the model memory budget of 2.0 GiB" in (statuses["huge-ctx"].reason or "")
     assert statuses["embedded"].available is True  # placed on first use
     assert "placed on first use" in statuses["embedded"].note
-    assert statuses["server"].available is False
-    assert "openai" in (statuses["server"].reason or "")
+    assert statuses["server"].available is True  # no key needed, the network is not probed
+    assert statuses["server"].location == "http://127.0.0.1:1/v1"
 
 
 # -- validation ------------------------------------------------------------------------------

@@ -5,6 +5,12 @@
 provider = "llama_cpp"            # in-process llama-cpp-python
 path = "gemma-3-270m-q4_k_m.gguf" # relative to the models folder
 n_ctx = 2048
+
+[models.local-server]
+provider = "openai"               # any OpenAI-compatible server
+base_url = "http://127.0.0.1:8081/v1"
+model = "default"
+api_key_env = "LOCAL_SERVER_KEY"  # the variable's name; the key stays in the environment
 ```
 """
 
@@ -15,7 +21,7 @@ import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -58,9 +64,30 @@ class OpenAIConfig(
 ):
     """An OpenAI-compatible server (llama.cpp server, Ollama, vLLM, OpenRouter, …)."""
 
-    base_url: str
+    # Up to and including the version: ``https://api.openai.com/v1``.
+    base_url: Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s/]+")]
+    # The model name the server expects.
     model: str
-    api_key_env: str | None = None
+    # The NAME of the environment variable holding the API key (sent as a Bearer token); the
+    # key itself is never written in the registry, logged, or shown in an error.
+    api_key_env: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
+    # ``chat``: /chat/completions with system and user messages. ``completions``: /completions
+    # with the system text and the prompt as one plain prompt (base models, e.g. served by
+    # llama.cpp).
+    endpoint: Literal["chat", "completions"] = "chat"
+    # How a response_schema is sent: ``json_schema`` (OpenAI's structured outputs, vLLM,
+    # llama.cpp's llama-server), ``json_object`` ({"type": "json_object", "schema": …}:
+    # llama-cpp-python's server on the chat endpoint), ``grammar`` (a GBNF grammar made from the
+    # schema: llama.cpp servers, also on the completions endpoint).
+    structured_output: Literal["json_schema", "json_object", "grammar"] = "json_schema"
+    # Requests in flight at once, and started per minute (retries count): a batch of runs
+    # cannot flood a paid provider.
+    max_concurrency: Positive = 4
+    requests_per_minute: Positive | None = None
+    # Seconds to connect, and to wait for each piece of the streamed answer.
+    timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 60.0
+    # Further attempts after a 429, a 5xx or a failed connection, with exponential backoff.
+    max_retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = 3
     description: str = ""
 
 

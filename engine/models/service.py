@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Mapping
 
 import msgspec
 
-from engine.models import embedded, llama
+from engine.models import embedded, llama, openai
 from engine.models.base import Completion, GenerationRequest, OnText
 from engine.models.errors import ModelTooLarge, ModelUnavailable
 from engine.models.memory import default_threads, estimate_gguf, format_size, memory_budget
@@ -19,8 +20,6 @@ from engine.models.registry import (
     OpenAIConfig,
     models_dir,
 )
-
-OPENAI_PENDING = "the openai provider is not part of this version of nodeloom yet"
 
 
 class ModelStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -43,17 +42,29 @@ class ModelService:
     """One per process: owns the pool of loaded models. Close it when done."""
 
     def __init__(
-        self, registry: ModelRegistry, *, budget: int | None = None, threads: int | None = None
+        self,
+        registry: ModelRegistry,
+        *,
+        budget: int | None = None,
+        threads: int | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         self.registry = registry
         self.pool = ModelPool(memory_budget() if budget is None else budget)
         self.threads = threads
+        # Where API keys of models on servers are read from (the variables the registry names).
+        self.environ = os.environ if environ is None else environ
+        self._remote: dict[str, openai.OpenAIModel] = {}
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ModelService:
         """From ``$NODELOOM_MODELS_DIR`` (its ``models.toml``) and
         ``$NODELOOM_MODEL_MEMORY_BUDGET``; a bad value raises `ModelConfigInvalid`."""
-        return cls(ModelRegistry.load(models_dir(environ)), budget=memory_budget(environ))
+        return cls(
+            ModelRegistry.load(models_dir(environ)),
+            budget=memory_budget(environ),
+            environ=environ,
+        )
 
     @property
     def names(self) -> frozenset[str]:
@@ -68,7 +79,7 @@ class ModelService:
         `ModelUnavailable`, `ModelTooLarge` or `ModelError` with a message for the user."""
         config = self.registry.get(name)
         if isinstance(config, OpenAIConfig):
-            raise ModelUnavailable(f"model {name}: {OPENAI_PENDING}")
+            return await self._server(name, config).generate(request, on_text)
         memory = self.pool.memory(name)  # known when it is loaded
         if memory is None:
             memory = await asyncio.to_thread(self._prepare, name, config)
@@ -80,6 +91,13 @@ class ModelService:
 
         async with self.pool.use(name, memory, load) as model:
             return await model.generate(request, on_text)
+
+    def _server(self, name: str, config: OpenAIConfig) -> openai.OpenAIModel:
+        """The client of a model on a server, made on first use and kept (with its limits)."""
+        model = self._remote.get(name)
+        if model is None:
+            model = self._remote[name] = openai.OpenAIModel(name, config, environ=self.environ)
+        return model
 
     def _prepare(self, name: str, config: LlamaCppConfig) -> int:
         """Make sure the model can be loaded (library, file, memory); its memory estimate."""
@@ -109,12 +127,14 @@ class ModelService:
 
     def _status(self, name: str, config: ModelConfig) -> ModelStatus:
         if isinstance(config, OpenAIConfig):
+            reason = openai.unavailable_reason(config, self.environ)
             return ModelStatus(
                 name=name,
                 provider="openai",
-                available=False,
-                reason=OPENAI_PENDING,
+                available=reason is None,
+                reason=reason,
                 location=config.base_url,
+                note=f"{config.endpoint} endpoint, model {config.model}",
             )
         path = config.file(self.registry.directory)
         status = ModelStatus(
@@ -143,4 +163,7 @@ class ModelService:
         return msgspec.structs.replace(status, available=True)
 
     async def close(self) -> None:
+        remote, self._remote = list(self._remote.values()), {}
+        for model in remote:
+            await model.aclose()
         await self.pool.close()
