@@ -11,6 +11,7 @@ from typing import TextIO
 
 import structlog
 
+from engine import settings
 from engine.document import Workflow, decode_workflow
 from engine.errors import NodeloomError, WorkflowInvalid
 from engine.executor import DEFAULT_CONCURRENCY
@@ -196,7 +197,8 @@ def checked_plan(
 ) -> Plan | None:
     """The executable plan, or None after printing every validation error to ``out``."""
     # Model names come from $NODELOOM_MODELS_DIR/models.toml: an unknown one is an error here.
-    plan, issues = analyse(workflow, registry, CheckContext(models=ModelRegistry.load().names))
+    context = CheckContext(models=ModelRegistry.load().names, workspace=settings.workspace())
+    plan, issues = analyse(workflow, registry, context)
     for issue in issues:
         print(issue.describe(), file=out)
     if plan is None:

@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
+from engine import settings
 from engine.document import Workflow, from_builtins
 from engine.errors import InputsInvalid, NodeloomError
 from engine.events import Listener
@@ -135,7 +136,14 @@ async def _drive(
 ) -> RunRecord:
     models = ModelService.from_env()
     database = await Database.connect(args.db)
-    service = RunService(database, registry, max_concurrency=args.concurrency, models=models)
+    service = RunService(
+        database,
+        registry,
+        max_concurrency=args.concurrency,
+        models=models,
+        workspace=settings.workspace(),
+        lease_timeout_s=settings.lease_timeout_s(),
+    )
     try:
         await service.recover()
         plan = plan_of(service)
@@ -193,7 +201,7 @@ def runs(args: argparse.Namespace, registry: NodeRegistry) -> int:
 
 async def _runs(args: argparse.Namespace, registry: NodeRegistry) -> None:
     database = await Database.connect(args.db)
-    service = RunService(database, registry)
+    service = RunService(database, registry, lease_timeout_s=settings.lease_timeout_s())
     terminal = Console().is_terminal
     console = Console(highlight=False, width=None if terminal else 10_000)
     try:

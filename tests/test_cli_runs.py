@@ -98,3 +98,28 @@ def test_bad_reruns_are_one_clear_line(chain: Path) -> None:
 def test_unreachable_database_is_one_clear_line(chain: Path) -> None:
     result = nodeloom("run", chain, "--db", "postgresql://nobody@127.0.0.1:1/none")
     assert_clean_failure(result, "cannot use database postgresql+asyncpg://nobody@127.0.0.1:1/none")
+
+
+def test_bad_settings_stop_with_one_line(chain: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NODELOOM_LEASE_TIMEOUT_S", "soon")
+    assert_clean_failure(
+        nodeloom("run", chain),
+        "NODELOOM_LEASE_TIMEOUT_S must be a positive number of seconds, got 'soon'",
+    )
+
+
+def test_file_paths_are_checked_against_the_workspace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NODELOOM_WORKSPACE", str(tmp_path / "space"))
+    path = write_workflow(
+        tmp_path / "read.json",
+        [
+            {"id": "read", "type": "file_read", "params": {"path": "/etc/passwd"}},
+            {"id": "out", "type": "output", "params": {"name": "o"}},
+        ],
+        [("read.content", "out.value")],
+    )
+    result = nodeloom("validate", path)
+    assert result.returncode == 1
+    assert "path_outside_workspace" in result.stdout
