@@ -8,7 +8,7 @@ import contextlib
 import os
 import socket
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -144,6 +144,8 @@ class RunService:
         plan = None
         if recent is not None:
             plan = replan(recent.plan, workflow, params or {}, self.registry, self.check_context)
+        # Nodes the replanned document shares with the parent's: same type, params and edges.
+        trusted = set(plan.nodes) - set(params or {}) if plan is not None else set()
         if plan is None:
             plan = self.plan(workflow)
         resolved = resolve_inputs(plan, {**parent.inputs, **(inputs or {})})
@@ -178,6 +180,7 @@ class RunService:
             reuse=reuse,
             force=forced,
             reasons=why,
+            trusted=trusted,
         )
 
     async def resume(
@@ -257,6 +260,7 @@ class RunService:
         reuse: Mapping[str, PriorResult] | None = None,
         force: Iterable[str] = (),
         reasons: Mapping[str, str] | None = None,
+        trusted: Collection[str] = (),
         done: Mapping[str, NodeState] | None = None,
         first_seq: int = 0,
     ) -> ActiveRun:
@@ -271,6 +275,7 @@ class RunService:
             reuse=reuse,
             force=set(force),
             reasons=reasons,
+            trusted=trusted,
             done=done,
             max_concurrency=self.max_concurrency,
             workspace=self.workspace,
