@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from engine.errors import NodeFailure
 from engine.issues import Issue
 from nodes.base import CheckContext, NodeContext, NodeType, Port
-from nodes.paths import node_target, path_issue, relative
+from nodes.paths import PATH_PARAM, node_target, path_issue, relative
 
 FORMATS = ["text", "json", "csv", "lines"]
 MAX_READ_BYTES = 64 * 1024 * 1024
@@ -37,11 +37,7 @@ class FileReadNode(NodeType):
     params_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "properties": {
-            "path": {
-                "type": "string",
-                "minLength": 1,
-                "description": "A path relative to the workspace folder.",
-            },
+            "path": PATH_PARAM,
             "format": {"enum": FORMATS, "default": "text"},
         },
         "additionalProperties": False,

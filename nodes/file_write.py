@@ -14,7 +14,7 @@ from engine.errors import NodeFailure
 from engine.issues import Issue
 from nodes.base import CheckContext, NodeContext, NodeType, Port
 from nodes.file_read import FORMATS
-from nodes.paths import node_target, path_issue, relative
+from nodes.paths import PATH_PARAM, node_target, path_issue, relative
 
 _OPEN_MODES = {"overwrite": "w", "append": "a", "new": "x"}
 
@@ -33,11 +33,7 @@ class FileWriteNode(NodeType):
     params_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "properties": {
-            "path": {
-                "type": "string",
-                "minLength": 1,
-                "description": "A path relative to the workspace folder.",
-            },
+            "path": PATH_PARAM,
             "format": {"enum": FORMATS, "default": "text"},
             "mode": {"enum": list(_OPEN_MODES), "default": "overwrite"},
         },

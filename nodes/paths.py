@@ -22,6 +22,14 @@ class PathOutsideWorkspace(NodeloomError, ValueError):
     """A path that resolves outside the workspace folder."""
 
 
+# The `path` param of the file nodes.
+PATH_PARAM: Final[dict[str, Any]] = {
+    "type": "string",
+    "minLength": 1,
+    "description": "A path relative to the workspace folder.",
+}
+
+
 def outside_message(path: str) -> str:
     return f"path {path!r} is outside the workspace folder"
 

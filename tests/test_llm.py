@@ -24,20 +24,9 @@ from engine.results import RunResult
 from nodes.base import CheckContext
 from nodes.registry import NodeRegistry
 from tests.conftest import ROOT, workflow
+from tests.support.prompts import FEW_SHOT, PERSON
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-FEW_SHOT = (
-    "Q: What is the capital of France?\nA: Paris\n"
-    "Q: How many legs does a spider have?\nA: Eight\n"
-    "Q: What is the capital of Italy?\nA:"
-)
-PERSON = {
-    "type": "object",
-    "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
-    "required": ["name", "age"],
-    "additionalProperties": False,
-}
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -35,18 +35,8 @@ from engine.models.registry import OpenAIConfig, parse
 from nodes.base import CheckContext
 from nodes.registry import NodeRegistry
 from tests.conftest import workflow
+from tests.support.prompts import FEW_SHOT, PERSON
 
-FEW_SHOT = (
-    "Q: What is the capital of France?\nA: Paris\n"
-    "Q: How many legs does a spider have?\nA: Eight\n"
-    "Q: What is the capital of Italy?\nA:"
-)
-PERSON = {
-    "type": "object",
-    "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
-    "required": ["name", "age"],
-    "additionalProperties": False,
-}
 EXTRACT = "Ada Lovelace died in 1852 at the age of 36.\nJSON with her name and age:"
 KEY_ENV = "NODELOOM_TEST_SERVER_KEY"
 
