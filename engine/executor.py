@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -14,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from engine.announcer import Announcer
-from engine.digest import canonical, digest
 from engine.errors import NodeFailure
 from engine.events import (
     Listener,
     RunStatus,
 )
 from engine.graph import Plan, PlanNode
+from engine.node_data import cache_key, check_output, describe, gather
 from engine.results import NodeState, PriorResult, ResultStore, RunResult
 from nodes.base import NodeContext, NodeType
 
@@ -222,7 +221,7 @@ class Execution:
                 return None  # the run was cancelled; the write itself goes on
             except Exception as exc:  # noqa: BLE001 - a storage failure ends the whole run
                 self._log.exception("run aborted", node_id=node.id)
-                self._fatal = f"run aborted at node {node.id}: {_describe(exc)}"
+                self._fatal = f"run aborted at node {node.id}: {describe(exc)}"
                 self.cancel()
                 return None
         self._events.result(node.id, state)
@@ -264,10 +263,10 @@ class Execution:
             elif node.id in self._trusted and taken_ids.issuperset(node.predecessors):
                 state.cache_key, ready = prior.cache_key, True  # same material, same inputs
             else:  # the key alone decides: no need to make the node
-                gathered = self._gather(node)
+                gathered = gather(node, self.states, self._blocked)
                 ready = not isinstance(gathered, str)
                 if not isinstance(gathered, str):
-                    state.cache_key = self._key(node, gathered[1], None)
+                    state.cache_key = cache_key(node, gathered[1], None)
             if ready and self._reusable(node, state, prior):
                 self._mark_cached(state, prior)
                 taken.append(node)
@@ -291,7 +290,7 @@ class Execution:
                 try:
                     await self._store.node_finished(self.run_id, node_id, state)
                 except Exception as exc:  # noqa: BLE001 - reported as the run's error
-                    self._fatal = f"storing node {node_id} failed: {_describe(exc)}"
+                    self._fatal = f"storing node {node_id} failed: {describe(exc)}"
         outputs = {
             node.params["name"]: self.states[node.id].output["value"]  # type: ignore[index]
             for node in self.plan.by_role("output")
@@ -343,7 +342,7 @@ class Execution:
     ) -> tuple[NodeType, dict[str, Any], NodeContext] | str:
         """Gather the inputs, make the node and its cache key; or say why it cannot run (a skip
         reason, or with ``state.error`` set, a failure)."""
-        gathered = self._gather(node)
+        gathered = gather(node, self.states, self._blocked)
         if isinstance(gathered, str):
             return gathered
         inputs, input_digests = gathered
@@ -364,19 +363,10 @@ class Execution:
                 else None
             )
         except Exception as exc:  # noqa: BLE001 - a node's own set-up failed
-            state.error = _describe(exc)
+            state.error = describe(exc)
             return state.error
-        state.cache_key = self._key(node, input_digests, fingerprint)
+        state.cache_key = cache_key(node, input_digests, fingerprint)
         return instance, inputs, context
-
-    @staticmethod
-    def _key(node: PlanNode, input_digests: dict[str, Any], fingerprint: str | None) -> str:
-        """SHA-256 over type, version and params (``key_material``), input digests, fingerprint."""
-        key = hashlib.sha256(node.key_material)
-        key.update(canonical(input_digests))
-        if fingerprint is not None:
-            key.update(fingerprint.encode())
-        return key.hexdigest()
 
     def _reusable(self, node: PlanNode, state: NodeState, prior: PriorResult) -> bool:
         return (
@@ -384,45 +374,6 @@ class Execution:
             and node.settings.cache == "auto"
             and node.id not in self._force
         )
-
-    def _gather(self, node: PlanNode) -> tuple[dict[str, Any], dict[str, Any]] | str:
-        """The node's input values and their digests, or why it is skipped."""
-        for predecessor in node.predecessors:
-            if predecessor in self._blocked:
-                return f"upstream failed: {predecessor}"
-        values: dict[str, Any] = {}
-        digests: dict[str, Any] = {}
-        states = self.states
-        for name, port in node.inputs.items():
-            sources = node.sources.get(name)
-            if sources is None:
-                if port.has_default:
-                    values[name] = port.default
-                    digests[name] = digest(port.default)
-                continue
-            if port.many:
-                items: list[Any] = []
-                item_digests: list[str] = []
-                for source, source_port in sources:
-                    output = states[source].output
-                    if output is not None and source_port in output:
-                        items.append(output[source_port])
-                        item_digests.append(states[source].digests[source_port])  # type: ignore[index]
-                if not items:
-                    return f"every source of {name} was skipped"
-                values[name], digests[name] = items, item_digests
-                continue
-            source, source_port = sources[0]
-            output = states[source].output
-            if output is not None and source_port in output:
-                values[name] = output[source_port]
-                digests[name] = states[source].digests[source_port]  # type: ignore[index]
-            elif port.required:
-                return f"upstream skipped: {source}.{source_port}"
-            elif port.has_default:
-                values[name] = port.default
-                digests[name] = digest(port.default)
-        return values, digests
 
     def _reason_to_execute(self, node: PlanNode, prior: PriorResult | None) -> str:
         if node.id in self._force:
@@ -468,13 +419,13 @@ class Execution:
                 else:
                     async with asyncio.timeout(settings.timeout_s):
                         output = await instance.run(inputs, context)
-                digests = self._check_output(node, output)
+                digests = check_output(node, output)
             except TimeoutError:
                 error, retryable = f"timed out after {settings.timeout_s:g} s", True
             except NodeFailure as exc:
                 error, retryable = exc.detail, exc.retryable
             except Exception as exc:  # noqa: BLE001 - any error of a node's code fails the node
-                error, retryable = _describe(exc), True
+                error, retryable = describe(exc), True
             else:
                 state.status = "succeeded"
                 state.output, state.digests, state.usage = output, digests, context.usage
@@ -488,26 +439,6 @@ class Execution:
                 continue
             self._fail(state, error)
             return
-
-    def _check_output(self, node: PlanNode, output: Any) -> dict[str, str]:
-        if not isinstance(output, dict):
-            raise NodeFailure(
-                f"returned {type(output).__name__}, not a dict of outputs", retryable=False
-            )
-        digests: dict[str, str] = {}
-        for port, value in output.items():
-            if port not in node.outputs and not (
-                node.node_type.role == "output" and port == "value"
-            ):
-                raise NodeFailure(f"returned unknown output {port!r}", retryable=False)
-            try:
-                digests[port] = digest(value)
-            except TypeError:
-                raise NodeFailure(
-                    f"output {port!r} is not JSON-serialisable ({type(value).__name__})",
-                    retryable=False,
-                ) from None
-        return digests
 
     @staticmethod
     def _mark_cached(state: NodeState, prior: PriorResult) -> None:
@@ -523,8 +454,3 @@ class Execution:
         state.status = "failed"
         state.error = error
         state.finished_at = _now()
-
-
-def _describe(exc: BaseException) -> str:
-    message = str(exc)
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
