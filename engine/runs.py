@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import structlog
 
 from engine import history
+from engine.agents import AgentStore
 from engine.document import Workflow, from_builtins, to_builtins
 from engine.errors import Conflict
 from engine.events import Listener
@@ -79,6 +80,7 @@ class RunService:
         models: ModelService | None = None,
     ) -> None:
         self.store = Store(database)
+        self.agents = AgentStore(database)
         self.registry = registry
         self.workspace = workspace or Path("workspace")
         self.max_concurrency = max_concurrency
@@ -109,7 +111,9 @@ class RunService:
         owner_id: str | None = None,
         listeners: Iterable[Listener] = (),
     ) -> ActiveRun:
-        """Validate, store and start a run; bad documents or inputs raise, storing nothing."""
+        """Validate, store and start a run; bad documents or inputs raise, storing nothing.
+        Saved agents the workflow names are copied into the run's snapshot."""
+        workflow = await self.agents.inline(workflow, owner_id=owner_id)
         plan = self.plan(workflow)
         resolved = resolve_inputs(plan, inputs or {})
         run_id = new_id("run")

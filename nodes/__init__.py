@@ -11,8 +11,10 @@ if TYPE_CHECKING:
 
 
 def builtin_node_types(tools: ToolRegistry | None = None) -> list[type[NodeType]]:
-    """The built-in node types; the `tool` node calls ``tools`` (default: the built-in tools)."""
-    from nodes.aggregate import AggregateNode  # noqa: PLC0415 - keep `import nodes` light
+    """The built-in node types; `tool` and `agent` nodes call ``tools`` (default: the built-in
+    tools)."""
+    from nodes.agent import agent_node_type  # noqa: PLC0415 - keep `import nodes` light
+    from nodes.aggregate import AggregateNode  # noqa: PLC0415
     from nodes.condition import ConditionNode  # noqa: PLC0415
     from nodes.file_read import FileReadNode  # noqa: PLC0415
     from nodes.file_write import FileWriteNode  # noqa: PLC0415
@@ -23,6 +25,7 @@ def builtin_node_types(tools: ToolRegistry | None = None) -> list[type[NodeType]
     from nodes.tool import tool_node_type  # noqa: PLC0415
     from nodes.tools import ToolRegistry  # noqa: PLC0415
 
+    tools = tools if tools is not None else ToolRegistry.builtin()
     return [
         InputNode,
         OutputNode,
@@ -30,7 +33,8 @@ def builtin_node_types(tools: ToolRegistry | None = None) -> list[type[NodeType]
         AggregateNode,
         ConditionNode,
         LLMNode,
-        tool_node_type(tools if tools is not None else ToolRegistry.builtin()),
+        tool_node_type(tools),
+        agent_node_type(tools),
         FileReadNode,
         FileWriteNode,
     ]

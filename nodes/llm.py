@@ -12,8 +12,9 @@ import msgspec
 
 from engine.errors import NodeFailure
 from engine.issues import Issue
-from engine.models import DEFAULT_MODEL, GenerationRequest, ModelError
+from engine.models import DEFAULT_MODEL, GenerationRequest
 from nodes.base import CheckContext, NodeContext, NodeType, Port, json_schema_port_type
+from nodes.model_calls import generate, model_issue
 
 DEFAULT_TEMPERATURE = 0.8
 DEFAULT_TOP_P = 0.95
@@ -24,11 +25,12 @@ class LLMNode(NodeType):
     type = "llm"
     title = "LLM"
     category = "llm"
-    dynamic_ports = True  # `json` only with a response_schema
+    dynamic_ports = True  # `json` only with a response_schema; lists with `batch`
     description = (
         "Sends `prompt` (and the optional `system` text) to a model from models/models.toml and "
         "streams its answer to `text`. With `response_schema` the answer is JSON valid against "
-        "that schema, also parsed to `json`. `usage` counts prompt and completion tokens."
+        "that schema, also parsed to `json`. `usage` counts prompt and completion tokens. "
+        "With `batch`, `prompt` is a list: one answer per item, `text` and `json` are lists."
     )
     params_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
@@ -75,6 +77,11 @@ class LLMNode(NodeType):
                 "type": "object",
                 "description": "A JSON Schema: the answer is JSON valid against it.",
             },
+            "batch": {
+                "type": "boolean",
+                "default": False,
+                "description": "`prompt` is a list of prompts, answered one by one, in order.",
+            },
         },
         "additionalProperties": False,
     }
@@ -85,22 +92,25 @@ class LLMNode(NodeType):
     outputs = (Port("text", "string"), Port("usage", "object"))
 
     @classmethod
+    def input_ports(cls, params: Mapping[str, Any]) -> tuple[Port, ...]:
+        if params.get("batch") is not True:
+            return cls.inputs
+        return (Port("prompt", "array", description="The prompts (strings)."), cls.inputs[1])
+
+    @classmethod
     def output_ports(cls, params: Mapping[str, Any]) -> tuple[Port, ...]:
+        batch = params.get("batch") is True
+        text = Port("text", "array") if batch else cls.outputs[0]
+        ports = (text, cls.outputs[1])
         schema = params.get("response_schema")
         if not isinstance(schema, dict):
-            return cls.outputs
-        return (*cls.outputs, Port("json", json_schema_port_type(schema)))
+            return ports
+        return (*ports, Port("json", "array" if batch else json_schema_port_type(schema)))
 
     @classmethod
     def check(cls, params: Mapping[str, Any], context: CheckContext) -> Iterable[Issue]:
-        model = params.get("model", DEFAULT_MODEL)
-        if context.models is not None and model not in context.models:
-            known = ", ".join(sorted(context.models)) or "none"
-            yield Issue(
-                "unknown_model",
-                f"unknown model {model!r} (models: {known})",
-                path="/model",
-            )
+        if issue := model_issue(params, context):
+            yield issue
         schema = params.get("response_schema")
         if isinstance(schema, dict):
             try:
@@ -129,18 +139,31 @@ class LLMNode(NodeType):
         )
 
     async def run(self, inputs: dict[str, Any], context: NodeContext) -> dict[str, Any]:
-        if context.models is None:
-            raise NodeFailure("this engine was started without models", retryable=False)
-        request = msgspec.structs.replace(
-            self.request, prompt=inputs["prompt"], system=inputs.get("system") or None
-        )
-        try:
-            completion = await context.models.generate(self.model, request, context.emit_token)
-        except ModelError as exc:
-            raise NodeFailure(exc.detail, retryable=False) from None
-        usage = completion.usage
-        context.usage = usage
-        output: dict[str, Any] = {"text": completion.text, "usage": usage}
+        system = inputs.get("system") or None
+        if not self.params.get("batch"):
+            return await self._answer(inputs["prompt"], system, context)
+        prompts = inputs["prompt"]
+        if not all(isinstance(prompt, str) for prompt in prompts):
+            raise NodeFailure("with batch, `prompt` must be a list of strings", retryable=False)
+        answers = []
+        for index, prompt in enumerate(prompts):
+            if index:
+                context.emit_token("\n")
+            answers.append(await self._answer(prompt, system, context))
+        output: dict[str, Any] = {
+            "text": [answer["text"] for answer in answers],
+            "usage": context.usage or {"prompt_tokens": 0, "completion_tokens": 0},
+        }
+        if self.schema is not None:
+            output["json"] = [answer["json"] for answer in answers]
+        return output
+
+    async def _answer(
+        self, prompt: str, system: str | None, context: NodeContext
+    ) -> dict[str, Any]:
+        request = msgspec.structs.replace(self.request, prompt=prompt, system=system)
+        completion = await generate(context, self.model, request)
+        output: dict[str, Any] = {"text": completion.text, "usage": completion.usage}
         if self.schema is not None:
             output["json"] = self._parse(completion.text, completion.finish_reason)
         return output

@@ -9,44 +9,19 @@ import subprocess
 import sys
 import textwrap
 import time
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from engine.document import decode_workflow, export_workflow
+from tests.support.cli import (
+    ROOT,
+    assert_clean_failure,
+    database,
+    nodeloom,
+    write_workflow,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = sorted((ROOT / "workflows").glob("*.json"))
-
-# What each shipped example outputs with its default inputs. A new example needs an entry here.
-# A type (for LLM text) asks for a non-empty value of that type.
-EXPECTED_OUTPUTS: dict[str, dict[str, Any]] = {
-    "greeting.json": {"greeting": "Hello, world! Welcome to nodeloom."},
-    "triage.json": {
-        "decision": "P1 - page the on-call engineer now: "
-                    "URGENT: checkout is down for every customer",
-    },
-    "profile.json": {
-        "profile": {
-            "name": "Ada Lovelace", "initials": "AL", "born": 1815, "century": 19,
-            "fields": ["mathematics", "computing"], "field_count": 2,
-        },
-        "summary": "Ada Lovelace (AL), born 1815 in century 19, worked on mathematics, computing.",
-    },
-    "quiz.json": {"answer": str},
-}
-
-RUN_KEYS = {
-    "id", "workflow_id", "workflow_version", "parent_run_id", "status", "inputs", "outputs",
-    "created_at", "started_at", "finished_at", "error", "nodes",
-    "workflow_name", "root_run_id", "from_node", "changes",
-}
-NODE_KEYS = {
-    "status", "reason", "cache_key", "output", "error", "attempt", "started_at", "finished_at",
-    "duration_ms", "usage",
-}
+__all__ = ["database"]  # the autouse fixture giving each test its own database
 
 # A driver that runs the CLI with one extra node type, `stream`, which emits tokens slowly:
 # the way to test token display and Ctrl+C without an LLM.
@@ -80,37 +55,6 @@ DRIVER = textwrap.dedent('''
 ''')
 
 
-@pytest.fixture(autouse=True)
-def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Each test stores its runs in a database of its own (the subprocesses inherit it)."""
-    url = f"sqlite:///{tmp_path}/nodeloom.db"
-    monkeypatch.setenv("NODELOOM_DATABASE_URL", url)
-    return url
-
-
-def matches(value: Any, expected: Any) -> bool:
-    if isinstance(expected, type):
-        return isinstance(value, expected) and bool(value)
-    return bool(value == expected)
-
-
-def nodeloom(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "server.cli", *map(str, args)],
-        capture_output=True, text=True, timeout=60, cwd=cwd or ROOT, check=False,
-    )
-
-
-def write_workflow(path: Path, nodes: list[dict[str, Any]], edges: list[tuple[str, str]],
-                   name: str = "test") -> Path:
-    document = {
-        "schema_version": 1, "name": name, "nodes": nodes,
-        "edges": [{"from": source, "to": target} for source, target in edges],
-    }
-    path.write_text(json.dumps(document))
-    return path
-
-
 @pytest.fixture
 def counter(tmp_path: Path) -> Path:
     """``n`` (an integer input) → ``n + 1`` as text."""
@@ -136,99 +80,6 @@ def stream_workflow(tmp_path: Path, words: int, delay_s: float) -> Path:
         {"id": "writer", "type": "stream", "params": {"words": words, "delay_s": delay_s}},
         {"id": "out", "type": "output", "params": {"name": "text"}},
     ], [("topic.value", "writer.prompt"), ("writer.text", "out.value")])
-
-
-def assert_clean_failure(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
-    assert result.returncode == 1, result
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in result.stderr
-
-
-# -- the shipped examples ---------------------------------------------------------------------
-
-
-def test_every_example_has_expected_outputs() -> None:
-    assert EXAMPLES, "workflows/ holds no examples"
-    assert {path.name for path in EXAMPLES} == set(EXPECTED_OUTPUTS)
-
-
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)
-def test_example_is_byte_stable(path: Path) -> None:
-    data = path.read_bytes()
-    assert export_workflow(decode_workflow(data)) == data
-
-
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)
-def test_example_validates(path: Path) -> None:
-    result = nodeloom("validate", path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.startswith(f"{path}: valid (")
-
-
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)
-def test_example_runs(path: Path) -> None:
-    result = nodeloom("run", path)
-    assert result.returncode == 0, result.stderr
-    expected = EXPECTED_OUTPUTS[path.name]
-    lines = result.stdout.splitlines()
-    assert len(lines) == len(expected)
-    for line, (name, value) in zip(lines, expected.items(), strict=True):
-        shown = line.removeprefix(f"{name}: ")
-        if not (isinstance(value, str) or value is str):
-            shown = json.loads(shown)
-        assert line.startswith(f"{name}: ")
-        assert matches(shown, value)
-    assert " succeeded in " in result.stderr
-
-
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)
-def test_example_runs_as_json(path: Path) -> None:
-    result = nodeloom("run", path, "--json")
-    assert result.returncode == 0, result.stderr
-    run = json.loads(result.stdout)  # stdout holds the JSON and nothing else
-    assert set(run) == RUN_KEYS
-    assert run["id"].startswith("run_")
-    assert run["workflow_id"] is None
-    assert run["workflow_version"] is None
-    assert run["parent_run_id"] is None
-    assert run["status"] == "succeeded"
-    assert run["error"] is None
-    expected = EXPECTED_OUTPUTS[path.name]
-    assert set(run["outputs"]) == set(expected)
-    assert all(matches(run["outputs"][name], value) for name, value in expected.items())
-    for stamp in ("created_at", "started_at", "finished_at"):
-        datetime.fromisoformat(run[stamp])
-    document = json.loads(path.read_text())
-    assert set(run["nodes"]) == {node["id"] for node in document["nodes"]}
-    for node in run["nodes"].values():
-        assert set(node) == NODE_KEYS
-        assert node["status"] in ("succeeded", "skipped")
-        if node["status"] == "succeeded":
-            assert len(node["cache_key"]) == 64
-            assert node["attempt"] == 1
-            assert node["duration_ms"] >= 0
-
-
-def test_triage_routes_and_reports_the_skipped_branch() -> None:
-    result = nodeloom("run", ROOT / "workflows/triage.json", "-i", "ticket=Please fix a typo")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == (
-        "decision: P3 - add to the backlog for the next planning: Please fix a typo\n"
-    )
-    assert "[page] skipped: upstream skipped: is_urgent.true\n" in result.stderr
-    assert "[backlog] succeeded " in result.stderr
-
-
-def test_profile_inputs_are_coerced_from_text() -> None:
-    result = nodeloom("run", ROOT / "workflows/profile.json", "--json", "-i", "name=Grace Hopper",
-                      "-i", "born=1906", "-i", 'fields=["compilers", "COBOL"]')
-    assert result.returncode == 0, result.stderr
-    run = json.loads(result.stdout)
-    assert run["inputs"] == {"name": "Grace Hopper", "born": 1906, "fields": ["compilers", "COBOL"]}
-    assert run["outputs"]["summary"] == (
-        "Grace Hopper (GH), born 1906 in century 20, worked on compilers, COBOL."
-    )
 
 
 # -- inputs -----------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import assert_clean_failure, database, nodeloom, write_workflow
+from tests.support.cli import assert_clean_failure, database, nodeloom, write_workflow
 
 __all__ = ["database"]  # the autouse fixture giving each test its own database
 

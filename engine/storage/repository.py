@@ -35,11 +35,11 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def _encode_cursor(stamp: datetime, key: str) -> str:
+def encode_cursor(stamp: datetime, key: str) -> str:
     return base64.urlsafe_b64encode(f"{stamp.isoformat()}|{key}".encode()).decode()
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         stamp, key = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
         return datetime.fromisoformat(stamp), key
@@ -133,7 +133,7 @@ class Store:
         if owner_id is not None:
             query = query.where(WorkflowRow.owner_id == owner_id)
         if cursor:
-            stamp, key = _decode_cursor(cursor)
+            stamp, key = decode_cursor(cursor)
             query = query.where(
                 or_(
                     WorkflowRow.updated_at < stamp,
@@ -156,7 +156,7 @@ class Store:
         ]
         return Page(
             items=items,
-            next_cursor=_encode_cursor(rows[-1].updated_at, rows[-1].id) if more else None,
+            next_cursor=encode_cursor(rows[-1].updated_at, rows[-1].id) if more else None,
         )
 
     async def workflow_versions(
@@ -305,7 +305,7 @@ class Store:
         if owner_id is not None:
             query = query.where(RunRow.owner_id == owner_id)
         if cursor:
-            stamp, key = _decode_cursor(cursor)
+            stamp, key = decode_cursor(cursor)
             query = query.where(
                 or_(RunRow.created_at < stamp, (RunRow.created_at == stamp) & (RunRow.id < key))
             )
@@ -315,7 +315,7 @@ class Store:
         rows = rows[:limit]
         return Page(
             items=[run_record(row, {}) for row in rows],
-            next_cursor=_encode_cursor(rows[-1].created_at, rows[-1].id) if more else None,
+            next_cursor=encode_cursor(rows[-1].created_at, rows[-1].id) if more else None,
         )
 
     async def tree_rows(self, root_run_id: str) -> list[RunRow]:

@@ -1,0 +1,165 @@
+"""Saved agents: named configurations (model, system prompt, tools, limits) that `agent` nodes
+refer to by id. A run inlines the saved configuration into its snapshot, so the run records
+exactly what the agent was and a later edit of the agent never changes a stored run."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from engine.document import Workflow
+from engine.errors import NotFound
+from engine.records import Page
+from engine.storage.database import Database
+from engine.storage.repository import decode_cursor, encode_cursor, new_id, now
+from engine.storage.tables import AgentRow
+from nodes.agent import DEFAULT_MAX_STEPS, DEFAULT_SYSTEM_PROMPT
+
+
+class AgentConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """What a saved agent is; every field but `name` and `model` has a default."""
+
+    name: str
+    model: str
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    tools: list[str] = []
+    temperature: float = 0.0
+    max_steps: int = DEFAULT_MAX_STEPS
+
+    def __post_init__(self) -> None:
+        if not self.name.strip():
+            raise msgspec.ValidationError("`name` must not be empty - at `$.name`")
+        if not self.model.strip():
+            raise msgspec.ValidationError("`model` must not be empty - at `$.model`")
+        if not 0 <= self.temperature <= 2:
+            raise msgspec.ValidationError("`temperature` must be within 0..2 - at `$.temperature`")
+        if not 1 <= self.max_steps <= 50:
+            raise msgspec.ValidationError("`max_steps` must be within 1..50 - at `$.max_steps`")
+
+    def node_params(self) -> dict[str, Any]:
+        """The `agent` node params this configuration stands for."""
+        return {
+            "model": self.model,
+            "system_prompt": self.system_prompt,
+            "tools": list(self.tools),
+            "temperature": self.temperature,
+            "max_steps": self.max_steps,
+        }
+
+
+class AgentRecord(msgspec.Struct, kw_only=True):
+    id: str
+    config: AgentConfig
+    created_at: datetime
+    updated_at: datetime
+
+
+def decode_config(data: Mapping[str, Any]) -> AgentConfig:
+    """An `AgentConfig` from builtins; `msgspec.ValidationError` names the offending field."""
+    return msgspec.convert(data, AgentConfig)
+
+
+class AgentStore:
+    """Saved agents in the `agents` table; each method is its own transaction."""
+
+    def __init__(self, database: Database) -> None:
+        self.sessions = async_sessionmaker(database.engine, expire_on_commit=False)
+
+    async def create(self, config: AgentConfig, *, owner_id: str | None = None) -> AgentRecord:
+        stamp = now()
+        row = AgentRow(
+            id=new_id("ag"),
+            owner_id=owner_id,
+            name=config.name,
+            config=msgspec.to_builtins(config),
+            created_at=stamp,
+            updated_at=stamp,
+        )
+        async with self.sessions.begin() as session:
+            session.add(row)
+        return _record(row)
+
+    async def get(self, agent_id: str, *, owner_id: str | None = None) -> AgentRecord:
+        async with self.sessions() as session:
+            row = await session.get(AgentRow, agent_id)
+        if row is None or (owner_id is not None and row.owner_id != owner_id):
+            raise NotFound(f"agent {agent_id} not found")
+        return _record(row)
+
+    async def list(
+        self, *, owner_id: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> Page:
+        query = select(AgentRow).order_by(AgentRow.updated_at.desc(), AgentRow.id.desc())
+        if owner_id is not None:
+            query = query.where(AgentRow.owner_id == owner_id)
+        if cursor:
+            stamp, key = decode_cursor(cursor)
+            query = query.where(
+                or_(
+                    AgentRow.updated_at < stamp,
+                    (AgentRow.updated_at == stamp) & (AgentRow.id < key),
+                )
+            )
+        async with self.sessions() as session:
+            rows = list(await session.scalars(query.limit(limit + 1)))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page(
+            items=[_record(row) for row in rows],
+            next_cursor=encode_cursor(rows[-1].updated_at, rows[-1].id) if more else None,
+        )
+
+    async def update(
+        self, agent_id: str, config: AgentConfig, *, owner_id: str | None = None
+    ) -> AgentRecord:
+        async with self.sessions.begin() as session:
+            row = await session.get(AgentRow, agent_id, with_for_update=True)
+            if row is None or (owner_id is not None and row.owner_id != owner_id):
+                raise NotFound(f"agent {agent_id} not found")
+            row.name = config.name
+            row.config = msgspec.to_builtins(config)
+            row.updated_at = now()
+        return _record(row)
+
+    async def delete(self, agent_id: str, *, owner_id: str | None = None) -> None:
+        async with self.sessions.begin() as session:
+            row = await session.get(AgentRow, agent_id)
+            if row is None or (owner_id is not None and row.owner_id != owner_id):
+                raise NotFound(f"agent {agent_id} not found")
+            await session.delete(row)
+
+    async def inline(self, workflow: Workflow, *, owner_id: str | None = None) -> Workflow:
+        """``workflow`` with each `agent` node's saved configuration copied into its params
+        (params set on the node win); unchanged when no node names a saved agent."""
+        nodes = []
+        changed = False
+        for node in workflow.nodes:
+            agent_id = node.params.get("agent") if node.type == "agent" else None
+            if not isinstance(agent_id, str):
+                nodes.append(node)
+                continue
+            try:
+                saved = await self.get(agent_id, owner_id=owner_id)
+            except NotFound:
+                raise NotFound(
+                    f"node {node.id!r}: agent {agent_id} not found (params.agent)"
+                ) from None
+            params = {**saved.config.node_params(), **node.params}
+            nodes.append(msgspec.structs.replace(node, params=params))
+            changed = True
+        return msgspec.structs.replace(workflow, nodes=nodes) if changed else workflow
+
+
+def _record(row: AgentRow) -> AgentRecord:
+    return AgentRecord(
+        id=row.id,
+        config=decode_config(row.config),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
