@@ -1,5 +1,5 @@
-"""The engine benchmark still runs: `bench/engine_overhead.py --quick` ends well and prints its
-tables. No timing is asserted; the figures are for people to read."""
+"""The benchmarks still run: `bench/engine_overhead.py --quick` and `bench/llm_overhead.py --quick`
+end well and print their tables. No timing is asserted; the figures are for people to read."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "engine_overhead.py"
+LLM_BENCH = BENCH.with_name("llm_overhead.py")
 
 
 def test_engine_overhead_benchmark_runs_quick() -> None:
@@ -27,3 +28,17 @@ def test_engine_overhead_benchmark_runs_quick() -> None:
         assert workload in out
     assert "validate (cold caches)" in out
     assert "decode" in out
+
+
+def test_llm_overhead_benchmark_runs_quick(embedded_model: Path) -> None:
+    finished = subprocess.run(
+        [sys.executable, str(LLM_BENCH), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        cwd=BENCH.parents[1],
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert "node / raw tokens/s:" in finished.stdout
+    assert "node - raw first token:" in finished.stdout
