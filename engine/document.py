@@ -111,6 +111,11 @@ def to_builtins(workflow: Workflow) -> dict[str, Any]:
     return result
 
 
+def to_builtins_node(node: Node) -> dict[str, Any]:
+    result: dict[str, Any] = msgspec.to_builtins(node, order="sorted")
+    return result
+
+
 def from_builtins(value: Any) -> Workflow:
     """Convert plain Python data (as from a JSON body) into a `Workflow`."""
     return decode_workflow(msgspec.json.encode(value))

@@ -63,7 +63,11 @@ async def diff(store: Store, a: str, b: str, *, owner_id: str | None = None) -> 
             {
                 "node": node_id,
                 "in": "both" if old and new else ("a" if old else "b"),
-                "params_changed": changed_params(old, new) if old and new else [],
+                "params_changed": (
+                    changed_params(old.get("params", {}), new.get("params", {}))
+                    if old and new
+                    else []
+                ),
                 "status": [_field(state_a, "status"), _field(state_b, "status")],
                 "output": _compare_outputs(state_a, state_b),
                 "duration_ms": [_field(state_a, "duration_ms"), _field(state_b, "duration_ms")],

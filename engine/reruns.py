@@ -2,28 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from engine.document import Workflow, from_builtins, to_builtins
+import msgspec
+
+from engine.document import Workflow, to_builtins_node
 from engine.errors import WorkflowInvalid
 from engine.issues import Issue, pointer
 from nodes.registry import COMMON_PARAMS, NodeRegistry
 
 
 def override(
-    snapshot: dict[str, Any],
+    base: Workflow,
     run_id: str,
     from_node: str | None,
     params: Mapping[str, Mapping[str, Any]],
     registry: NodeRegistry,
 ) -> Workflow:
-    """The parent's document with param overrides applied; every unknown name is an issue."""
-    document = from_builtins(snapshot)
-    data = to_builtins(document)
-    nodes = {node["id"]: node for node in data["nodes"]}
+    """The parent's document with param overrides applied; every unknown name is an issue.
+    Nodes without overrides are shared with ``base``, not copied."""
+    position = {node.id: index for index, node in enumerate(base.nodes)}
+    nodes = list(base.nodes)
     issues = []
-    if from_node is not None and from_node not in nodes:
+    if from_node is not None and from_node not in position:
         issues.append(
             Issue(
                 "missing_node",
@@ -33,8 +35,7 @@ def override(
             )
         )
     for node_id, changes in params.items():
-        node = nodes.get(node_id)
-        if node is None:
+        if node_id not in position:
             issues.append(
                 Issue(
                     "missing_node",
@@ -44,30 +45,43 @@ def override(
                 )
             )
             continue
-        known = (
-            registry.params_schema(node["type"])["properties"] if node["type"] in registry else {}
-        )
-        for name, value in changes.items():
+        node = nodes[position[node_id]]
+        known = registry.params_schema(node.type)["properties"] if node.type in registry else {}
+        for name in changes:
             if name not in known:
                 names = ", ".join(sorted(known))
                 issues.append(
                     Issue(
                         "invalid_params",
-                        f"{node['type']} node {node_id!r} has no "
+                        f"{node.type} node {node_id!r} has no "
                         f"param {name!r} (its params: {names})",
                         node=node_id,
                         path=pointer("params", node_id, name),
                     )
                 )
-            node.setdefault("params", {})[name] = value
+        nodes[position[node_id]] = msgspec.structs.replace(
+            node, params={**node.params, **changes}
+        )
     if issues:
         raise WorkflowInvalid(issues)
-    return from_builtins(data)
+    return msgspec.structs.replace(base, nodes=nodes)
 
 
-def changed_params(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> list[str]:
-    """The names of the params that differ between two versions of a node."""
-    old_params, new_params = (old or {}).get("params", {}), (new or {}).get("params", {})
+def snapshot(base: dict[str, Any], workflow: Workflow, changed: Iterable[str]) -> dict[str, Any]:
+    """The stored form of ``workflow``, made from ``base`` (the stored form of the document it
+    was derived from by `override`) by converting only the ``changed`` nodes."""
+    changed = set(changed)
+    if not changed:
+        return base
+    nodes = [
+        to_builtins_node(node) if node.id in changed else stored
+        for node, stored in zip(workflow.nodes, base["nodes"], strict=True)
+    ]
+    return {**base, "nodes": nodes}
+
+
+def changed_params(old_params: Mapping[str, Any], new_params: Mapping[str, Any]) -> list[str]:
+    """The names of the params that differ between two versions of a node's params."""
     missing = object()
     return sorted(
         key
@@ -77,17 +91,23 @@ def changed_params(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None)
 
 
 def reasons(
-    old: dict[str, Any], new: dict[str, Any], from_node: str | None, forced: set[str]
+    old: Workflow, new: Workflow, from_node: str | None, forced: set[str]
 ) -> dict[str, str]:
     """Why each node of a rerun would execute, as far as the documents tell."""
-    before = {node["id"]: node for node in old["nodes"]}
+    before = {node.id: node for node in old.nodes}
     reasons = {}
-    for node in new["nodes"]:
-        node_id, previous = node["id"], before.get(node["id"])
-        changed = [key for key in changed_params(previous, node) if key not in COMMON_PARAMS]
+    for node in new.nodes:
+        node_id, previous = node.id, before.get(node.id)
+        if previous is node and node_id not in forced and node_id != from_node:
+            continue  # shared with the parent's document: unchanged
+        changed = [
+            key
+            for key in changed_params(previous.params if previous else {}, node.params)
+            if key not in COMMON_PARAMS
+        ]
         if previous is None:
             reasons[node_id] = "new node"
-        elif previous["type"] != node["type"]:
+        elif previous.type != node.type:
             reasons[node_id] = "type changed"
         elif changed:
             reasons[node_id] = "params changed: " + ", ".join(changed)

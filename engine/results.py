@@ -26,7 +26,18 @@ class NodeState(NodeRecord, kw_only=True):
 
     def record(self) -> NodeRecord:
         """The state as users see it (SPEC §6.1), without the engine's bookkeeping."""
-        return NodeRecord(**{name: getattr(self, name) for name in NodeRecord.__struct_fields__})
+        return NodeRecord(
+            status=self.status,
+            reason=self.reason,
+            cache_key=self.cache_key,
+            output=self.output,
+            error=self.error,
+            attempt=self.attempt,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            duration_ms=self.duration_ms,
+            usage=self.usage,
+        )
 
 
 class RunResult(msgspec.Struct, kw_only=True):

@@ -24,7 +24,7 @@ from engine.executor import DEFAULT_CONCURRENCY, Execution
 from engine.graph import Plan, compile_plan, replan
 from engine.inputs import resolve_inputs
 from engine.records import RunRecord
-from engine.reruns import override, reasons
+from engine.reruns import override, reasons, snapshot
 from engine.results import NodeState, PriorResult, RunResult
 from engine.storage.database import Database
 from engine.storage.repository import Store, new_id, now, run_record
@@ -143,8 +143,9 @@ class RunService:
         parent = await self.store.run_row(run_id, owner_id=owner_id)
         if parent.status not in FINISHED:
             raise Conflict(f"run {run_id} is still {parent.status}; rerun it when it has finished")
-        workflow = override(parent.snapshot, run_id, from_node, params or {}, self.registry)
         recent = self._recent.get(run_id)
+        base = recent.plan.workflow if recent else from_builtins(parent.snapshot)
+        workflow = override(base, run_id, from_node, params or {}, self.registry)
         plan = None
         if recent is not None:
             plan = replan(recent.plan, workflow, params or {}, self.registry, self.check_context)
@@ -156,7 +157,7 @@ class RunService:
         priors = recent.priors if recent else await self.store.prior_results(run_id)
         reuse = {node_id: prior for node_id, prior in priors.items() if node_id in plan.nodes}
         forced = {from_node, *plan.downstream(from_node)} if from_node else set()
-        why = reasons(parent.snapshot, to_builtins(workflow), from_node, forced)
+        why = reasons(base, workflow, from_node, forced)
         child_id = new_id("run")
         changes = {
             key: value
@@ -174,6 +175,7 @@ class RunService:
             parent=parent.id,
             from_node=from_node,
             changes=changes,
+            snapshot=snapshot(parent.snapshot, workflow, params or {}),
         )
         return await self._launch(
             row,
@@ -228,6 +230,7 @@ class RunService:
         parent: str | None = None,
         from_node: str | None = None,
         changes: dict[str, Any] | None = None,
+        snapshot: dict[str, Any] | None = None,
     ) -> RunRow:
         stamp = now()
         return RunRow(
@@ -240,7 +243,7 @@ class RunService:
             root_run_id=root,
             from_node=from_node,
             changes=changes or {},
-            snapshot=to_builtins(workflow),
+            snapshot=snapshot if snapshot is not None else to_builtins(workflow),
             inputs=inputs,
             outputs={},
             status="running",

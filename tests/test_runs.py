@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from sqlalchemy import func, select, text
 
@@ -388,3 +389,12 @@ async def test_rerun_that_changes_a_nodes_ports_is_validated_whole(service: RunS
     with pytest.raises(WorkflowInvalid) as caught:
         await service.rerun(parent.id, params={"shout": {"template": "{% if %}"}})
     assert [issue.code for issue in caught.value.issues] == ["template_syntax"]
+
+
+def test_a_node_state_shows_every_field_of_its_record() -> None:
+    from engine.records import NodeRecord
+    from engine.results import NodeState
+
+    values = {name: f"v-{name}" for name in NodeRecord.__struct_fields__}
+    state = NodeState(**values, digests={"x": "d"}, origin_run_id="run_x")  # type: ignore[arg-type]
+    assert msgspec.structs.asdict(state.record()) == values
