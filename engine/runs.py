@@ -47,6 +47,7 @@ RECENT_RUNS = 8  # finished runs whose plan and results stay in memory for quick
 class RecentRun(NamedTuple):
     plan: Plan
     priors: dict[str, PriorResult]
+    snapshot: dict[str, Any]  # the stored form of ``plan.workflow``
 
 
 class ActiveRun:
@@ -140,11 +141,12 @@ class RunService:
     ) -> ActiveRun:
         """A child run of ``run_id`` with the overrides applied, reusing every result whose cache
         key did not change, except ``from_node`` and what lies downstream of it."""
-        parent = await self.store.run_row(run_id, owner_id=owner_id)
+        recent = self._recent.get(run_id)
+        parent = await self.store.run_row(run_id, owner_id=owner_id, snapshot=recent is None)
         if parent.status not in FINISHED:
             raise Conflict(f"run {run_id} is still {parent.status}; rerun it when it has finished")
-        recent = self._recent.get(run_id)
-        base = recent.plan.workflow if recent else from_builtins(parent.snapshot)
+        stored = recent.snapshot if recent else parent.snapshot
+        base = recent.plan.workflow if recent else from_builtins(stored)
         workflow = override(base, run_id, from_node, params or {}, self.registry)
         plan = None
         if recent is not None:
@@ -175,7 +177,7 @@ class RunService:
             parent=parent.id,
             from_node=from_node,
             changes=changes,
-            snapshot=snapshot(parent.snapshot, workflow, params or {}),
+            snapshot=snapshot(stored, workflow, params or {}),
         )
         return await self._launch(
             row,
@@ -314,12 +316,14 @@ class RunService:
             )
             bound.info("run finished", status=status)
             if status != "interrupted":
-                self._remember(row.id, execution.plan, result)
+                self._remember(row.id, execution.plan, result, row.snapshot)
             return self._record(row, result, status)
         finally:
             self.active.pop(row.id, None)
 
-    def _remember(self, run_id: str, plan: Plan, result: RunResult) -> None:
+    def _remember(
+        self, run_id: str, plan: Plan, result: RunResult, snapshot: dict[str, Any]
+    ) -> None:
         """Keep a finished run's plan and reusable results, so that rerunning it in this process
         (the editor's run, tweak, rerun loop) neither compiles nor reads them again."""
         priors = {
@@ -333,7 +337,7 @@ class RunService:
             for node_id, state in result.nodes.items()
             if state.status in ("succeeded", "cached") and state.cache_key
         }
-        self._recent[run_id] = RecentRun(plan, priors)
+        self._recent[run_id] = RecentRun(plan, priors, snapshot)
         while len(self._recent) > RECENT_RUNS:
             self._recent.popitem(last=False)
 

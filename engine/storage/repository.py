@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import defer
 
 from engine.document import Workflow, to_builtins
 from engine.errors import Conflict, NotFound
@@ -22,6 +23,7 @@ from engine.storage.tables import (
     EventRow,
     NodeResultRow,
     RunRow,
+    ViewStateRow,
     WorkflowRow,
     WorkflowVersionRow,
 )
@@ -159,6 +161,17 @@ class Store:
             next_cursor=encode_cursor(rows[-1].updated_at, rows[-1].id) if more else None,
         )
 
+    async def current_version(self, workflow_id: str, *, owner_id: str | None = None) -> int:
+        """The workflow's current version, in one light query (`NotFound` if not theirs)."""
+        query = select(WorkflowRow.version, WorkflowRow.owner_id).where(
+            WorkflowRow.id == workflow_id
+        )
+        async with self.database.engine.connect() as connection:
+            found = (await connection.execute(query)).first()
+        if found is None or (owner_id is not None and found.owner_id != owner_id):
+            raise NotFound(f"workflow {workflow_id} not found")
+        return int(found.version)
+
     async def workflow_versions(
         self, workflow_id: str, *, owner_id: str | None = None
     ) -> list[dict[str, Any]]:
@@ -175,6 +188,22 @@ class Store:
         async with self.sessions.begin() as session:
             row = await self._workflow_row(session, workflow_id, owner_id)
             await session.delete(row)
+
+    async def view_state(
+        self, workflow_id: str, *, owner_id: str | None = None
+    ) -> dict[str, Any] | None:
+        """The editor's view state of a workflow (zoom, pan, selection, panels), if saved."""
+        async with self.sessions() as session:
+            await self._workflow_row(session, workflow_id, owner_id)
+            row = await session.get(ViewStateRow, workflow_id)
+            return row.data if row is not None else None
+
+    async def save_view_state(
+        self, workflow_id: str, data: dict[str, Any], *, owner_id: str | None = None
+    ) -> None:
+        async with self.sessions.begin() as session:
+            await self._workflow_row(session, workflow_id, owner_id)
+            await session.merge(ViewStateRow(workflow_id=workflow_id, data=data, updated_at=now()))
 
     async def _workflow_row(
         self, session: AsyncSession, workflow_id: str, owner_id: str | None, *, lock: bool = False
@@ -197,9 +226,13 @@ class Store:
         async with self.sessions.begin() as session:
             await session.execute(update(RunRow).where(RunRow.id == run_id).values(**values))
 
-    async def run_row(self, run_id: str, *, owner_id: str | None = None) -> RunRow:
+    async def run_row(
+        self, run_id: str, *, owner_id: str | None = None, snapshot: bool = True
+    ) -> RunRow:
+        """A run's row; ``snapshot=False`` leaves its document unread (do not touch it then)."""
         async with self.sessions() as session:
-            row = await session.get(RunRow, run_id)
+            options = () if snapshot else (defer(RunRow.snapshot, raiseload=True),)
+            row = await session.get(RunRow, run_id, options=options)
         if row is None or (owner_id is not None and row.owner_id != owner_id):
             raise NotFound(f"run {run_id} not found")
         return row
