@@ -19,7 +19,7 @@ from engine.graph import Plan, analyse
 from engine.models import ModelRegistry
 from nodes.base import CheckContext
 from nodes.registry import NodeRegistry
-from server import cli_models, cli_runs
+from server import cli_models, cli_runs, cli_serve
 from server.cli_runs import UsageError
 
 Handler = Callable[[argparse.Namespace, NodeRegistry], int]
@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None, *, registry: NodeRegistry | None = N
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nodeloom",
-        description="Validate, run and rerun nodeloom workflows.",
+        description="Validate, run and rerun nodeloom workflows; serve the API.",
     )
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
     db_help = "database URL (default: $NODELOOM_DATABASE_URL, else SQLite in ./.nodeloom/)"
@@ -115,6 +115,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     models.add_argument("--json", action="store_true", help="print the models as JSON")
     models.set_defaults(handler=cli_models.models)
+
+    cli_serve.add_commands(commands, db_help)
     return parser
 
 

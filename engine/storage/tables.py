@@ -157,3 +157,49 @@ class ViewStateRow(Base):
 
 
 Index("ix_runs_workflow_created", RunRow.workflow_id, RunRow.created_at)
+
+
+class UserRow(Base):
+    """Someone who may use the API; created with `nodeloom users create NAME`."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime]
+
+
+class ApiTokenRow(Base):
+    """A bearer token, stored only as the SHA-256 of its text."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+
+
+class BatchRow(Base):
+    """Runs of one workflow started together, one per input set (`items`)."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    workflow_id: Mapped[str] = mapped_column(ForeignKey("workflows.id", ondelete="CASCADE"))
+    workflow_version: Mapped[int] = mapped_column(Integer)
+    items: Mapped[list[Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+
+
+class BatchRunRow(Base):
+    """The run started for item ``index`` of a batch."""
+
+    __tablename__ = "batch_runs"
+
+    batch_id: Mapped[str] = mapped_column(
+        ForeignKey("batches.id", ondelete="CASCADE"), primary_key=True
+    )
+    index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)

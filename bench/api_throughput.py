@@ -1,0 +1,229 @@
+"""API throughput: start-and-wait runs of a 3-node workflow through the REST API, from several
+concurrent clients for a fixed time, with the server on SQLite and on PostgreSQL.
+
+    .venv/bin/python bench/api_throughput.py                 # 10 s per measurement
+    .venv/bin/python bench/api_throughput.py --seconds 3     # shorter
+    .venv/bin/python bench/api_throughput.py --sqlite-only   # no PostgreSQL cluster
+
+The server is `nodeloom serve` in a process of its own (uvicorn, one worker); the clients are
+httpx in this process. The baseline is the same runs started in-process with `RunService` (no
+HTTP, same database kind, same concurrency): the ratio is what HTTP and the API add.
+PostgreSQL is a throwaway cluster (tests/support/postgres.py) with fsync on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import structlog
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from engine.document import from_builtins  # noqa: E402
+from engine.runs import RunService  # noqa: E402
+from engine.storage.database import Database  # noqa: E402
+from nodes.registry import NodeRegistry  # noqa: E402
+from tests.support import postgres  # noqa: E402
+
+TARGET_RUNS_PER_S = 200
+TARGET_RATIO = 2.0
+WORKFLOW: dict[str, Any] = {
+    "schema_version": 1,
+    "name": "Trivial",
+    "nodes": [
+        {"id": "who", "type": "input", "params": {"name": "who", "schema": {"type": "string"}}},
+        {"id": "say", "type": "template", "params": {"template": "Hello, {{ who }}!"}},
+        {"id": "out", "type": "output", "params": {"name": "greeting"}},
+    ],
+    "edges": [
+        {"from": "who.value", "to": "say.who"},
+        {"from": "say.text", "to": "out.value"},
+    ],
+}
+
+
+class Result:
+    def __init__(self, label: str, latencies: list[float], seconds: float) -> None:
+        self.label = label
+        self.latencies = sorted(latencies)
+        self.seconds = seconds
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.seconds
+
+    def percentile(self, fraction: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        index = min(len(self.latencies) - 1, round(fraction * (len(self.latencies) - 1)))
+        return self.latencies[index] * 1000
+
+
+async def drive(
+    label: str, one: Callable[[int], Awaitable[None]], clients: int, seconds: float
+) -> Result:
+    """``clients`` loops calling ``one`` back to back until ``seconds`` have passed."""
+    latencies: list[float] = []
+    stop = time.perf_counter() + seconds
+
+    async def client(number: int) -> None:
+        count = 0
+        while time.perf_counter() < stop:
+            started = time.perf_counter()
+            await one(number * 1_000_000 + count)
+            latencies.append(time.perf_counter() - started)
+            count += 1
+
+    began = time.perf_counter()
+    await asyncio.gather(*(client(number) for number in range(clients)))
+    return Result(label, latencies, time.perf_counter() - began)
+
+
+def start_server(url: str, folder: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "NODELOOM_MODELS_DIR": str(folder / "models")}
+    command = [
+        sys.executable,
+        "-m",
+        "server.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--db",
+        url,
+        "--workspace",
+        str(folder / "workspace"),
+    ]
+    log = (folder / "server.log").open("wb")
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+
+
+async def through_api(url: str, folder: Path, clients: int, seconds: float) -> Result:
+    port = postgres._free_port()
+    server = start_server(url, folder, port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+        async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as http:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    await http.get("/api/health")
+                    break
+                except httpx.TransportError:
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(
+                            f"the server did not start: see {folder}/server.log"
+                        ) from None
+                    await asyncio.sleep(0.1)
+            workflow_id = (await http.post("/api/workflows", json=WORKFLOW)).json()["id"]
+            path = f"/api/workflows/{workflow_id}/runs"
+
+            async def one(number: int) -> None:
+                response = await http.post(
+                    path, json={"inputs": {"who": f"client {number}"}, "wait": True}
+                )
+                if response.status_code != 201 or response.json()["status"] != "succeeded":
+                    raise RuntimeError(f"run failed: {response.status_code} {response.text}")
+
+            await drive("warm-up", one, clients, min(1.0, seconds / 4))
+            return await drive("api", one, clients, seconds)
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+async def in_process(url: str, clients: int, seconds: float) -> Result:
+    database = await Database.connect(url)
+    service = RunService(database, NodeRegistry.default())
+    workflow = from_builtins(WORKFLOW)
+    try:
+        saved = await service.store.create_workflow(workflow)
+
+        async def one(number: int) -> None:
+            active = await service.start(
+                workflow,
+                {"who": f"client {number}"},
+                workflow_id=saved.id,
+                workflow_version=saved.version,
+            )
+            record = await active.wait()
+            if record.status != "succeeded":
+                raise RuntimeError(f"run failed: {record.error}")
+
+        await drive("warm-up", one, clients, min(1.0, seconds / 4))
+        return await drive("in-process", one, clients, seconds)
+    finally:
+        await service.close()
+        await database.close()
+
+
+def report(backend: str, api: Result, baseline: Result) -> bool:
+    ratio = baseline.rate / api.rate if api.rate else float("inf")
+    for result in (api, baseline):
+        print(
+            f"{backend:<11} {result.label:<11} {len(result.latencies):>7} {result.rate:>9.1f} "
+            f"{result.percentile(0.5):>9.2f} {result.percentile(0.99):>9.2f}"
+        )
+    print(f"{backend:<11} overhead    {ratio:>6.2f}x in-process (target <= {TARGET_RATIO}x)")
+    return ratio <= TARGET_RATIO
+
+
+async def measure(backend: str, url: str, folder: Path, args: argparse.Namespace) -> bool:
+    api = await through_api(url, folder, args.clients, args.seconds)
+    baseline = await in_process(url, args.clients, args.seconds)
+    ok = report(backend, api, baseline)
+    if backend == "sqlite" and api.rate < TARGET_RUNS_PER_S:
+        print(f"sqlite      below the target of {TARGET_RUNS_PER_S} runs/s through the API")
+        ok = False
+    return ok
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    print(
+        f"{args.clients} concurrent clients, {args.seconds:g} s per measurement, "
+        "start-and-wait runs of input -> template -> output"
+    )
+    print(f"{'database':<11} {'mode':<11} {'runs':>7} {'runs/s':>9} {'p50 ms':>9} {'p99 ms':>9}")
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="nodeloom-bench-") as tmp:
+        folder = Path(tmp)
+        (folder / "models").mkdir()
+        ok &= await measure("sqlite", f"sqlite+aiosqlite:///{folder}/api.db", folder, args)
+        if not args.sqlite_only:
+            if not postgres.available():
+                print("postgresql  skipped: PostgreSQL binaries not found")
+            else:
+                with postgres.cluster(durable=True) as cluster:
+                    ok &= await measure("postgresql", cluster.create_database(), folder, args)
+    print("targets met" if ok else "targets missed")
+    return 0
+
+
+def main() -> int:
+    # The in-process baseline logs as the server does: warnings only on the console here.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--sqlite-only", action="store_true")
+    return asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

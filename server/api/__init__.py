@@ -1,0 +1,1 @@
+"""The REST API controllers, one module per resource."""

@@ -1,0 +1,60 @@
+"""``POST /api/node-types/ports``: the ports of nodes whose ports depend on their params (a
+template's variables, an `llm`'s `json` output), so an editor can draw them as they are."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, post
+from litestar.params import JSONBody
+
+from nodes.base import Port
+from server.api.deps import EngineDep
+from server.problems import documented
+
+MAX_NODES = 5000
+
+
+class NodeParams(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    type: str
+    params: dict[str, Any] = {}
+
+
+class PortsRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    nodes: dict[str, NodeParams]
+
+
+class NodePorts(msgspec.Struct, kw_only=True):
+    inputs: list[Port]
+    outputs: list[Port]
+
+
+class PortsAnswer(msgspec.Struct, kw_only=True):
+    # Nodes of unknown types, or whose params do not yet yield ports, are left out.
+    nodes: dict[str, NodePorts]
+
+
+class PortsController(Controller):
+    path = "/api/node-types/ports"
+    tags = ["catalogue"]  # noqa: RUF012
+
+    @post(
+        "/",
+        status_code=200,
+        summary="The ports of nodes with these params (for editors)",
+        responses=documented(),
+    )
+    async def ports(self, engine: EngineDep, data: JSONBody[PortsRequest]) -> PortsAnswer:
+        answer: dict[str, NodePorts] = {}
+        for node_id, node in list(data.nodes.items())[:MAX_NODES]:
+            node_type = engine.registry.get(node.type)
+            if node_type is None:
+                continue
+            try:
+                inputs = node_type.input_ports(node.params)
+                outputs = node_type.output_ports(node.params)
+            except Exception:  # noqa: BLE001, S112 - params that yield no ports yet (a bad template)
+                continue
+            answer[node_id] = NodePorts(inputs=list(inputs), outputs=list(outputs))
+        return PortsAnswer(nodes=answer)

@@ -1,0 +1,224 @@
+"""``/api/workflows``: saved workflows with their versions and the editor's view state."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Response, delete, get, post, put
+from litestar.datastructures import ResponseHeader
+from litestar.params import Body, FromPath, FromQuery, HeaderParameter, JSONBody, Parameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
+
+from engine.document import Workflow, from_builtins
+from engine.errors import WorkflowInvalid
+from engine.graph import analyse
+from engine.records import WorkflowRecord
+from server.api.deps import EngineDep, PrincipalDep, etag, if_match_version, paged
+from server.api.schemas import (
+    MAX_INT,
+    Limit,
+    Validation,
+    VersionItem,
+    VersionPage,
+    ViewState,
+    WorkflowPage,
+    WorkflowSummary,
+)
+from server.problems import ErrorItem, documented
+from server.state import Engine
+
+ETAG_HEADER = ResponseHeader(
+    name="ETag", description='The workflow version, as "<version>"', documentation_only=True
+)
+Document = Annotated[
+    dict[str, Any],
+    Body(description="A workflow document (schema_version 1), valid or not"),
+]
+
+
+def checked(engine: Engine, workflow: Workflow) -> Workflow:
+    """The workflow if it validates; `WorkflowInvalid` with every issue if not."""
+    plan, issues = analyse(workflow, engine.registry, engine.runs.check_context)
+    if plan is None:
+        raise WorkflowInvalid(issues)
+    return workflow
+
+
+def with_etag(record: WorkflowRecord, status: int = HTTP_200_OK) -> Response[WorkflowRecord]:
+    return Response(record, status_code=status, headers={"ETag": etag(record.version)})
+
+
+class WorkflowController(Controller):
+    path = "/api/workflows"
+    tags = ["workflows"]  # noqa: RUF012
+
+    @post(
+        "/validate",
+        status_code=HTTP_200_OK,
+        summary="Validate a workflow document",
+        description="Every problem with the document, each with its node, port and JSON pointer.",
+        responses=documented(),
+    )
+    async def validate(self, engine: EngineDep, data: Document) -> Validation:
+        try:
+            workflow = from_builtins(data)
+        except WorkflowInvalid as exc:
+            issues = exc.issues
+        else:
+            issues = analyse(workflow, engine.registry, engine.runs.check_context)[1]
+        return Validation(
+            valid=not issues,
+            errors=[ErrorItem(**msgspec.structs.asdict(issue)) for issue in issues],
+        )
+
+    @post(
+        "/",
+        status_code=HTTP_201_CREATED,
+        summary="Save a new workflow",
+        response_headers=[ETAG_HEADER],
+        responses=documented(422),
+    )
+    async def create(
+        self, engine: EngineDep, principal: PrincipalDep, data: JSONBody[Workflow]
+    ) -> Response[WorkflowRecord]:
+        record = await engine.runs.store.create_workflow(
+            checked(engine, data), owner_id=principal.owner_id
+        )
+        return with_etag(record, HTTP_201_CREATED)
+
+    @get("/", summary="List workflows, most recently saved first", responses=documented())
+    async def list_workflows(
+        self,
+        engine: EngineDep,
+        principal: PrincipalDep,
+        limit: Limit = 50,
+        cursor: FromQuery[str | None] = None,
+    ) -> WorkflowPage:
+        page = await paged(
+            lambda: engine.runs.store.list_workflows(
+                owner_id=principal.owner_id, limit=limit, cursor=cursor
+            )
+        )
+        return WorkflowPage(
+            items=msgspec.convert(page.items, list[WorkflowSummary], from_attributes=True),
+            next_cursor=page.next_cursor,
+        )
+
+    @get(
+        "/{workflow_id:str}",
+        summary="Read a workflow (its ETag is its version)",
+        response_headers=[ETAG_HEADER],
+        responses=documented(404),
+    )
+    async def read(
+        self, engine: EngineDep, principal: PrincipalDep, workflow_id: FromPath[str]
+    ) -> Response[WorkflowRecord]:
+        record = await engine.runs.store.get_workflow(workflow_id, owner_id=principal.owner_id)
+        return with_etag(record)
+
+    @put(
+        "/{workflow_id:str}",
+        summary="Save a new version (If-Match: the version it replaces)",
+        response_headers=[ETAG_HEADER],
+        responses=documented(404, 409, 422, 428),
+    )
+    async def save(
+        self,
+        engine: EngineDep,
+        principal: PrincipalDep,
+        workflow_id: FromPath[str],
+        data: JSONBody[Workflow],
+        if_match: Annotated[
+            str | None,
+            HeaderParameter(name="If-Match", description='The version being replaced, e.g. "3"'),
+        ] = None,
+    ) -> Response[WorkflowRecord]:
+        expected = if_match_version(if_match)
+        record = await engine.runs.store.save_workflow(
+            workflow_id,
+            checked(engine, data),
+            expected_version=expected,
+            owner_id=principal.owner_id,
+        )
+        return with_etag(record)
+
+    @delete(
+        "/{workflow_id:str}",
+        status_code=HTTP_204_NO_CONTENT,
+        summary="Delete a workflow, its versions and its runs",
+        responses=documented(404),
+    )
+    async def remove(
+        self, engine: EngineDep, principal: PrincipalDep, workflow_id: FromPath[str]
+    ) -> None:
+        await engine.runs.store.delete_workflow(workflow_id, owner_id=principal.owner_id)
+
+    @get(
+        "/{workflow_id:str}/versions",
+        summary="Version history, newest first",
+        responses=documented(404),
+    )
+    async def versions(
+        self,
+        engine: EngineDep,
+        principal: PrincipalDep,
+        workflow_id: FromPath[str],
+        limit: Limit = 50,
+        cursor: Annotated[
+            int | None,
+            Parameter(description="The last version of the previous page", ge=1, le=MAX_INT),
+        ] = None,
+    ) -> VersionPage:
+        found = await engine.runs.store.workflow_versions(workflow_id, owner_id=principal.owner_id)
+        items = [item for item in found if cursor is None or item["version"] < cursor]
+        more = len(items) > limit
+        items = items[:limit]
+        return VersionPage(
+            items=msgspec.convert(items, list[VersionItem]),
+            next_cursor=str(items[-1]["version"]) if more else None,
+        )
+
+    @get(
+        "/{workflow_id:str}/versions/{version:int}",
+        summary="One version of a workflow",
+        responses=documented(404),
+    )
+    async def version(
+        self,
+        engine: EngineDep,
+        principal: PrincipalDep,
+        workflow_id: FromPath[str],
+        version: Annotated[int, Parameter(ge=1, le=MAX_INT)],
+    ) -> WorkflowRecord:
+        return await engine.runs.store.get_workflow(
+            workflow_id, version, owner_id=principal.owner_id
+        )
+
+    @get(
+        "/{workflow_id:str}/view",
+        summary="The editor's view state: zoom, pan, selection, open panels",
+        responses=documented(404),
+    )
+    async def view(
+        self, engine: EngineDep, principal: PrincipalDep, workflow_id: FromPath[str]
+    ) -> ViewState:
+        data = await engine.runs.store.view_state(workflow_id, owner_id=principal.owner_id)
+        return ViewState() if data is None else msgspec.convert(data, ViewState)
+
+    @put(
+        "/{workflow_id:str}/view",
+        summary="Save the editor's view state",
+        responses=documented(404),
+    )
+    async def save_view(
+        self,
+        engine: EngineDep,
+        principal: PrincipalDep,
+        workflow_id: FromPath[str],
+        data: JSONBody[ViewState],
+    ) -> ViewState:
+        await engine.runs.store.save_view_state(
+            workflow_id, msgspec.to_builtins(data), owner_id=principal.owner_id
+        )
+        return data

@@ -1,0 +1,117 @@
+"""The Litestar app: every controller of SPEC §6, problem details for every error, the engine
+owned by the lifespan. `create_app` builds one over any settings, so tests and `nodeloom serve`
+use the same code; more ASGI apps (the canvas) can be mounted beside the API."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from litestar import Litestar
+from litestar.connection import ASGIConnection
+from litestar.di import Provide
+from litestar.handlers.base import BaseRouteHandler
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.types import ControllerRouterHandler
+
+from nodes.registry import NodeRegistry
+from server.api.agents import AgentController
+from server.api.batches import BatchController, BatchStartController
+from server.api.catalogue import HealthController, ModelsController, NodeTypesController
+from server.api.deps import get_principal
+from server.api.events import RunEventsController
+from server.api.exports import ExportController
+from server.api.files import FileController
+from server.api.openai import OpenAIController
+from server.api.ports import PortsController
+from server.api.runs import RunController, StartController
+from server.api.workflows import WorkflowController
+from server.auth import AuthMiddleware
+from server.config import ServerConfig
+from server.logs import RequestLogMiddleware
+from server.problems import EXCEPTION_HANDLERS, ApiError, ErrorItem
+from server.state import engine_lifespan, get_engine
+
+VERSION = "0.1.0"
+BODY_METHODS = ("POST", "PUT", "PATCH")
+
+API: list[ControllerRouterHandler] = [
+    HealthController,
+    NodeTypesController,
+    PortsController,
+    ModelsController,
+    WorkflowController,
+    StartController,
+    BatchStartController,
+    RunController,
+    RunEventsController,
+    ExportController,
+    BatchController,
+    AgentController,
+    FileController,
+    OpenAIController,
+]
+
+
+def json_bodies_only(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """A guard: a handler that decodes a JSON body gets one declared as JSON (else 415)."""
+    if handler.parsed_data_field is None or connection.scope.get("method") not in BODY_METHODS:
+        return
+    content_type = connection.headers.get("content-type")
+    if content_type is None:
+        if connection.headers.get("content-length", "0") in ("0", "") and not (
+            connection.headers.get("transfer-encoding")
+        ):
+            return
+        media = ""
+    else:
+        media = content_type.partition(";")[0].strip().lower()
+    if media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    ):
+        return
+    detail = (
+        f"the request body must be JSON (Content-Type: application/json), got {media or 'none'!r}"
+    )
+    raise ApiError(415, detail, errors=[ErrorItem("unsupported_media_type", detail)])
+
+
+def create_app(
+    config: ServerConfig | None = None,
+    *,
+    registry: NodeRegistry | None = None,
+    extra_routes: Sequence[ControllerRouterHandler] = (),
+) -> Litestar:
+    """The app; its lifespan opens the database, recovers interrupted runs, and closes all."""
+    config = config or ServerConfig.from_env()
+    openapi = OpenAPIConfig(
+        title="nodeloom",
+        version=VERSION,
+        description="Workflows, runs, live events, batches, exports; an OpenAI-compatible door.",
+        path="/api/schema",
+        render_plugins=[SwaggerRenderPlugin(path="/"), JsonRenderPlugin(path="/openapi.json")],
+        components=Components(
+            security_schemes={
+                "bearer": SecurityScheme(type="http", scheme="bearer", description="API token")
+            }
+        ),
+        security=[{"bearer": []}],
+    )
+    return Litestar(
+        route_handlers=[*API, *extra_routes],
+        lifespan=[engine_lifespan(config, registry)],
+        dependencies={
+            "engine": Provide(get_engine, sync_to_thread=False),
+            "principal": Provide(get_principal, sync_to_thread=False),
+        },
+        middleware=[RequestLogMiddleware(), AuthMiddleware()],
+        guards=[json_bodies_only],
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=openapi,
+        request_max_body_size=config.max_body_bytes,
+        logging_config=None,
+    )

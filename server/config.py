@@ -1,0 +1,48 @@
+"""What the server is started with: from `nodeloom serve` options and the environment (SPEC §10)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine import settings
+from engine.models.registry import models_dir
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    # None: ``NODELOOM_DATABASE_URL``, else SQLite in ``./.nodeloom/``.
+    database_url: str | None = None
+    workspace: Path = field(default_factory=lambda: Path("workspace"))
+    # None: the server runs without models (validation then accepts any model name).
+    models_dir: Path | None = None
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    max_body_bytes: int = settings.MAX_BODY_BYTES
+    lease_timeout_s: float = 30.0
+    # Runs of one batch executing at once.
+    batch_parallelism: int = 4
+
+    @classmethod
+    def from_env(
+        cls,
+        *,
+        database_url: str | None = None,
+        workspace: Path | None = None,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+    ) -> ServerConfig:
+        """Options given on the command line win over the environment; a bad value raises
+        `SettingInvalid` with one clear message."""
+        return cls(
+            database_url=database_url,
+            workspace=workspace or settings.workspace(),
+            models_dir=models_dir(),
+            host=host,
+            port=port,
+            max_body_bytes=settings.max_body_bytes(),
+            lease_timeout_s=settings.lease_timeout_s(),
+        )

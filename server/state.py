@@ -1,0 +1,145 @@
+"""The engine the API drives: database, run service, models, live events. The app's lifespan
+creates it on start-up (recovering runs a previous process left behind) and closes it on
+shutdown; controllers get it by dependency injection."""
+
+from __future__ import annotations
+
+import contextlib
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from litestar import Litestar
+from litestar.datastructures import State
+
+from engine.document import Workflow, from_builtins
+from engine.models import ModelRegistry, ModelService
+from engine.records import WorkflowRecord
+from engine.runs import ActiveRun, RunService
+from engine.storage.accounts import Accounts
+from engine.storage.database import Database
+from nodes.registry import NodeRegistry
+from server.auth import Gate, is_loopback
+from server.batches import Batches
+from server.config import ServerConfig
+from server.live import LiveRuns
+
+log = structlog.get_logger("nodeloom.server")
+DOCUMENT_CACHE = 256  # decoded workflow versions kept for starting runs
+
+
+@dataclass(eq=False)
+class Engine:
+    config: ServerConfig
+    database: Database
+    registry: NodeRegistry
+    models: ModelService | None
+    runs: RunService
+    live: LiveRuns
+    accounts: Accounts
+    gate: Gate
+    batches: Batches = field(init=False)
+    _documents: OrderedDict[tuple[str, int], tuple[WorkflowRecord, Workflow]] = field(
+        default_factory=OrderedDict
+    )
+
+    async def current_workflow(
+        self, workflow_id: str, *, owner_id: str | None
+    ) -> tuple[WorkflowRecord, Workflow]:
+        """The workflow's current version, decoded: one light query for the version number, the
+        document itself from a small cache of versions (a version never changes once saved)."""
+        version = await self.runs.store.current_version(workflow_id, owner_id=owner_id)
+        key = (workflow_id, version)
+        cached = self._documents.get(key)
+        if cached is None:
+            record = await self.runs.store.get_workflow(workflow_id, version, owner_id=owner_id)
+            cached = self._documents[key] = (record, from_builtins(record.document))
+            while len(self._documents) > DOCUMENT_CACHE:
+                self._documents.popitem(last=False)
+        else:
+            self._documents.move_to_end(key)
+        return cached
+
+    async def start_run(
+        self,
+        workflow: Workflow,
+        inputs: Mapping[str, Any] | None,
+        *,
+        workflow_id: str,
+        workflow_version: int,
+        owner_id: str | None,
+    ) -> ActiveRun:
+        """Start a run whose events the live channels carry."""
+        active = await self.runs.start(
+            workflow,
+            inputs,
+            workflow_id=workflow_id,
+            workflow_version=workflow_version,
+            owner_id=owner_id,
+            listeners=[self.live.publish],
+        )
+        self.live.follow(active.id, active.task)
+        return active
+
+    def follow(self, active: ActiveRun) -> ActiveRun:
+        self.live.follow(active.id, active.task)
+        return active
+
+
+@contextlib.asynccontextmanager
+async def open_engine(
+    config: ServerConfig, registry: NodeRegistry | None = None
+) -> AsyncIterator[Engine]:
+    models = None
+    if config.models_dir is not None:
+        models = ModelService(ModelRegistry.load(config.models_dir))
+    database = await Database.connect(config.database_url)
+    runs = RunService(
+        database,
+        registry or NodeRegistry.default(),
+        workspace=config.workspace,
+        lease_timeout_s=config.lease_timeout_s,
+        models=models,
+    )
+    accounts = Accounts(database)
+    engine = Engine(
+        config=config,
+        database=database,
+        registry=runs.registry,
+        models=models,
+        runs=runs,
+        live=LiveRuns(),
+        accounts=accounts,
+        gate=Gate(accounts, loopback=is_loopback(config.host)),
+    )
+    engine.batches = Batches(engine, parallelism=config.batch_parallelism)
+    try:
+        interrupted = await runs.recover()
+        if interrupted:
+            log.warning("runs interrupted by a previous process", runs=interrupted)
+        yield engine
+    finally:
+        await runs.close()
+        if models is not None:
+            await models.close()
+        await database.close()
+
+
+def engine_lifespan(
+    config: ServerConfig, registry: NodeRegistry | None
+) -> contextlib.AbstractAsyncContextManager[None] | Any:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with open_engine(config, registry) as engine:
+            app.state.engine = engine
+            yield
+
+    return lifespan
+
+
+def get_engine(state: State) -> Engine:
+    """The `engine` dependency."""
+    engine: Engine = state.engine
+    return engine

@@ -1,0 +1,128 @@
+"""Workflows over the API: create, read with ETag, save with If-Match, versions, view state,
+validation; on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import copy
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from tests.api.conftest import GREETING, saved
+
+Client = AsyncTestClient[Litestar]
+
+
+async def test_create_read_and_save_versions(client: Client) -> None:
+    created = await client.post("/api/workflows", json=GREETING)
+    assert created.status_code == 201
+    body = created.json()
+    assert body["version"] == 1
+    assert body["id"].startswith("wf_")
+    assert created.headers["etag"] == '"1"'
+    assert body["document"]["name"] == "Greeting"
+    assert {"id", "version", "updated_at", "document"} <= set(body)
+
+    read = await client.get(f"/api/workflows/{body['id']}")
+    assert read.status_code == 200
+    assert read.headers["etag"] == '"1"'
+
+    changed = copy.deepcopy(GREETING)
+    changed["name"] = "Greeting 2"
+    missing = await client.put(f"/api/workflows/{body['id']}", json=changed)
+    assert missing.status_code == 428
+    assert missing.headers["content-type"].startswith("application/problem+json")
+
+    saved_v2 = await client.put(
+        f"/api/workflows/{body['id']}", json=changed, headers={"If-Match": '"1"'}
+    )
+    assert saved_v2.status_code == 200, saved_v2.text
+    assert saved_v2.json()["version"] == 2
+    assert saved_v2.headers["etag"] == '"2"'
+
+    stale = await client.put(
+        f"/api/workflows/{body['id']}", json=GREETING, headers={"If-Match": '"1"'}
+    )
+    assert stale.status_code == 409
+    assert "is at version 2, not 1" in stale.json()["detail"]
+    current = await client.get(f"/api/workflows/{body['id']}")
+    assert current.json()["document"]["name"] == "Greeting 2"  # the stale save wrote nothing
+
+    versions = await client.get(f"/api/workflows/{body['id']}/versions")
+    assert [v["version"] for v in versions.json()["items"]] == [2, 1]
+    first = await client.get(f"/api/workflows/{body['id']}/versions/1")
+    assert first.json()["document"]["name"] == "Greeting"
+    assert (await client.get(f"/api/workflows/{body['id']}/versions/9")).status_code == 404
+
+
+async def test_invalid_documents_are_refused_with_every_issue(client: Client) -> None:
+    bad = copy.deepcopy(GREETING)
+    bad["nodes"].append({"id": "greet", "type": "template", "params": {"template": "x"}})
+    bad["nodes"].append({"id": "other", "type": "nope"})
+    bad["edges"].append({"from": "greeting.value", "to": "greet.name"})
+    response = await client.post("/api/workflows", json=bad)
+    assert response.status_code == 422
+    problem = response.json()
+    assert response.headers["content-type"].startswith("application/problem+json")
+    codes = {error["code"] for error in problem["errors"]}
+    assert {"duplicate_node_id", "unknown_node_type"} <= codes
+    assert all({"code", "message", "node", "port", "path"} <= set(e) for e in problem["errors"])
+    assert (await client.get("/api/workflows")).json()["items"] == []  # nothing was saved
+
+    unknown_field = copy.deepcopy(GREETING)
+    unknown_field["nodes"][0]["colour"] = "red"
+    response = await client.post("/api/workflows", json=unknown_field)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["path"] == "/nodes/0/colour"
+
+
+async def test_validate_reports_without_saving(client: Client) -> None:
+    ok = await client.post("/api/workflows/validate", json=GREETING)
+    assert ok.status_code == 200
+    assert ok.json() == {"valid": True, "errors": []}
+    cyclic = copy.deepcopy(GREETING)
+    cyclic["nodes"].insert(1, {"id": "t2", "type": "template", "params": {"template": "{{ a }}"}})
+    cyclic["edges"] += [{"from": "greet.text", "to": "t2.a"}]
+    cyclic["edges"][0] = {"from": "t2.text", "to": "greet.name"}
+    result = (await client.post("/api/workflows/validate", json=cyclic)).json()
+    assert result["valid"] is False
+    cycle = next(e for e in result["errors"] if e["code"] == "cycle")
+    assert "greet" in cycle["message"]
+    assert "t2" in cycle["message"]
+    garbage = (await client.post("/api/workflows/validate", json={"nodes": 3})).json()
+    assert garbage["valid"] is False
+    assert garbage["errors"][0]["code"] == "invalid_document"
+
+
+async def test_list_pages_and_delete(client: Client) -> None:
+    ids = {await saved(client) for _ in range(3)}
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (await client.get("/api/workflows", params=params)).json()
+        seen += [item["id"] for item in page["items"]]
+        if page["next_cursor"] is None:
+            break
+        cursor = page["next_cursor"]
+    assert sorted(seen) == sorted(ids)
+    gone = seen[0]
+    assert (await client.delete(f"/api/workflows/{gone}")).status_code == 204
+    assert (await client.get(f"/api/workflows/{gone}")).status_code == 404
+    assert (await client.delete(f"/api/workflows/{gone}")).status_code == 404
+
+
+async def test_view_state(client: Client) -> None:
+    workflow_id = await saved(client)
+    default = await client.get(f"/api/workflows/{workflow_id}/view")
+    assert default.json() == {
+        "zoom": 1.0,
+        "pan": {"x": 0.0, "y": 0.0},
+        "selection": [],
+        "panels": [],
+    }
+    view = {"zoom": 1.5, "pan": {"x": 10, "y": -4}, "selection": ["greet"], "panels": ["history"]}
+    assert (await client.put(f"/api/workflows/{workflow_id}/view", json=view)).status_code == 200
+    assert (await client.get(f"/api/workflows/{workflow_id}/view")).json()["selection"] == ["greet"]
+    bad = await client.put(f"/api/workflows/{workflow_id}/view", json={"zoom": -1})
+    assert bad.status_code == 400
+    assert (await client.get("/api/workflows/wf_nope/view")).status_code == 404
