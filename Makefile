@@ -13,7 +13,7 @@ NAME ?= Ada
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 BUILD_JOBS ?= 2
 
-.PHONY: setup test lint demo clean
+.PHONY: setup test lint serve demo clean
 
 setup: $(INSTALLED)
 
@@ -34,6 +34,11 @@ test: lint
 	@$(BIN)/pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests - failing" >&2; exit 1; fi; \
 	exit $$rc
+
+# The main job: the canvas and the API on http://127.0.0.1:8080, the embedded model, and the
+# example workflows (added once to the database; their data files copied into ./workspace).
+serve: $(INSTALLED)
+	$(BIN)/nodeloom serve --examples workflows
 
 demo: $(INSTALLED)
 	$(BIN)/nodeloom run workflows/greeting.json -i name='$(NAME)'

@@ -20,7 +20,7 @@ T = TypeVar("T")
 def add_commands(
     commands: argparse._SubParsersAction[argparse.ArgumentParser], db_help: str
 ) -> None:
-    serve = commands.add_parser("serve", help="serve the REST API (and the canvas) over HTTP")
+    serve = commands.add_parser("serve", help="serve the canvas and the REST API over HTTP")
     serve.add_argument(
         "--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST})"
     )
@@ -34,6 +34,13 @@ def add_commands(
         metavar="DIR",
         help="folder of the files workflows read and write (default: $NODELOOM_WORKSPACE, "
         "else ./workspace)",
+    )
+    serve.add_argument(
+        "--examples",
+        type=Path,
+        metavar="DIR",
+        help="add the workflows in DIR that the database lacks (by name), and copy DIR/data/* "
+        "into the workspace",
     )
     serve.set_defaults(handler=serve_command)
 
@@ -57,14 +64,20 @@ def add_commands(
 def serve_command(args: argparse.Namespace, registry: NodeRegistry) -> int:
     import uvicorn  # noqa: PLC0415 - only the server needs it
 
-    from server.app import create_app  # noqa: PLC0415
     from server.logs import configure_logging  # noqa: PLC0415
+    from server.web import create_web_app  # noqa: PLC0415
 
     config = ServerConfig.from_env(
         database_url=args.db, workspace=args.workspace, host=args.host, port=args.port
     )
     configure_logging()
-    app = create_app(config, registry=registry)
+    if args.examples is not None:
+        from server.examples import seed_examples  # noqa: PLC0415
+
+        added = seed_examples(config.database_url, args.examples, config.workspace)
+        if added:
+            print(f"nodeloom: added example workflows: {', '.join(added)}", file=sys.stderr)
+    app = create_web_app(config, registry=registry)
     uvicorn.run(app, host=config.host, port=config.port, log_config=None, access_log=False)
     return 0
 

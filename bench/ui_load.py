@@ -1,0 +1,123 @@
+"""How long the canvas takes to draw a big workflow in headless Chromium, and what the server
+holds in memory meanwhile.
+
+    .venv/bin/python bench/ui_load.py             # 500 nodes / 600 edges, 3 loads
+    .venv/bin/python bench/ui_load.py --quick     # 1 load
+
+A 500-node, 600-edge workflow (50 chains of 9 templates and an aggregate, plus 150 cross edges
+into the aggregates' `many` ports) is saved through the API; the editor page is then opened in
+Debian's Chromium, timed from navigation to every node and edge of the fitted view being in the
+DOM. Also: one zoom step, timed until the transform has been applied, and the server process's
+resident memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.support.browser import CHROMIUM_FLAGS, chromium, server
+
+CHAINS, LENGTH = 50, 10
+
+
+def big_workflow() -> dict[str, Any]:
+    nodes: list[dict[str, Any]] = []
+    edges: list[dict[str, str]] = []
+    for chain in range(CHAINS):
+        for step in range(LENGTH):
+            node_id = f"n{chain}_{step}"
+            if step == LENGTH - 1:
+                nodes.append({"id": node_id, "type": "aggregate", "params": {"mode": "list"}})
+            else:
+                nodes.append({"id": node_id, "type": "template",
+                              "params": {"template": "{{ x }}" if step else "start"}})
+            nodes[-1]["ui"] = {"x": step * 260, "y": chain * 110}
+            if step:
+                port = "items" if step == LENGTH - 1 else "x"
+                edges.append({"from": f"n{chain}_{step - 1}.text", "to": f"{node_id}.{port}"})
+    for chain in range(CHAINS):  # 150 more edges into the `many` ports of the last column
+        for offset in (1, 2, 3):
+            source = f"n{(chain + offset) % CHAINS}_{LENGTH - 3}.text"
+            edges.append({"from": source, "to": f"n{chain}_{LENGTH - 1}.items"})
+    return {"schema_version": 1, "name": "Big", "nodes": nodes, "edges": edges}
+
+
+def drawn(browser: webdriver.Chrome) -> tuple[int, int]:
+    return (
+        len(browser.find_elements(By.CSS_SELECTOR, "[data-node-id]")),
+        len(browser.find_elements(By.CSS_SELECTOR, "[data-edge]")),
+    )
+
+
+def resident_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main(loads: int) -> None:
+    found = chromium()
+    if found is None:
+        raise SystemExit("chromium and chromedriver are needed: run scripts/system-deps")
+    document = big_workflow()
+    with tempfile.TemporaryDirectory() as folder, server(Path(folder)) as base_url:
+        answer = httpx.post(f"{base_url}/api/workflows", json=document, timeout=30)
+        answer.raise_for_status()
+        workflow_id = answer.json()["id"]
+        options = webdriver.ChromeOptions()
+        options.binary_location = found[0]
+        for flag in CHROMIUM_FLAGS:
+            options.add_argument(flag)
+        browser = webdriver.Chrome(service=Service(found[1]), options=options)
+        draws, zooms = [], []
+        try:
+            for _ in range(loads):
+                started = time.perf_counter()
+                browser.get(f"{base_url}/workflows/{workflow_id}")
+                while drawn(browser) < (len(document["nodes"]), len(document["edges"])):
+                    if time.perf_counter() - started > 120:
+                        raise SystemExit("the workflow was not drawn within 2 minutes")
+                    time.sleep(0.02)
+                draws.append(time.perf_counter() - started)
+                zooms.append(browser.execute_async_script(
+                    """
+                    const done = arguments[arguments.length - 1];
+                    const pane = document.querySelector('.vue-flow__transformationpane');
+                    const before = pane.style.transform;
+                    const started = performance.now();
+                    document.querySelector('.vue-flow__pane').dispatchEvent(new WheelEvent('wheel',
+                      {deltaY: -100, clientX: 600, clientY: 400, bubbles: true, cancelable: true}));
+                    const wait = () => pane.style.transform !== before
+                      ? requestAnimationFrame(() => done(performance.now() - started))
+                      : requestAnimationFrame(wait);
+                    wait();
+                    """
+                ))
+        finally:
+            browser.quit()
+        memory = resident_mib(int(Path(folder, "server.pid").read_text()))
+    print(f"{len(document['nodes'])} nodes / {len(document['edges'])} edges, {loads} load(s)")
+    print(f"  drawn in: median {statistics.median(draws):.2f} s "
+          f"(min {min(draws):.2f}, max {max(draws):.2f}) (target < 2 s)")
+    print(f"  one zoom step: median {statistics.median(zooms):.0f} ms (target < 100 ms)")
+    print(f"  server resident memory: {memory:.0f} MiB")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one load")
+    main(1 if parser.parse_args().quick else 3)

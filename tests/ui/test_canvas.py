@@ -1,0 +1,254 @@
+"""The canvas in a real headless Chromium against a real server: open an example, drag a node
+from the palette, connect ports with the mouse, get refused on a type mismatch, edit a param,
+save, run with the embedded model and watch states and streamed text, rerun from a node, and
+find the view restored after a reload. Screenshots go to tests/artifacts/."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+
+from tests.support.browser import CHROMIUM_FLAGS, ROOT, chromium, server
+
+ARTIFACTS = ROOT / "tests" / "artifacts"
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory: pytest.TempPathFactory, embedded_model: Path) -> Iterator[str]:
+    with server(tmp_path_factory.mktemp("web")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[WebDriver]:
+    found = chromium()
+    if found is None:
+        pytest.fail("chromium and chromedriver are needed: run scripts/system-deps")
+    options = webdriver.ChromeOptions()
+    options.binary_location = found[0]
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(found[1]), options=options)
+    driver.implicitly_wait(0)
+    yield driver
+    driver.quit()
+
+
+def create(base_url: str, document: dict[str, Any]) -> str:
+    answer = httpx.post(f"{base_url}/api/workflows", json=document, timeout=10)
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["id"])
+
+
+def saved(base_url: str, workflow_id: str) -> dict[str, Any]:
+    return dict(httpx.get(f"{base_url}/api/workflows/{workflow_id}", timeout=10).json())
+
+
+def example(name: str) -> dict[str, Any]:
+    return dict(json.loads((ROOT / "workflows" / name).read_text()))
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 15, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what or check}")
+        time.sleep(0.1)
+
+
+def find(browser: WebDriver, css: str) -> list[WebElement]:
+    return browser.find_elements(By.CSS_SELECTOR, css)
+
+
+def open_editor(browser: WebDriver, base_url: str, workflow_id: str) -> None:
+    """Open the editor and wait until every node of the saved document is drawn."""
+    browser.get(f"{base_url}/workflows/{workflow_id}")
+    wanted = {node["id"] for node in saved(base_url, workflow_id)["document"]["nodes"]}
+    wait_for(lambda: {e.get_attribute("data-node-id") for e in find(browser, "[data-node-id]")}
+             == wanted, what="every node to be drawn")
+    time.sleep(0.3)  # the fit-view's transition
+
+
+def status(browser: WebDriver, node_id: str) -> str | None:
+    found = find(browser, f'[data-node-id="{node_id}"]')
+    return found[0].get_attribute("data-status") if found else None
+
+
+def button(browser: WebDriver, name: str) -> WebElement:
+    return wait_for(
+        lambda: next((b for b in find(browser, "button") if b.text.strip().lower() == name.lower()
+                      and b.is_displayed()), None),
+        what=f"the {name} button",
+    )
+
+
+def screenshot(browser: WebDriver, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+
+
+def test_the_editor_draws_an_example(browser: WebDriver, base_url: str) -> None:
+    workflow_id = create(base_url, example("triage.json"))
+    open_editor(browser, base_url, workflow_id)
+    document = example("triage.json")
+    drawn = {e.get_attribute("data-node-id") for e in find(browser, "[data-node-id]")}
+    assert drawn == {node["id"] for node in document["nodes"]}
+    edges = {e.get_attribute("data-edge") for e in find(browser, "[data-edge]")}
+    assert edges == {f"{edge['from']}->{edge['to']}" for edge in document["edges"]}
+    assert find(browser, '[data-port="is_urgent.true"]')
+    assert {b.text.strip().lower() for b in find(browser, "button")} >= {"save", "validate", "run"}
+    screenshot(browser, "editor")
+
+
+def test_drag_from_the_palette_connect_and_save(browser: WebDriver, base_url: str) -> None:
+    workflow_id = create(base_url, example("greeting.json"))
+    open_editor(browser, base_url, workflow_id)
+    # An HTML5 drag from the palette onto the canvas, as the browser delivers it.
+    browser.execute_script(
+        """
+        const item = document.querySelector('[data-palette="output"]');
+        const pane = document.querySelector('.vue-flow__pane');
+        const box = pane.getBoundingClientRect();
+        const data = new DataTransfer();
+        item.dispatchEvent(new DragEvent('dragstart', {dataTransfer: data, bubbles: true}));
+        for (const type of ['dragover', 'drop']) {
+          pane.dispatchEvent(new DragEvent(type, {dataTransfer: data, bubbles: true,
+            clientX: box.left + box.width * 0.5, clientY: box.top + box.height * 0.8}));
+        }
+        """
+    )
+    wait_for(lambda: find(browser, '[data-node-id="output_1"]'), what="the dropped node")
+    # A real mouse drag from greet.text to the new node's value port.
+    source = find(browser, '[data-port="greet.text"]')[0]
+    target = wait_for(lambda: find(browser, '[data-port="output_1.value"]'))[0]
+    ActionChains(browser).click_and_hold(source).move_to_element(target).pause(0.2).release(
+        target
+    ).perform()
+    wait_for(lambda: find(browser, '[data-edge="greet.text->output_1.value"]'), what="the edge")
+    button(browser, "Save").click()
+    document = wait_for(
+        lambda: (d := saved(base_url, workflow_id))["version"] == 2 and d["document"],
+        what="version 2",
+    )
+    assert {"from": "greet.text", "to": "output_1.value"} in document["edges"]
+    assert any(node["id"] == "output_1" and node["type"] == "output" for node in document["nodes"])
+
+
+def test_an_incompatible_connection_is_refused_visibly(
+    browser: WebDriver, base_url: str
+) -> None:
+    def node(node_id: str, kind: str, params: dict[str, Any], x: int, y: int) -> dict[str, Any]:
+        return {"id": node_id, "type": kind, "params": params, "ui": {"x": x, "y": y}}
+
+    document = {
+        "schema_version": 1, "name": "Mismatch",
+        "nodes": [
+            node("text", "input", {"name": "text", "schema": {"type": "string"}}, 40, 40),
+            node("shown", "output", {"name": "shown"}, 360, 40),
+            node("args", "input", {"name": "args", "schema": {"type": "object"}}, 40, 200),
+            node("calc", "tool", {"tool": "calculator"}, 360, 200),
+        ],
+        "edges": [{"from": "text.value", "to": "shown.value"},
+                  {"from": "args.value", "to": "calc.args"}],
+    }
+    workflow_id = create(base_url, document)
+    open_editor(browser, base_url, workflow_id)
+    source = find(browser, '[data-port="text.value"]')[0]
+    target = find(browser, '[data-port="calc.args"]')[0]
+    ActionChains(browser).click_and_hold(source).move_to_element(target).pause(0.2).release(
+        target
+    ).perform()
+    notice = wait_for(
+        lambda: [e for e in find(browser, ".q-notification") if "Cannot connect" in e.text],
+        what="the refusal notice",
+    )
+    assert "string cannot go into object" in notice[0].text
+    assert not find(browser, '[data-edge="text.value->calc.args"]')
+    assert len(find(browser, "[data-edge]")) == 2
+
+
+def test_edit_a_param_run_and_see_tokens_stream(browser: WebDriver, base_url: str) -> None:
+    workflow_id = create(base_url, example("quiz.json"))
+    open_editor(browser, base_url, workflow_id)
+    find(browser, '[data-node-id="prompt"]')[0].click()
+    area = wait_for(lambda: find(browser, 'textarea[data-param="template"]'), what="the form")[0]
+    area.send_keys(" ")  # appended to the template: a param change the next save stores
+    button(browser, "Save").click()
+    wait_for(lambda: saved(base_url, workflow_id)["version"] == 2, what="the saved param")
+    assert saved(base_url, workflow_id)["document"]["nodes"][1]["params"]["template"].endswith(
+        "A: "
+    )
+    button(browser, "Run").click()
+    button(browser, "Start").click()
+    wait_for(lambda: all(status(browser, n) == "succeeded"
+                         for n in ("question", "prompt", "answer", "tidy", "result")),
+             timeout=60, what="every node to succeed")
+    streamed = find(browser, '[data-node-id="answer"] .nl-text')[0].text
+    assert streamed.strip()
+    output = wait_for(lambda: find(browser, '[data-output="answer"]'), what="the output panel")
+    assert output[0].text.strip()
+    screenshot(browser, "run")
+
+
+def test_rerun_from_a_node_marks_reused_nodes(browser: WebDriver, base_url: str) -> None:
+    workflow_id = create(base_url, example("greeting.json"))
+    run = httpx.post(f"{base_url}/api/workflows/{workflow_id}/runs",
+                     json={"wait": True}, timeout=30).json()
+    assert run["status"] == "succeeded"
+    open_editor(browser, base_url, workflow_id)
+    find(browser, ".q-tab")[2].click()  # History
+    entry = wait_for(lambda: [e for e in find(browser, ".q-tree__node-header-content")
+                              if run["id"][-6:] in e.text], what="the run in the tree")
+    entry[0].click()
+    wait_for(lambda: status(browser, "greet") == "succeeded", what="the run's states")
+    find(browser, '[data-node-id="greet"]')[0].click()
+    button(browser, "Rerun from node").click()
+    button(browser, "Rerun").click()
+    wait_for(lambda: status(browser, "greeting") == "succeeded" and status(browser, "name")
+             == "cached", timeout=30, what="the rerun")
+    node = find(browser, '[data-node-id="name"]')[0]
+    assert node.get_attribute("title").startswith("reused from run ")
+    screenshot(browser, "run-tree")
+
+
+def test_zoom_and_pan_are_restored_after_a_reload(browser: WebDriver, base_url: str) -> None:
+    workflow_id = create(base_url, example("greeting.json"))
+    open_editor(browser, base_url, workflow_id)
+    for _ in range(2):
+        find(browser, ".vue-flow__controls-zoomin")[0].click()
+        time.sleep(0.3)
+    transform = settled_transform(browser)
+    zoom = float(transform.split("scale(")[1].rstrip(");"))
+    wait_for(lambda: abs(httpx.get(f"{base_url}/api/workflows/{workflow_id}/view").json()["zoom"]
+                         - zoom) < 1e-3, what="the view state to be saved")
+    open_editor(browser, base_url, workflow_id)
+    assert settled_transform(browser) == transform
+
+
+def settled_transform(browser: WebDriver) -> str:
+    """The canvas's transform once it stopped changing (zooming animates)."""
+    def read() -> str:
+        return str(find(browser, ".vue-flow__transformationpane")[0].get_attribute("style"))
+
+    last = read()
+    while True:
+        time.sleep(0.4)
+        now = read()
+        if now == last:
+            return now
+        last = now

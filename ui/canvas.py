@@ -1,0 +1,75 @@
+"""The canvas element: Vue Flow (vendored under ui/vendor/) behind one NiceGUI element.
+
+Props carry the graph for the first render only; afterwards Python changes the drawing with
+`run_method` calls, so a large graph is never sent twice. What the user does arrives as events
+(`connect`, `refused`, `remove-nodes`, `remove-edges`, `move`, `selection`, `palette-drop`,
+`viewport`)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from nicegui import ui
+
+VENDOR = "vendor"
+
+
+class Canvas(
+    ui.element,
+    component="canvas.js",
+    esm={
+        "@vue-flow/core": f"{VENDOR}/core",
+        "@vue-flow/minimap": f"{VENDOR}/minimap",
+        "@vue-flow/controls": f"{VENDOR}/controls",
+        "@vue-flow/background": f"{VENDOR}/background",
+    },
+):
+    def __init__(self, graph: dict[str, Any], viewport: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self._props["flowId"] = f"flow-{uuid.uuid4().hex[:8]}"
+        self._props["graph"] = graph
+        self._props["viewport"] = viewport
+        self.classes("nl-canvas-host")
+
+    def load(self, graph: dict[str, Any]) -> None:
+        self.run_method("load", graph)
+
+    def fit(self) -> None:
+        self.run_method("fit")
+
+    def set_viewport(self, viewport: dict[str, Any]) -> None:
+        self.run_method("setViewport", viewport)
+
+    def add_node(self, node: dict[str, Any]) -> None:
+        self.run_method("addNode", node)
+
+    def update_node(self, node: dict[str, Any]) -> None:
+        self.run_method("updateNode", node)
+
+    def remove_nodes(self, ids: list[str]) -> None:
+        self.run_method("removeNodes", ids)
+
+    def add_edge(self, edge: dict[str, str]) -> None:
+        self.run_method("addEdge", edge)
+
+    def remove_edge(self, edge_id: str) -> None:
+        self.run_method("removeEdge", edge_id)
+
+    def move_nodes(self, positions: dict[str, dict[str, int]]) -> None:
+        self.run_method("moveNodes", positions)
+
+    def set_states(self, states: dict[str, dict[str, Any]]) -> None:
+        self.run_method("setStates", states)
+
+    def append_text(self, node_id: str, text: str) -> None:
+        self.run_method("appendText", node_id, text)
+
+    def clear_states(self) -> None:
+        self.run_method("clearStates")
+
+    def mark_invalid(self, node_ids: list[str]) -> None:
+        self.run_method("markInvalid", node_ids)
+
+    def select(self, node_ids: list[str]) -> None:
+        self.run_method("select", node_ids)

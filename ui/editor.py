@@ -1,0 +1,515 @@
+"""The workflow editor page: palette, canvas, params form, Save / Validate / Run, live states."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from typing import Any
+
+from nicegui import background_tasks, ui
+
+from ui.canvas import Canvas
+from ui.client import Api, ApiError
+from ui.forms import MISSING, inputs_form, params_form
+from ui.history import History
+from ui.layout import layered_positions
+
+UNDO_DEPTH = 100
+
+
+def _port(port: dict[str, Any]) -> dict[str, Any]:
+    """A port as the canvas needs it: the API leaves out fields at their defaults."""
+    return {"name": port["name"], "type": port.get("type", "any"),
+            "many": port.get("many", False), "required": port.get("required", True)}
+
+
+def _starting_params(schema: dict[str, Any], node_id: str) -> dict[str, Any]:
+    """Values for a new node's required params: the default, else a first guess to edit."""
+    params = {}
+    for name in schema.get("required", []):
+        prop = schema["properties"].get(name, {})
+        if "default" in prop:
+            params[name] = prop["default"]
+        elif "enum" in prop or prop.get("examples"):
+            params[name] = (prop.get("enum") or prop["examples"])[0]
+        elif name == "name":
+            params[name] = node_id  # an input's or output's name
+        elif name == "template":
+            params[name] = "{{ text }}"
+        else:
+            params[name] = ""
+    return params
+
+
+class Editor:
+    """One open workflow. ``self.document`` is the truth; the canvas draws it."""
+
+    def __init__(self, api: Api, workflow_id: str) -> None:
+        self.api = api
+        self.workflow_id = workflow_id
+        self.document: dict[str, Any] = {}
+        self.version = 0
+        self.types: dict[str, dict[str, Any]] = {}
+        self.ports: dict[str, dict[str, Any]] = {}
+        self.models: list[str] = []
+        self.selected: list[str] = []
+        self.undo: list[dict[str, Any]] = []
+        self.redo: list[dict[str, Any]] = []
+        self.clipboard: dict[str, Any] | None = None
+        self.dirty = False
+        self.run_id: str | None = None
+        self._view_task: asyncio.Task[None] | None = None
+
+    # -- building the page ------------------------------------------------------------------
+
+    async def build(self) -> None:
+        record = await self.api.get(f"/api/workflows/{self.workflow_id}")
+        self.document, self.version = record["document"], record["version"]
+        catalogue = await self.api.get("/api/node-types")
+        self.types = {item["type"]: item for item in catalogue["items"]}
+        models = await self.api.get("/api/models")
+        self.models = [item["name"] for item in models["items"]]
+        await self._refresh_ports([node["id"] for node in self.document["nodes"]])
+        view = await self.api.get(f"/api/workflows/{self.workflow_id}/view")
+        pan = view.get("pan") or {}
+        untouched = view.get("zoom", 1.0) == 1.0 and not pan.get("x") and not pan.get("y")
+        saved_view = None if untouched else view  # never saved: fit the graph instead
+        with ui.row().classes("w-full items-center gap-2 px-2"):
+            ui.link("Workflows", "/")
+            self.title = ui.label(self.document.get("name", "")).classes("text-lg font-bold")
+            self.state_label = ui.label("").classes("text-sm text-gray-500")
+            ui.space()
+            ui.button("Auto-layout", on_click=self.auto_layout).props("flat")
+            ui.button("Validate", on_click=self.validate).props("outline")
+            ui.button("Save", on_click=self.save)
+            self.run_button = ui.button("Run", on_click=self.ask_inputs).props("color=positive")
+            self.cancel_button = ui.button("Cancel", on_click=self.cancel).props("color=negative")
+            self.cancel_button.set_visibility(False)
+        with ui.splitter(value=14, limits=(8, 30)).classes("w-full nl-main") as outer:
+            with outer.before:
+                self._palette()
+            split = ui.splitter(value=72, limits=(40, 90))
+            with outer.after, split.classes("w-full h-full") as inner:
+                with inner.before:
+                    self.canvas = Canvas(self._graph(), self._flow_view(saved_view))
+                    for name in ("connect", "refused", "remove-nodes", "remove-edges", "move",
+                                 "selection", "palette-drop", "viewport"):
+                        self.canvas.on(name, getattr(self, f"_on_{name.replace('-', '_')}"))
+                with inner.after, ui.tabs().classes("w-full") as tabs:
+                    ui.tab("params", "Params")
+                    ui.tab("run", "Run")
+                    ui.tab("history", "History")
+                with inner.after, ui.tab_panels(tabs, value="params").classes("w-full") as panels:
+                    self.panels = panels
+                    with ui.tab_panel("params"):
+                        self.params_box = ui.column().classes("w-full")
+                    with ui.tab_panel("run"):
+                        self.run_box = ui.column().classes("w-full")
+                    with ui.tab_panel("history"):
+                        self.history = History(self.api, self)
+                        await self.history.build()
+        self._show_params()
+        self._keys()
+
+    def _palette(self) -> None:
+        ui.label("Nodes").classes("font-bold")
+        by_category: dict[str, list[dict[str, Any]]] = {}
+        for item in self.types.values():
+            by_category.setdefault(item["category"], []).append(item)
+        for category in sorted(by_category):
+            ui.label(category).classes("text-xs uppercase text-gray-500 mt-2")
+            for item in by_category[category]:
+                entry = ui.label(item["title"]).classes("nl-palette-item")
+                entry.props(f'draggable=true data-palette="{item["type"]}"').tooltip(
+                    item["description"]
+                )
+                entry.on(
+                    "dragstart",
+                    js_handler="(e) => e.dataTransfer.setData("
+                    f"'application/x-nodeloom-type', '{item['type']}')",
+                )
+
+    def _keys(self) -> None:
+        def handle(event: Any) -> None:
+            if not event.action.keydown or not (event.modifiers.ctrl or event.modifiers.meta):
+                return
+            key = str(event.key).lower()
+            if key == "z" and event.modifiers.shift:
+                self.redo_change()
+            elif key == "z":
+                self.undo_change()
+            elif key == "c":
+                self.copy()
+            elif key == "v":
+                background_tasks.create(self.paste())
+
+        ui.keyboard(on_key=handle, ignore=["input", "textarea", "select"])
+
+    # -- the document as the canvas draws it -----------------------------------------------
+
+    def _node_view(self, node: dict[str, Any]) -> dict[str, Any]:
+        ports = self.ports.get(node["id"]) or self.types.get(node["type"], {})
+        position = node.get("ui") or {}
+        return {
+            "id": node["id"],
+            "title": self.types.get(node["type"], {}).get("title", node["type"]),
+            "inputs": [_port(port) for port in ports.get("inputs", [])],
+            "outputs": [_port(port) for port in ports.get("outputs", [])],
+            "x": position.get("x", 0),
+            "y": position.get("y", 0),
+        }
+
+    def _graph(self) -> dict[str, Any]:
+        return {
+            "nodes": [self._node_view(node) for node in self.document["nodes"]],
+            "edges": list(self.document["edges"]),
+        }
+
+    @staticmethod
+    def _flow_view(view: dict[str, Any] | None) -> dict[str, Any] | None:
+        if view is None:
+            return None
+        pan = view.get("pan") or {}
+        return {"x": pan.get("x", 0), "y": pan.get("y", 0), "zoom": view.get("zoom", 1.0)}
+
+    def node(self, node_id: str) -> dict[str, Any]:
+        return next(node for node in self.document["nodes"] if node["id"] == node_id)
+
+    async def _refresh_ports(self, node_ids: list[str]) -> None:
+        """Ports that depend on params (a template's variables, say) come from the server."""
+        wanted = {
+            node["id"]: {"type": node["type"], "params": node.get("params", {})}
+            for node in self.document["nodes"]
+            if node["id"] in node_ids and self.types.get(node["type"], {}).get("dynamic_ports")
+        }
+        if not wanted:
+            return
+        try:
+            answer = await self.api.post("/api/node-types/ports", {"nodes": wanted})
+        except ApiError:
+            return  # bad params: the ports stay as they were until they are fixed
+        self.ports.update(answer["nodes"])
+
+    def _changed(self) -> None:
+        self.dirty = True
+        self.state_label.set_text("unsaved changes")
+
+    def _checkpoint(self) -> None:
+        self.undo.append(copy.deepcopy(self.document))
+        del self.undo[:-UNDO_DEPTH]
+        self.redo.clear()
+
+    # -- what the user does on the canvas --------------------------------------------------
+
+    def _on_connect(self, event: Any) -> None:
+        edge = {"from": event.args["from"], "to": event.args["to"]}
+        if edge in self.document["edges"]:
+            return
+        self._checkpoint()
+        self.document["edges"].append(edge)
+        self.canvas.add_edge(edge)
+        self._changed()
+
+    def _on_refused(self, event: Any) -> None:
+        ui.notify(f"Cannot connect: {event.args['reason']}", type="warning")
+
+    def _on_remove_nodes(self, event: Any) -> None:
+        ids = set(event.args["ids"])
+        self._checkpoint()
+        self.document["nodes"] = [n for n in self.document["nodes"] if n["id"] not in ids]
+        self.document["edges"] = [
+            e for e in self.document["edges"]
+            if e["from"].split(".")[0] not in ids and e["to"].split(".")[0] not in ids
+        ]
+        self.canvas.remove_nodes(sorted(ids))
+        self.selected = [s for s in self.selected if s not in ids]
+        self._show_params()
+        self._changed()
+
+    def _on_remove_edges(self, event: Any) -> None:
+        ids = set(event.args["ids"])
+        self._checkpoint()
+        self.document["edges"] = [
+            e for e in self.document["edges"] if f"{e['from']}->{e['to']}" not in ids
+        ]
+        for edge_id in ids:
+            self.canvas.remove_edge(edge_id)
+        self._changed()
+
+    def _on_move(self, event: Any) -> None:
+        self._checkpoint()
+        for node_id, position in event.args["positions"].items():
+            node = self.node(node_id)
+            node["ui"] = {**(node.get("ui") or {}), "x": position["x"], "y": position["y"]}
+        self._changed()
+
+    def _on_selection(self, event: Any) -> None:
+        self.selected = list(event.args["ids"])
+        self._show_params()
+        self.history.node_selected(self.selected)
+
+    async def _on_palette_drop(self, event: Any) -> None:
+        node_type = event.args["type"]
+        info = self.types[node_type]
+        taken = {node["id"] for node in self.document["nodes"]}
+        number = 1
+        while f"{node_type}_{number}" in taken:
+            number += 1
+        node_id = f"{node_type}_{number}"
+        params = _starting_params(info["params_schema"], node_id)
+        node = {"id": node_id, "type": node_type, "params": params,
+                "ui": {"x": event.args["x"], "y": event.args["y"]}}
+        self._checkpoint()
+        self.document["nodes"].append(node)
+        await self._refresh_ports([node["id"]])
+        self.canvas.add_node(self._node_view(node))
+        self._changed()
+
+    def _on_viewport(self, event: Any) -> None:
+        view = {"zoom": event.args["zoom"], "pan": {"x": event.args["x"], "y": event.args["y"]},
+                "selection": self.selected, "panels": [str(self.panels.value)]}
+        if self._view_task is not None and not self._view_task.done():
+            self._view_task.cancel()
+        self._view_task = background_tasks.create(self._save_view(view))
+
+    async def _save_view(self, view: dict[str, Any]) -> None:
+        try:
+            await self.api.call("PUT", f"/api/workflows/{self.workflow_id}/view", body=view)
+        except ApiError as exc:
+            ui.notify(f"View not saved: {exc.detail}", type="warning")
+
+    # -- params -----------------------------------------------------------------------------
+
+    def _show_params(self) -> None:
+        self.params_box.clear()
+        with self.params_box:
+            if len(self.selected) != 1:
+                ui.label("Select one node to edit its params.").classes("text-gray-500")
+                return
+            node = self.node(self.selected[0])
+            info = self.types.get(node["type"], {})
+            ui.label(f"{node['id']} · {info.get('title', node['type'])}").classes("font-bold")
+            ui.label(info.get("description", "")).classes("text-xs text-gray-500")
+            node_id = node["id"]
+
+            def changed(name: str, value: Any) -> None:
+                background_tasks.create(self._set_param(node_id, name, value))
+
+            params_form(
+                info.get("params_schema", {}), node.get("params", {}), changed, models=self.models
+            )
+
+    async def _set_param(self, node_id: str, name: str, value: Any) -> None:
+        node = self.node(node_id)
+        params = node.setdefault("params", {})
+        if params.get(name, MISSING) == value:
+            return
+        self._checkpoint()
+        if value is MISSING:
+            params.pop(name, None)
+        else:
+            params[name] = value
+        self._changed()
+        if self.types.get(node["type"], {}).get("dynamic_ports"):
+            await self._refresh_ports([node_id])
+            self.canvas.update_node(self._node_view(node))
+
+    # -- undo, redo, copy, paste, layout ----------------------------------------------------
+
+    def _restore(self, document: dict[str, Any]) -> None:
+        self.document = document
+        self.canvas.load(self._graph())
+        self.selected = []
+        self._show_params()
+        self._changed()
+
+    def undo_change(self) -> None:
+        if self.undo:
+            self.redo.append(copy.deepcopy(self.document))
+            self._restore(self.undo.pop())
+
+    def redo_change(self) -> None:
+        if self.redo:
+            self.undo.append(copy.deepcopy(self.document))
+            self._restore(self.redo.pop())
+
+    def copy(self) -> None:
+        chosen = set(self.selected)
+        if not chosen:
+            return
+        nodes = [copy.deepcopy(n) for n in self.document["nodes"] if n["id"] in chosen]
+        edges = [
+            dict(e) for e in self.document["edges"]
+            if e["from"].split(".")[0] in chosen and e["to"].split(".")[0] in chosen
+        ]
+        self.clipboard = {"nodes": nodes, "edges": edges}
+        ui.notify(f"Copied {len(nodes)} node(s)")
+
+    async def paste(self) -> None:
+        if not self.clipboard:
+            return
+        taken = {node["id"] for node in self.document["nodes"]}
+        renamed: dict[str, str] = {}
+        for node in self.clipboard["nodes"]:
+            number, base = 2, node["id"]
+            while f"{base}_{number}" in taken:
+                number += 1
+            renamed[node["id"]] = f"{base}_{number}"
+            taken.add(renamed[node["id"]])
+        self._checkpoint()
+        for node in copy.deepcopy(self.clipboard["nodes"]):
+            position = node.get("ui") or {}
+            node["id"] = renamed[node["id"]]
+            x, y = position.get("x", 0) + 40, position.get("y", 0) + 40
+            node["ui"] = {**position, "x": x, "y": y}
+            self.document["nodes"].append(node)
+        for edge in self.clipboard["edges"]:
+            source, source_port = edge["from"].split(".", 1)
+            target, target_port = edge["to"].split(".", 1)
+            self.document["edges"].append({
+                "from": f"{renamed[source]}.{source_port}",
+                "to": f"{renamed[target]}.{target_port}",
+            })
+        await self._refresh_ports(list(renamed.values()))
+        self._restore(self.document)
+
+    def auto_layout(self) -> None:
+        positions = layered_positions(self.document)
+        self._checkpoint()
+        for node in self.document["nodes"]:
+            node["ui"] = {**(node.get("ui") or {}), **positions[node["id"]]}
+        self.canvas.move_nodes(positions)
+        self.canvas.fit()
+        self._changed()
+
+    # -- save, validate, run ----------------------------------------------------------------
+
+    async def save(self) -> bool:
+        try:
+            response = await self.api.call(
+                "PUT", f"/api/workflows/{self.workflow_id}", body=self.document,
+                headers={"If-Match": f'"{self.version}"'},
+            )
+        except ApiError as exc:
+            if exc.status == 409:
+                ui.notify("Someone saved this workflow meanwhile: your changes are kept here; "
+                          "reload to see theirs.", type="negative", multi_line=True)
+            else:
+                self._show_errors(exc.errors, exc.detail)
+            return False
+        self.version = response.json()["version"]
+        self.dirty = False
+        self.state_label.set_text(f"saved as version {self.version}")
+        self.canvas.mark_invalid([])
+        return True
+
+    async def validate(self) -> None:
+        answer = await self.api.post("/api/workflows/validate", self.document)
+        if answer["valid"]:
+            self.canvas.mark_invalid([])
+            ui.notify("The workflow is valid", type="positive")
+        else:
+            self._show_errors(answer["errors"], "The workflow has errors")
+
+    def _show_errors(self, errors: list[dict[str, Any]], title: str) -> None:
+        self.canvas.mark_invalid(sorted({e["node"] for e in errors if e.get("node")}))
+        lines = [f"{e.get('node') or '-'}: {e['message']}" for e in errors] or [title]
+        ui.notify(title + ("\n" + "\n".join(lines[:8]) if errors else ""),
+                  type="negative", multi_line=True, classes="nl-errors")
+
+    async def ask_inputs(self) -> None:
+        if self.dirty and not await self.save():
+            return
+        specs = [
+            {"name": n["params"]["name"], "schema": n["params"].get("schema"),
+             "default": n["params"].get("default")}
+            for n in self.document["nodes"] if n["type"] == "input"
+        ]
+        if not specs:
+            await self.start({})
+            return
+        with ui.dialog() as dialog, ui.card().classes("w-96"):
+            ui.label("Run inputs").classes("font-bold")
+            getters = inputs_form(specs)
+
+            async def go() -> None:
+                try:
+                    values = {name: get() for name, get in getters.items()}
+                except (ValueError, json.JSONDecodeError) as exc:
+                    ui.notify(f"Not a valid value: {exc}", type="warning")
+                    return
+                dialog.close()
+                await self.start({k: v for k, v in values.items() if v is not None})
+
+            with ui.row():
+                ui.button("Start", on_click=go).props("color=positive")
+                ui.button("Close", on_click=dialog.close).props("flat")
+        dialog.open()
+
+    async def start(self, inputs: dict[str, Any]) -> None:
+        try:
+            run = await self.api.post(f"/api/workflows/{self.workflow_id}/runs", {"inputs": inputs})
+        except ApiError as exc:
+            self._show_errors(exc.errors, exc.detail)
+            return
+        await self.follow(run["id"])
+
+    async def follow(self, run_id: str) -> None:
+        """Show a run's events on the canvas as they happen."""
+        self.run_id = run_id
+        self.canvas.clear_states()
+        self.cancel_button.set_visibility(True)
+        self.run_box.clear()
+        with self.run_box:
+            ui.label(f"Run {run_id}").classes("font-bold")
+            status = ui.label("running").props("data-run-status=running")
+            outputs = ui.column().classes("w-full")
+        self.panels.set_value("run")
+        try:
+            async for event in self.api.events(run_id):
+                self._apply_event(event)
+                if event["type"] == "run.finished":
+                    data = event["data"]
+                    error = f": {data['error']}" if data.get("error") else ""
+                    status.set_text(data["status"] + error)
+                    status.props(f"data-run-status={data['status']}")
+                    with outputs:
+                        for name, value in data.get("outputs", {}).items():
+                            ui.label(name).classes("font-bold")
+                            shown = value if isinstance(value, str) else json.dumps(value, indent=2)
+                            ui.code(shown, language="text").classes("w-full").props(
+                                f'data-output="{name}"'
+                            )
+        except ApiError as exc:
+            ui.notify(f"Lost the run's events: {exc.detail}", type="warning")
+        finally:
+            self.cancel_button.set_visibility(False)
+            await self.history.refresh()
+
+    def _apply_event(self, event: dict[str, Any]) -> None:
+        kind, node, data = event["type"], event.get("node"), event.get("data") or {}
+        if kind == "run.started":
+            reused = data.get("reused") or {}
+            self.canvas.set_states({
+                node_id: {"status": "cached", "reason": f"reused from run {origin}"}
+                for node_id, origin in reused.items()
+            })
+        elif kind == "node.started" and node:
+            self.canvas.set_states({node: {"status": "running", "text": "", "error": ""}})
+        elif kind == "node.token" and node:
+            self.canvas.append_text(node, data.get("text", ""))
+        elif kind == "node.completed" and node:
+            self.canvas.set_states({node: {"status": data.get("status", "succeeded"),
+                                           "reason": data.get("reason", "")}})
+        elif kind == "node.failed" and node and not data.get("will_retry"):
+            self.canvas.set_states({node: {"status": "failed", "error": data.get("error", "")}})
+        elif kind == "node.skipped" and node:
+            self.canvas.set_states({node: {"status": "skipped", "reason": data.get("reason", "")}})
+
+    async def cancel(self) -> None:
+        if self.run_id:
+            try:
+                await self.api.post(f"/api/runs/{self.run_id}/cancel")
+            except ApiError as exc:
+                ui.notify(exc.detail, type="warning")

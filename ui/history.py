@@ -1,0 +1,153 @@
+"""The editor's history panel: the workflow's run trees, a run's values on the canvas, rerun from
+a node with changed params, and the diff of two runs."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from nicegui import background_tasks, ui
+
+from ui.client import Api, ApiError
+from ui.forms import MISSING, params_form
+
+if TYPE_CHECKING:
+    from ui.editor import Editor
+
+
+def _label(run: dict[str, Any]) -> str:
+    stamp = str(run.get("created_at", ""))[11:19]
+    change = ""
+    if run.get("from_node"):
+        change = f" from {run['from_node']}"
+    changed = run.get("changed") or run.get("changes") or {}
+    if changed.get("params"):
+        change += " · " + ", ".join(
+            f"{node}.{name}" for node, params in changed["params"].items() for name in params
+        )
+    return f"{run['status']} {stamp}{change} ({run['id'][-6:]})"
+
+
+def _tree(run: dict[str, Any]) -> dict[str, Any]:
+    return {"id": run["id"], "label": _label(run),
+            "children": [_tree(child) for child in run.get("children", [])]}
+
+
+class History:
+    def __init__(self, api: Api, editor: Editor) -> None:
+        self.api = api
+        self.editor = editor
+        self.run: dict[str, Any] | None = None
+        self.node_ids: list[str] = []
+
+    async def build(self) -> None:
+        with ui.row().classes("w-full"):
+            ui.button("Refresh", on_click=self.refresh).props("flat dense")
+            self.rerun_button = ui.button("Rerun from node", on_click=self.ask_rerun)
+            self.rerun_button.props("dense").disable()
+            self.diff_button = ui.button("Diff ticked", on_click=self.show_diff).props("dense")
+        self.hint = ui.label("").classes("text-xs text-gray-500")
+        self.tree = ui.tree([], label_key="label", on_select=self._selected,
+                            on_tick=lambda _: None, tick_strategy="strict").classes("w-full")
+        await self.refresh()
+
+    async def refresh(self) -> None:
+        try:
+            page = await self.api.get("/api/runs", workflow_id=self.editor.workflow_id, limit=50)
+        except ApiError as exc:
+            self.hint.set_text(f"Runs unavailable: {exc.detail}")
+            return
+        roots = []
+        for root_id in dict.fromkeys(run["root_run_id"] for run in page["items"]):
+            try:
+                roots.append(_tree(await self.api.get(f"/api/runs/{root_id}/tree")))
+            except ApiError:
+                continue
+        self.tree._props["nodes"] = roots
+        self.tree.update()
+        self.tree.expand()
+        self.hint.set_text("Pick a run to see its values; tick two to diff them." if roots
+                           else "No runs yet.")
+
+    def node_selected(self, node_ids: list[str]) -> None:
+        self.node_ids = node_ids
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        ready = self.run is not None and len(self.node_ids) == 1
+        self.rerun_button.set_enabled(ready)
+
+    async def _selected(self, event: Any) -> None:
+        if not event.value:
+            return
+        self.run = await self.api.get(f"/api/runs/{event.value}")
+        states = {}
+        for node_id, state in self.run["nodes"].items():
+            output = state.get("output") or {}
+            text = output.get("text")
+            states[node_id] = {
+                "status": state["status"], "reason": state.get("reason", ""),
+                "text": text if isinstance(text, str) else "", "error": state.get("error") or "",
+            }
+        self.editor.canvas.set_states(states)
+        self._update_buttons()
+
+    async def ask_rerun(self) -> None:
+        if self.run is None or len(self.node_ids) != 1:
+            return
+        run, node_id = self.run, self.node_ids[0]
+        snapshot_node = self.editor.node(node_id)
+        info = self.editor.types.get(snapshot_node["type"], {})
+        changes: dict[str, Any] = {}
+
+        def changed(name: str, value: Any) -> None:
+            if value is MISSING:
+                changes.pop(name, None)
+            else:
+                changes[name] = value
+
+        with ui.dialog() as dialog, ui.card().classes("w-[28rem]"):
+            ui.label(f"Rerun {run['id'][-6:]} from {node_id}").classes("font-bold")
+            ui.label("Change params (optional); upstream results are reused.").classes("text-xs")
+            params_form(info.get("params_schema", {}), dict(snapshot_node.get("params", {})),
+                        changed, models=self.editor.models)
+
+            async def go() -> None:
+                dialog.close()
+                body = {"from_node": node_id, "params": {node_id: changes} if changes else {}}
+                try:
+                    child = await self.api.post(f"/api/runs/{run['id']}/rerun", body)
+                except ApiError as exc:
+                    ui.notify(f"Rerun refused: {exc.detail}", type="negative")
+                    return
+                background_tasks.create(self.editor.follow(child["id"]))
+
+            with ui.row():
+                ui.button("Rerun", on_click=go).props("color=positive")
+                ui.button("Close", on_click=dialog.close).props("flat")
+        dialog.open()
+
+    async def show_diff(self) -> None:
+        ticked = list(self.tree._props.get("ticked") or [])
+        if len(ticked) != 2:
+            ui.notify("Tick exactly two runs to diff them", type="warning")
+            return
+        try:
+            diff = await self.api.get(f"/api/runs/{ticked[0]}/diff/{ticked[1]}")
+        except ApiError as exc:
+            ui.notify(exc.detail, type="negative")
+            return
+        rows = [
+            {"node": n["node"], "params": ", ".join(n.get("params_changed") or []) or "-",
+             "output": n.get("output"), "status": " → ".join(str(s) for s in n.get("status", [])),
+             "ms": " → ".join("-" if d is None else f"{d:.1f}" for d in n.get("duration_ms", []))}
+            for n in diff["nodes"]
+        ]
+        with ui.dialog() as dialog, ui.card().classes("w-[48rem]"):
+            ui.label(f"{ticked[0]} → {ticked[1]}").classes("font-bold")
+            if diff.get("inputs_changed"):
+                ui.label("inputs changed: " + json.dumps(diff["inputs_changed"]))
+            ui.table(rows=rows, columns=[{"name": k, "label": k, "field": k} for k in rows[0]]
+                     if rows else []).classes("w-full")
+            ui.button("Close", on_click=dialog.close).props("flat")
+        dialog.open()

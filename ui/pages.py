@@ -1,0 +1,144 @@
+"""The canvas's pages: workflows, the editor, a run, models. Each talks to the REST API."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from nicegui import app, events, ui
+
+from ui.client import Api, ApiError
+from ui.editor import Editor
+
+STATIC = Path(__file__).parent / "static"
+HEAD = (
+    '<link rel="stylesheet" href="/nodeloom-ui/vendor/core/style.css">'
+    '<link rel="stylesheet" href="/nodeloom-ui/vendor/core/theme-default.css">'
+    '<link rel="stylesheet" href="/nodeloom-ui/vendor/controls/style.css">'
+    '<link rel="stylesheet" href="/nodeloom-ui/vendor/minimap/style.css">'
+    '<link rel="stylesheet" href="/nodeloom-ui/static/nodeloom.css">'
+)
+
+
+def register(api_url: Callable[[], str]) -> None:
+    """Add the pages; ``api_url()`` gives the API's base URL once the server runs."""
+    app.add_static_files("/nodeloom-ui/vendor", Path(__file__).parent / "vendor")
+    app.add_static_files("/nodeloom-ui/static", STATIC)
+
+    def client() -> Api:
+        """An API client for this browser tab, closed when the tab goes away."""
+        api = Api(api_url(), _token())
+        ui.context.client.on_delete(api.close)
+        return api
+
+    def frame(title: str) -> None:
+        ui.add_head_html(HEAD)
+        ui.page_title(f"{title} · nodeloom")
+        with ui.header().classes("items-center py-1 px-3 bg-slate-800"):
+            ui.label("nodeloom").classes("font-bold text-white mr-4")
+            for text, target in (("Workflows", "/"), ("Models", "/models")):
+                ui.link(text, target).classes("text-white")
+
+    @ui.page("/")
+    async def workflows_page() -> None:
+        frame("Workflows")
+        await workflow_list(client())
+
+    @ui.page("/workflows/{workflow_id}")
+    async def editor_page(workflow_id: str) -> None:
+        frame("Editor")
+        try:
+            await Editor(client(), workflow_id).build()
+        except ApiError as exc:
+            ui.label(f"Cannot open workflow {workflow_id}: {exc.detail}").classes("text-red-700")
+
+    @ui.page("/models")
+    async def models_page() -> None:
+        frame("Models")
+        try:
+            models = await client().get("/api/models")
+        except ApiError as exc:
+            ui.label(exc.detail)
+            return
+        rows = [
+            {"name": m["name"], "provider": m["provider"],
+             "available": "yes" if m["available"] else "no",
+             "why": m.get("reason") or "", "memory": m.get("memory") or ""}
+            for m in models["items"]
+        ]
+        ui.table(rows=rows, columns=[{"name": k, "label": k, "field": k} for k in
+                                     ("name", "provider", "available", "why", "memory")])
+
+
+def _has_user_storage() -> bool:
+    try:
+        app.storage.user  # noqa: B018 - raises without a storage secret
+    except RuntimeError:
+        return False
+    return True
+
+
+def _token() -> str | None:
+    return app.storage.user.get("token") if _has_user_storage() else None
+
+
+async def workflow_list(api: Api) -> None:
+    box = ui.column().classes("w-full max-w-3xl mx-auto p-4")
+
+    async def refresh() -> None:
+        page = await api.get("/api/workflows", limit=200)
+        box.clear()
+        with box:
+            with ui.row().classes("items-center w-full"):
+                ui.label("Workflows").classes("text-xl font-bold")
+                ui.space()
+                ui.button("New", on_click=create)
+                ui.upload(label="Import JSON", auto_upload=True, on_upload=imported).props(
+                    "accept=.json flat"
+                ).classes("w-48")
+            if not page["items"]:
+                ui.label("No workflows yet: create one or import a JSON file.")
+            for item in page["items"]:
+                with ui.row().classes("items-center w-full border-b py-1").props(
+                    f'data-workflow="{item["id"]}"'
+                ):
+                    ui.link(item["name"], f"/workflows/{item['id']}").classes("font-bold")
+                    ui.label(f"v{item['version']}").classes("text-xs text-gray-500")
+                    ui.space()
+                    ui.button("Export", on_click=lambda i=item: export(i["id"])).props("flat dense")
+                    ui.button("Delete", on_click=lambda i=item: delete(i["id"])).props(
+                        "flat dense color=negative"
+                    )
+
+    async def create() -> None:
+        document = {"schema_version": 1, "name": "Untitled", "nodes": [], "edges": []}
+        record = await api.post("/api/workflows", document)
+        ui.navigate.to(f"/workflows/{record['id']}")
+
+    async def imported(event: events.UploadEventArguments) -> None:
+        try:
+            document = json.loads(await event.file.read())
+            record = await api.post("/api/workflows", document)
+        except json.JSONDecodeError as exc:
+            ui.notify(f"{event.file.name} is not JSON: {exc}", type="negative")
+            return
+        except ApiError as exc:
+            lines = [f"{e.get('node') or '-'}: {e['message']}" for e in exc.errors[:8]]
+            ui.notify("\n".join([f"{event.file.name}: {exc.detail}", *lines]),
+                      type="negative", multi_line=True)
+            return
+        ui.notify(f"Imported {record['document']['name']}", type="positive")
+        await refresh()
+
+    async def export(workflow_id: str) -> None:
+        record = await api.get(f"/api/workflows/{workflow_id}")
+        text = json.dumps(record["document"], indent=2, sort_keys=True)
+        ui.download.content(text, f"{record['document']['name']}.json", "application/json")
+
+    async def delete(workflow_id: str) -> None:
+        await api.call("DELETE", f"/api/workflows/{workflow_id}")
+        await refresh()
+
+    await refresh()
+
