@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import structlog
 
-from engine import history
+from engine import history, settings
 from engine.agents import AgentStore
+from engine.distributed.scheduler import QUEUE_OWNER
 from engine.document import Workflow, from_builtins, to_builtins
 from engine.errors import Conflict
 from engine.events import Listener
@@ -34,6 +35,7 @@ from nodes.base import CheckContext
 from nodes.registry import NodeRegistry
 
 if TYPE_CHECKING:
+    from engine.distributed.runs import RunQueue
     from engine.models import ModelService
 
 log = structlog.get_logger("nodeloom.runs")
@@ -79,6 +81,7 @@ class RunService:
         lease_timeout_s: float = 30.0,
         check_context: CheckContext | None = None,
         models: ModelService | None = None,
+        queue: RunQueue | None = None,
     ) -> None:
         self.store = Store(database)
         self.agents = AgentStore(database)
@@ -96,6 +99,12 @@ class RunService:
         self._heartbeat: asyncio.Task[None] | None = None
         self._closing = False
         self._recent: OrderedDict[str, RecentRun] = OrderedDict()
+        # With a queue (or NODELOOM_EXECUTION=workers), runs are queued for `nodeloom worker`s.
+        if queue is None and settings.execution() == "workers":
+            from engine.distributed.runs import RunQueue  # noqa: PLC0415 - PostgreSQL only
+
+            queue = RunQueue(database)
+        self.queue = queue
 
     # -- starting runs --------------------------------------------------------------------
 
@@ -273,6 +282,19 @@ class RunService:
         done: Mapping[str, NodeState] | None = None,
         first_seq: int = 0,
     ) -> ActiveRun:
+        if self.queue is not None:
+            return await self.queue.launch(
+                self,
+                row,
+                plan,
+                listeners=listeners,
+                insert=insert,
+                reuse_from=row.parent_run_id if reuse else None,
+                force=set(force),
+                reasons=reasons,
+                done=set(done or {}),
+                first_seq=first_seq,
+            )
         if insert:
             await self.store.insert_run(row)
         execution = Execution(
@@ -356,6 +378,10 @@ class RunService:
 
     async def cancel(self, run_id: str, *, owner_id: str | None = None) -> RunRecord:
         row = await self.store.run_row(run_id, owner_id=owner_id)
+        if self.queue is not None and row.owner_process == QUEUE_OWNER:
+            if row.status in FINISHED:
+                raise Conflict(f"run {run_id} has already finished ({row.status})")
+            return await self.queue.cancel(self, run_id)
         active = self.active.get(run_id)
         if active is not None:
             active.cancel()
@@ -369,7 +395,7 @@ class RunService:
         interrupted = []
         stale_before = now() - timedelta(seconds=self.lease_timeout_s)
         for row in await self.store.running_rows():
-            if row.owner_process == self.process:
+            if row.owner_process in (self.process, QUEUE_OWNER):  # workers hold leases instead
                 continue
             gone = not _process_alive(row.owner_process)
             stale = row.heartbeat_at is None or row.heartbeat_at < stale_before
@@ -393,6 +419,8 @@ class RunService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
         await self._writer.flush()
+        if self.queue is not None:
+            await self.queue.close()
 
     async def _beat(self) -> None:
         interval = max(self.lease_timeout_s / 3, 0.05)

@@ -19,7 +19,7 @@ from engine.graph import Plan, analyse
 from engine.models import ModelRegistry
 from nodes.base import CheckContext
 from nodes.registry import NodeRegistry
-from server import cli_models, cli_runs, cli_serve
+from server import cli_models, cli_runs, cli_serve, cli_worker
 from server.cli_runs import UsageError
 
 Handler = Callable[[argparse.Namespace, NodeRegistry], int]
@@ -117,6 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     models.set_defaults(handler=cli_models.models)
 
     cli_serve.add_commands(commands, db_help)
+    cli_worker.add_command(commands, db_help)
     return parser
 
 

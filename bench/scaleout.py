@@ -1,0 +1,106 @@
+"""Scale-out: node throughput with 1, 2 and 4 `nodeloom worker` processes on one PostgreSQL.
+
+    .venv/bin/python bench/scaleout.py            # 4 runs x 60 nodes per configuration
+    .venv/bin/python bench/scaleout.py --quick    # 2 runs x 24 nodes
+
+Each node waits 100 ms (I/O-bound, like a call to a remote model). Every configuration starts
+its workers (concurrency 4 each) on a fresh database of a throwaway PostgreSQL cluster, queues
+the same runs at once (a root, N parallel waiting nodes, a join) and times them to the end. The
+speed-up is over 1 worker in the same invocation. Queue overhead per node is the worker slot
+time a node takes beyond its 100 ms: (wall time x slots / nodes) - 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from engine.distributed.runs import RunQueue  # noqa: E402
+from engine.runs import RunService  # noqa: E402
+from engine.storage.database import Database  # noqa: E402
+from tests.conftest import workflow  # noqa: E402
+from tests.nodes_for_tests import test_registry  # noqa: E402
+from tests.support import postgres  # noqa: E402
+from tests.workers.conftest import fan_out, start_worker, wait_ready  # noqa: E402
+
+WAIT_S = 0.1
+CONCURRENCY = 4
+TARGET_SPEEDUP_4 = 3.5
+TARGET_OVERHEAD_MS = 10.0
+
+
+async def measure(url: str, workers: int, runs: int, width: int, logs: Path) -> dict[str, Any]:
+    database = await Database.connect(url)  # migrates, as the server does
+    pool = [
+        start_worker(url, logs / f"w{workers}-{i}.log", "--concurrency", str(CONCURRENCY))
+        for i in range(workers)
+    ]
+    try:
+        wait_ready(pool)
+        service = RunService(database, test_registry(), queue=RunQueue(database))
+        nodes, edges = fan_out(width, WAIT_S)
+        document = workflow(nodes, edges)
+        started = time.perf_counter()
+        active = [await service.start(document) for _ in range(runs)]
+        records = await asyncio.gather(*(run.wait() for run in active))
+        wall = time.perf_counter() - started
+        await service.close()
+    finally:
+        for worker in pool:
+            worker.signal(signal.SIGTERM)
+        for worker in pool:
+            worker.process.wait(timeout=30)
+        await database.close()
+    bad = [record.status for record in records if record.status != "succeeded"]
+    if bad:
+        raise SystemExit(f"runs did not succeed: {bad}")
+    count = runs * width
+    slots = workers * CONCURRENCY
+    return {
+        "workers": workers,
+        "nodes": count,
+        "wall_s": wall,
+        "nodes_per_s": count / wall,
+        "overhead_ms": (wall * slots / count - WAIT_S) * 1000,
+    }
+
+
+async def main(quick: bool) -> int:
+    runs, width = (2, 24) if quick else (4, 60)
+    results = []
+    with postgres.cluster(durable=True) as cluster, tempfile.TemporaryDirectory() as logs:
+        for workers in (1, 2, 4):
+            url = cluster.create_database()
+            results.append(await measure(url, workers, runs, width, Path(logs)))
+    base = results[0]["nodes_per_s"]
+    print(f"{'workers':>7} {'nodes':>6} {'wall s':>7} {'nodes/s':>8} {'speed-up':>8} {'ovh ms':>7}")
+    for row in results:
+        print(
+            f"{row['workers']:>7} {row['nodes']:>6} {row['wall_s']:>7.2f} "
+            f"{row['nodes_per_s']:>8.1f} {row['nodes_per_s'] / base:>7.2f}x "
+            f"{row['overhead_ms']:>7.1f}"
+        )
+    speedup = results[-1]["nodes_per_s"] / base
+    overhead = results[0]["overhead_ms"]
+    print(
+        f"4 workers: {speedup:.2f}x 1 worker (target >= {TARGET_SPEEDUP_4}x); "
+        f"queue overhead with 1 worker: {overhead:.1f} ms/node (target <= {TARGET_OVERHEAD_MS})"
+    )
+    return 0 if speedup >= TARGET_SPEEDUP_4 and overhead <= TARGET_OVERHEAD_MS else 1
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer, smaller runs")
+    os.environ.setdefault("NODELOOM_LEASE_TIMEOUT_S", "10")
+    sys.exit(asyncio.run(main(parser.parse_args().quick)))

@@ -1,0 +1,66 @@
+"""What distributed execution needs from a job queue, so that the queue could be replaced.
+
+A job names one node of one run. Jobs are queued and removed inside the caller's database
+transaction, so that a node's result, its successors' jobs and the removal of its own job commit
+together or not at all. Delivery is at least once: a job whose lease lapses (its worker died or
+froze) is delivered again, and the fencing in `engine.distributed.scheduler` makes sure only one
+result per node is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
+
+import msgspec
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+class NodeJob(msgspec.Struct, frozen=True):
+    """Execute node ``node_id`` of run ``run_id``."""
+
+    run_id: str
+    node_id: str
+
+    @property
+    def key(self) -> str:
+        """At most one live job per key: a node queued twice is queued once."""
+        return f"{self.run_id}:{self.node_id}"
+
+
+class Delivery(Protocol):
+    """A job handed to a consumer; `Dispatcher.complete` removes it."""
+
+    @property
+    def job(self) -> NodeJob: ...
+
+
+Handler = Callable[[Delivery], Awaitable[None]]
+
+
+class Dispatcher(Protocol):
+    async def enqueue(self, connection: AsyncConnection, jobs: Sequence[NodeJob]) -> None:
+        """Queue ``jobs`` in the transaction open on ``connection`` (one already holding a
+        statement of that transaction); a job whose key is already live is left as it is."""
+        ...
+
+    async def complete(self, connection: AsyncConnection, delivery: Delivery) -> None:
+        """Remove a delivered job in the transaction open on ``connection``."""
+        ...
+
+    async def consume(
+        self,
+        handler: Handler,
+        *,
+        concurrency: int,
+        lease_timeout_s: float,
+        stop: asyncio.Event,
+    ) -> None:
+        """Deliver jobs to ``handler``, at most ``concurrency`` at a time, keeping a lease on
+        each while it runs, until ``stop`` is set; raises when the database connection is lost."""
+        ...
+
+    async def live_jobs(self, connection: AsyncConnection) -> int:
+        """Jobs queued or being executed."""
+        ...

@@ -1,0 +1,348 @@
+"""`nodeloom worker`: takes node jobs from the queue and executes them, many at a time.
+
+A node is executed as the in-process executor does it (inputs gathered from the committed results
+of its predecessors, skips, reuse, cache key, timeout, retries with backoff) and settled through
+the `Scheduler`, whose fencing rejects the result of an attempt that was taken over meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import asyncpg  # type: ignore[import-untyped]
+import structlog
+from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from engine.distributed.dispatcher import Delivery, Dispatcher, NodeJob
+from engine.distributed.plans import RunSpec, RunSpecs, reason_to_execute, reusable
+from engine.distributed.scheduler import Scheduler
+from engine.errors import NodeFailure
+from engine.graph import PlanNode
+from engine.node_data import cache_key, check_output, describe, gather
+from engine.results import NodeState
+from engine.storage.database import Database
+from engine.storage.repository import Store
+from nodes.base import NodeContext, NodeType
+from nodes.registry import NodeRegistry
+
+if TYPE_CHECKING:
+    from engine.models import ModelService
+
+log = structlog.get_logger("nodeloom.worker")
+T = TypeVar("T")
+CANCEL_POLL_S = 0.5  # how often a worker asks whether the runs it works on were cancelled
+TOKEN_FLUSH_S = 0.2  # how often streamed tokens are published while a node runs
+# What a database that went away raises: the worker connects again rather than stopping.
+CONNECTION_ERRORS = (
+    OSError,
+    ConnectionError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    DBAPIError,
+)
+
+
+def session_settings(lease_timeout_s: float) -> dict[str, str]:
+    """PostgreSQL settings of a worker's connections: a worker frozen inside a transaction must
+    not keep the run's row locked past its lease, so the server ends such a session."""
+    return {"idle_in_transaction_session_timeout": str(int(lease_timeout_s * 1000))}
+
+
+class Cancelled(Exception):
+    """The node's run was cancelled while this worker executed it."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Worker:
+    def __init__(
+        self,
+        database: Database,
+        dispatcher: Dispatcher,
+        registry: NodeRegistry,
+        *,
+        concurrency: int = 8,
+        lease_timeout_s: float = 30.0,
+        workspace: Path | None = None,
+        models: ModelService | None = None,
+    ) -> None:
+        settings = session_settings(lease_timeout_s)
+
+        def configure(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+            # On the driver connection itself: through the adapter, the SET would be part of a
+            # transaction that the pool rolls back.
+            for name, value in settings.items():
+                dbapi_connection.run_async(
+                    lambda raw, n=name, v=value: raw.execute(f"SET {n} = {v}")
+                )
+
+        event.listen(database.engine.sync_engine, "connect", configure)
+        self.scheduler = Scheduler(database, dispatcher)
+        self.dispatcher = dispatcher
+        self.specs = RunSpecs(Store(database), registry)
+        self.concurrency = concurrency
+        self.lease_timeout_s = lease_timeout_s
+        self.workspace = workspace or Path("workspace")
+        self.models = models
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self._running: dict[str, set[asyncio.Task[Any]]] = {}  # by run
+        self._streams: dict[NodeJob, list[str]] = {}  # tokens not published yet
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Execute node jobs until ``stop`` is set; a lost database connection is reconnected."""
+        helpers = [
+            asyncio.create_task(self._every(CANCEL_POLL_S, self._poll_cancels, stop)),
+            asyncio.create_task(self._every(TOKEN_FLUSH_S, self._flush_tokens, stop)),
+            asyncio.create_task(self._every(self.lease_timeout_s, self._sweep, stop)),
+        ]
+        delay = 0.5
+        log.info("worker started", worker=self.name, concurrency=self.concurrency)
+        try:
+            while not stop.is_set():
+                started = time.monotonic()
+                try:
+                    await self.dispatcher.consume(
+                        self.handle,
+                        concurrency=self.concurrency,
+                        lease_timeout_s=self.lease_timeout_s,
+                        stop=stop,
+                    )
+                except CONNECTION_ERRORS as exc:
+                    log.warning("database connection lost; reconnecting", error=describe(exc))
+                except Exception as exc:  # a worker stays up: its queue consumer starts again
+                    log.exception("queue consumer stopped; starting it again", error=describe(exc))
+                if time.monotonic() - started > 10:
+                    delay = 0.5
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                delay = min(delay * 2, 10.0)
+        finally:
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            log.info("worker stopped", worker=self.name)
+
+    async def _every(
+        self, interval: float, work: Callable[[], Awaitable[None]], stop: asyncio.Event
+    ) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+            try:
+                await work()
+            except Exception as exc:  # noqa: BLE001 - the database may be away; try again
+                log.warning("background check failed", error=describe(exc))
+
+    async def _poll_cancels(self) -> None:
+        for run_id in await self.scheduler.cancelled_among(list(self._running)):
+            for task in self._running.get(run_id, ()):
+                task.cancel()
+
+    async def _flush_tokens(self) -> None:
+        for job, tokens in list(self._streams.items()):
+            if tokens:
+                texts = _drain(tokens)
+                await self.scheduler.publish_tokens(job, texts)
+
+    async def _sweep(self) -> None:
+        requeued = await self.scheduler.requeue_lost(2 * self.lease_timeout_s)
+        if requeued:
+            log.warning("queued nodes whose job was lost again", nodes=requeued)
+
+    # -- one node -------------------------------------------------------------------------
+
+    async def handle(self, delivery: Delivery) -> None:
+        job = delivery.job
+        bound = log.bind(run_id=job.run_id, node_id=job.node_id, worker=self.name)
+        info = await self.scheduler.node_info(job)
+        if info is None or info.status not in ("queued", "running"):
+            await self.scheduler.drop(delivery)  # settled already: a second delivery
+            return
+        spec = await self.specs.get(job.run_id)
+        node = spec.plan.nodes[job.node_id]
+        bound = bound.bind(workflow_id=spec.workflow_id)
+        tokens = self._streams[job] = []
+        try:
+            state = NodeState()
+            attempt: int | None = info.attempt
+            if info.cancel_requested:
+                _cancel(state)
+            else:
+                prepared = await self._prepare(spec, node, state, tokens)
+                if prepared is not None:
+                    attempt = await self._execute(job, node, state, info.attempt, prepared)
+            if attempt is None:
+                bound.warning("node taken over by another worker")
+                return
+            committed: bool | None = None
+            with contextlib.suppress(*CONNECTION_ERRORS):
+                committed = await self.scheduler.settle(
+                    job, state, attempt, plan=spec.plan, delivery=delivery, tokens=_drain(tokens)
+                )
+            if committed is None:
+                bound.warning("result not committed: the database connection was lost")
+            elif committed:
+                bound.debug("node settled", status=state.status, attempt=attempt)
+            else:
+                bound.warning("result rejected: the node was taken over", attempt=attempt)
+        finally:
+            self._streams.pop(job, None)
+
+    async def _prepare(
+        self, spec: RunSpec, node: PlanNode, state: NodeState, tokens: list[str]
+    ) -> tuple[NodeType, dict[str, Any], NodeContext] | None:
+        """Settle the node's state when it is skipped, fails to set up or is taken over from
+        the parent run (returning None); otherwise what executing it needs."""
+        states = await self.scheduler.states(spec.run_id, node.predecessors)
+        blocked = {
+            node_id
+            for node_id, found in states.items()
+            if found.status in ("failed", "cancelled") or found.reason.startswith("upstream failed")
+        }
+        gathered = gather(node, states, blocked)
+        if isinstance(gathered, str):
+            state.status, state.reason, state.finished_at = "skipped", gathered, _now()
+            return None
+        inputs, input_digests = gathered
+        context = NodeContext(
+            run_id=spec.run_id,
+            node_id=node.id,
+            attempt=0,
+            run_inputs=spec.inputs,
+            emit_token=tokens.append,
+            workspace=self.workspace,
+            models=self.models,
+        )
+        try:
+            instance = node.node_type(node.params)
+            fingerprint = (
+                await instance.fingerprint(inputs, context)
+                if node.node_type.reads_outside_world
+                else None
+            )
+        except Exception as exc:  # noqa: BLE001 - a node's own set-up failed
+            _fail(state, describe(exc))
+            return None
+        state.cache_key = cache_key(node, input_digests, fingerprint)
+        prior = spec.reuse.get(node.id)
+        if prior is not None and reusable(spec, node, state, prior):
+            state.status, state.reason = "cached", prior.reason
+            state.output, state.digests = prior.output, prior.digests
+            state.origin_run_id = prior.run_id
+            state.started_at = state.finished_at = _now()
+            state.duration_ms = 0.0
+            return None
+        state.reason = reason_to_execute(spec, node, prior, states)
+        return instance, inputs, context
+
+    async def _execute(
+        self,
+        job: NodeJob,
+        node: PlanNode,
+        state: NodeState,
+        expected: int,
+        prepared: tuple[NodeType, dict[str, Any], NodeContext],
+    ) -> int | None:
+        """Take the node and execute it, retrying as its settings say; the attempt whose outcome
+        ``state`` holds, or None when another worker took the node over."""
+        settings = node.settings
+        instance, inputs, context = prepared
+        tokens = self._streams[job]
+        failure: str | None = None
+        tries = 0
+        while True:
+            taken = await self.scheduler.take(
+                job, self.name, expected, failure=failure, tokens=_drain(tokens)
+            )
+            if taken is None:
+                return None
+            attempt, cancelled = taken
+            context.attempt = state.attempt = attempt
+            if cancelled:
+                _cancel(state)
+                return attempt
+            tries += 1
+            state.status, state.started_at = "running", _now()
+            started = time.perf_counter()
+            try:
+                output = await self._cancellable(job, _run(instance, inputs, context, settings))
+                digests = check_output(node, output)
+            except Cancelled:
+                _cancel(state)
+                return attempt
+            except TimeoutError:
+                error, retryable = f"timed out after {settings.timeout_s:g} s", True
+            except NodeFailure as exc:
+                error, retryable = exc.detail, exc.retryable
+            except Exception as exc:  # noqa: BLE001 - any error of a node's code fails the node
+                error, retryable = describe(exc), True
+            else:
+                state.status = "succeeded"
+                state.output, state.digests, state.usage = output, digests, context.usage
+                state.finished_at = _now()
+                state.duration_ms = (time.perf_counter() - started) * 1000
+                return attempt
+            state.duration_ms = (time.perf_counter() - started) * 1000
+            if not (retryable and tries <= settings.retries):
+                _fail(state, error)
+                return attempt
+            try:
+                backoff = settings.retry_backoff_s * 2 ** (tries - 1)
+                await self._cancellable(job, asyncio.sleep(backoff))
+            except Cancelled:
+                _cancel(state)
+                return attempt
+            expected, failure = attempt, error
+
+    async def _cancellable(self, job: NodeJob, work: Awaitable[T]) -> T:
+        """Await ``work`` in a task that a cancellation of the run cancels (`Cancelled`)."""
+        task = asyncio.ensure_future(work)
+        running = self._running.setdefault(job.run_id, set())
+        running.add(task)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if task.cancelled() and not (current is not None and current.cancelling()):
+                raise Cancelled from None
+            raise
+        finally:
+            running.discard(task)
+            if not running:
+                self._running.pop(job.run_id, None)
+
+
+async def _run(
+    instance: NodeType, inputs: dict[str, Any], context: NodeContext, settings: Any
+) -> Any:
+    if settings.timeout_s is None:
+        return await instance.run(inputs, context)
+    async with asyncio.timeout(settings.timeout_s):
+        return await instance.run(inputs, context)
+
+
+def _drain(tokens: list[str]) -> list[str]:
+    texts = tokens[:]
+    tokens.clear()
+    return texts
+
+
+def _cancel(state: NodeState) -> None:
+    state.status, state.finished_at = "cancelled", _now()
+
+
+def _fail(state: NodeState, error: str) -> None:
+    state.status, state.error, state.finished_at = "failed", error, _now()
