@@ -296,7 +296,7 @@ class RunService:
                 first_seq=first_seq,
             )
         if insert:
-            await self.store.insert_run(row)
+            await self._writer.run_started(row)
         execution = Execution(
             plan,
             inputs,
@@ -324,11 +324,10 @@ class RunService:
         bound = log.bind(run_id=row.id, workflow_id=row.workflow_id)
         try:
             result = await execution.execute()
-            await self._writer.flush()
             status = (
                 "interrupted" if self._closing and result.status == "cancelled" else result.status
             )
-            await self.store.update_run(
+            await self._writer.run_finished(
                 row.id,
                 status=status,
                 outputs=result.outputs,

@@ -10,12 +10,14 @@ from typing import Any
 
 import msgspec
 import pytest
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import func, select, text
 
 from engine.errors import Conflict, InputsInvalid, NotFound, WorkflowInvalid
 from engine.events import NodeCompleted, RunStarted, decode_event
 from engine.runs import RunService
-from engine.storage.database import Database, StorageUnavailable
+from engine.storage.database import MIGRATIONS, Database, StorageUnavailable
 from engine.storage.tables import BlobRow, NodeResultRow, RunRow
 from nodes.registry import NodeRegistry
 from tests.conftest import workflow
@@ -62,7 +64,9 @@ async def test_migrations_run_from_empty_and_are_idempotent(database_url: str) -
             lambda sync: set(__import__("sqlalchemy").inspect(sync).get_table_names())
         )
     await again.close()
-    assert version == "0002"
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert version == ScriptDirectory.from_config(config).get_current_head()
     assert {
         "workflows",
         "workflow_versions",
@@ -72,6 +76,10 @@ async def test_migrations_run_from_empty_and_are_idempotent(database_url: str) -
         "events",
         "agents",
         "view_states",
+        "users",
+        "api_tokens",
+        "batches",
+        "batch_runs",
     } <= tables
 
 

@@ -27,10 +27,13 @@ Row = tuple[dict[str, Any], dict[str, Any] | None]
 
 @dataclass(slots=True)
 class Batch:
-    """What one caller waits to see committed: result rows, or a run's reused references."""
+    """What one caller waits to see committed: a new run's row, result rows, a run's reused
+    references, or the columns a run finished with. In one transaction they go in that order."""
 
     rows: list[Row] = field(default_factory=list)
     reused: tuple[str, dict[str, str]] | None = None
+    run: dict[str, Any] | None = None
+    finished: tuple[str, dict[str, Any]] | None = None
     done: asyncio.Future[None] | None = None
 
 
@@ -40,6 +43,7 @@ _encoder = msgspec.json.Encoder()
 NODE_RESULTS: Table = NodeResultRow.__table__  # type: ignore[assignment]
 BLOBS: Table = BlobRow.__table__  # type: ignore[assignment]
 EVENTS: Table = EventRow.__table__  # type: ignore[assignment]
+RUNS: Table = RunRow.__table__  # type: ignore[assignment]
 
 
 def insert_for(database: Database, table: Table) -> postgresql.Insert | sqlite.Insert:
@@ -72,6 +76,19 @@ class ResultWriter:
         self._insert_event = insert_for(database, EVENTS).on_conflict_do_nothing(
             index_elements=["run_id", "seq"]
         )
+
+    async def run_started(self, row: RunRow) -> None:
+        """Insert a new run's row (with whatever else is being committed)."""
+        values = {
+            column.key: getattr(row, column.key)
+            for column in RunRow.__mapper__.columns
+            if column.key in row.__dict__  # the rest take their defaults
+        }
+        await self._commit(Batch(run=values))
+
+    async def run_finished(self, run_id: str, **values: Any) -> None:
+        """Store how a run ended, after its results and every pending event."""
+        await self._commit(Batch(finished=(run_id, values)))
 
     async def node_finished(self, run_id: str, node_id: str, state: NodeState) -> None:
         await self._commit(Batch(rows=[result_row(run_id, node_id, state)]))
@@ -124,6 +141,9 @@ class ResultWriter:
         rows = [row for batch in results for row, _ in batch.rows]
         blobs = {blob["digest"]: blob for batch in results for _, blob in batch.rows if blob}
         async with self._database.engine.begin() as connection:
+            runs = [batch.run for batch in results if batch.run is not None]
+            if runs:
+                await connection.execute(RUNS.insert(), runs)
             if blobs:
                 await connection.execute(self._insert_blob, list(blobs.values()))
             if rows:
@@ -136,6 +156,12 @@ class ResultWriter:
                     )
             if events:
                 await connection.execute(self._insert_event, events)
+            for batch in results:
+                if batch.finished is not None:
+                    run_id, values = batch.finished
+                    await connection.execute(
+                        update(RunRow).where(RunRow.id == run_id).values(**values)
+                    )
 
 
 def result_row(
