@@ -47,12 +47,19 @@ class Api:
         except httpx.TransportError as exc:
             raise ApiError(0, {"detail": f"the server cannot be reached: {exc}"}) from None
         if response.status_code >= 400:
-            try:
-                problem = response.json()
-            except json.JSONDecodeError:
-                problem = {"detail": response.text[:500]}
-            raise ApiError(response.status_code, problem if isinstance(problem, dict) else {})
+            raise ApiError(response.status_code, _problem(response))
         return response
+
+    async def put_bytes(self, path: str, content: bytes) -> Any:
+        try:
+            response = await self.http.put(
+                path, content=content, headers={"Content-Type": "application/octet-stream"}
+            )
+        except httpx.TransportError as exc:
+            raise ApiError(0, {"detail": f"the server cannot be reached: {exc}"}) from None
+        if response.status_code >= 400:
+            raise ApiError(response.status_code, _problem(response))
+        return response.json()
 
     async def get(self, path: str, **params: Any) -> Any:
         return (await self.call("GET", path, params=params or None)).json()
@@ -81,3 +88,11 @@ class Api:
                     yield event
                     if event.get("type") == "run.finished":
                         return
+
+
+def _problem(response: httpx.Response) -> dict[str, Any]:
+    try:
+        problem = response.json()
+    except json.JSONDecodeError:
+        return {"detail": response.text[:500]}
+    return problem if isinstance(problem, dict) else {}

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from nicegui import app, events, ui
 
 from ui.client import Api, ApiError
 from ui.editor import Editor
+from ui.manage import agents_page, files_page
 
 STATIC = Path(__file__).parent / "static"
 HEAD = (
@@ -37,7 +38,8 @@ def register(api_url: Callable[[], str]) -> None:
         ui.page_title(f"{title} · nodeloom")
         with ui.header().classes("items-center py-1 px-3 bg-slate-800"):
             ui.label("nodeloom").classes("font-bold text-white mr-4")
-            for text, target in (("Workflows", "/"), ("Models", "/models")):
+            for text, target in (("Workflows", "/"), ("Agents", "/agents"), ("Files", "/files"),
+                                 ("Models", "/models")):
                 ui.link(text, target).classes("text-white")
 
     @ui.page("/")
@@ -52,6 +54,16 @@ def register(api_url: Callable[[], str]) -> None:
             await Editor(client(), workflow_id).build()
         except ApiError as exc:
             ui.label(f"Cannot open workflow {workflow_id}: {exc.detail}").classes("text-red-700")
+
+    @ui.page("/agents")
+    async def agents() -> None:
+        frame("Agents")
+        await _guarded(agents_page(client()))
+
+    @ui.page("/files")
+    async def files() -> None:
+        frame("Files")
+        await _guarded(files_page(client()))
 
     @ui.page("/models")
     async def models_page() -> None:
@@ -69,6 +81,13 @@ def register(api_url: Callable[[], str]) -> None:
         ]
         ui.table(rows=rows, columns=[{"name": k, "label": k, "field": k} for k in
                                      ("name", "provider", "available", "why", "memory")])
+
+
+async def _guarded(page: Awaitable[None]) -> None:
+    try:
+        await page
+    except ApiError as exc:
+        ui.label(f"The server answered: {exc.detail}").classes("text-red-700")
 
 
 def _has_user_storage() -> bool:

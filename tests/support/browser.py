@@ -11,10 +11,15 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
 
 CHROMIUM_FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -25,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 SERVE = """
 import sys
 from pathlib import Path
+from typing import Any
 import uvicorn
 from server.config import ServerConfig
 from server.web import create_web_app
@@ -78,3 +84,26 @@ def chromium() -> tuple[str, str] | None:
     browser = shutil.which("chromium")
     driver = shutil.which("chromedriver")
     return (browser, driver) if browser and driver else None
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 15, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what or check}")
+        time.sleep(0.1)
+
+
+def find(browser: WebDriver, css: str) -> list[WebElement]:
+    return browser.find_elements(By.CSS_SELECTOR, css)
+
+
+def button(browser: WebDriver, name: str) -> WebElement:
+    return wait_for(
+        lambda: next((b for b in find(browser, "button") if b.text.strip().lower() == name.lower()
+                      and b.is_displayed()), None),
+        what=f"the {name} button",
+    )

@@ -7,43 +7,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
-from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.remote.webelement import WebElement
 
-from tests.support.browser import CHROMIUM_FLAGS, ROOT, chromium, server
+from tests.support.browser import ROOT, button, find, wait_for
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
-
-
-@pytest.fixture(scope="module")
-def base_url(tmp_path_factory: pytest.TempPathFactory, embedded_model: Path) -> Iterator[str]:
-    with server(tmp_path_factory.mktemp("web")) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[WebDriver]:
-    found = chromium()
-    if found is None:
-        pytest.fail("chromium and chromedriver are needed: run scripts/system-deps")
-    options = webdriver.ChromeOptions()
-    options.binary_location = found[0]
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(found[1]), options=options)
-    driver.implicitly_wait(0)
-    yield driver
-    driver.quit()
 
 
 def create(base_url: str, document: dict[str, Any]) -> str:
@@ -60,21 +32,6 @@ def example(name: str) -> dict[str, Any]:
     return dict(json.loads((ROOT / "workflows" / name).read_text()))
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 15, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what or check}")
-        time.sleep(0.1)
-
-
-def find(browser: WebDriver, css: str) -> list[WebElement]:
-    return browser.find_elements(By.CSS_SELECTOR, css)
-
-
 def open_editor(browser: WebDriver, base_url: str, workflow_id: str) -> None:
     """Open the editor and wait until every node of the saved document is drawn."""
     browser.get(f"{base_url}/workflows/{workflow_id}")
@@ -87,14 +44,6 @@ def open_editor(browser: WebDriver, base_url: str, workflow_id: str) -> None:
 def status(browser: WebDriver, node_id: str) -> str | None:
     found = find(browser, f'[data-node-id="{node_id}"]')
     return found[0].get_attribute("data-status") if found else None
-
-
-def button(browser: WebDriver, name: str) -> WebElement:
-    return wait_for(
-        lambda: next((b for b in find(browser, "button") if b.text.strip().lower() == name.lower()
-                      and b.is_displayed()), None),
-        what=f"the {name} button",
-    )
 
 
 def screenshot(browser: WebDriver, name: str) -> None:

@@ -1,0 +1,80 @@
+"""The canvas's other pages in a real headless Chromium: importing workflow files (an invalid one
+is refused and nothing is stored), saved agents, workspace files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from tests.support.browser import ROOT, button, find, wait_for
+
+
+def notices(browser: WebDriver) -> list[str]:
+    return [element.text for element in find(browser, ".q-notification")]
+
+
+def upload(browser: WebDriver, path: Path) -> None:
+    field = wait_for(lambda: find(browser, "input[type=file]"), what="the upload field")[0]
+    field.send_keys(str(path))
+
+
+def test_import_refuses_an_invalid_workflow_and_stores_nothing(
+    browser: WebDriver, base_url: str, tmp_path: Path
+) -> None:
+    before = httpx.get(f"{base_url}/api/workflows", params={"limit": 200}).json()["items"]
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"schema_version": 1, "name": "Broken", "nodes": ['
+                      '{"id": "a", "type": "no_such_type"}], "edges": []}')
+    browser.get(base_url + "/")
+    upload(browser, broken)
+    wait_for(lambda: any("unknown node type" in text for text in notices(browser)),
+             what="the import's errors")
+    after = httpx.get(f"{base_url}/api/workflows", params={"limit": 200}).json()["items"]
+    assert len(after) == len(before)
+
+    upload(browser, ROOT / "workflows" / "greeting.json")
+    wait_for(lambda: any("Imported Greeting" in text for text in notices(browser)),
+             what="the import")
+    names = [w["name"] for w in httpx.get(f"{base_url}/api/workflows").json()["items"]]
+    assert "Greeting" in names
+
+
+def test_a_saved_agent_is_created_on_its_page(browser: WebDriver, base_url: str) -> None:
+    browser.get(base_url + "/agents")
+    button(browser, "New agent").click()
+    name = wait_for(lambda: [e for e in find(browser, "input")
+                             if e.get_attribute("aria-label") == "name"], what="the form")[0]
+    name.send_keys("Reckoner")
+    button(browser, "Save agent").click()
+    # No model chosen: the API refuses, the dialog keeps what was typed.
+    wait_for(lambda: any("Not saved" in text for text in notices(browser)), what="the refusal")
+    assert name.get_attribute("value") == "Reckoner"
+    assert httpx.get(f"{base_url}/api/agents").json()["items"] == []
+    find(browser, ".q-select")[0].click()
+    wait_for(lambda: find(browser, ".q-item"), what="the model list")[0].click()
+    button(browser, "Save agent").click()
+    wait_for(lambda: find(browser, "[data-agent]"), what="the saved agent")
+    agents = httpx.get(f"{base_url}/api/agents").json()["items"]
+    assert [a["config"]["name"] for a in agents] == ["Reckoner"]
+    assert agents[0]["config"]["model"] == "gemma-3-270m"
+
+
+def test_workspace_files_are_uploaded_viewed_and_deleted(
+    browser: WebDriver, base_url: str, tmp_path: Path
+) -> None:
+    note = tmp_path / "note.txt"
+    note.write_text("hello from the browser\n")
+    browser.get(base_url + "/files")
+    upload(browser, note)
+    wait_for(lambda: find(browser, '[data-file="note.txt"]'), what="the uploaded file")
+    assert httpx.get(f"{base_url}/api/files/note.txt").text == "hello from the browser\n"
+    button(browser, "note.txt").click()
+    wait_for(lambda: any("hello from the browser" in e.text for e in find(browser, ".q-dialog")),
+             what="the file's content")
+    button(browser, "Close").click()
+    row = find(browser, '[data-file="note.txt"]')[0]
+    next(b for b in row.find_elements("css selector", "button") if b.text == "DELETE").click()
+    wait_for(lambda: not find(browser, '[data-file="note.txt"]'), what="the deletion")
+    assert httpx.get(f"{base_url}/api/files/note.txt").status_code == 404
