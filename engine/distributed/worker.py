@@ -25,6 +25,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from engine.distributed.dispatcher import Delivery, Dispatcher, NodeJob
 from engine.distributed.plans import RunSpec, RunSpecs, reason_to_execute, reusable
+from engine.distributed.reaper import application_name, end_stalled_sessions
 from engine.distributed.scheduler import Scheduler
 from engine.errors import NodeFailure
 from engine.graph import PlanNode
@@ -53,10 +54,18 @@ CONNECTION_ERRORS = (
 )
 
 
-def session_settings(lease_timeout_s: float) -> dict[str, str]:
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def session_settings(lease_timeout_s: float, worker: str | None = None) -> dict[str, str]:
     """PostgreSQL settings of a worker's connections: a worker frozen inside a transaction must
-    not keep the run's row locked past its lease, so the server ends such a session."""
-    return {"idle_in_transaction_session_timeout": str(int(lease_timeout_s * 1000))}
+    not keep the run's row locked past its lease, so the server ends such a session; the name
+    lets other workers find sessions of this one that stall them (engine/distributed/reaper)."""
+    return {
+        "idle_in_transaction_session_timeout": str(int(lease_timeout_s * 1000)),
+        "application_name": application_name(worker or worker_name()),
+    }
 
 
 class Cancelled(Exception):
@@ -86,7 +95,7 @@ class Worker:
             # transaction that the pool rolls back.
             for name, value in settings.items():
                 dbapi_connection.run_async(
-                    lambda raw, n=name, v=value: raw.execute(f"SET {n} = {v}")
+                    lambda raw, n=name, v=value: raw.execute(f"SET {n} = '{v}'")
                 )
 
         event.listen(database.engine.sync_engine, "connect", configure)
@@ -97,7 +106,7 @@ class Worker:
         self.lease_timeout_s = lease_timeout_s
         self.workspace = workspace or Path("workspace")
         self.models = models
-        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.name = worker_name()
         self._running: dict[str, set[asyncio.Task[Any]]] = {}  # by run
         self._streams: dict[NodeJob, list[str]] = {}  # tokens not published yet
 
@@ -107,6 +116,8 @@ class Worker:
             asyncio.create_task(self._every(CANCEL_POLL_S, self._poll_cancels, stop)),
             asyncio.create_task(self._every(TOKEN_FLUSH_S, self._flush_tokens, stop)),
             asyncio.create_task(self._every(self.lease_timeout_s, self._sweep, stop)),
+            # Apart from the sweep: a sweep can itself wait on the locks of a stalled session.
+            asyncio.create_task(self._every(self.lease_timeout_s / 2, self._end_stalled, stop)),
         ]
         delay = 0.5
         log.info("worker started", worker=self.name, concurrency=self.concurrency)
@@ -156,6 +167,11 @@ class Worker:
             if tokens:
                 texts = _drain(tokens)
                 await self.scheduler.publish_tokens(job, texts)
+
+    async def _end_stalled(self) -> None:
+        ended = await end_stalled_sessions(self.scheduler.database, self.name, self.lease_timeout_s)
+        if ended:
+            log.warning("ended stalled sessions of other workers", sessions=ended)
 
     async def _sweep(self) -> None:
         requeued = await self.scheduler.requeue_lost(2 * self.lease_timeout_s)
