@@ -106,6 +106,15 @@ class RunService:
             queue = RunQueue(database)
         self.queue = queue
 
+    def workspace_of(self, owner_id: str | None) -> Path:
+        """Where a run's file nodes read and write: a user's runs only in ``users/<id>/``, the
+        folder their files live in through the API; runs without an owner in the whole folder."""
+        if owner_id is None:
+            return self.workspace
+        folder = self.workspace / "users" / owner_id
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
     # -- starting runs --------------------------------------------------------------------
 
     def plan(self, workflow: Workflow) -> Plan:
@@ -309,7 +318,7 @@ class RunService:
             trusted=trusted,
             done=done,
             max_concurrency=self.max_concurrency,
-            workspace=self.workspace,
+            workspace=self.workspace_of(row.owner_id),
             first_seq=first_seq,
             models=self.models,
         )

@@ -131,6 +131,8 @@ export default {
     },
     updateNode(node) {
       this.flow.updateNode(node.id, { data: this.nodeData(node, this.flow.findNode(node.id)?.data) });
+      // Ports may have come or gone: measure the handles again so that edges can reach them.
+      this.$nextTick(() => this.flow.updateNodeInternals([node.id]));
     },
     removeNodes(ids) {
       for (const id of ids) this.pending.add(id);

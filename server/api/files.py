@@ -43,9 +43,8 @@ class FilePage(msgspec.Struct, kw_only=True):
 
 
 def root_of(engine: EngineDep, principal: PrincipalDep) -> Path:
-    root = engine.config.workspace
-    if principal.user is not None:
-        root = root / "users" / principal.user.id
+    """The caller's files: the folder their runs' file nodes use too."""
+    root = engine.runs.workspace_of(principal.user.id if principal.user is not None else None)
     root.mkdir(parents=True, exist_ok=True)
     return root
 

@@ -131,3 +131,35 @@ def test_cli_creates_users_and_tokens(
     import asyncio
 
     asyncio.run(check())
+
+
+async def test_a_users_file_nodes_work_in_their_own_folder(
+    tmp_path: Path, database_url: str
+) -> None:
+    ada, bob = await tokens_for(database_url, "ada", "bob")
+    app = create_app(make_config(tmp_path, database_url), registry=api_test_registry())
+    reader = {
+        "schema_version": 1, "name": "Reader",
+        "nodes": [
+            {"id": "read", "type": "file_read", "params": {"path": "secret.txt"}},
+            {"id": "out", "type": "output", "params": {"name": "content"}},
+        ],
+        "edges": [{"from": "read.content", "to": "out.value"}],
+    }
+    async with AsyncTestClient(app=app) as client:
+        as_ada = {"Authorization": f"Bearer {ada}"}
+        as_bob = {"Authorization": f"Bearer {bob}", "Content-Type": "application/octet-stream"}
+        put = await client.put("/api/files/secret.txt", content=b"bob's", headers=as_bob)
+        assert put.status_code == 201
+        created = await client.post("/api/workflows", json=reader, headers=as_ada)
+        run = await client.post(
+            f"/api/workflows/{created.json()['id']}/runs", json={"wait": True}, headers=as_ada
+        )
+        assert run.json()["status"] == "failed"  # ada's folder has no secret.txt
+        assert "bob's" not in run.text
+        ada_files = {"Authorization": f"Bearer {ada}", "Content-Type": "application/octet-stream"}
+        await client.put("/api/files/secret.txt", content=b"ada's", headers=ada_files)
+        run = await client.post(
+            f"/api/workflows/{created.json()['id']}/runs", json={"wait": True}, headers=as_ada
+        )
+        assert run.json()["outputs"] == {"content": "ada's"}

@@ -201,3 +201,18 @@ def settled_transform(browser: WebDriver) -> str:
         if now == last:
             return now
         last = now
+
+
+def test_a_template_edit_brings_its_new_port(browser: WebDriver, base_url: str) -> None:
+    workflow_id = create(base_url, example("greeting.json"))
+    open_editor(browser, base_url, workflow_id)
+    find(browser, '[data-node-id="greet"]')[0].click()
+    area = wait_for(lambda: find(browser, 'textarea[data-param="template"]'), what="the form")[0]
+    area.clear()
+    area.send_keys("Hello, {{ name }} from {{ place }}!")
+    port = wait_for(lambda: find(browser, '[data-port="greet.place"]'), what="the new port")[0]
+    source = find(browser, '[data-port="name.value"]')[0]
+    ActionChains(browser).click_and_hold(source).move_to_element(port).pause(0.2).release(
+        port
+    ).perform()
+    wait_for(lambda: find(browser, '[data-edge="name.value->greet.place"]'), what="the edge")
