@@ -134,14 +134,13 @@ def test_an_incompatible_connection_is_refused_visibly(
 def test_edit_a_param_run_and_see_tokens_stream(browser: WebDriver, base_url: str) -> None:
     workflow_id = create(base_url, example("quiz.json"))
     open_editor(browser, base_url, workflow_id)
-    find(browser, '[data-node-id="prompt"]')[0].click()
-    area = wait_for(lambda: find(browser, 'textarea[data-param="template"]'), what="the form")[0]
-    area.send_keys(" ")  # appended to the template: a param change the next save stores
+    find(browser, '[data-node-id="question"]')[0].click()
+    area = wait_for(lambda: find(browser, 'textarea[data-param="description"]'), what="the form")[0]
+    area.send_keys(" Asked from the canvas.")
     button(browser, "Save").click()
     wait_for(lambda: saved(base_url, workflow_id)["version"] == 2, what="the saved param")
-    assert saved(base_url, workflow_id)["document"]["nodes"][1]["params"]["template"].endswith(
-        "A: "
-    )
+    question = saved(base_url, workflow_id)["document"]["nodes"][0]
+    assert question["params"]["description"].endswith(" Asked from the canvas.")
     button(browser, "Run").click()
     button(browser, "Start").click()
     wait_for(lambda: all(status(browser, n) == "succeeded"
