@@ -44,6 +44,7 @@ FINISHED = ("succeeded", "failed", "cancelled", "interrupted")
 
 
 RECENT_RUNS = 8  # finished runs whose plan and results stay in memory for quick reruns
+RECENT_PLANS = 64  # documents whose compiled plan is kept
 
 
 class RecentRun(NamedTuple):
@@ -99,6 +100,7 @@ class RunService:
         self._heartbeat: asyncio.Task[None] | None = None
         self._closing = False
         self._recent: OrderedDict[str, RecentRun] = OrderedDict()
+        self._plans: OrderedDict[int, tuple[Workflow, Plan]] = OrderedDict()
         # With a queue (or NODELOOM_EXECUTION=workers), runs are queued for `nodeloom worker`s.
         if queue is None and settings.execution() == "workers":
             from engine.distributed.runs import RunQueue  # noqa: PLC0415 - PostgreSQL only
@@ -118,7 +120,17 @@ class RunService:
     # -- starting runs --------------------------------------------------------------------
 
     def plan(self, workflow: Workflow) -> Plan:
-        return compile_plan(workflow, self.registry, self.check_context)
+        """The compiled plan; the same document object (the API's cached current version of a
+        workflow, say) is compiled once. Documents are never changed in place."""
+        cached = self._plans.get(id(workflow))
+        if cached is not None and cached[0] is workflow:
+            self._plans.move_to_end(id(workflow))
+            return cached[1]
+        plan = compile_plan(workflow, self.registry, self.check_context)
+        self._plans[id(workflow)] = (workflow, plan)
+        while len(self._plans) > RECENT_PLANS:
+            self._plans.popitem(last=False)
+        return plan
 
     async def start(
         self,

@@ -5,11 +5,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 from engine.document import Workflow, from_builtins
 from nodes.registry import NodeRegistry
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _structlog_defaults() -> Any:
+    """Tests that call `server.cli.main` in-process configure structlog to print to that test's
+    captured stderr, which is closed afterwards: every test starts from the defaults."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture

@@ -84,9 +84,10 @@ class Database:
         if parsed.drivername.startswith("sqlite"):
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-            # SQLite takes one writer at a time: one connection queues this process's work in
-            # the pool instead of in SQLite's busy handler, which sleeps up to 100 ms per retry.
-            options |= {"pool_size": 1, "max_overflow": 0, "pool_timeout": 60}
+            # A few connections: WAL lets reads run beside a write, and writes mostly go through
+            # the ResultWriter one transaction at a time, so SQLite's busy handler (which sleeps
+            # up to 100 ms per retry) seldom runs; more connections would contend for the lock.
+            options |= {"pool_size": 4, "max_overflow": 0, "pool_timeout": 60}
         else:
             options |= {"pool_size": 10, "max_overflow": 20, "pool_pre_ping": True}
         engine = create_async_engine(parsed, **options)
