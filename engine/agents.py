@@ -9,14 +9,14 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from engine.document import Workflow
 from engine.errors import NotFound
 from engine.records import Page
 from engine.storage.database import Database
-from engine.storage.repository import decode_cursor, encode_cursor, new_id, now
+from engine.storage.repository import keyset_page, new_id, now
 from engine.storage.tables import AgentRow
 from nodes.agent import DEFAULT_MAX_STEPS, DEFAULT_SYSTEM_PROMPT
 
@@ -94,25 +94,13 @@ class AgentStore:
     async def list(
         self, *, owner_id: str | None = None, limit: int = 50, cursor: str | None = None
     ) -> Page:
-        query = select(AgentRow).order_by(AgentRow.updated_at.desc(), AgentRow.id.desc())
+        query = select(AgentRow)
         if owner_id is not None:
             query = query.where(AgentRow.owner_id == owner_id)
-        if cursor:
-            stamp, key = decode_cursor(cursor)
-            query = query.where(
-                or_(
-                    AgentRow.updated_at < stamp,
-                    (AgentRow.updated_at == stamp) & (AgentRow.id < key),
-                )
-            )
-        async with self.sessions() as session:
-            rows = list(await session.scalars(query.limit(limit + 1)))
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return Page(
-            items=[_record(row) for row in rows],
-            next_cursor=encode_cursor(rows[-1].updated_at, rows[-1].id) if more else None,
+        rows, next_cursor = await keyset_page(
+            self.sessions, query, AgentRow.updated_at, AgentRow.id, limit=limit, cursor=cursor
         )
+        return Page(items=[_record(row) for row in rows], next_cursor=next_cursor)
 
     async def update(
         self, agent_id: str, config: AgentConfig, *, owner_id: str | None = None

@@ -228,31 +228,28 @@ export default {
     // removals Python asked for are applied, a removal by the user (Delete) goes to Python,
     // which removes the node from the document and then from the drawing.
     onNodesChange(changes) {
-      const asked = [];
-      const removed = [];
-      for (const change of changes) {
-        if (change.type === "remove" && !this.pending.has(change.id)) removed.push(change.id);
-        else {
-          this.pending.delete(change.id);
-          asked.push(change);
-        }
-      }
-      if (asked.length) this.flow.applyNodeChanges(asked);
-      if (removed.length) this.$emit("remove-nodes", { ids: removed });
+      const removed = this.split(changes);
+      if (removed.asked.length) this.flow.applyNodeChanges(removed.asked);
+      if (removed.ids.length) this.$emit("remove-nodes", { ids: removed.ids });
       if (changes.some((c) => c.type === "select")) this.$emit("selection", { ids: this.flow.getSelectedNodes.value.map((n) => n.id) });
     },
     onEdgesChange(changes) {
+      const removed = this.split(changes);
+      if (removed.asked.length) this.flow.applyEdgeChanges(removed.asked);
+      if (removed.ids.length) this.$emit("remove-edges", { ids: removed.ids });
+    },
+    split(changes) {
+      // The changes to apply now, and the ids the user removed (for Python to decide on).
       const asked = [];
-      const removed = [];
+      const ids = [];
       for (const change of changes) {
-        if (change.type === "remove" && !this.pending.has(change.id)) removed.push(change.id);
+        if (change.type === "remove" && !this.pending.has(change.id)) ids.push(change.id);
         else {
           this.pending.delete(change.id);
           asked.push(change);
         }
       }
-      if (asked.length) this.flow.applyEdgeChanges(asked);
-      if (removed.length) this.$emit("remove-edges", { ids: removed });
+      return { asked, ids };
     },
     onDragStop(event) {
       const moved = {};

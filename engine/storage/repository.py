@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import Select, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import defer
 
@@ -47,6 +47,29 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         return datetime.fromisoformat(stamp), key
     except ValueError:
         raise NotFound(f"invalid cursor {cursor!r}") from None
+
+
+async def keyset_page(
+    sessions: async_sessionmaker[AsyncSession],
+    query: Select[Any],
+    stamp: Any,
+    key: Any,
+    *,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Any], str | None]:
+    """A page of ``query``'s rows, newest first by (``stamp``, ``key``) and after ``cursor``,
+    with the cursor of the next page (None on the last)."""
+    query = query.order_by(stamp.desc(), key.desc())
+    if cursor:
+        at, last = decode_cursor(cursor)
+        query = query.where(or_(stamp < at, (stamp == at) & (key < last)))
+    async with sessions() as session:
+        rows = list(await session.scalars(query.limit(limit + 1)))
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, encode_cursor(getattr(rows[-1], stamp.key), getattr(rows[-1], key.key))
 
 
 class Store:
@@ -131,21 +154,17 @@ class Store:
     async def list_workflows(
         self, *, owner_id: str | None = None, limit: int = 50, cursor: str | None = None
     ) -> Page:
-        query = select(WorkflowRow).order_by(WorkflowRow.updated_at.desc(), WorkflowRow.id.desc())
+        query = select(WorkflowRow)
         if owner_id is not None:
             query = query.where(WorkflowRow.owner_id == owner_id)
-        if cursor:
-            stamp, key = decode_cursor(cursor)
-            query = query.where(
-                or_(
-                    WorkflowRow.updated_at < stamp,
-                    (WorkflowRow.updated_at == stamp) & (WorkflowRow.id < key),
-                )
-            )
-        async with self.sessions() as session:
-            rows = list(await session.scalars(query.limit(limit + 1)))
-        more = len(rows) > limit
-        rows = rows[:limit]
+        rows, next_cursor = await keyset_page(
+            self.sessions,
+            query,
+            WorkflowRow.updated_at,
+            WorkflowRow.id,
+            limit=limit,
+            cursor=cursor,
+        )
         items = [
             {
                 "id": r.id,
@@ -156,10 +175,7 @@ class Store:
             }
             for r in rows
         ]
-        return Page(
-            items=items,
-            next_cursor=encode_cursor(rows[-1].updated_at, rows[-1].id) if more else None,
-        )
+        return Page(items=items, next_cursor=next_cursor)
 
     async def current_version(self, workflow_id: str, *, owner_id: str | None = None) -> int:
         """The workflow's current version, in one light query (`NotFound` if not theirs)."""
@@ -330,26 +346,17 @@ class Store:
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page:
-        query = select(RunRow).order_by(RunRow.created_at.desc(), RunRow.id.desc())
+        query = select(RunRow)
         if workflow_id is not None:
             query = query.where(RunRow.workflow_id == workflow_id)
         if status is not None:
             query = query.where(RunRow.status == status)
         if owner_id is not None:
             query = query.where(RunRow.owner_id == owner_id)
-        if cursor:
-            stamp, key = decode_cursor(cursor)
-            query = query.where(
-                or_(RunRow.created_at < stamp, (RunRow.created_at == stamp) & (RunRow.id < key))
-            )
-        async with self.sessions() as session:
-            rows = list(await session.scalars(query.limit(limit + 1)))
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return Page(
-            items=[run_record(row, {}) for row in rows],
-            next_cursor=encode_cursor(rows[-1].created_at, rows[-1].id) if more else None,
+        rows, next_cursor = await keyset_page(
+            self.sessions, query, RunRow.created_at, RunRow.id, limit=limit, cursor=cursor
         )
+        return Page(items=[run_record(row, {}) for row in rows], next_cursor=next_cursor)
 
     async def tree_rows(self, root_run_id: str) -> list[RunRow]:
         async with self.sessions() as session:
