@@ -115,8 +115,10 @@ export default {
   methods: {
     // -- from Python ----------------------------------------------------------------------------
     load(graph) {
+      this.flow.setEdges([]);
       this.flow.setNodes(graph.nodes.map((node) => this.toFlowNode(node)));
-      this.flow.setEdges(graph.edges.map((edge) => this.toFlowEdge(edge)));
+      // Edges once the nodes are drawn: a replaced node's handles must be measured first.
+      this.$nextTick(() => this.flow.setEdges(graph.edges.map((edge) => this.toFlowEdge(edge))));
       // Fit once the nodes are measured (a fit before that lands at the minimum zoom).
       if (!this.viewport) this.fitPending = this.autoFit = true;
     },
@@ -236,7 +238,13 @@ export default {
     onEdgesChange(changes) {
       const removed = this.split(changes);
       if (removed.asked.length) this.flow.applyEdgeChanges(removed.asked);
-      if (removed.ids.length) this.$emit("remove-edges", { ids: removed.ids });
+      // An edge of a node being deleted goes with the node (one step to undo), not on its own.
+      const deleting = new Set(this.flow.getSelectedNodes.value.map((n) => n.id));
+      const ids = removed.ids.filter((id) => {
+        const edge = this.flow.findEdge(id);
+        return !edge || !(deleting.has(edge.source) || deleting.has(edge.target));
+      });
+      if (ids.length) this.$emit("remove-edges", { ids });
     },
     split(changes) {
       // The changes to apply now, and the ids the user removed (for Python to decide on).

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from tests.support.browser import ROOT, button, find, wait_for
@@ -215,3 +216,56 @@ def test_a_template_edit_brings_its_new_port(browser: WebDriver, base_url: str) 
         port
     ).perform()
     wait_for(lambda: find(browser, '[data-edge="name.value->greet.place"]'), what="the edge")
+
+
+def test_delete_undo_redo_copy_paste_and_auto_layout(browser: WebDriver, base_url: str) -> None:
+    workflow_id = create(base_url, example("greeting.json"))
+    open_editor(browser, base_url, workflow_id)
+
+    def drawn() -> set[str]:
+        return set(browser.execute_script(
+            "return [...document.querySelectorAll('[data-node-id]')].map(e => e.dataset.nodeId)"
+        ))
+
+    def keys(*combo: str) -> None:
+        chain = ActionChains(browser)
+        for key in combo[:-1]:
+            chain.key_down(key)
+        chain.send_keys(combo[-1])
+        for key in reversed(combo[:-1]):
+            chain.key_up(key)
+        chain.perform()
+
+    find(browser, '[data-node-id="greet"]')[0].click()
+    keys(Keys.DELETE)
+    wait_for(lambda: "greet" not in drawn(), what="the deletion")
+    assert not find(browser, '[data-edge="name.value->greet.name"]')
+    keys(Keys.CONTROL, "z")
+    wait_for(lambda: "greet" in drawn() and len(find(browser, "[data-edge]")) == 2, what="undo")
+    keys(Keys.CONTROL, Keys.SHIFT, "z")
+    wait_for(lambda: "greet" not in drawn(), what="redo")
+    keys(Keys.CONTROL, "z")
+    wait_for(lambda: "greet" in drawn(), what="undo again")
+
+    find(browser, '[data-node-id="greet"]')[0].click()
+    keys(Keys.CONTROL, "c")
+    keys(Keys.CONTROL, "v")
+    wait_for(lambda: "greet_2" in drawn(), what="the pasted node")
+    source = find(browser, '[data-port="name.value"]')[0]
+    target = wait_for(lambda: find(browser, '[data-port="greet_2.name"]'))[0]
+    ActionChains(browser).click_and_hold(source).move_to_element(target).pause(0.2).release(
+        target
+    ).perform()
+    wait_for(lambda: find(browser, '[data-edge="name.value->greet_2.name"]'), what="the edge")
+    button(browser, "Auto-layout").click()
+    button(browser, "Save").click()
+    document = wait_for(
+        lambda: (d := saved(base_url, workflow_id))["version"] == 2 and d["document"],
+        what="version 2",
+    )
+    positions = {node["id"]: (node["ui"]["x"], node["ui"]["y"]) for node in document["nodes"]}
+    assert set(positions) == {"name", "greet", "greeting", "greet_2"}
+    # Columns by generation: the input, then both templates one above the other, then the output.
+    assert positions["name"][0] < positions["greet"][0] == positions["greet_2"][0]
+    assert positions["greet"][1] != positions["greet_2"][1]
+    assert positions["greeting"][0] > positions["greet"][0]
