@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
 from typing import Any
 
 from nicegui import background_tasks, ui
 
 from ui.canvas import Canvas
 from ui.client import Api, ApiError
-from ui.forms import MISSING, inputs_form, params_form
+from ui.forms import MISSING, params_form
 from ui.history import History
 from ui.layout import layered_positions
+from ui.run_panel import RunPanel
 
 UNDO_DEPTH = 100
 
@@ -58,7 +58,7 @@ class Editor:
         self.redo: list[dict[str, Any]] = []
         self.clipboard: dict[str, Any] | None = None
         self.dirty = False
-        self.run_id: str | None = None
+        self.runs = RunPanel(self)
         self._view_task: asyncio.Task[None] | None = None
 
     # -- building the page ------------------------------------------------------------------
@@ -83,8 +83,10 @@ class Editor:
             ui.button("Auto-layout", on_click=self.auto_layout).props("flat")
             ui.button("Validate", on_click=self.validate).props("outline")
             ui.button("Save", on_click=self.save)
-            self.run_button = ui.button("Run", on_click=self.ask_inputs).props("color=positive")
-            self.cancel_button = ui.button("Cancel", on_click=self.cancel).props("color=negative")
+            self.run_button = ui.button("Run", on_click=self.runs.ask_inputs)
+            self.run_button.props("color=positive")
+            self.cancel_button = ui.button("Cancel", on_click=self.runs.cancel)
+            self.cancel_button.props("color=negative")
             self.cancel_button.set_visibility(False)
         with ui.splitter(value=14, limits=(8, 30)).classes("w-full nl-main") as outer:
             with outer.before:
@@ -396,7 +398,7 @@ class Editor:
                 ui.notify("Someone saved this workflow meanwhile: your changes are kept here; "
                           "reload to see theirs.", type="negative", multi_line=True)
             else:
-                self._show_errors(exc.errors, exc.detail)
+                self.show_errors(exc.errors, exc.detail)
             return False
         self.version = response.json()["version"]
         self.dirty = False
@@ -410,106 +412,10 @@ class Editor:
             self.canvas.mark_invalid([])
             ui.notify("The workflow is valid", type="positive")
         else:
-            self._show_errors(answer["errors"], "The workflow has errors")
+            self.show_errors(answer["errors"], "The workflow has errors")
 
-    def _show_errors(self, errors: list[dict[str, Any]], title: str) -> None:
+    def show_errors(self, errors: list[dict[str, Any]], title: str) -> None:
         self.canvas.mark_invalid(sorted({e["node"] for e in errors if e.get("node")}))
         lines = [f"{e.get('node') or '-'}: {e['message']}" for e in errors] or [title]
         ui.notify(title + ("\n" + "\n".join(lines[:8]) if errors else ""),
                   type="negative", multi_line=True, classes="nl-errors")
-
-    async def ask_inputs(self) -> None:
-        if self.dirty and not await self.save():
-            return
-        specs = [
-            {"name": n["params"]["name"], "schema": n["params"].get("schema"),
-             "default": n["params"].get("default")}
-            for n in self.document["nodes"] if n["type"] == "input"
-        ]
-        if not specs:
-            await self.start({})
-            return
-        with ui.dialog() as dialog, ui.card().classes("w-96"):
-            ui.label("Run inputs").classes("font-bold")
-            getters = inputs_form(specs)
-
-            async def go() -> None:
-                try:
-                    values = {name: get() for name, get in getters.items()}
-                except (ValueError, json.JSONDecodeError) as exc:
-                    ui.notify(f"Not a valid value: {exc}", type="warning")
-                    return
-                dialog.close()
-                await self.start({k: v for k, v in values.items() if v is not None})
-
-            with ui.row():
-                ui.button("Start", on_click=go).props("color=positive")
-                ui.button("Close", on_click=dialog.close).props("flat")
-        dialog.open()
-
-    async def start(self, inputs: dict[str, Any]) -> None:
-        try:
-            run = await self.api.post(f"/api/workflows/{self.workflow_id}/runs", {"inputs": inputs})
-        except ApiError as exc:
-            self._show_errors(exc.errors, exc.detail)
-            return
-        await self.follow(run["id"])
-
-    async def follow(self, run_id: str) -> None:
-        """Show a run's events on the canvas as they happen."""
-        self.run_id = run_id
-        self.canvas.clear_states()
-        self.cancel_button.set_visibility(True)
-        self.run_box.clear()
-        with self.run_box:
-            ui.label(f"Run {run_id}").classes("font-bold")
-            status = ui.label("running").props("data-run-status=running")
-            outputs = ui.column().classes("w-full")
-        self.panels.set_value("run")
-        try:
-            async for event in self.api.events(run_id):
-                self._apply_event(event)
-                if event["type"] == "run.finished":
-                    data = event["data"]
-                    error = f": {data['error']}" if data.get("error") else ""
-                    status.set_text(data["status"] + error)
-                    status.props(f"data-run-status={data['status']}")
-                    with outputs:
-                        for name, value in data.get("outputs", {}).items():
-                            ui.label(name).classes("font-bold")
-                            shown = value if isinstance(value, str) else json.dumps(value, indent=2)
-                            ui.code(shown, language="text").classes("w-full").props(
-                                f'data-output="{name}"'
-                            )
-        except ApiError as exc:
-            ui.notify(f"Lost the run's events: {exc.detail}", type="warning")
-        finally:
-            self.cancel_button.set_visibility(False)
-            await self.history.refresh()
-
-    def _apply_event(self, event: dict[str, Any]) -> None:
-        kind, node, data = event["type"], event.get("node"), event.get("data") or {}
-        if kind == "run.started":
-            reused = data.get("reused") or {}
-            self.canvas.set_states({
-                node_id: {"status": "cached", "reason": f"reused from run {origin}"}
-                for node_id, origin in reused.items()
-            })
-        elif kind == "node.started" and node:
-            self.canvas.set_states({node: {"status": "running", "text": "", "error": ""}})
-        elif kind == "node.token" and node:
-            self.canvas.append_text(node, data.get("text", ""))
-        elif kind == "node.completed" and node:
-            self.canvas.set_states({node: {"status": data.get("status", "succeeded"),
-                                           "reason": data.get("reason", "")}})
-        elif kind == "node.failed" and node and not data.get("will_retry"):
-            self.canvas.set_states({node: {"status": "failed", "error": data.get("error", "")}})
-        elif kind == "node.skipped" and node:
-            self.canvas.set_states({node: {"status": "skipped", "reason": data.get("reason", "")}})
-
-    async def cancel(self) -> None:
-        if self.run_id:
-            try:
-                await self.api.post(f"/api/runs/{self.run_id}/cancel")
-            except ApiError as exc:
-                ui.notify(exc.detail, type="warning")

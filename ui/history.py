@@ -120,7 +120,7 @@ class History:
                 except ApiError as exc:
                     ui.notify(f"Rerun refused: {exc.detail}", type="negative")
                     return
-                background_tasks.create(self.editor.follow(child["id"]))
+                background_tasks.create(self.editor.runs.follow(child["id"]))
 
             with ui.row():
                 ui.button("Rerun", on_click=go).props("color=positive")

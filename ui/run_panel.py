@@ -1,0 +1,119 @@
+"""The editor's run controls: ask for the inputs, start a run, show its events on the canvas as
+they happen (states, streamed tokens, outputs), cancel it."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from nicegui import ui
+
+from ui.client import ApiError
+from ui.forms import inputs_form
+
+if TYPE_CHECKING:
+    from ui.editor import Editor
+
+
+class RunPanel:
+    def __init__(self, editor: Editor) -> None:
+        self.editor = editor
+        self.run_id: str | None = None
+
+    async def ask_inputs(self) -> None:
+        if self.editor.dirty and not await self.editor.save():
+            return
+        specs = [
+            {"name": n["params"]["name"], "schema": n["params"].get("schema"),
+             "default": n["params"].get("default")}
+            for n in self.editor.document["nodes"] if n["type"] == "input"
+        ]
+        if not specs:
+            await self.start({})
+            return
+        with ui.dialog() as dialog, ui.card().classes("w-96"):
+            ui.label("Run inputs").classes("font-bold")
+            getters = inputs_form(specs)
+
+            async def go() -> None:
+                try:
+                    values = {name: get() for name, get in getters.items()}
+                except (ValueError, json.JSONDecodeError) as exc:
+                    ui.notify(f"Not a valid value: {exc}", type="warning")
+                    return
+                dialog.close()
+                await self.start({k: v for k, v in values.items() if v is not None})
+
+            with ui.row():
+                ui.button("Start", on_click=go).props("color=positive")
+                ui.button("Close", on_click=dialog.close).props("flat")
+        dialog.open()
+
+    async def start(self, inputs: dict[str, Any]) -> None:
+        try:
+            path = f"/api/workflows/{self.editor.workflow_id}/runs"
+            run = await self.editor.api.post(path, {"inputs": inputs})
+        except ApiError as exc:
+            self.editor.show_errors(exc.errors, exc.detail)
+            return
+        await self.follow(run["id"])
+
+    async def follow(self, run_id: str) -> None:
+        """Show a run's events on the canvas as they happen."""
+        self.run_id = run_id
+        self.editor.canvas.clear_states()
+        self.editor.cancel_button.set_visibility(True)
+        self.editor.run_box.clear()
+        with self.editor.run_box:
+            ui.label(f"Run {run_id}").classes("font-bold")
+            status = ui.label("running").props("data-run-status=running")
+            outputs = ui.column().classes("w-full")
+        self.editor.panels.set_value("run")
+        try:
+            async for event in self.editor.api.events(run_id):
+                self._apply_event(event)
+                if event["type"] == "run.finished":
+                    data = event["data"]
+                    error = f": {data['error']}" if data.get("error") else ""
+                    status.set_text(data["status"] + error)
+                    status.props(f"data-run-status={data['status']}")
+                    with outputs:
+                        for name, value in data.get("outputs", {}).items():
+                            ui.label(name).classes("font-bold")
+                            shown = value if isinstance(value, str) else json.dumps(value, indent=2)
+                            ui.code(shown, language="text").classes("w-full").props(
+                                f'data-output="{name}"'
+                            )
+        except ApiError as exc:
+            ui.notify(f"Lost the run's events: {exc.detail}", type="warning")
+        finally:
+            self.editor.cancel_button.set_visibility(False)
+            await self.editor.history.refresh()
+
+    def _apply_event(self, event: dict[str, Any]) -> None:
+        kind, node, data = event["type"], event.get("node"), event.get("data") or {}
+        canvas = self.editor.canvas
+        if kind == "run.started":
+            reused = data.get("reused") or {}
+            canvas.set_states({
+                node_id: {"status": "cached", "reason": f"reused from run {origin}"}
+                for node_id, origin in reused.items()
+            })
+        elif kind == "node.started" and node:
+            canvas.set_states({node: {"status": "running", "text": "", "error": ""}})
+        elif kind == "node.token" and node:
+            canvas.append_text(node, data.get("text", ""))
+        elif kind == "node.completed" and node:
+            state = {"status": data.get("status", "succeeded"), "reason": data.get("reason", "")}
+            canvas.set_states({node: state})
+        elif kind == "node.failed" and node and not data.get("will_retry"):
+            canvas.set_states({node: {"status": "failed", "error": data.get("error", "")}})
+        elif kind == "node.skipped" and node:
+            canvas.set_states({node: {"status": "skipped", "reason": data.get("reason", "")}})
+
+    async def cancel(self) -> None:
+        if self.run_id:
+            try:
+                await self.editor.api.post(f"/api/runs/{self.run_id}/cancel")
+            except ApiError as exc:
+                ui.notify(exc.detail, type="warning")
