@@ -1,4 +1,4 @@
-"""The canvas's pages: workflows, the editor, a run, models. Each talks to the REST API."""
+"""The canvas's pages: workflows, the editor, agents, files, models. Each talks to the REST API."""
 
 from __future__ import annotations
 
