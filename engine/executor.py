@@ -19,7 +19,15 @@ from engine.events import (
     RunStatus,
 )
 from engine.graph import Plan, PlanNode
-from engine.node_data import cache_key, check_output, describe, gather
+from engine.node_data import (
+    cache_key,
+    check_output,
+    describe,
+    gather,
+    instantiate,
+    reason_to_execute,
+    reusable,
+)
 from engine.results import NodeState, PriorResult, ResultStore, RunResult
 from nodes.base import NodeContext, NodeType
 
@@ -267,7 +275,7 @@ class Execution:
                 ready = not isinstance(gathered, str)
                 if not isinstance(gathered, str):
                     state.cache_key = cache_key(node, gathered[1], None)
-            if ready and self._reusable(node, state, prior):
+            if ready and reusable(node, state, prior, self._force):
                 self._mark_cached(state, prior)
                 taken.append(node)
                 taken_ids.add(node.id)
@@ -331,10 +339,12 @@ class Execution:
                 state.status, state.reason, state.finished_at = "skipped", prepared, _now()
             return
         prior = self._reuse.get(node.id)
-        if prior is not None and self._reusable(node, state, prior):
+        if prior is not None and reusable(node, state, prior, self._force):
             self._mark_cached(state, prior)
             return
-        state.reason = self._reason_to_execute(node, prior)
+        state.reason = reason_to_execute(
+            node, prior, self.states, force=self._force, reasons=self._reasons, reuse=self._reuse
+        )
         await self._execute(node, state, *prepared)
 
     async def _prepare(
@@ -356,45 +366,12 @@ class Execution:
             models=self._models,
         )
         try:
-            instance = node.node_type(node.params)
-            fingerprint = (
-                await instance.fingerprint(inputs, context)
-                if node.node_type.reads_outside_world
-                else None
-            )
+            instance, fingerprint = await instantiate(node, inputs, context)
         except Exception as exc:  # noqa: BLE001 - a node's own set-up failed
             state.error = describe(exc)
             return state.error
         state.cache_key = cache_key(node, input_digests, fingerprint)
         return instance, inputs, context
-
-    def _reusable(self, node: PlanNode, state: NodeState, prior: PriorResult) -> bool:
-        return (
-            prior.cache_key == state.cache_key
-            and node.settings.cache == "auto"
-            and node.id not in self._force
-        )
-
-    def _reason_to_execute(self, node: PlanNode, prior: PriorResult | None) -> str:
-        if node.id in self._force:
-            return self._reasons.get(node.id, "forced")
-        if node.settings.cache == "never":
-            return "cache: never"
-        if node.id in self._reasons:
-            return self._reasons[node.id]
-        if prior is None:
-            return "no earlier result" if self._reuse else ""
-        changed = [
-            predecessor
-            for predecessor in node.predecessors
-            if predecessor not in self._reuse
-            or self.states[predecessor].digests != self._reuse[predecessor].digests
-        ]
-        if changed:
-            return "upstream changed: " + ", ".join(changed)
-        if node.node_type.role == "input":
-            return f"input changed: {node.params['name']}"
-        return "cache key changed"
 
     async def _execute(
         self,

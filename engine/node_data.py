@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.digest import canonical, digest
 from engine.errors import NodeFailure
 from engine.graph import PlanNode
-from engine.results import NodeState
+from engine.results import NodeState, PriorResult
+
+if TYPE_CHECKING:
+    from nodes.base import NodeContext, NodeType
 
 
 def gather(
@@ -89,3 +92,56 @@ def describe(exc: BaseException) -> str:
     """An exception as one line: its type, and its message when it has one."""
     message = str(exc)
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+async def instantiate(
+    node: PlanNode, inputs: Mapping[str, Any], context: NodeContext
+) -> tuple[NodeType, str | None]:
+    """The node's instance and, for a node reading the outside world, its fingerprint. Raises
+    whatever the node's own set-up raises."""
+    instance = node.node_type(node.params)
+    fingerprint = (
+        await instance.fingerprint(inputs, context) if node.node_type.reads_outside_world else None
+    )
+    return instance, fingerprint
+
+
+def reusable(
+    node: PlanNode, state: NodeState, prior: PriorResult, force: Collection[str]
+) -> bool:
+    """Whether ``prior`` may stand for the node's result in this run."""
+    return (
+        prior.cache_key == state.cache_key
+        and node.settings.cache == "auto"
+        and node.id not in force
+    )
+
+
+def reason_to_execute(
+    node: PlanNode,
+    prior: PriorResult | None,
+    states: Mapping[str, NodeState],
+    *,
+    force: Collection[str],
+    reasons: Mapping[str, str],
+    reuse: Mapping[str, PriorResult],
+) -> str:
+    """Why a node of a run that may reuse results executes instead, in words."""
+    if node.id in force:
+        return reasons.get(node.id, "forced")
+    if node.settings.cache == "never":
+        return "cache: never"
+    if node.id in reasons:
+        return reasons[node.id]
+    if prior is None:
+        return "no earlier result" if reuse else ""
+    changed = [
+        predecessor
+        for predecessor in node.predecessors
+        if predecessor not in reuse or states[predecessor].digests != reuse[predecessor].digests
+    ]
+    if changed:
+        return "upstream changed: " + ", ".join(changed)
+    if node.node_type.role == "input":
+        return f"input changed: {node.params['name']}"
+    return "cache key changed"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections import OrderedDict
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -15,8 +14,8 @@ from sqlalchemy import select
 from engine.distributed.tables import DispatchedRunRow
 from engine.document import Workflow, from_builtins
 from engine.errors import NodeFailure
-from engine.graph import Plan, PlanNode, compile_plan
-from engine.results import NodeState, PriorResult
+from engine.graph import Plan, compile_plan
+from engine.results import PriorResult
 from engine.storage.repository import Store
 from nodes.base import CheckContext, NodeContext, NodeType, Port
 from nodes.registry import NodeRegistry
@@ -126,36 +125,3 @@ class RunSpecs:
             force=frozenset(force),
             reasons=dict(reasons),
         )
-
-
-def reason_to_execute(
-    spec: RunSpec, node: PlanNode, prior: PriorResult | None, states: Mapping[str, NodeState]
-) -> str:
-    """Why a node executes instead of being taken over: as `Execution._reason_to_execute`."""
-    if node.id in spec.force:
-        return spec.reasons.get(node.id, "forced")
-    if node.settings.cache == "never":
-        return "cache: never"
-    if node.id in spec.reasons:
-        return spec.reasons[node.id]
-    if prior is None:
-        return "no earlier result" if spec.reuse else ""
-    changed = [
-        predecessor
-        for predecessor in node.predecessors
-        if predecessor not in spec.reuse
-        or states[predecessor].digests != spec.reuse[predecessor].digests
-    ]
-    if changed:
-        return "upstream changed: " + ", ".join(changed)
-    if node.node_type.role == "input":
-        return f"input changed: {node.params['name']}"
-    return "cache key changed"
-
-
-def reusable(spec: RunSpec, node: PlanNode, state: NodeState, prior: PriorResult) -> bool:
-    return (
-        prior.cache_key == state.cache_key
-        and node.settings.cache == "auto"
-        and node.id not in spec.force
-    )

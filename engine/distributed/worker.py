@@ -24,12 +24,20 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from engine.distributed.dispatcher import Delivery, Dispatcher, NodeJob
-from engine.distributed.plans import RunSpec, RunSpecs, reason_to_execute, reusable
+from engine.distributed.plans import RunSpec, RunSpecs
 from engine.distributed.reaper import application_name, end_stalled_sessions
 from engine.distributed.scheduler import Scheduler
 from engine.errors import NodeFailure
 from engine.graph import PlanNode
-from engine.node_data import cache_key, check_output, describe, gather
+from engine.node_data import (
+    cache_key,
+    check_output,
+    describe,
+    gather,
+    instantiate,
+    reason_to_execute,
+    reusable,
+)
 from engine.results import NodeState
 from engine.storage.database import Database
 from engine.storage.repository import Store
@@ -243,25 +251,22 @@ class Worker:
             models=self.models,
         )
         try:
-            instance = node.node_type(node.params)
-            fingerprint = (
-                await instance.fingerprint(inputs, context)
-                if node.node_type.reads_outside_world
-                else None
-            )
+            instance, fingerprint = await instantiate(node, inputs, context)
         except Exception as exc:  # noqa: BLE001 - a node's own set-up failed
             _fail(state, describe(exc))
             return None
         state.cache_key = cache_key(node, input_digests, fingerprint)
         prior = spec.reuse.get(node.id)
-        if prior is not None and reusable(spec, node, state, prior):
+        if prior is not None and reusable(node, state, prior, spec.force):
             state.status, state.reason = "cached", prior.reason
             state.output, state.digests = prior.output, prior.digests
             state.origin_run_id = prior.run_id
             state.started_at = state.finished_at = _now()
             state.duration_ms = 0.0
             return None
-        state.reason = reason_to_execute(spec, node, prior, states)
+        state.reason = reason_to_execute(
+            node, prior, states, force=spec.force, reasons=spec.reasons, reuse=spec.reuse
+        )
         return instance, inputs, context
 
     async def _execute(
