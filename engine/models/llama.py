@@ -202,9 +202,10 @@ class LlamaModel:
         )
 
     def close(self) -> None:
-        """Free the model once the worker has finished what it was given."""
+        """Free the model once the worker has finished what it was given, and wait for it: a
+        process that exits while the worker thread still frees llama.cpp's memory can crash."""
         self._executor.submit(self._llm.close)
-        self._executor.shutdown(wait=False)
+        self._executor.shutdown(wait=True)
 
     # -- in the worker thread -------------------------------------------------------------
 
