@@ -52,6 +52,7 @@ class Editor:
         self.version = 0
         self.types: dict[str, dict[str, Any]] = {}
         self.ports: dict[str, dict[str, Any]] = {}
+        self._port_asks: dict[str, int] = {}  # how many times each node's ports were asked for
         self.models: list[str] = []
         self.selected: list[str] = []
         self.undo: list[dict[str, Any]] = []
@@ -178,20 +179,30 @@ class Editor:
     def node(self, node_id: str) -> dict[str, Any]:
         return next(node for node in self.document["nodes"] if node["id"] == node_id)
 
-    async def _refresh_ports(self, node_ids: list[str]) -> None:
-        """Ports that depend on params (a template's variables, say) come from the server."""
+    async def _refresh_ports(self, node_ids: list[str]) -> set[str]:
+        """Ports that depend on params (a template's variables, say) come from the server; the
+        nodes whose ports were updated. Asks overlap while the user types: an answer older than
+        the node's latest ask is dropped, so a late answer cannot undo a newer one."""
         wanted = {
-            node["id"]: {"type": node["type"], "params": node.get("params", {})}
+            node["id"]: {"type": node["type"], "params": copy.deepcopy(node.get("params", {}))}
             for node in self.document["nodes"]
             if node["id"] in node_ids and self.types.get(node["type"], {}).get("dynamic_ports")
         }
         if not wanted:
-            return
+            return set()
+        asked = {node_id: self._port_asks.get(node_id, 0) + 1 for node_id in wanted}
+        self._port_asks |= asked
         try:
             answer = await self.api.post("/api/node-types/ports", {"nodes": wanted})
         except ApiError:
-            return  # bad params: the ports stay as they were until they are fixed
-        self.ports.update(answer["nodes"])
+            return set()  # bad params: the ports stay as they were until they are fixed
+        fresh = {
+            node_id: ports
+            for node_id, ports in answer["nodes"].items()
+            if self._port_asks.get(node_id) == asked.get(node_id)
+        }
+        self.ports.update(fresh)
+        return set(fresh)
 
     def _changed(self) -> None:
         self.dirty = True
@@ -313,8 +324,7 @@ class Editor:
         else:
             params[name] = value
         self._changed()
-        if self.types.get(node["type"], {}).get("dynamic_ports"):
-            await self._refresh_ports([node_id])
+        if node_id in await self._refresh_ports([node_id]):
             self.canvas.update_node(self._node_view(node))
 
     # -- undo, redo, copy, paste, layout ----------------------------------------------------
