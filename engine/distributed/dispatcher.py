@@ -1,10 +1,10 @@
 """What distributed execution needs from a job queue, so that the queue could be replaced.
 
 A job names one node of one run. Jobs are queued and removed inside the caller's database
-transaction, so that a node's result, its successors' jobs and the removal of its own job commit
-together or not at all. Delivery is at least once: a job whose lease lapses (its worker died or
-froze) is delivered again, and the fencing in `engine.distributed.scheduler` makes sure only one
-result per node is committed.
+transaction (on its asyncpg connection), so that a node's result, its successors' jobs and the
+removal of its own job commit together or not at all. Delivery is at least once: a job whose
+lease lapses (its worker died or froze) is delivered again, and the fencing in
+`engine.distributed.scheduler` makes sure only one result per node is committed.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
+import asyncpg  # type: ignore[import-untyped]
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -40,12 +41,12 @@ Handler = Callable[[Delivery], Awaitable[None]]
 
 
 class Dispatcher(Protocol):
-    async def enqueue(self, connection: AsyncConnection, jobs: Sequence[NodeJob]) -> None:
-        """Queue ``jobs`` in the transaction open on ``connection`` (one already holding a
-        statement of that transaction); a job whose key is already live is left as it is."""
+    async def enqueue(self, connection: asyncpg.Connection, jobs: Sequence[NodeJob]) -> None:
+        """Queue ``jobs`` in the transaction open on ``connection``; a job whose key is
+        already live is left as it is."""
         ...
 
-    async def complete(self, connection: AsyncConnection, delivery: Delivery) -> None:
+    async def complete(self, connection: asyncpg.Connection, delivery: Delivery) -> None:
         """Remove a delivered job in the transaction open on ``connection``."""
         ...
 

@@ -26,6 +26,7 @@ from engine.storage.repository import Store
 log = structlog.get_logger("nodeloom.events")
 RECHECK_S = 2.0  # a follower reads the table at least this often
 _FINISHED = ("succeeded", "failed", "cancelled", "interrupted")
+_READ = "SELECT seq, data FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq"
 
 
 class EventFeed:
@@ -37,6 +38,15 @@ class EventFeed:
         self._connection: Any = None
         self._connecting = asyncio.Lock()
         self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._readers: Any = None  # an asyncpg pool: a follower reads often, and little
+
+    async def _read(self, run_id: str, after: int) -> list[tuple[int, str]]:
+        if self._readers is None:
+            async with self._connecting:
+                if self._readers is None:
+                    self._readers = await asyncpg.create_pool(self._dsn, min_size=1, max_size=4)
+        rows = await self._readers.fetch(_READ, run_id, after)
+        return [(seq, data) for seq, data in rows]
 
     async def follow(self, run_id: str, after_seq: int = 0) -> AsyncIterator[AnyEvent]:
         """The run's events after ``after_seq`` in order, ending with `RunFinished`."""
@@ -47,7 +57,7 @@ class EventFeed:
             last = after_seq
             while True:
                 wake.clear()
-                rows = await self.store.events(run_id, after=last)
+                rows = await self._read(run_id, last)
                 for seq, data in rows:
                     event = decode_event(data.encode())
                     last = seq
@@ -61,7 +71,7 @@ class EventFeed:
                 except TimeoutError:
                     await self._listen()
                     row = await self.store.run_row(run_id, snapshot=False)
-                    if row.status in _FINISHED and not await self.store.events(run_id, after=last):
+                    if row.status in _FINISHED and not await self._read(run_id, last):
                         return  # finished without a run.finished event (interrupted)
         finally:
             waiters = self._waiters.get(run_id)
@@ -94,6 +104,9 @@ class EventFeed:
             with contextlib.suppress(Exception):
                 await self._connection.close(timeout=2)
             self._connection = None
+        if self._readers is not None:
+            self._readers.terminate()
+            self._readers = None
 
 
 async def follow(database_url: str, run_id: str, after_seq: int = 0) -> AsyncIterator[AnyEvent]:

@@ -1,9 +1,12 @@
 """The `Dispatcher` on pgqueuer (pinned in pyproject.toml), its tables in their own schema.
 
-pgqueuer claims jobs with ``FOR UPDATE SKIP LOCKED``, wakes workers with LISTEN/NOTIFY and keeps
-a heartbeat on every job being executed; a job whose heartbeat is older than the lease timeout
-is picked again by the next dequeue. Jobs are queued and removed through pgqueuer's own queries
-on the asyncpg connection under the caller's SQLAlchemy transaction.
+pgqueuer claims jobs with ``FOR UPDATE SKIP LOCKED``, announces changes to the queue with
+LISTEN/NOTIFY and picks again a job whose heartbeat is older than the lease timeout. Jobs are
+queued and removed through pgqueuer's own queries on the caller's asyncpg connection, in its
+transaction. A worker takes jobs through pgqueuer's queries too, with a loop of ours
+(`_Consumer`) instead of pgqueuer's `QueueManager`, which asks for jobs on every change to the
+queue even while all its slots are taken and otherwise polls every 100 ms: with several
+workers on a busy queue, those queries were most of the database's work.
 """
 
 from __future__ import annotations
@@ -11,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
 import asyncpg  # type: ignore[import-untyped]
 import msgspec
+import structlog
 from pgqueuer.adapters.drivers.asyncpg import AsyncpgDriver, AsyncpgPoolDriver
 from pgqueuer.adapters.persistence.qb import (
     QueryBuilderEnvironment,
@@ -25,9 +30,9 @@ from pgqueuer.adapters.persistence.qb import (
 )
 from pgqueuer.domain.models import Job
 from pgqueuer.domain.settings import DBSettings
-from pgqueuer.domain.types import Channel
+from pgqueuer.domain.types import Channel, JobId, QueueEntrypoint, QueueManagerId
 from pgqueuer.ports.driver import Driver
-from pgqueuer.qm import QueueManager
+from pgqueuer.ports.repository import EntrypointExecutionParameter
 from pgqueuer.queries import Queries
 from sqlalchemy import text
 from sqlalchemy.engine import URL
@@ -35,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from engine.distributed.dispatcher import Delivery, Handler, NodeJob
 
+log = structlog.get_logger("nodeloom.queue")
 QUEUE_SCHEMA = "nodeloom_queue"
 ENTRYPOINT = "nodeloom.node"
 _decode_job = msgspec.json.Decoder(NodeJob).decode
@@ -83,19 +89,10 @@ class PgQueuerDispatcher:
     def _queries(self, driver: Driver) -> Queries:
         return Queries(driver, qbe=self._qbe, qbq=self._qbq, qbs=self._qbs)
 
-    async def _on(self, connection: AsyncConnection) -> Queries:
-        """pgqueuer's queries on the asyncpg connection under ``connection``'s transaction."""
-        raw = await connection.get_raw_connection()
-        driver_connection: asyncpg.Connection = raw.driver_connection
-        if not driver_connection.is_in_transaction():
-            # SQLAlchemy begins the asyncpg transaction with its first statement.
-            raise RuntimeError("queue writes need a transaction that has run a statement")
-        return self._queries(AsyncpgDriver(driver_connection))
-
-    async def enqueue(self, connection: AsyncConnection, jobs: Sequence[NodeJob]) -> None:
+    async def enqueue(self, connection: asyncpg.Connection, jobs: Sequence[NodeJob]) -> None:
         if not jobs:
             return
-        queries = await self._on(connection)
+        queries = self._queries(AsyncpgDriver(connection))
         await queries.enqueue(
             [ENTRYPOINT] * len(jobs),
             [_encode_job(job) for job in jobs],
@@ -104,9 +101,9 @@ class PgQueuerDispatcher:
             on_conflict="skip",
         )
 
-    async def complete(self, connection: AsyncConnection, delivery: Delivery) -> None:
+    async def complete(self, connection: asyncpg.Connection, delivery: Delivery) -> None:
         assert isinstance(delivery, PgDelivery)
-        queries = await self._on(connection)
+        queries = self._queries(AsyncpgDriver(connection))
         await queries.log_jobs([(delivery.raw, "successful", None)])
 
     async def live_jobs(self, connection: AsyncConnection) -> int:
@@ -130,40 +127,116 @@ class PgQueuerDispatcher:
     ) -> None:
         if self.dsn is None:
             raise RuntimeError("PgQueuerDispatcher needs a DSN to consume jobs")
-        # The listener holds one connection; dequeues, heartbeats and logs share the others.
-        pool = await asyncpg.create_pool(
-            self.dsn, min_size=2, max_size=4, server_settings=dict(self.server_settings)
+        settings = dict(self.server_settings)
+        listener = await asyncpg.connect(self.dsn, server_settings=settings)
+        pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=2, server_settings=settings)
+        consumer = _Consumer(
+            self._queries(AsyncpgPoolDriver(pool)),
+            handler,
+            concurrency=concurrency,
+            lease=timedelta(seconds=lease_timeout_s),
         )
         try:
-            manager = QueueManager(
-                self._queries(AsyncpgPoolDriver(pool)), channel=Channel(self._settings.channel)
-            )
-
-            async def execute(job: Job) -> None:
-                assert job.payload is not None
-                await handler(PgDelivery(_decode_job(job.payload), job))
-
-            manager.entrypoint(ENTRYPOINT, accepts_context=False)(execute)
-            batch = max(1, concurrency // 2)
-
-            async def relay_stop() -> None:
-                await stop.wait()
-                manager.shutdown.set()
-
-            relay = asyncio.create_task(relay_stop())
-            try:
-                await manager.run(
-                    dequeue_timeout=timedelta(seconds=max(lease_timeout_s, 1.0)),
-                    batch_size=batch,
-                    max_concurrent_tasks=max(concurrency, 2 * batch),
-                    heartbeat_timeout=timedelta(seconds=lease_timeout_s),
-                    shutdown_on_listener_failure=True,
-                )
-            finally:
-                relay.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await relay
-            if not stop.is_set():
-                raise ConnectionError("the queue's LISTEN connection stopped answering")
+            await listener.add_listener(self._settings.channel, consumer.notified)
+            listener.add_termination_listener(consumer.lost)
+            await consumer.run(stop, listener)
         finally:
+            listener.terminate()
             pool.terminate()
+
+
+def _operation(payload: str) -> str | None:
+    """The ``operation`` of a pgqueuer ``table_changed_event`` notification."""
+    try:
+        found = msgspec.json.decode(payload)
+    except msgspec.DecodeError:
+        return None
+    return found.get("operation") if isinstance(found, dict) else None
+
+
+class _Consumer:
+    """Takes jobs with pgqueuer's dequeue (``FOR UPDATE SKIP LOCKED``; a picked job whose
+    heartbeat is older than the lease is picked again) while it has free slots, and keeps the
+    heartbeat of the jobs it runs. It looks for jobs when pgqueuer's trigger announces new ones,
+    when one of its own jobs ends, and every quarter lease (stale jobs announce nothing); never
+    while all its slots are taken, so that a busy queue does not have every worker asking for
+    jobs it cannot take."""
+
+    def __init__(
+        self, queries: Queries, handler: Handler, *, concurrency: int, lease: timedelta
+    ) -> None:
+        self.queries = queries
+        self.handler = handler
+        self.concurrency = concurrency
+        self.lease = lease
+        self.manager_id = QueueManagerId(uuid.uuid4())
+        self.running: dict[JobId, asyncio.Task[None]] = {}
+        self.wake = asyncio.Event()
+
+    def notified(self, connection: object, pid: int, channel: str, payload: str) -> None:
+        # Only new jobs are news: a job that ends here wakes this loop itself, and one that
+        # ends elsewhere frees no slot here.
+        if _operation(payload) == "insert":
+            self.wake.set()
+
+    def lost(self, connection: object) -> None:
+        self.wake.set()  # the loop finds the listener closed
+
+    async def run(self, stop: asyncio.Event, listener: asyncpg.Connection) -> None:
+        heartbeat = asyncio.create_task(self._beat(stop))
+        entrypoints = {
+            QueueEntrypoint(ENTRYPOINT): EntrypointExecutionParameter(concurrency_limit=0)
+        }
+        try:
+            while not stop.is_set():
+                if listener.is_closed():
+                    raise ConnectionError("the queue's LISTEN connection was lost")
+                free = self.concurrency - len(self.running)
+                jobs = []
+                if free > 0:
+                    self.wake.clear()  # a change announced from now on is looked at again
+                    jobs = await self.queries.dequeue(
+                        batch_size=free,
+                        entrypoints=entrypoints,
+                        queue_manager_id=self.manager_id,
+                        global_concurrency_limit=None,  # `free` is this worker's budget
+                        heartbeat_timeout=self.lease,
+                    )
+                    for job in jobs:
+                        self._start(job)
+                if jobs and len(jobs) == free:
+                    continue  # every slot was filled: there may be more
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._woken(stop), self.lease.total_seconds() / 4)
+        finally:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, *self.running.values(), return_exceptions=True)
+
+    async def _woken(self, stop: asyncio.Event) -> None:
+        waits = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+
+    def _start(self, job: Job) -> None:
+        assert job.payload is not None
+        delivery = PgDelivery(_decode_job(job.payload), job)
+        task: asyncio.Task[None] = asyncio.ensure_future(self.handler(delivery))
+        self.running[job.id] = task
+
+        def ended(done: asyncio.Task[None]) -> None:
+            self.running.pop(job.id, None)
+            self.wake.set()
+            if not done.cancelled() and done.exception() is not None:
+                # Its heartbeat stops: after the lease, the job is picked again.
+                log.error("node job failed", job=delivery.job.key, error=repr(done.exception()))
+
+        task.add_done_callback(ended)
+
+    async def _beat(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await asyncio.sleep(self.lease.total_seconds() / 4)
+            if self.running:
+                await self.queries.update_heartbeat(list(self.running))

@@ -1,86 +1,130 @@
-"""Node results as workers read and write them, inside the scheduler's transactions."""
+"""Node results as workers read and write them, inside the scheduler's transactions.
+
+These run on the asyncpg connection itself: a worker commits a few statements per node, and
+SQLAlchemy's per-statement cost would be most of a short node's overhead. JSON goes in and out
+as text (``::text`` casts), so the connection's JSON codec does not matter.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Collection
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import msgspec
-from sqlalchemy import Table, select
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from engine.results import NodeState
-from engine.storage.tables import BlobRow, NodeResultRow, RunRow
 from engine.storage.writer import result_row
 
-RESULTS: Table = NodeResultRow.__table__  # type: ignore[assignment]
-BLOBS: Table = BlobRow.__table__  # type: ignore[assignment]
-_STATE_FIELDS = [name for name in NodeState.__struct_fields__ if name != "output"]
-_upsert_result = postgresql.insert(RESULTS)
-_upsert_result = _upsert_result.on_conflict_do_update(
-    index_elements=["run_id", "node_id"],
-    set_={c.name: _upsert_result.excluded[c.name] for c in RESULTS.columns if not c.primary_key},
+_COLUMNS = (
+    "run_id, node_id, status, reason, cache_key, output, output_blob, digests, origin_run_id, "
+    "error, attempt, started_at, finished_at, duration_ms, usage"
 )
-_insert_blob = postgresql.insert(BLOBS).on_conflict_do_nothing(index_elements=["digest"])
+_JSON_COLUMNS = ("output", "digests", "usage")
+_UPSERT_RESULT = f"""
+    INSERT INTO node_results ({_COLUMNS})
+    VALUES ($1, $2, $3, $4, $5, $6::text::json, $7, $8::text::json, $9, $10, $11, $12, $13, $14,
+            $15::text::json)
+    ON CONFLICT (run_id, node_id) DO UPDATE SET
+    {", ".join(f"{name} = excluded.{name}" for name in _COLUMNS.split(", ")[2:])}
+"""  # noqa: S608 - column names only
+_INSERT_BLOB = """
+    INSERT INTO blobs (digest, size, data) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING
+"""
+_SELECT_RESULTS = """
+    SELECT run_id, node_id, status, reason, cache_key, output::text AS output, output_blob,
+           digests::text AS digests, origin_run_id, error, attempt, started_at, finished_at,
+           duration_ms, usage::text AS usage
+    FROM node_results WHERE run_id = ANY($1::text[]) AND node_id = ANY($2::text[])
+"""
+_STATE_FIELDS = [name for name in NodeState.__struct_fields__ if name not in _JSON_COLUMNS]
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.decode
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else _encode(value).decode()
+
+
+RESULT_COLUMNS = _COLUMNS.split(", ")
+
+
+async def result_values(
+    connection: asyncpg.Connection, run_id: str, node_id: str, state: NodeState
+) -> list[Any]:
+    """The values of the node's result row in the order of `RESULT_COLUMNS`, JSON as text; a
+    large output is stored in `blobs` first, and the row refers to it."""
+    row, blob = result_row(run_id, node_id, state)
+    if blob is not None:
+        await connection.execute(_INSERT_BLOB, blob["digest"], blob["size"], blob["data"])
+    return [_json(row[name]) if name in _JSON_COLUMNS else row[name] for name in RESULT_COLUMNS]
 
 
 async def store_result(
-    connection: AsyncConnection, run_id: str, node_id: str, state: NodeState
+    connection: asyncpg.Connection, run_id: str, node_id: str, state: NodeState
 ) -> None:
     """Upsert the node's result row (its output in `blobs` when large)."""
-    row, blob = result_row(run_id, node_id, state)
-    if blob is not None:
-        await connection.execute(_insert_blob, [blob])
-    await connection.execute(_upsert_result, [row])
+    await connection.execute(
+        _UPSERT_RESULT, *await result_values(connection, run_id, node_id, state)
+    )
 
 
 async def load_states(
-    connection: AsyncConnection, run_id: str, node_ids: Collection[str]
+    connection: asyncpg.Connection,
+    run_id: str,
+    node_ids: Collection[str],
+    rows: list[asyncpg.Record] | None = None,
 ) -> dict[str, NodeState]:
-    """The committed results of these nodes: the run's own, and those it took over by
-    reference from earlier runs (``runs.reused``)."""
+    """The committed results of these nodes: the run's own (``rows``, when they were read
+    already), and those it took over by reference from earlier runs (``runs.reused``)."""
     wanted = list(node_ids)
-    rows = list(
-        await connection.execute(
-            select(RESULTS).where(RESULTS.c.run_id == run_id, RESULTS.c.node_id.in_(wanted))
-        )
-    )
-    missing = set(wanted) - {row.node_id for row in rows}
-    taken: list[Any] = []
+    if not wanted:
+        return {}
+    if rows is None:
+        rows = await connection.fetch(_SELECT_RESULTS, [run_id], wanted)
+    missing = set(wanted) - {row["node_id"] for row in rows}
+    taken: list[asyncpg.Record] = []
     if missing:
-        reused: dict[str, str] = (
-            await connection.scalar(select(RunRow.reused).where(RunRow.id == run_id))
-        ) or {}
+        reused_text = await connection.fetchval(
+            "SELECT reused::text FROM runs WHERE id = $1", run_id
+        )
+        reused: dict[str, str] = _decode(reused_text) if reused_text else {}
         refs = {node: origin for node, origin in reused.items() if node in missing}
         if refs:
-            found = await connection.execute(
-                select(RESULTS).where(
-                    RESULTS.c.run_id.in_(set(refs.values())), RESULTS.c.node_id.in_(refs)
-                )
-            )
-            taken = [row for row in found if refs.get(row.node_id) == row.run_id]
-    digests = {row.output_blob for row in (*rows, *taken) if row.output_blob}
+            found = await connection.fetch(_SELECT_RESULTS, list(set(refs.values())), list(refs))
+            taken = [row for row in found if refs.get(row["node_id"]) == row["run_id"]]
+    digests = [row["output_blob"] for row in (*rows, *taken) if row["output_blob"]]
     blobs: dict[str, Any] = {}
     if digests:
-        found = await connection.execute(
-            select(BlobRow.digest, BlobRow.data).where(BlobRow.digest.in_(digests))
+        found = await connection.fetch(
+            "SELECT digest, data FROM blobs WHERE digest = ANY($1::text[])", digests
         )
-        blobs = {digest: msgspec.json.decode(data) for digest, data in found}
+        blobs = {digest: _decode(data) for digest, data in found}
+
+    def output(row: asyncpg.Record) -> Any:
+        if row["output_blob"]:
+            return blobs[row["output_blob"]]
+        return _decode(row["output"]) if row["output"] is not None else None
+
+    def optional(text: str | None) -> Any:
+        return None if text is None else _decode(text)
+
     states = {}
     for row in rows:
-        output = blobs[row.output_blob] if row.output_blob else row.output
-        states[row.node_id] = NodeState(
-            output=output, **{name: getattr(row, name) for name in _STATE_FIELDS}
+        states[row["node_id"]] = NodeState(
+            output=output(row),
+            digests=optional(row["digests"]),
+            usage=optional(row["usage"]),
+            **{name: row[name] for name in _STATE_FIELDS},
         )
     for row in taken:
-        states[row.node_id] = NodeState(
+        states[row["node_id"]] = NodeState(
             status="cached",
-            reason=f"reused from run {row.run_id}",
-            cache_key=row.cache_key,
-            output=blobs[row.output_blob] if row.output_blob else row.output,
+            reason=f"reused from run {row['run_id']}",
+            cache_key=row["cache_key"],
+            output=output(row),
             duration_ms=0.0,
-            digests=row.digests,
-            origin_run_id=row.run_id,
+            digests=optional(row["digests"]),
+            origin_run_id=row["run_id"],
         )
     return states

@@ -133,3 +133,4 @@ class RunQueue:
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await self.feed.close()
+        await self.scheduler.close()

@@ -5,35 +5,46 @@ serialised across workers: which successors became ready, the numbers of its eve
 ``last_seq`` under the lock, so they commit in order) and whether the run is over. A node result
 is committed only while the node's ``attempt`` is the one the worker took (the fencing token); in
 the same transaction its successors' jobs are queued and its own job is removed.
+
+The statements of a node's way through (look, take, settle) run on asyncpg connections of the
+scheduler's own pool (engine/distributed/statements.py); the rarer ones of the server side go
+through SQLAlchemy.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from datetime import timedelta
+from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import msgspec
-from sqlalchemy import Table, delete, insert, select, text, update
+from sqlalchemy import Table, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 
 from engine.announcer import Announcer
+from engine.distributed import statements as sql
 from engine.distributed.dispatcher import Delivery, Dispatcher, NodeJob
-from engine.distributed.results import load_states, store_result
+from engine.distributed.results import load_states, result_values, store_result
 from engine.distributed.tables import DispatchedRunRow, NodeExecutionRow
 from engine.events import AnyEvent, RunFinished, RunStatus, encode_event, event_type
 from engine.graph import Plan
 from engine.results import NodeState
 from engine.storage.database import Database
 from engine.storage.repository import now
-from engine.storage.tables import EventRow, RunRow
+from engine.storage.tables import RunRow
 
 QUEUE_OWNER = "queue"  # runs.owner_process of the runs workers execute
-EVENTS_CHANNEL = "nodeloom_events"  # NOTIFY payload: the run id whose events were committed
+EVENTS_CHANNEL = sql.EVENTS_CHANNEL
+POOL_SIZE = 10  # connections of a scheduler's own pool, at most
 
 RUNS: Table = DispatchedRunRow.__table__  # type: ignore[assignment]
 NODES: Table = NodeExecutionRow.__table__  # type: ignore[assignment]
-EVENTS: Table = EventRow.__table__  # type: ignore[assignment]
 _IN_FLIGHT = ("queued", "running")
+_encode = msgspec.json.Encoder().encode
+_SEQ = '"seq":0'
 
 
 class Collected:
@@ -58,20 +69,7 @@ class Advanced(msgspec.Struct, frozen=True):
     cancel_requested: bool
     last_seq: int
     was_started: bool
-
-
-# The one statement that locks a run's row, as late in a transaction as possible: it moves the
-# counters and hands out the sequence numbers of the transaction's events.
-_ADVANCE = text(
-    """
-    UPDATE dispatched_runs AS d
-    SET remaining = d.remaining - :settled, in_flight = d.in_flight + :in_flight,
-        last_seq = d.last_seq + :events, started = d.started OR :started
-    FROM (SELECT started FROM dispatched_runs WHERE run_id = :run FOR UPDATE) AS old
-    WHERE d.run_id = :run
-    RETURNING d.remaining, d.in_flight, d.cancel_requested, d.last_seq, old.started
-    """
-)
+    ready: list[str] = []  # successors the transaction queued
 
 
 class NodeInfo(msgspec.Struct, frozen=True):
@@ -80,15 +78,68 @@ class NodeInfo(msgspec.Struct, frozen=True):
     cancel_requested: bool
 
 
-class Scheduler:
-    """Queues runs and moves their nodes through waiting → queued → running → done."""
+class _Connection(asyncpg.Connection):  # type: ignore[misc]
+    def get_reset_query(self) -> str:
+        # Nothing is left behind to reset: every use ends its transaction and sets nothing
+        # else; this saves a round trip each time a connection goes back to the pool.
+        return ""
 
-    def __init__(self, database: Database, dispatcher: Dispatcher) -> None:
+
+async def driver_connection(connection: AsyncConnection) -> asyncpg.Connection:
+    """The asyncpg connection under a SQLAlchemy one whose transaction has run a statement."""
+    raw = await connection.get_raw_connection()
+    found: asyncpg.Connection = raw.driver_connection
+    if not found.is_in_transaction():
+        # SQLAlchemy begins the asyncpg transaction with its first statement.
+        raise RuntimeError("queue writes need a transaction that has run a statement")
+    return found
+
+
+class Scheduler:
+    """Queues runs and moves their nodes through waiting → queued → running → done.
+    ``server_settings`` are set on the connections of its own pool (a worker's names them)."""
+
+    def __init__(
+        self,
+        database: Database,
+        dispatcher: Dispatcher,
+        *,
+        server_settings: Mapping[str, str] | None = None,
+    ) -> None:
         self.database = database
         self.dispatcher = dispatcher
         self.sessions = async_sessionmaker(database.engine, expire_on_commit=False)
+        self.server_settings = dict(server_settings or {})
+        self._pool: asyncpg.Pool | None = None
+        self._pool_lock = asyncio.Lock()
 
-    # -- runs -----------------------------------------------------------------------------
+    async def close(self) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool = None
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        pool = await self._connections()
+        async with pool.acquire() as connection, connection.transaction():
+            yield connection
+
+    async def _connections(self) -> asyncpg.Pool:
+        if self._pool is None:
+            async with self._pool_lock:
+                if self._pool is None:
+                    from engine.distributed.pgq import asyncpg_dsn  # noqa: PLC0415
+
+                    self._pool = await asyncpg.create_pool(
+                        asyncpg_dsn(self.database.engine.url),
+                        min_size=1,
+                        max_size=POOL_SIZE,
+                        server_settings=self.server_settings,
+                        connection_class=_Connection,
+                    )
+        return self._pool
+
+    # -- runs (the server's side) ---------------------------------------------------------
 
     async def queue_run(
         self,
@@ -119,44 +170,33 @@ class Scheduler:
                 )
                 await connection.execute(delete(NODES).where(NODES.c.run_id == row.id))
                 await connection.execute(delete(RUNS).where(RUNS.c.run_id == row.id))
-            stamp = now()
-            nodes, ready = [], []
+            driver = await driver_connection(connection)
+            ids, statuses, waits, ready = [], [], [], []
             for node in plan.nodes.values():
                 waiting = sum(1 for p in node.predecessors if p not in done)
                 status = "done" if node.id in done else "queued" if waiting == 0 else "waiting"
                 if status == "queued":
                     ready.append(node.id)
-                nodes.append(
-                    {
-                        "run_id": row.id,
-                        "node_id": node.id,
-                        "status": status,
-                        "waiting_on": waiting,
-                        "attempt": 0,
-                        "worker": None,
-                        "updated_at": stamp,
-                    }
-                )
-            await connection.execute(insert(NODES), nodes)
-            await connection.execute(
-                insert(RUNS).values(
-                    run_id=row.id,
-                    cancel_requested=False,
-                    started=False,
-                    remaining=len(plan.nodes) - len(done),
-                    in_flight=len(ready),
-                    last_seq=first_seq,
-                    reuse_from=reuse_from,
-                    force=sorted(force),
-                    reasons=dict(reasons or {}),
-                )
+                ids.append(node.id)
+                statuses.append(status)
+                waits.append(waiting)
+            await driver.execute(sql.INSERT_NODES, row.id, ids, statuses, waits)
+            await driver.execute(
+                sql.INSERT_RUN,
+                row.id,
+                len(plan.nodes) - len(done),
+                len(ready),
+                first_seq,
+                reuse_from,
+                _encode(sorted(force)).decode(),
+                _encode(dict(reasons or {})).decode(),
             )
-            await self.dispatcher.enqueue(connection, [NodeJob(row.id, n) for n in ready])
+            await self.dispatcher.enqueue(driver, [NodeJob(row.id, n) for n in ready])
             collected = Collected(row.id)
             collected.announcer.run_started(plan.workflow.name, list(plan.nodes), {})
-            advanced = await self._advance(connection, collected)
+            advanced = await _advance(driver, collected)
             if advanced.remaining == 0:
-                await self._finish(connection, row.id, advanced, plan)
+                await _finish(driver, row.id, advanced, plan)
 
     async def request_cancel(self, run_id: str) -> bool:
         """Ask the workers to stop the run; False if it is not executing on workers."""
@@ -194,21 +234,34 @@ class Scheduler:
                     .returning(NODES.c.run_id, NODES.c.node_id)
                 )
             ).all()
-            await self.dispatcher.enqueue(connection, [NodeJob(r, n) for r, n in rows])
+            if rows:
+                await self.dispatcher.enqueue(
+                    await driver_connection(connection), [NodeJob(r, n) for r, n in rows]
+                )
         return len(rows)
 
-    # -- one node -------------------------------------------------------------------------
+    # -- one node (the workers' side) -----------------------------------------------------
 
-    async def node_info(self, job: NodeJob) -> NodeInfo | None:
-        async with self.database.engine.connect() as connection:
-            found = (
-                await connection.execute(
-                    select(NODES.c.status, NODES.c.attempt, RUNS.c.cancel_requested)
-                    .join(RUNS, RUNS.c.run_id == NODES.c.run_id)
-                    .where(NODES.c.run_id == job.run_id, NODES.c.node_id == job.node_id)
-                )
-            ).first()
-        return None if found is None else NodeInfo(*found)
+    async def look(
+        self, job: NodeJob, predecessors: Collection[str]
+    ) -> tuple[NodeInfo | None, dict[str, NodeState]]:
+        """The node's execution row (None when it is gone) and, while it is in flight, its
+        predecessors' results."""
+        pool = await self._connections()
+        async with pool.acquire() as connection:
+            rows = await connection.fetch(sql.LOOK, job.run_id, job.node_id, list(predecessors))
+            info = next(
+                (
+                    NodeInfo(row["status"], row["attempt"], row["cancel_requested"])
+                    for row in rows
+                    if row["kind"] == "node"
+                ),
+                None,
+            )
+            if info is None or info.status not in _IN_FLIGHT:
+                return info, {}
+            results = [row for row in rows if row["kind"] == "result"]
+            return info, await load_states(connection, job.run_id, predecessors, results)
 
     async def take(
         self,
@@ -222,47 +275,36 @@ class Scheduler:
         """Take the node to execute it (again, after ``failure``): its attempt goes from
         ``expected`` to the returned one. None when another worker has taken it meanwhile;
         the flag says the run is being cancelled (and no attempt was announced)."""
-        async with self.database.engine.begin() as connection:
-            cancelling = await connection.scalar(
-                select(RUNS.c.cancel_requested).where(RUNS.c.run_id == job.run_id)
-            )
-            if cancelling is None:
-                return None
-            attempt = await connection.scalar(
-                update(NODES)
-                .where(
-                    NODES.c.run_id == job.run_id,
-                    NODES.c.node_id == job.node_id,
-                    NODES.c.status.in_(_IN_FLIGHT),
-                    NODES.c.attempt == expected,
-                )
-                .values(
-                    attempt=NODES.c.attempt + 1, status="running", worker=worker, updated_at=now()
-                )
-                .returning(NODES.c.attempt)
-            )
-            if attempt is None:
-                return None
-            collected = Collected(job.run_id)
-            collected.tokens(job.node_id, tokens)
-            if failure is not None:
-                collected.announcer.retrying(job.node_id, expected, failure)
-            if not cancelling:
-                collected.announcer.node_started(job.node_id, attempt)
-            advanced = await self._advance(connection, collected, started=True)
-            if not advanced.was_started:
-                await connection.execute(
-                    update(RunRow)
-                    .where(RunRow.id == job.run_id, RunRow.status == "queued")
-                    .values(status="running", started_at=now())
-                )
-            return int(attempt), bool(cancelling)
+        collected = Collected(job.run_id)
+        collected.tokens(job.node_id, tokens)
+        if failure is not None:
+            collected.announcer.retrying(job.node_id, expected, failure)
+        unless_cancelling = [False] * len(collected.events)
+        collected.announcer.node_started(job.node_id, expected + 1)
+        unless_cancelling.append(True)  # a run being cancelled starts nothing more
+        types, heads, tails = _numbered_later(collected.events)
+        pool = await self._connections()
+        taken = await pool.fetchrow(
+            sql.TAKE,
+            job.run_id,
+            job.node_id,
+            expected,
+            worker,
+            types,
+            heads,
+            tails,
+            unless_cancelling,
+        )
+        if taken is None:
+            return None
+        attempt, cancelling, _ = taken
+        return int(attempt), bool(cancelling)
 
     async def publish_tokens(self, job: NodeJob, tokens: Sequence[str]) -> None:
-        async with self.database.engine.begin() as connection:
+        async with self._transaction() as connection:
             collected = Collected(job.run_id)
             collected.tokens(job.node_id, tokens)
-            await self._advance(connection, collected)
+            await _advance(connection, collected)
 
     async def settle(
         self,
@@ -277,159 +319,127 @@ class Scheduler:
         """Commit the node's final state if ``attempt`` is still its current one, queue the
         successors that became ready, remove the job, and finish the run after its last node.
         False (nothing written) when the node was taken over or settled by someone else."""
-        async with self.database.engine.begin() as connection:
-            fenced = await connection.scalar(
-                update(NODES)
-                .where(
-                    NODES.c.run_id == job.run_id,
-                    NODES.c.node_id == job.node_id,
-                    NODES.c.status.in_(_IN_FLIGHT),
-                    NODES.c.attempt == attempt,
-                )
-                .values(status="done", updated_at=now())
-                .returning(NODES.c.node_id)
+        async with self._transaction() as connection:
+            values = await result_values(connection, job.run_id, job.node_id, state)
+            cancelling = await connection.fetchval(
+                sql.FENCE_AND_STORE, job.run_id, job.node_id, attempt, *values[2:]
             )
-            if fenced is None:
-                return False
-            await store_result(connection, job.run_id, job.node_id, state)
+            if cancelling is None:
+                return False  # a blob stored meanwhile is harmless: blobs are shared by digest
+            await self.dispatcher.complete(connection, delivery)
             collected = Collected(job.run_id)
             collected.tokens(job.node_id, tokens)
             if state.status != "cancelled":  # as in-process: a cancelled node has no event
                 collected.announcer.result(job.node_id, state)
-            queued = 0
-            successors = plan.nodes[job.node_id].successors
-            if successors:
-                counted = await connection.execute(
-                    update(NODES)
-                    .where(NODES.c.run_id == job.run_id, NODES.c.node_id.in_(successors))
-                    .values(waiting_on=NODES.c.waiting_on - 1)
-                    .returning(NODES.c.node_id, NODES.c.waiting_on)
-                )
-                ready = [node_id for node_id, waiting in counted if waiting == 0]
-                cancelling = ready and await connection.scalar(
-                    select(RUNS.c.cancel_requested).where(RUNS.c.run_id == job.run_id)
-                )
-                if ready and not cancelling:
-                    await connection.execute(
-                        update(NODES)
-                        .where(NODES.c.run_id == job.run_id, NODES.c.node_id.in_(ready))
-                        .values(status="queued", updated_at=now())
-                    )
-                    await self.dispatcher.enqueue(
-                        connection, [NodeJob(job.run_id, n) for n in ready]
-                    )
-                    queued = len(ready)
-            await self.dispatcher.complete(connection, delivery)
-            advanced = await self._advance(connection, collected, settled=1, in_flight=queued - 1)
+            advanced = await _advance(
+                connection,
+                collected,
+                settled=1,
+                in_flight=-1,
+                successors=plan.nodes[job.node_id].successors,
+                cancelling=cancelling,
+            )
+            await self.dispatcher.enqueue(
+                connection, [NodeJob(job.run_id, n) for n in advanced.ready]
+            )
             if advanced.remaining == 0 or (advanced.cancel_requested and advanced.in_flight == 0):
-                await self._finish(connection, job.run_id, advanced, plan)
+                await _finish(connection, job.run_id, advanced, plan)
         return True
 
     async def drop(self, delivery: Delivery) -> None:
         """Remove a job whose node needs nothing more (settled already, or not queued)."""
-        async with self.database.engine.begin() as connection:
-            await connection.execute(text("SELECT 1"))
+        async with self._transaction() as connection:
             await self.dispatcher.complete(connection, delivery)
 
     async def states(self, run_id: str, node_ids: Collection[str]) -> dict[str, NodeState]:
-        async with self.database.engine.connect() as connection:
+        """The committed results of these nodes of the run."""
+        async with (await self._connections()).acquire() as connection:
             return await load_states(connection, run_id, node_ids)
 
-    # -- inside a transaction -------------------------------------------------------------
 
-    async def _advance(
-        self,
-        connection: AsyncConnection,
-        collected: Collected,
-        *,
-        settled: int = 0,
-        in_flight: int = 0,
-        started: bool = False,
-    ) -> Advanced:
-        """Lock the run's row, move its counters, number and store the collected events."""
-        found = (
-            await connection.execute(
-                _ADVANCE,
-                {
-                    "run": collected.run_id,
-                    "settled": settled,
-                    "in_flight": in_flight,
-                    "events": len(collected.events),
-                    "started": started,
-                },
-            )
-        ).one()
-        advanced = Advanced(*found)
-        first = advanced.last_seq - len(collected.events)
-        events = [
-            msgspec.structs.replace(event, seq=first + index)
-            for index, event in enumerate(collected.events, start=1)
-        ]
-        await self._publish(connection, collected.run_id, events)
-        return advanced
+# -- inside a transaction -----------------------------------------------------------------
 
-    async def _publish(
-        self, connection: AsyncConnection, run_id: str, events: Sequence[AnyEvent]
-    ) -> None:
-        if not events:
-            return
+
+async def _advance(
+    connection: asyncpg.Connection,
+    collected: Collected,
+    *,
+    settled: int = 0,
+    in_flight: int = 0,
+    started: bool = False,
+    successors: Collection[str] = (),
+    cancelling: bool = False,
+) -> Advanced:
+    """Lock the run's row (statements.ADVANCE): count down the successors' waits, move the
+    run's counters, number and store the collected events."""
+    types, heads, tails = _numbered_later(collected.events)
+    found = await connection.fetchrow(
+        sql.ADVANCE,
+        collected.run_id,
+        settled,
+        in_flight,
+        started,
+        types,
+        heads,
+        tails,
+        list(successors),
+        cancelling,
+    )
+    remaining, flying, cancel_requested, last_seq, was_started, ready, _ = found
+    return Advanced(remaining, flying, cancel_requested, last_seq, was_started, list(ready))
+
+
+def _numbered_later(events: Sequence[AnyEvent]) -> tuple[list[str], list[str], list[str]]:
+    """The events' types, and their JSON before and after their sequence number, which the
+    database fills in once it has numbered them."""
+    types, heads, tails = [], [], []
+    for event in events:
+        data = encode_event(msgspec.structs.replace(event, seq=0)).decode()
+        cut = data.index(_SEQ) + len(_SEQ) - 1  # `seq` comes right after the tag and run id
+        types.append(event_type(event))
+        heads.append(data[:cut])
+        tails.append(data[cut + 1 :])
+    return types, heads, tails
+
+
+async def _insert_events(
+    connection: asyncpg.Connection, run_id: str, events: Sequence[AnyEvent]
+) -> None:
+    if events:
         await connection.execute(
-            insert(EVENTS),
-            [
-                {
-                    "run_id": event.run_id,
-                    "seq": event.seq,
-                    "type": event_type(event),
-                    "data": encode_event(event).decode(),
-                }
-                for event in events
-            ],
-        )
-        await connection.execute(
-            text("SELECT pg_notify(:channel, :run_id)"),
-            {"channel": EVENTS_CHANNEL, "run_id": run_id},
+            sql.INSERT_EVENTS,
+            run_id,
+            [event.seq for event in events],
+            [event_type(event) for event in events],
+            [encode_event(event).decode() for event in events],
         )
 
-    async def _finish(
-        self, connection: AsyncConnection, run_id: str, advanced: Advanced, plan: Plan
-    ) -> None:
-        """The run's end (its row locked already): nodes never started are cancelled, then
-        status, outputs and the `run.finished` event."""
-        stamp = now()
-        unsettled = (
-            await connection.scalars(
-                update(NODES)
-                .where(NODES.c.run_id == run_id, NODES.c.status != "done")
-                .values(status="done", updated_at=stamp)
-                .returning(NODES.c.node_id)
-            )
-        ).all()
-        for node_id in unsettled:
-            cancelled = NodeState(status="cancelled", finished_at=stamp)
-            await store_result(connection, run_id, node_id, cancelled)
-        states = await load_states(connection, run_id, plan.nodes)
-        outputs = {
-            node.params["name"]: states[node.id].output["value"]  # type: ignore[index]
-            for node in plan.by_role("output")
-            if node.id in states and states[node.id].status in ("succeeded", "cached")
-        }
-        status: RunStatus = "succeeded"
-        error = None
-        failed = [n for n in plan.nodes if n in states and states[n].status == "failed"]
-        if failed:
-            status, error = "failed", f"node {failed[0]} failed: {states[failed[0]].error}"
-        elif advanced.cancel_requested:
-            status, error = "cancelled", "cancelled"
-        seq = advanced.last_seq + 1
-        await connection.execute(
-            update(RUNS)
-            .where(RUNS.c.run_id == run_id)
-            .values(last_seq=seq, remaining=0, in_flight=0)
-        )
-        finished = RunFinished(run_id=run_id, seq=seq, status=status, outputs=outputs, error=error)
-        await self._publish(connection, run_id, [finished])
-        await connection.execute(
-            update(RunRow)
-            .where(RunRow.id == run_id)
-            .values(status=status, outputs=outputs, error=error, finished_at=stamp, last_seq=seq)
-        )
+
+async def _finish(
+    connection: asyncpg.Connection, run_id: str, advanced: Advanced, plan: Plan
+) -> None:
+    """The run's end (its row locked already): nodes never started are cancelled, then
+    status, outputs and the `run.finished` event."""
+    stamp = now()
+    for (node_id,) in await connection.fetch(sql.CLOSE_NODES, run_id):
+        cancelled = NodeState(status="cancelled", finished_at=stamp)
+        await store_result(connection, run_id, node_id, cancelled)
+    states = await load_states(connection, run_id, plan.nodes)
+    outputs: dict[str, Any] = {
+        node.params["name"]: states[node.id].output["value"]  # type: ignore[index]
+        for node in plan.by_role("output")
+        if node.id in states and states[node.id].status in ("succeeded", "cached")
+    }
+    status: RunStatus = "succeeded"
+    error = None
+    failed = [n for n in plan.nodes if n in states and states[n].status == "failed"]
+    if failed:
+        status, error = "failed", f"node {failed[0]} failed: {states[failed[0]].error}"
+    elif advanced.cancel_requested:
+        status, error = "cancelled", "cancelled"
+    seq = advanced.last_seq + 1
+    await connection.execute(sql.CLOSE_RUN, run_id, seq)
+    finished = RunFinished(run_id=run_id, seq=seq, status=status, outputs=outputs, error=error)
+    await _insert_events(connection, run_id, [finished])
+    await connection.execute(sql.NOTIFY, run_id)
+    await connection.execute(sql.FINISH_RUN, run_id, status, _encode(outputs).decode(), error, seq)

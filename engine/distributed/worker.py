@@ -27,7 +27,7 @@ from engine.distributed.dispatcher import Delivery, Dispatcher, NodeJob
 from engine.distributed.plans import RunSpec, RunSpecs
 from engine.distributed.reaper import application_name, end_stalled_sessions
 from engine.distributed.scheduler import Scheduler
-from engine.errors import NodeFailure
+from engine.errors import NodeFailure, NotFound
 from engine.graph import PlanNode
 from engine.node_data import (
     cache_key,
@@ -80,6 +80,15 @@ class Cancelled(Exception):
     """The node's run was cancelled while this worker executed it."""
 
 
+async def _reconnecting(read: Callable[[], Awaitable[T]]) -> T:
+    """``read()``, once more when its connection turned out to be dropped: connection pools
+    here do not ping a connection before handing it out, and replace it once it failed."""
+    try:
+        return await read()
+    except CONNECTION_ERRORS:
+        return await read()
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -107,7 +116,7 @@ class Worker:
                 )
 
         event.listen(database.engine.sync_engine, "connect", configure)
-        self.scheduler = Scheduler(database, dispatcher)
+        self.scheduler = Scheduler(database, dispatcher, server_settings=settings)
         self.dispatcher = dispatcher
         self.specs = RunSpecs(Store(database), registry)
         self.concurrency = concurrency
@@ -152,6 +161,7 @@ class Worker:
             for helper in helpers:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
+            await self.scheduler.close()
             log.info("worker stopped", worker=self.name)
 
     async def _every(
@@ -191,12 +201,16 @@ class Worker:
     async def handle(self, delivery: Delivery) -> None:
         job = delivery.job
         bound = log.bind(run_id=job.run_id, node_id=job.node_id, worker=self.name)
-        info = await self.scheduler.node_info(job)
+        try:
+            spec = await _reconnecting(lambda: self.specs.get(job.run_id))
+        except NotFound:
+            await self.scheduler.drop(delivery)  # the run was deleted
+            return
+        node = spec.plan.nodes[job.node_id]
+        info, states = await _reconnecting(lambda: self.scheduler.look(job, node.predecessors))
         if info is None or info.status not in ("queued", "running"):
             await self.scheduler.drop(delivery)  # settled already: a second delivery
             return
-        spec = await self.specs.get(job.run_id)
-        node = spec.plan.nodes[job.node_id]
         bound = bound.bind(workflow_id=spec.workflow_id)
         tokens = self._streams[job] = []
         try:
@@ -205,7 +219,7 @@ class Worker:
             if info.cancel_requested:
                 _cancel(state)
             else:
-                prepared = await self._prepare(spec, node, state, tokens)
+                prepared = await self._prepare(spec, node, states, state, tokens)
                 if prepared is not None:
                     attempt = await self._execute(job, node, state, info.attempt, prepared)
             if attempt is None:
@@ -226,11 +240,16 @@ class Worker:
             self._streams.pop(job, None)
 
     async def _prepare(
-        self, spec: RunSpec, node: PlanNode, state: NodeState, tokens: list[str]
+        self,
+        spec: RunSpec,
+        node: PlanNode,
+        states: dict[str, NodeState],
+        state: NodeState,
+        tokens: list[str],
     ) -> tuple[NodeType, dict[str, Any], NodeContext] | None:
         """Settle the node's state when it is skipped, fails to set up or is taken over from
-        the parent run (returning None); otherwise what executing it needs."""
-        states = await self.scheduler.states(spec.run_id, node.predecessors)
+        the parent run (returning None); otherwise what executing it needs. ``states`` are
+        the committed results of its predecessors."""
         blocked = {
             node_id
             for node_id, found in states.items()

@@ -74,8 +74,12 @@ class Database:
         self.dialect: str = engine.dialect.name
 
     @classmethod
-    async def connect(cls, url: str | None = None, *, migrate: bool = True) -> Database:
-        """Open the database and migrate it to the current schema (one clear error if not)."""
+    async def connect(
+        cls, url: str | None = None, *, migrate: bool = True, pre_ping: bool = True
+    ) -> Database:
+        """Open the database and migrate it to the current schema (one clear error if not).
+        ``pre_ping=False`` saves a round trip per checkout of a PostgreSQL connection; the
+        caller then handles a dropped connection itself (the pool is reset when one is seen)."""
         parsed = database_url(url)
         options: dict[str, Any] = {
             "json_serializer": _json,
@@ -89,7 +93,7 @@ class Database:
             # up to 100 ms per retry) seldom runs; more connections would contend for the lock.
             options |= {"pool_size": 4, "max_overflow": 0, "pool_timeout": 60}
         else:
-            options |= {"pool_size": 10, "max_overflow": 20, "pool_pre_ping": True}
+            options |= {"pool_size": 10, "max_overflow": 20, "pool_pre_ping": pre_ping}
         engine = create_async_engine(parsed, **options)
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

@@ -19,12 +19,16 @@ from engine.distributed.pgq import QUEUE_SCHEMA, PgDelivery, PgQueuerDispatcher
 from engine.distributed.runs import RunQueue
 from engine.distributed.scheduler import Scheduler
 from engine.events import NodeStarted, RunFinished, RunStarted
+from engine.graph import Plan
+from engine.results import NodeState
 from engine.runs import RunService
 from engine.storage.database import Database
 from nodes.base import NodeContext, NodeType, Port
 from tests.conftest import ROOT, workflow
 from tests.nodes_for_tests import test_registry
 from tests.workers.conftest import LEASE_S, fan_out
+
+ONLY = {"id": "only", "type": "sleep", "params": {}}
 
 
 async def live_jobs(database: Database) -> int:
@@ -35,30 +39,37 @@ async def live_jobs(database: Database) -> int:
 async def test_a_result_commits_only_with_the_current_attempt(
     database: Database, queued: RunService
 ) -> None:
-    active = await queued.start(workflow([{"id": "only", "type": "sleep", "params": {}}]))
+    active = await queued.start(workflow([ONLY]))
     async with database.engine.connect() as connection:
         row = (await connection.execute(text(f"SELECT * FROM {QUEUE_SCHEMA}.pgqueuer"))).one()
     job = NodeJob(active.id, "only")
     delivery = PgDelivery(job, Job.model_validate(dict(row._mapping)))
     scheduler = Scheduler(database, PgQueuerDispatcher())
-    plan = queued.plan(workflow([{"id": "only", "type": "sleep", "params": {}}]))
-    assert await scheduler.take(job, "a", 0) == (1, False)
-    assert await scheduler.take(job, "b", 0) is None  # a second take of the same attempt
-    assert await scheduler.take(job, "b", 1) == (2, False)  # b took over after a's lease
-    late = await scheduler.states(active.id, ["only"])
-    assert late == {}
-    from engine.results import NodeState
-
-    state = NodeState(status="succeeded", output={"y": None}, digests={"y": "x"}, attempt=1)
-    assert not await scheduler.settle(job, state, 1, plan=plan, delivery=delivery)
-    assert await scheduler.states(active.id, ["only"]) == {}
-    state.attempt = 2
-    assert await scheduler.settle(job, state, 2, plan=plan, delivery=delivery)
-    assert not await scheduler.settle(job, state, 2, plan=plan, delivery=delivery)
+    try:
+        await check_fencing(scheduler, job, delivery, queued.plan(workflow([ONLY])))
+    finally:
+        await scheduler.close()
     record = await asyncio.wait_for(active.wait(), 10)
     assert record.status == "succeeded"
     assert record.nodes["only"].attempt == 2
     assert await live_jobs(database) == 0
+
+
+async def check_fencing(
+    scheduler: Scheduler, job: NodeJob, delivery: PgDelivery, plan: Plan
+) -> None:
+    """Only the current attempt's result commits, once."""
+    assert await scheduler.take(job, "a", 0) == (1, False)
+    assert await scheduler.take(job, "b", 0) is None  # a second take of the same attempt
+    assert await scheduler.take(job, "b", 1) == (2, False)  # b took over after a's lease
+    late = await scheduler.states(job.run_id, ["only"])
+    assert late == {}
+    state = NodeState(status="succeeded", output={"y": None}, digests={"y": "x"}, attempt=1)
+    assert not await scheduler.settle(job, state, 1, plan=plan, delivery=delivery)
+    assert await scheduler.states(job.run_id, ["only"]) == {}
+    state.attempt = 2
+    assert await scheduler.settle(job, state, 2, plan=plan, delivery=delivery)
+    assert not await scheduler.settle(job, state, 2, plan=plan, delivery=delivery)
 
 
 async def test_cancel_reaches_nodes_running_on_other_workers(

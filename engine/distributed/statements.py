@@ -1,0 +1,170 @@
+"""The SQL of the scheduler's transactions, written for asyncpg (``$n`` parameters).
+
+Each statement does as much as it can in one round trip: a worker commits a few transactions per
+node, and the round trips are most of what a short node costs.
+"""
+
+from __future__ import annotations
+
+# NOTIFY payload: the run id whose events were committed (the statements below spell it out).
+EVENTS_CHANNEL = "nodeloom_events"
+
+# The node's execution row with its run's cancel flag (kind `node`), then the committed results
+# of the nodes $3 (kind `result`).
+LOOK = """
+    SELECT 'node' AS kind, n.status, n.attempt, d.cancel_requested,
+           NULL AS run_id, NULL AS node_id, NULL AS reason, NULL AS cache_key, NULL AS output,
+           NULL AS output_blob, NULL AS digests, NULL AS origin_run_id, NULL AS error,
+           NULL::timestamptz AS started_at, NULL::timestamptz AS finished_at,
+           NULL::float8 AS duration_ms, NULL AS usage
+    FROM node_executions AS n JOIN dispatched_runs AS d ON d.run_id = n.run_id
+    WHERE n.run_id = $1 AND n.node_id = $2
+    UNION ALL
+    SELECT 'result', r.status, r.attempt, NULL, r.run_id, r.node_id, r.reason, r.cache_key,
+           r.output::text, r.output_blob, r.digests::text, r.origin_run_id, r.error,
+           r.started_at, r.finished_at, r.duration_ms, r.usage::text
+    FROM node_results AS r WHERE r.run_id = $1 AND r.node_id = ANY($3::text[])
+"""
+
+# Taking a node, in one statement (its locks last no longer than the statement): its attempt
+# goes up only from the expected one $3 (the fencing token); the events ($5 types, $6/$7 their
+# JSON before/after the sequence number) are numbered after the run's last one and stored, but
+# those flagged in $8 only when the run is not being cancelled; the run is marked running when
+# this is its first node taken.
+TAKE = """
+    WITH taken AS (
+        UPDATE node_executions AS n
+        SET attempt = n.attempt + 1, status = 'running', worker = $4, updated_at = now()
+        FROM dispatched_runs AS d
+        WHERE n.run_id = $1 AND n.node_id = $2 AND n.status IN ('queued', 'running')
+          AND n.attempt = $3 AND d.run_id = n.run_id
+        RETURNING n.attempt, d.cancel_requested
+    ), kept AS (
+        SELECT e.type, e.head, e.tail, row_number() OVER (ORDER BY e.n) AS n
+        FROM taken AS t,
+             unnest($5::text[], $6::text[], $7::text[], $8::bool[])
+                 WITH ORDINALITY AS e(type, head, tail, started, n)
+        WHERE NOT (e.started AND t.cancel_requested)
+    ), advanced AS (
+        UPDATE dispatched_runs AS d
+        SET last_seq = d.last_seq + (SELECT count(*) FROM kept), started = true
+        FROM (SELECT started FROM dispatched_runs WHERE run_id = $1 FOR UPDATE) AS old
+        WHERE d.run_id = $1 AND EXISTS (SELECT 1 FROM taken)
+        RETURNING d.last_seq - (SELECT count(*) FROM kept) AS base, old.started
+    ), stored AS (
+        INSERT INTO events (run_id, seq, type, data)
+        SELECT $1, a.base + k.n, k.type, k.head || (a.base + k.n) || k.tail
+        FROM advanced AS a, kept AS k
+    ), marked AS (
+        UPDATE runs SET status = 'running', started_at = now()
+        WHERE id = $1 AND status = 'queued' AND EXISTS (SELECT 1 FROM advanced WHERE NOT started)
+    )
+    SELECT t.attempt, t.cancel_requested,
+           CASE WHEN EXISTS (SELECT 1 FROM kept) THEN pg_notify('nodeloom_events', $1) END
+    FROM taken AS t
+"""
+
+# Settling a node, only while its attempt is still $3: its result row is upserted with the
+# columns from $4 on (those of results.RESULT_COLUMNS after the run and the node).
+FENCE_AND_STORE = """
+    WITH fenced AS (
+        UPDATE node_executions AS n
+        SET status = 'done', updated_at = now()
+        FROM dispatched_runs AS d
+        WHERE n.run_id = $1 AND n.node_id = $2 AND n.status IN ('queued', 'running')
+          AND n.attempt = $3 AND d.run_id = n.run_id
+        RETURNING d.cancel_requested
+    ), stored AS (
+        INSERT INTO node_results (
+            run_id, node_id, status, reason, cache_key, output, output_blob, digests,
+            origin_run_id, error, attempt, started_at, finished_at, duration_ms, usage)
+        SELECT $1, $2, $4, $5, $6, $7::text::json, $8, $9::text::json, $10, $11, $12, $13, $14,
+               $15, $16::text::json
+        FROM fenced
+        ON CONFLICT (run_id, node_id) DO UPDATE SET
+            status = excluded.status, reason = excluded.reason, cache_key = excluded.cache_key,
+            output = excluded.output, output_blob = excluded.output_blob,
+            digests = excluded.digests, origin_run_id = excluded.origin_run_id,
+            error = excluded.error, attempt = excluded.attempt, started_at = excluded.started_at,
+            finished_at = excluded.finished_at, duration_ms = excluded.duration_ms,
+            usage = excluded.usage
+    )
+    SELECT cancel_requested FROM fenced
+"""
+
+# The one statement that locks a run's row, the last before the transaction commits, so that
+# concurrent changes of one run wait on each other as briefly as possible. It
+# - counts down the predecessors the successors ($8) of a settled node wait for, queueing those
+#   that wait for none unless the run is being cancelled ($9), and returns them as `ready`;
+# - moves the run's counters: $2 nodes settled, $3 more in flight (plus those now ready);
+# - numbers the transaction's events after the run's last one and stores them: each event's
+#   JSON is given as the text before its sequence number ($6) and after it ($7);
+# - notifies the followers of the run's events (delivered at commit).
+ADVANCE = """
+    WITH counted AS (
+        UPDATE node_executions
+        SET waiting_on = waiting_on - 1,
+            status = CASE WHEN waiting_on = 1 AND NOT $9 THEN 'queued' ELSE status END,
+            updated_at = now()
+        WHERE run_id = $1 AND node_id = ANY($8::text[])
+        RETURNING node_id, status
+    ), ready AS (
+        SELECT coalesce(array_agg(node_id), '{}') AS ids FROM counted WHERE status = 'queued'
+    ), advanced AS (
+        UPDATE dispatched_runs AS d
+        SET remaining = d.remaining - $2,
+            in_flight = d.in_flight + $3 + cardinality((SELECT ids FROM ready)),
+            last_seq = d.last_seq + cardinality($5::text[]),
+            started = d.started OR $4
+        FROM (SELECT started FROM dispatched_runs WHERE run_id = $1 FOR UPDATE) AS old
+        WHERE d.run_id = $1
+        RETURNING d.remaining, d.in_flight, d.cancel_requested, d.last_seq, old.started
+    ), stored AS (
+        INSERT INTO events (run_id, seq, type, data)
+        SELECT $1, a.last_seq - cardinality($5::text[]) + e.n, e.type,
+               e.head || (a.last_seq - cardinality($5::text[]) + e.n) || e.tail
+        FROM advanced AS a,
+             unnest($5::text[], $6::text[], $7::text[]) WITH ORDINALITY AS e(type, head, tail, n)
+    )
+    SELECT a.remaining, a.in_flight, a.cancel_requested, a.last_seq, a.started,
+           (SELECT ids FROM ready) AS ready,
+           CASE WHEN cardinality($5::text[]) > 0 THEN pg_notify('nodeloom_events', $1) END
+    FROM advanced AS a
+"""
+
+INSERT_EVENTS = """
+    INSERT INTO events (run_id, seq, type, data)
+    SELECT $1, seq, type, data FROM unnest($2::int[], $3::text[], $4::text[]) AS e(seq, type, data)
+"""
+
+NOTIFY = "SELECT pg_notify('nodeloom_events', $1)"
+
+INSERT_NODES = """
+    INSERT INTO node_executions (run_id, node_id, status, waiting_on, attempt, worker, updated_at)
+    SELECT $1, node_id, status, waiting_on, 0, NULL, now()
+    FROM unnest($2::text[], $3::text[], $4::int[]) AS e(node_id, status, waiting_on)
+"""
+
+INSERT_RUN = """
+    INSERT INTO dispatched_runs
+        (run_id, cancel_requested, started, remaining, in_flight, last_seq, reuse_from, force,
+         reasons)
+    VALUES ($1, false, false, $2, $3, $4, $5, $6::text::json, $7::text::json)
+"""
+
+# A run's end: nodes never settled are done now (they are stored as cancelled).
+CLOSE_NODES = """
+    UPDATE node_executions SET status = 'done', updated_at = now()
+    WHERE run_id = $1 AND status <> 'done'
+    RETURNING node_id
+"""
+
+CLOSE_RUN = """
+    UPDATE dispatched_runs SET last_seq = $2, remaining = 0, in_flight = 0 WHERE run_id = $1
+"""
+
+FINISH_RUN = """
+    UPDATE runs SET status = $2, outputs = $3::text::json, error = $4, finished_at = now(),
+        last_seq = $5
+    WHERE id = $1
+"""
