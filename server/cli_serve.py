@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
+from engine import settings
 from engine.storage.accounts import Accounts
-from engine.storage.database import Database
+from engine.storage.database import Database, database_url
 from nodes.registry import NodeRegistry
 from server.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
 
@@ -42,6 +44,12 @@ def add_commands(
         help="add the workflows in DIR that the database lacks (by name), and copy DIR/data/* "
         "into the workspace",
     )
+    serve.add_argument(
+        "--execution",
+        choices=("in-process", "workers"),
+        help="where runs execute: in this process, or queued for `nodeloom worker`s on a "
+        "shared PostgreSQL (default: $NODELOOM_EXECUTION, else in-process)",
+    )
     serve.set_defaults(handler=serve_command)
 
     users = commands.add_parser("users", help="manage the users of the API")
@@ -67,9 +75,18 @@ def serve_command(args: argparse.Namespace, registry: NodeRegistry) -> int:
     from server.logs import configure_logging  # noqa: PLC0415
     from server.web import create_web_app  # noqa: PLC0415
 
+    if args.execution is not None:
+        os.environ["NODELOOM_EXECUTION"] = args.execution  # read by the run service
     config = ServerConfig.from_env(
         database_url=args.db, workspace=args.workspace, host=args.host, port=args.port
     )
+    if settings.execution() == "workers" and not database_url(
+        config.database_url
+    ).drivername.startswith("postgresql"):
+        raise settings.SettingInvalid(
+            "runs execute on workers only with a PostgreSQL database shared with them "
+            "(--db postgresql+asyncpg://…)"
+        )
     configure_logging()
     if args.examples is not None:
         from server.examples import seed_examples  # noqa: PLC0415

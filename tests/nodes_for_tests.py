@@ -56,20 +56,20 @@ class Flaky(NodeType):
 
 
 class Stream(NodeType):
-    """Emits each word of ``text`` as a token."""
+    """Emits each word of ``text`` as a token, ``delay`` seconds apart."""
 
     type = "stream"
     title = "Stream"
     params_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
-        "properties": {"text": {"type": "string"}},
+        "properties": {"text": {"type": "string"}, "delay": {"type": "number", "minimum": 0}},
     }
     outputs = (Port("text", "string"),)
 
     async def run(self, inputs: dict[str, Any], context: NodeContext) -> dict[str, Any]:
         for word in self.params["text"].split():
             context.emit_token(word)
-            await asyncio.sleep(0)
+            await asyncio.sleep(self.params.get("delay", 0))
         return {"text": self.params["text"]}
 
 

@@ -1,10 +1,10 @@
 """What distributed execution needs from a job queue, so that the queue could be replaced.
 
-A job names one node of one run. Jobs are queued and removed inside the caller's database
-transaction (on its asyncpg connection), so that a node's result, its successors' jobs and the
-removal of its own job commit together or not at all. Delivery is at least once: a job whose
-lease lapses (its worker died or froze) is delivered again, and the fencing in
-`engine.distributed.scheduler` makes sure only one result per node is committed.
+A job names one node of one run. Jobs are queued inside the caller's database transaction (on
+its asyncpg connection), so that a node's result and its successors' jobs commit together or not
+at all. Delivery is at least once: a job whose lease lapses (its worker died or froze) is
+delivered again, and the fencing in `engine.distributed.scheduler` makes sure only one result
+per node is committed; a consumer removes a job once its handler is finished with it.
 """
 
 from __future__ import annotations
@@ -31,13 +31,20 @@ class NodeJob(msgspec.Struct, frozen=True):
 
 
 class Delivery(Protocol):
-    """A job handed to a consumer; `Dispatcher.complete` removes it."""
+    """A job handed to a consumer's handler."""
 
     @property
     def job(self) -> NodeJob: ...
 
+    def executed(self) -> None:
+        """The node no longer executes (its result is being committed): the consumer may
+        take its next job already."""
+        ...
 
-Handler = Callable[[Delivery], Awaitable[None]]
+
+# True when the job is finished with (the consumer removes it), False to have it delivered again
+# once its lease lapses.
+Handler = Callable[[Delivery], Awaitable[bool]]
 
 
 class Dispatcher(Protocol):
@@ -46,8 +53,10 @@ class Dispatcher(Protocol):
         already live is left as it is."""
         ...
 
-    async def complete(self, connection: asyncpg.Connection, delivery: Delivery) -> None:
-        """Remove a delivered job in the transaction open on ``connection``."""
+    async def complete(
+        self, connection: asyncpg.Connection, deliveries: Sequence[Delivery]
+    ) -> None:
+        """Remove delivered jobs."""
         ...
 
     async def consume(
@@ -58,8 +67,9 @@ class Dispatcher(Protocol):
         lease_timeout_s: float,
         stop: asyncio.Event,
     ) -> None:
-        """Deliver jobs to ``handler``, at most ``concurrency`` at a time, keeping a lease on
-        each while it runs, until ``stop`` is set; raises when the database connection is lost."""
+        """Deliver jobs to ``handler``, at most ``concurrency`` executing at a time, keeping a
+        lease on each until it is removed, until ``stop`` is set; raises when the database
+        connection is lost."""
         ...
 
     async def live_jobs(self, connection: AsyncConnection) -> int:

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from engine.distributed.dispatcher import Delivery, Handler, NodeJob
 
 log = structlog.get_logger("nodeloom.queue")
+_LOST = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 QUEUE_SCHEMA = "nodeloom_queue"
 ENTRYPOINT = "nodeloom.node"
 _decode_job = msgspec.json.Decoder(NodeJob).decode
@@ -71,6 +72,10 @@ def asyncpg_dsn(url: URL) -> str:
 class PgDelivery:
     job: NodeJob
     raw: Job
+    on_executed: Callable[[], None] = lambda: None
+
+    def executed(self) -> None:
+        self.on_executed()
 
 
 class PgQueuerDispatcher:
@@ -101,10 +106,11 @@ class PgQueuerDispatcher:
             on_conflict="skip",
         )
 
-    async def complete(self, connection: asyncpg.Connection, delivery: Delivery) -> None:
-        assert isinstance(delivery, PgDelivery)
-        queries = self._queries(AsyncpgDriver(connection))
-        await queries.log_jobs([(delivery.raw, "successful", None)])
+    async def complete(
+        self, connection: asyncpg.Connection, deliveries: Sequence[Delivery]
+    ) -> None:
+        jobs = [delivery.raw for delivery in deliveries if isinstance(delivery, PgDelivery)]
+        await _remove(self._queries(AsyncpgDriver(connection)), jobs)
 
     async def live_jobs(self, connection: AsyncConnection) -> int:
         table = self._settings.qualified.queue_table
@@ -145,6 +151,12 @@ class PgQueuerDispatcher:
             pool.terminate()
 
 
+async def _remove(queries: Queries, jobs: Sequence[Job]) -> None:
+    """Move finished jobs from the queue to pgqueuer's log."""
+    if jobs:
+        await queries.log_jobs([(job, "successful", None) for job in jobs])
+
+
 def _operation(payload: str) -> str | None:
     """The ``operation`` of a pgqueuer ``table_changed_event`` notification."""
     try:
@@ -157,10 +169,11 @@ def _operation(payload: str) -> str | None:
 class _Consumer:
     """Takes jobs with pgqueuer's dequeue (``FOR UPDATE SKIP LOCKED``; a picked job whose
     heartbeat is older than the lease is picked again) while it has free slots, and keeps the
-    heartbeat of the jobs it runs. It looks for jobs when pgqueuer's trigger announces new ones,
-    when one of its own jobs ends, and every quarter lease (stale jobs announce nothing); never
-    while all its slots are taken, so that a busy queue does not have every worker asking for
-    jobs it cannot take."""
+    heartbeat of the jobs it runs. A job holds one of its slots while its node executes, not while
+    the result is committed. It looks for jobs when pgqueuer's trigger announces new ones, when
+    one of its slots frees, and every quarter lease (stale jobs announce nothing); never while
+    all its slots are taken, so that a busy queue does not have every worker asking for jobs it
+    cannot take."""
 
     def __init__(
         self, queries: Queries, handler: Handler, *, concurrency: int, lease: timedelta
@@ -170,8 +183,11 @@ class _Consumer:
         self.concurrency = concurrency
         self.lease = lease
         self.manager_id = QueueManagerId(uuid.uuid4())
-        self.running: dict[JobId, asyncio.Task[None]] = {}
+        self.running: dict[JobId, asyncio.Task[bool]] = {}
+        self.executing: set[JobId] = set()  # the jobs that hold a slot
+        self.finished: dict[JobId, Job] = {}  # to be removed (their lease is kept till then)
         self.wake = asyncio.Event()
+        self.to_remove = asyncio.Event()
 
     def notified(self, connection: object, pid: int, channel: str, payload: str) -> None:
         # Only new jobs are news: a job that ends here wakes this loop itself, and one that
@@ -184,6 +200,7 @@ class _Consumer:
 
     async def run(self, stop: asyncio.Event, listener: asyncpg.Connection) -> None:
         heartbeat = asyncio.create_task(self._beat(stop))
+        remover = asyncio.create_task(self._remove_finished())
         entrypoints = {
             QueueEntrypoint(ENTRYPOINT): EntrypointExecutionParameter(concurrency_limit=0)
         }
@@ -191,7 +208,7 @@ class _Consumer:
             while not stop.is_set():
                 if listener.is_closed():
                     raise ConnectionError("the queue's LISTEN connection was lost")
-                free = self.concurrency - len(self.running)
+                free = self.concurrency - len(self.executing)
                 jobs = []
                 if free > 0:
                     self.wake.clear()  # a change announced from now on is looked at again
@@ -210,7 +227,11 @@ class _Consumer:
                     await asyncio.wait_for(self._woken(stop), self.lease.total_seconds() / 4)
         finally:
             heartbeat.cancel()
-            await asyncio.gather(heartbeat, *self.running.values(), return_exceptions=True)
+            await asyncio.gather(*self.running.values(), return_exceptions=True)
+            remover.cancel()
+            await asyncio.gather(heartbeat, remover, return_exceptions=True)
+            with contextlib.suppress(*_LOST):
+                await _remove(self.queries, list(self.finished.values()))
 
     async def _woken(self, stop: asyncio.Event) -> None:
         waits = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
@@ -222,21 +243,50 @@ class _Consumer:
 
     def _start(self, job: Job) -> None:
         assert job.payload is not None
-        delivery = PgDelivery(_decode_job(job.payload), job)
-        task: asyncio.Task[None] = asyncio.ensure_future(self.handler(delivery))
-        self.running[job.id] = task
 
-        def ended(done: asyncio.Task[None]) -> None:
+        def executed() -> None:
+            if job.id in self.executing:
+                self.executing.discard(job.id)
+                self.wake.set()
+
+        delivery = PgDelivery(_decode_job(job.payload), job, executed)
+        task: asyncio.Task[bool] = asyncio.ensure_future(self.handler(delivery))
+        self.running[job.id] = task
+        self.executing.add(job.id)
+
+        def ended(done: asyncio.Task[bool]) -> None:
             self.running.pop(job.id, None)
-            self.wake.set()
-            if not done.cancelled() and done.exception() is not None:
+            executed()
+            if done.cancelled():
+                return
+            if done.exception() is not None:
                 # Its heartbeat stops: after the lease, the job is picked again.
                 log.error("node job failed", job=delivery.job.key, error=repr(done.exception()))
+            elif done.result():
+                self.finished[job.id] = job
+                self.to_remove.set()
 
         task.add_done_callback(ended)
+
+    async def _remove_finished(self) -> None:
+        """Remove finished jobs, many in one statement when they finish faster than that."""
+        while True:
+            await self.to_remove.wait()
+            self.to_remove.clear()
+            jobs = list(self.finished.values())
+            try:
+                await _remove(self.queries, jobs)
+            except _LOST as exc:
+                log.warning("finished jobs not removed yet", error=repr(exc))
+                await asyncio.sleep(1.0)
+                self.to_remove.set()
+                continue
+            for job in jobs:
+                self.finished.pop(job.id, None)
 
     async def _beat(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             await asyncio.sleep(self.lease.total_seconds() / 4)
-            if self.running:
-                await self.queries.update_heartbeat(list(self.running))
+            held = [*self.running, *self.finished]
+            if held:
+                await self.queries.update_heartbeat(held)

@@ -1,10 +1,11 @@
 """The state of runs executing on workers, changed one transaction at a time.
 
-Every change to a run locks its `dispatched_runs` row first, so the changes of one run are
+Every change to a run locks its `dispatched_runs` row, so the changes of one run are
 serialised across workers: which successors became ready, the numbers of its events (taken from
 ``last_seq`` under the lock, so they commit in order) and whether the run is over. A node result
 is committed only while the node's ``attempt`` is the one the worker took (the fencing token); in
-the same transaction its successors' jobs are queued and its own job is removed.
+the same transaction its successors' jobs are queued. The node's own job is removed afterwards
+by the worker's consumer: a job delivered again after its node settled is dropped.
 
 The statements of a node's way through (look, take, settle) run on asyncpg connections of the
 scheduler's own pool (engine/distributed/statements.py); the rarer ones of the server side go
@@ -26,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 
 from engine.announcer import Announcer
 from engine.distributed import statements as sql
-from engine.distributed.dispatcher import Delivery, Dispatcher, NodeJob
+from engine.distributed.dispatcher import Dispatcher, NodeJob
 from engine.distributed.results import load_states, result_values, store_result
 from engine.distributed.tables import DispatchedRunRow, NodeExecutionRow
 from engine.events import AnyEvent, RunFinished, RunStatus, encode_event, event_type
@@ -313,11 +314,10 @@ class Scheduler:
         attempt: int,
         *,
         plan: Plan,
-        delivery: Delivery,
         tokens: Sequence[str] = (),
     ) -> bool:
         """Commit the node's final state if ``attempt`` is still its current one, queue the
-        successors that became ready, remove the job, and finish the run after its last node.
+        successors that became ready, and finish the run after its last node.
         False (nothing written) when the node was taken over or settled by someone else."""
         async with self._transaction() as connection:
             values = await result_values(connection, job.run_id, job.node_id, state)
@@ -326,7 +326,6 @@ class Scheduler:
             )
             if cancelling is None:
                 return False  # a blob stored meanwhile is harmless: blobs are shared by digest
-            await self.dispatcher.complete(connection, delivery)
             collected = Collected(job.run_id)
             collected.tokens(job.node_id, tokens)
             if state.status != "cancelled":  # as in-process: a cancelled node has no event
@@ -345,11 +344,6 @@ class Scheduler:
             if advanced.remaining == 0 or (advanced.cancel_requested and advanced.in_flight == 0):
                 await _finish(connection, job.run_id, advanced, plan)
         return True
-
-    async def drop(self, delivery: Delivery) -> None:
-        """Remove a job whose node needs nothing more (settled already, or not queued)."""
-        async with self._transaction() as connection:
-            await self.dispatcher.complete(connection, delivery)
 
     async def states(self, run_id: str, node_ids: Collection[str]) -> dict[str, NodeState]:
         """The committed results of these nodes of the run."""

@@ -198,19 +198,20 @@ class Worker:
 
     # -- one node -------------------------------------------------------------------------
 
-    async def handle(self, delivery: Delivery) -> None:
+    async def handle(self, delivery: Delivery) -> bool:
+        """Execute the delivered node and commit its result; True when its job is finished
+        with, False when it should be delivered again (its result could not be committed) or
+        belongs to another worker now."""
         job = delivery.job
         bound = log.bind(run_id=job.run_id, node_id=job.node_id, worker=self.name)
         try:
             spec = await _reconnecting(lambda: self.specs.get(job.run_id))
         except NotFound:
-            await self.scheduler.drop(delivery)  # the run was deleted
-            return
+            return True  # the run was deleted
         node = spec.plan.nodes[job.node_id]
         info, states = await _reconnecting(lambda: self.scheduler.look(job, node.predecessors))
         if info is None or info.status not in ("queued", "running"):
-            await self.scheduler.drop(delivery)  # settled already: a second delivery
-            return
+            return True  # settled already: a second delivery
         bound = bound.bind(workflow_id=spec.workflow_id)
         tokens = self._streams[job] = []
         try:
@@ -222,13 +223,14 @@ class Worker:
                 prepared = await self._prepare(spec, node, states, state, tokens)
                 if prepared is not None:
                     attempt = await self._execute(job, node, state, info.attempt, prepared)
+            delivery.executed()
             if attempt is None:
                 bound.warning("node taken over by another worker")
-                return
+                return False
             committed: bool | None = None
             with contextlib.suppress(*CONNECTION_ERRORS):
                 committed = await self.scheduler.settle(
-                    job, state, attempt, plan=spec.plan, delivery=delivery, tokens=_drain(tokens)
+                    job, state, attempt, plan=spec.plan, tokens=_drain(tokens)
                 )
             if committed is None:
                 bound.warning("result not committed: the database connection was lost")
@@ -236,6 +238,7 @@ class Worker:
                 bound.debug("node settled", status=state.status, attempt=attempt)
             else:
                 bound.warning("result rejected: the node was taken over", attempt=attempt)
+            return bool(committed)
         finally:
             self._streams.pop(job, None)
 

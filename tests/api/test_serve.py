@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.api.conftest import GREETING, free_port
 
@@ -66,3 +67,36 @@ def test_serve_answers_and_logs_json(tmp_path: Path) -> None:
     assert finished[0]["run_id"] == run["id"]
     assert finished[0]["workflow_id"] == created.json()["id"]
     assert finished[0]["request_id"]  # the run was started by a request
+
+
+@pytest.mark.parametrize(
+    ("options", "environment", "expected"),
+    [
+        (["--execution", "workers"], {}, "runs execute on workers only with a PostgreSQL"),
+        ([], {"NODELOOM_EXECUTION": "elsewhere"}, "NODELOOM_EXECUTION must be in-process or"),
+    ],
+)
+def test_serve_refuses_an_execution_it_cannot_do(
+    tmp_path: Path, options: list[str], environment: dict[str, str], expected: str
+) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "serve",
+            "--db",
+            f"sqlite:///{tmp_path}/x.db",
+            *options,
+        ],
+        env={**os.environ, **environment},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("nodeloom: ")
+    assert expected in done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr

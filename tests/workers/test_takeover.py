@@ -119,10 +119,16 @@ async def test_a_frozen_workers_late_results_are_rejected(
                 text("SELECT node_id, status, attempt, worker FROM node_executions")
             )
             states = [tuple(row) for row in rows if row.status != "done"]
-            activity = [tuple(row) for row in await connection.execute(text(
-                "SELECT pid, state, wait_event, pg_blocking_pids(pid), "
-                "left(query, 70) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND state <> 'idle'"))]
+            activity = [
+                tuple(row)
+                for row in await connection.execute(
+                    text(
+                        "SELECT pid, state, wait_event, pg_blocking_pids(pid), "
+                        "left(query, 70) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND state <> 'idle'"
+                    )
+                )
+            ]
             states.append(("ACTIVITY", activity))
         logs = "\n".join(worker.output()[-3000:] for worker in pool)
         raise AssertionError(f"run stuck: {states}\n{logs}") from None

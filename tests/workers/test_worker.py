@@ -17,8 +17,8 @@ from engine.distributed.dispatcher import NodeJob
 from engine.distributed.events import follow
 from engine.distributed.pgq import QUEUE_SCHEMA, PgDelivery, PgQueuerDispatcher
 from engine.distributed.runs import RunQueue
-from engine.distributed.scheduler import Scheduler
-from engine.events import NodeStarted, RunFinished, RunStarted
+from engine.distributed.scheduler import Scheduler, driver_connection
+from engine.events import NodeCompleted, NodeStarted, NodeToken, RunFinished, RunStarted
 from engine.graph import Plan
 from engine.results import NodeState
 from engine.runs import RunService
@@ -46,18 +46,19 @@ async def test_a_result_commits_only_with_the_current_attempt(
     delivery = PgDelivery(job, Job.model_validate(dict(row._mapping)))
     scheduler = Scheduler(database, PgQueuerDispatcher())
     try:
-        await check_fencing(scheduler, job, delivery, queued.plan(workflow([ONLY])))
+        await check_fencing(scheduler, job, queued.plan(workflow([ONLY])))
     finally:
         await scheduler.close()
+    async with database.engine.begin() as connection:  # as the worker's consumer does
+        await connection.execute(text("SELECT 1"))
+        await PgQueuerDispatcher().complete(await driver_connection(connection), [delivery])
     record = await asyncio.wait_for(active.wait(), 10)
     assert record.status == "succeeded"
     assert record.nodes["only"].attempt == 2
     assert await live_jobs(database) == 0
 
 
-async def check_fencing(
-    scheduler: Scheduler, job: NodeJob, delivery: PgDelivery, plan: Plan
-) -> None:
+async def check_fencing(scheduler: Scheduler, job: NodeJob, plan: Plan) -> None:
     """Only the current attempt's result commits, once."""
     assert await scheduler.take(job, "a", 0) == (1, False)
     assert await scheduler.take(job, "b", 0) is None  # a second take of the same attempt
@@ -65,11 +66,11 @@ async def check_fencing(
     late = await scheduler.states(job.run_id, ["only"])
     assert late == {}
     state = NodeState(status="succeeded", output={"y": None}, digests={"y": "x"}, attempt=1)
-    assert not await scheduler.settle(job, state, 1, plan=plan, delivery=delivery)
+    assert not await scheduler.settle(job, state, 1, plan=plan)
     assert await scheduler.states(job.run_id, ["only"]) == {}
     state.attempt = 2
-    assert await scheduler.settle(job, state, 2, plan=plan, delivery=delivery)
-    assert not await scheduler.settle(job, state, 2, plan=plan, delivery=delivery)
+    assert await scheduler.settle(job, state, 2, plan=plan)
+    assert not await scheduler.settle(job, state, 2, plan=plan)
 
 
 async def test_cancel_reaches_nodes_running_on_other_workers(
@@ -142,6 +143,28 @@ async def test_a_node_type_the_worker_lacks_fails_that_node(
     assert started == {"root", "mystery", "side", "other"}
     tail = [event async for event in follow(pg_url, active.id, after_seq=events[-2].seq)]
     assert tail == events[-1:]
+
+
+async def test_tokens_of_a_node_on_a_worker_stream_while_it_runs(
+    workers: Any, queued: RunService, pg_url: str
+) -> None:
+    workers(1)
+    text = "one two three four five six"
+    document = workflow(
+        [
+            {"id": "talk", "type": "stream", "params": {"text": text, "delay": 0.15}},
+            {"id": "out", "type": "output", "params": {"name": "said"}},
+        ],
+        [("talk.text", "out.value")],
+    )
+    active = await queued.start(document)
+    arrivals = [(time.monotonic(), event) async for event in follow(pg_url, active.id)]
+    tokens = [(at, e) for at, e in arrivals if isinstance(e, NodeToken) and e.node == "talk"]
+    assert " ".join(e.text for _, e in tokens) == text
+    completed = next(at for at, e in arrivals if isinstance(e, NodeCompleted) and e.node == "talk")
+    # The node runs ~0.9 s; its first words arrive while it runs, not all at its end.
+    assert completed - tokens[0][0] > 0.3
+    assert (await queued.get(active.id)).outputs == {"said": text}
 
 
 async def test_a_worker_reconnects_after_its_connections_drop(
