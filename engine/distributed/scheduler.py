@@ -46,6 +46,7 @@ NODES: Table = NodeExecutionRow.__table__  # type: ignore[assignment]
 _IN_FLIGHT = ("queued", "running")
 _encode = msgspec.json.Encoder().encode
 _SEQ = '"seq":0'
+NEEDS_TRANSACTION = "NL001"  # raised by statements.SETTLE (migration 0005)
 
 
 class Collected:
@@ -318,31 +319,47 @@ class Scheduler:
     ) -> bool:
         """Commit the node's final state if ``attempt`` is still its current one, queue the
         successors that became ready, and finish the run after its last node.
-        False (nothing written) when the node was taken over or settled by someone else."""
-        async with self._transaction() as connection:
+        False (nothing written) when the node was taken over or settled by someone else.
+
+        Most settles are one statement, which holds the run's row only while it executes;
+        one that has to queue successors or finish the run is a transaction."""
+        node = plan.nodes[job.node_id]
+        collected = Collected(job.run_id)
+        collected.tokens(job.node_id, tokens)
+        if state.status != "cancelled":  # as in-process: a cancelled node has no event
+            collected.announcer.result(job.node_id, state)
+        pool = await self._connections()
+        async with pool.acquire() as connection:
             values = await result_values(connection, job.run_id, job.node_id, state)
-            cancelling = await connection.fetchval(
-                sql.FENCE_AND_STORE, job.run_id, job.node_id, attempt, *values[2:]
+            arguments = (
+                job.run_id,
+                job.node_id,
+                attempt,
+                *values[2:],
+                *_numbered_later(collected.events),
+                list(node.successors),
             )
-            if cancelling is None:
-                return False  # a blob stored meanwhile is harmless: blobs are shared by digest
-            collected = Collected(job.run_id)
-            collected.tokens(job.node_id, tokens)
-            if state.status != "cancelled":  # as in-process: a cancelled node has no event
-                collected.announcer.result(job.node_id, state)
-            advanced = await _advance(
-                connection,
-                collected,
-                settled=1,
-                in_flight=-1,
-                successors=plan.nodes[job.node_id].successors,
-                cancelling=cancelling,
-            )
-            await self.dispatcher.enqueue(
-                connection, [NodeJob(job.run_id, n) for n in advanced.ready]
-            )
-            if advanced.remaining == 0 or (advanced.cancel_requested and advanced.in_flight == 0):
-                await _finish(connection, job.run_id, advanced, plan)
+            # A successor waiting for this node alone is queued now: no need to try.
+            if not any(len(plan.nodes[s].predecessors) == 1 for s in node.successors):
+                try:
+                    found = await connection.fetchrow(sql.SETTLE, *arguments, True)
+                except asyncpg.PostgresError as exc:
+                    if exc.sqlstate != NEEDS_TRANSACTION:
+                        raise
+                else:
+                    return found is not None
+            async with connection.transaction():
+                found = await connection.fetchrow(sql.SETTLE, *arguments, False)
+                if found is None:
+                    return False  # a blob stored meanwhile is harmless: shared by digest
+                advanced = _advanced(found)
+                await self.dispatcher.enqueue(
+                    connection, [NodeJob(job.run_id, n) for n in advanced.ready]
+                )
+                if advanced.remaining == 0 or (
+                    advanced.cancel_requested and advanced.in_flight == 0
+                ):
+                    await _finish(connection, job.run_id, advanced, plan)
         return True
 
     async def states(self, run_id: str, node_ids: Collection[str]) -> dict[str, NodeState]:
@@ -379,7 +396,11 @@ async def _advance(
         list(successors),
         cancelling,
     )
-    remaining, flying, cancel_requested, last_seq, was_started, ready, _ = found
+    return _advanced(found)
+
+
+def _advanced(found: asyncpg.Record) -> Advanced:
+    remaining, flying, cancel_requested, last_seq, was_started, ready = list(found)[:6]
     return Advanced(remaining, flying, cancel_requested, last_seq, was_started, list(ready))
 
 

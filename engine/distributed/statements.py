@@ -31,8 +31,14 @@ LOOK = """
 # JSON before/after the sequence number) are numbered after the run's last one and stored, but
 # those flagged in $8 only when the run is not being cancelled; the run is marked running when
 # this is its first node taken.
+# Its commit does not wait for the disk (`synchronous_commit` off for this transaction), so the
+# run's row is not held through a flush: a take lost with a crash of the database is harmless,
+# since the node's result, committed durably, is accepted only with the attempt the database
+# holds (the worker's later settle of a lost attempt is rejected, and the node runs again).
 TAKE = """
-    WITH taken AS (
+    WITH asynchronous AS (
+        SELECT set_config('synchronous_commit', 'off', true)
+    ), taken AS (
         UPDATE node_executions AS n
         SET attempt = n.attempt + 1, status = 'running', worker = $4, updated_at = now()
         FROM dispatched_runs AS d
@@ -61,12 +67,18 @@ TAKE = """
     )
     SELECT t.attempt, t.cancel_requested,
            CASE WHEN EXISTS (SELECT 1 FROM kept) THEN pg_notify('nodeloom_events', $1) END
-    FROM taken AS t
+    FROM taken AS t, asynchronous
 """
 
-# Settling a node, only while its attempt is still $3: its result row is upserted with the
-# columns from $4 on (those of results.RESULT_COLUMNS after the run and the node).
-FENCE_AND_STORE = """
+# Settling a node in one statement, only while its attempt is still $3: its result row is
+# upserted with the columns from $4 to $16 (those of results.RESULT_COLUMNS after the run and the
+# node); its successors ($20) wait for one predecessor fewer, and those waiting for none are
+# queued unless the run is being cancelled (`ready`); the run's counters move and the events
+# ($17 types, $18/$19 their JSON before/after the sequence number) are numbered and stored, as
+# in ADVANCE. With $21, the statement raises NL001 (nothing is written) when the settle has to do
+# more than this statement can: queue ready successors, or finish the run. Without it, the
+# caller does that before committing. No rows: the node was taken over or settled already.
+SETTLE = """
     WITH fenced AS (
         UPDATE node_executions AS n
         SET status = 'done', updated_at = now()
@@ -88,11 +100,42 @@ FENCE_AND_STORE = """
             error = excluded.error, attempt = excluded.attempt, started_at = excluded.started_at,
             finished_at = excluded.finished_at, duration_ms = excluded.duration_ms,
             usage = excluded.usage
+    ), counted AS (
+        UPDATE node_executions AS n
+        SET waiting_on = n.waiting_on - 1,
+            status = CASE WHEN n.waiting_on = 1 AND NOT f.cancel_requested
+                          THEN 'queued' ELSE n.status END,
+            updated_at = now()
+        FROM fenced AS f
+        WHERE n.run_id = $1 AND n.node_id = ANY($20::text[])
+        RETURNING n.node_id, n.status
+    ), ready AS (
+        SELECT coalesce(array_agg(node_id), '{}') AS ids FROM counted WHERE status = 'queued'
+    ), advanced AS (
+        UPDATE dispatched_runs AS d
+        SET remaining = d.remaining - 1,
+            in_flight = d.in_flight - 1 + cardinality((SELECT ids FROM ready)),
+            last_seq = d.last_seq + cardinality($17::text[])
+        FROM (SELECT started FROM dispatched_runs WHERE run_id = $1 FOR UPDATE) AS old
+        WHERE d.run_id = $1 AND EXISTS (SELECT 1 FROM fenced)
+        RETURNING d.remaining, d.in_flight, d.cancel_requested, d.last_seq, old.started
+    ), stored_events AS (
+        INSERT INTO events (run_id, seq, type, data)
+        SELECT $1, a.last_seq - cardinality($17::text[]) + e.n, e.type,
+               e.head || (a.last_seq - cardinality($17::text[]) + e.n) || e.tail
+        FROM advanced AS a,
+             unnest($17::text[], $18::text[], $19::text[]) WITH ORDINALITY AS e(type, head, tail, n)
     )
-    SELECT cancel_requested FROM fenced
+    SELECT a.remaining, a.in_flight, a.cancel_requested, a.last_seq, a.started,
+           r.ids AS ready,
+           CASE WHEN cardinality($17::text[]) > 0 THEN pg_notify('nodeloom_events', $1) END,
+           CASE WHEN $21 AND (cardinality(r.ids) > 0 OR a.remaining = 0
+                              OR (a.cancel_requested AND a.in_flight = 0))
+                THEN nodeloom_settle_needs_transaction() END
+    FROM advanced AS a, ready AS r
 """
 
-# The one statement that locks a run's row, the last before the transaction commits, so that
+# The statement that locks a run's row, the last before the transaction commits, so that
 # concurrent changes of one run wait on each other as briefly as possible. It
 # - counts down the predecessors the successors ($8) of a settled node wait for, queueing those
 #   that wait for none unless the run is being cancelled ($9), and returns them as `ready`;
