@@ -44,7 +44,9 @@ class EventFeed:
         if self._readers is None:
             async with self._connecting:
                 if self._readers is None:
-                    self._readers = await asyncpg.create_pool(self._dsn, min_size=1, max_size=4)
+                    self._readers = await asyncpg.create_pool(
+                        self._dsn, min_size=1, max_size=4, server_settings={"jit": "off"}
+                    )
         rows = await self._readers.fetch(_READ, run_id, after)
         return [(seq, data) for seq, data in rows]
 

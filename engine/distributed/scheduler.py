@@ -80,13 +80,6 @@ class NodeInfo(msgspec.Struct, frozen=True):
     cancel_requested: bool
 
 
-class _Connection(asyncpg.Connection):  # type: ignore[misc]
-    def get_reset_query(self) -> str:
-        # Nothing is left behind to reset: every use ends its transaction and sets nothing
-        # else; this saves a round trip each time a connection goes back to the pool.
-        return ""
-
-
 async def driver_connection(connection: AsyncConnection) -> asyncpg.Connection:
     """The asyncpg connection under a SQLAlchemy one whose transaction has run a statement."""
     raw = await connection.get_raw_connection()
@@ -127,17 +120,27 @@ class Scheduler:
             yield connection
 
     async def _connections(self) -> asyncpg.Pool:
+        return await self.open()
+
+    async def open(self, connections: int = 1) -> asyncpg.Pool:
+        """The scheduler's pool, opened with ``connections`` ready at once, each with the
+        statements of a node's way through prepared (and the types they use looked up), so
+        that the first nodes do not pay for that."""
         if self._pool is None:
             async with self._pool_lock:
                 if self._pool is None:
-                    from engine.distributed.pgq import asyncpg_dsn  # noqa: PLC0415
+                    from engine.distributed.pgq import (  # noqa: PLC0415
+                        PooledConnection,
+                        asyncpg_dsn,
+                    )
 
                     self._pool = await asyncpg.create_pool(
                         asyncpg_dsn(self.database.engine.url),
-                        min_size=1,
+                        min_size=min(connections, POOL_SIZE),
                         max_size=POOL_SIZE,
                         server_settings=self.server_settings,
-                        connection_class=_Connection,
+                        connection_class=PooledConnection,
+                        init=_prepare_statements,
                     )
         return self._pool
 
@@ -369,6 +372,11 @@ class Scheduler:
 
 
 # -- inside a transaction -----------------------------------------------------------------
+
+
+async def _prepare_statements(connection: asyncpg.Connection) -> None:
+    for statement in (sql.LOOK, sql.TAKE, sql.SETTLE, sql.ADVANCE):
+        await connection.prepare(statement)
 
 
 async def _advance(

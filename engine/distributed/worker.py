@@ -69,10 +69,13 @@ def worker_name() -> str:
 def session_settings(lease_timeout_s: float, worker: str | None = None) -> dict[str, str]:
     """PostgreSQL settings of a worker's connections: a worker frozen inside a transaction must
     not keep the run's row locked past its lease, so the server ends such a session; the name
-    lets other workers find sessions of this one that stall them (engine/distributed/reaper)."""
+    lets other workers find sessions of this one that stall them (engine/distributed/reaper).
+    No JIT: its compiling costs more than the short statements here take, and it made the type
+    lookups asyncpg does on each new connection take milliseconds."""
     return {
         "idle_in_transaction_session_timeout": str(int(lease_timeout_s * 1000)),
         "application_name": application_name(worker or worker_name()),
+        "jit": "off",
     }
 
 
@@ -142,6 +145,7 @@ class Worker:
             while not stop.is_set():
                 started = time.monotonic()
                 try:
+                    await self.scheduler.open(connections=self.concurrency + 1)
                     await self.dispatcher.consume(
                         self.handle,
                         concurrency=self.concurrency,
@@ -224,6 +228,7 @@ class Worker:
                 if prepared is not None:
                     attempt = await self._execute(job, node, state, info.attempt, prepared)
             delivery.executed()
+            await asyncio.sleep(0)  # the consumer asks for the next job before this settles
             if attempt is None:
                 bound.warning("node taken over by another worker")
                 return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -114,6 +115,21 @@ async def queued(database: Database) -> AsyncIterator[RunService]:
     )
     yield service
     await service.close()
+
+
+DRAIN_S = 10.0
+
+
+async def live_jobs_after_draining(database: Database) -> int:
+    """Jobs left in the queue once it is empty or ``DRAIN_S`` passed: workers remove finished
+    jobs shortly after committing their nodes, in batches."""
+    deadline = time.monotonic() + DRAIN_S
+    while True:
+        async with database.engine.connect() as connection:
+            live = await PgQueuerDispatcher().live_jobs(connection)
+        if live == 0 or time.monotonic() > deadline:
+            return live
+        await asyncio.sleep(0.1)
 
 
 def fan_out(width: int, seconds: float) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:

@@ -11,12 +11,11 @@ from typing import Any
 
 from sqlalchemy import text
 
-from engine.distributed.pgq import PgQueuerDispatcher
 from engine.events import NodeCompleted, decode_event
 from engine.runs import RunService
 from engine.storage.database import Database
 from tests.conftest import workflow
-from tests.workers.conftest import LEASE_S, WorkerProcess, fan_out
+from tests.workers.conftest import LEASE_S, WorkerProcess, fan_out, live_jobs_after_draining
 
 WIDTH = 40
 
@@ -69,13 +68,12 @@ async def check_exactly_once(database: Database, run_id: str) -> dict[str, Any]:
                 text("SELECT data FROM events WHERE run_id = :run ORDER BY seq"), {"run": run_id}
             )
         ]
-        live = await PgQueuerDispatcher().live_jobs(connection)
     assert len(results) == WIDTH + 3
     completed = Counter(e.node for e in events if isinstance(e, NodeCompleted))
     assert set(completed) == set(results)
     assert set(completed.values()) == {1}, completed
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
-    assert live == 0
+    assert await live_jobs_after_draining(database) == 0
     return {node: (attempt, workers[node]) for node, attempt in results.items()}
 
 

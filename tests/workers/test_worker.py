@@ -26,7 +26,7 @@ from engine.storage.database import Database
 from nodes.base import NodeContext, NodeType, Port
 from tests.conftest import ROOT, workflow
 from tests.nodes_for_tests import test_registry
-from tests.workers.conftest import LEASE_S, fan_out
+from tests.workers.conftest import LEASE_S, fan_out, live_jobs_after_draining
 
 ONLY = {"id": "only", "type": "sleep", "params": {}}
 
@@ -90,7 +90,7 @@ async def test_cancel_reaches_nodes_running_on_other_workers(
     assert record.nodes["root"].status == "succeeded"
     assert {record.nodes[f"n{i}"].status for i in range(6)} == {"cancelled"}
     assert record.nodes["join"].status == record.nodes["out"].status == "cancelled"
-    assert await live_jobs(database) == 0
+    assert await live_jobs_after_draining(database) == 0
 
 
 class OnlyOnTheServer(NodeType):
