@@ -55,10 +55,11 @@ API: list[ControllerRouterHandler] = [
 ]
 
 
-def json_bodies_only(
+async def json_bodies_only(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
-    """A guard: a handler that decodes a JSON body gets one declared as JSON (else 415)."""
+    """A guard: a handler that decodes a JSON body gets one declared as JSON (else 415).
+    A coroutine, so that Litestar does not run it in a thread."""
     if handler.parsed_data_field is None or connection.scope.get("method") not in BODY_METHODS:
         return
     content_type = connection.headers.get("content-type")

@@ -67,3 +67,18 @@ async def test_runs_of_a_saved_workflow_and_delete(service: RunService) -> None:
         await service.store.get_workflow(saved.id)
     with pytest.raises(NotFound):  # its runs go with it
         await service.get(record.id)
+
+
+async def test_the_current_version_follows_saves_and_deletes(service: RunService) -> None:
+    store = service.store
+    document = workflow([{"id": "a", "type": "template", "params": {"template": "x"}}])
+    created = await store.create_workflow(document, owner_id="ann")
+    assert await store.current_version(created.id, owner_id="ann") == 1
+    await store.save_workflow(created.id, document, expected_version=1, owner_id="ann")
+    await store.save_workflow(created.id, document, expected_version=2, owner_id="ann")
+    assert await store.current_version(created.id) == 3
+    with pytest.raises(NotFound):
+        await store.current_version(created.id, owner_id="bob")
+    await store.delete_workflow(created.id, owner_id="ann")
+    with pytest.raises(NotFound):
+        await store.current_version(created.id)

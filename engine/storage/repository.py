@@ -78,6 +78,26 @@ class Store:
     def __init__(self, database: Database) -> None:
         self.database = database
         self.sessions = async_sessionmaker(database.engine, expire_on_commit=False)
+        # On SQLite, workflows are changed only by the server's process (through this store):
+        # it remembers their current versions (and owners; None once deleted), sparing a
+        # query for every run started. On PostgreSQL, other servers may change them.
+        self._versions: dict[str, tuple[int, str | None] | None] | None = (
+            {} if database.dialect == "sqlite" else None
+        )
+
+    def _remember(self, workflow_id: str, version: int | None, owner_id: str | None) -> None:
+        """Note a workflow's current version (None: deleted). A version only goes up, so an
+        answer read before a save cannot undo what the save noted."""
+        if self._versions is None:
+            return
+        if version is None:
+            self._versions[workflow_id] = None
+        elif workflow_id not in self._versions:
+            self._versions[workflow_id] = (version, owner_id)
+        else:
+            known = self._versions[workflow_id]
+            if known is not None and version > known[0]:
+                self._versions[workflow_id] = (version, owner_id)
 
     # -- workflows ------------------------------------------------------------------------
 
@@ -101,6 +121,7 @@ class Store:
                     workflow_id=row.id, version=1, document=to_builtins(workflow), created_at=stamp
                 )
             )
+        self._remember(row.id, 1, owner_id)
         return _workflow_record(row, to_builtins(workflow))
 
     async def save_workflow(
@@ -131,6 +152,7 @@ class Store:
                     created_at=stamp,
                 )
             )
+        self._remember(row.id, row.version, row.owner_id)
         return _workflow_record(row, to_builtins(workflow))
 
     async def get_workflow(
@@ -178,15 +200,23 @@ class Store:
         return Page(items=items, next_cursor=next_cursor)
 
     async def current_version(self, workflow_id: str, *, owner_id: str | None = None) -> int:
-        """The workflow's current version, in one light query (`NotFound` if not theirs)."""
-        query = select(WorkflowRow.version, WorkflowRow.owner_id).where(
-            WorkflowRow.id == workflow_id
-        )
-        async with self.database.engine.connect() as connection:
-            found = (await connection.execute(query)).first()
-        if found is None or (owner_id is not None and found.owner_id != owner_id):
+        """The workflow's current version, in one light query or none (`NotFound` if not
+        theirs)."""
+        known: tuple[int, str | None] | None
+        if self._versions is not None and workflow_id in self._versions:
+            known = self._versions[workflow_id]
+        else:
+            query = select(WorkflowRow.version, WorkflowRow.owner_id).where(
+                WorkflowRow.id == workflow_id
+            )
+            async with self.database.engine.connect() as connection:
+                found = (await connection.execute(query)).first()
+            known = None if found is None else (int(found.version), found.owner_id)
+            if known is not None:
+                self._remember(workflow_id, *known)
+        if known is None or (owner_id is not None and known[1] != owner_id):
             raise NotFound(f"workflow {workflow_id} not found")
-        return int(found.version)
+        return known[0]
 
     async def workflow_versions(
         self, workflow_id: str, *, owner_id: str | None = None
@@ -204,6 +234,7 @@ class Store:
         async with self.sessions.begin() as session:
             row = await self._workflow_row(session, workflow_id, owner_id)
             await session.delete(row)
+        self._remember(workflow_id, None, None)
 
     async def view_state(
         self, workflow_id: str, *, owner_id: str | None = None

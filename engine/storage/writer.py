@@ -123,6 +123,9 @@ class ResultWriter:
 
     async def _flush_loop(self) -> None:
         while self._results or self._events:
+            # Whatever else is ready to run first may have something to commit too: it joins
+            # this transaction rather than waiting for the next.
+            await asyncio.sleep(0)
             results, self._results = self._results, []
             events, self._events = self._events, []
             try:
