@@ -12,6 +12,7 @@ from typing import Any
 
 import structlog
 from litestar.enums import ScopeType
+from litestar.exceptions import HTTPException
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -63,6 +64,9 @@ class RequestLogMiddleware(ASGIMiddleware):
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             try:
                 await next_app(scope, receive, send_with_id)
+            except HTTPException as exc:  # answered by Litestar's handler, further out
+                status = exc.status_code
+                raise
             finally:
                 log.info(
                     "request",

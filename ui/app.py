@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Callable
 
 from fastapi import FastAPI
 from nicegui import ui
+from nicegui.storage import Storage
 
 from ui import pages
+from ui.auth import STATE_DIR, secret_key
 
 
 def create_gui(api_url: Callable[[], str]) -> FastAPI:
     """The canvas; its pages call the REST API at ``api_url()``."""
     gui = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     pages.register(api_url)
+    if "NICEGUI_STORAGE_PATH" not in os.environ:  # signed-in tokens: in the state folder
+        folder = (STATE_DIR / "ui-storage").resolve()
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)  # readable by the server alone
+        Storage.path = folder
     ui.run_with(
         gui,
         title="nodeloom",
-        storage_secret=os.environ.get("NODELOOM_UI_SECRET") or secrets.token_urlsafe(32),
+        storage_secret=secret_key(),
         show_welcome_message=False,
         reconnect_timeout=10,
+        tailwind=False,  # its runtime restyles every element per DOM change: see utilities.css
     )
     return gui

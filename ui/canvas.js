@@ -1,8 +1,8 @@
 // The workflow canvas: Vue Flow with typed ports. Python owns the document; this component draws
 // it, reports what the user did (connect, move, delete, select, drop, pan/zoom) with $emit, and
 // takes updates through methods Python calls with run_method (never by re-sending props).
-import { h } from "vue";
-import { BaseEdge, Handle, Position, VueFlow, getBezierPath, useVueFlow } from "@vue-flow/core";
+import { h, markRaw, toRaw } from "vue";
+import { Handle, Position, VueFlow, getBezierPath, useVueFlow } from "@vue-flow/core";
 import { Background } from "@vue-flow/background";
 import { Controls } from "@vue-flow/controls";
 import { MiniMap } from "@vue-flow/minimap";
@@ -11,56 +11,63 @@ export function compatible(source, target) {
   return source === target || source === "any" || target === "any" || (source === "integer" && target === "number");
 }
 
-const LARGE_GRAPH = 200; // nodes
+const LARGE_GRAPH = 200; // nodes: beyond, the minimap waits until the graph is drawn
 
-function portRow(nodeId, port, kind) {
+function portRow(nodeId, port, kind, error) {
+  const about = `${port.name}: ${port.type}${port.many ? " (many)" : ""}`;
   const handle = h(Handle, {
     id: port.name,
     type: kind === "input" ? "target" : "source",
     position: kind === "input" ? Position.Left : Position.Right,
-    class: `nl-port nl-type-${port.type}`,
+    class: `nl-port nl-type-${port.type}${error ? " nl-port-error" : ""}`,
     "data-port": `${nodeId}.${port.name}`,
     "data-type": port.type,
-    title: `${port.name}: ${port.type}${port.many ? " (many)" : ""}`,
+    "data-error": error || undefined,
+    title: error ? `${about}\n${error}` : about,
   });
-  return h("div", { class: `nl-row nl-${kind}` }, [handle, h("span", port.name)]);
+  return h("div", { class: `nl-row nl-${kind}` }, [handle, port.name]);
 }
 
-const LoomNode = {
-  props: ["id", "data", "selected"],
-  render() {
-    const d = this.data;
-    const children = [
-      h("div", { class: "nl-head" }, [h("b", d.title), h("span", { class: "nl-id" }, this.id)]),
-      h("div", { class: "nl-ports" }, [
-        h("div", { class: "nl-col" }, d.inputs.map((port) => portRow(this.id, port, "input"))),
-        h("div", { class: "nl-col nl-right" }, d.outputs.map((port) => portRow(this.id, port, "output"))),
-      ]),
-    ];
-    if (d.text) children.push(h("div", { class: "nl-text" }, d.text));
-    if (d.error) children.push(h("div", { class: "nl-error" }, d.error));
-    return h(
-      "div",
-      {
-        class: ["nl-node", `nl-status-${d.status || "idle"}`, d.invalid ? "nl-invalid" : ""],
-        "data-node-id": this.id,
-        "data-status": d.status || "idle",
-        title: d.reason || "",
-      },
-      children,
-    );
-  },
-};
+// A node and an edge are functional components (plain render functions, no component instance
+// each: a large graph has hundreds). Vue Flow hands them a dozen props; those not declared would
+// fall through onto the root element as attributes (`position="[object Object]"`, …).
+function LoomNode({ id, data: d }) {
+  const portErrors = (d.invalid && d.invalid.ports) || {};
+  // Few elements per node: a large graph's first draw is mostly styling and laying them out.
+  const children = [
+    h("div", { class: "nl-head" }, [d.title, h("span", { class: "nl-id" }, id)]),
+    h("div", { class: "nl-ports" }, [
+      ...d.inputs.map((port) => portRow(id, port, "input", portErrors[port.name])),
+      ...d.outputs.map((port) => portRow(id, port, "output", portErrors[port.name])),
+    ]),
+  ];
+  if (d.text) children.push(h("div", { class: "nl-text" }, d.text));
+  if (d.error) children.push(h("div", { class: "nl-error" }, d.error));
+  return h(
+    "div",
+    {
+      class: ["nl-node", `nl-status-${d.status || "idle"}`, d.invalid ? "nl-invalid" : ""],
+      "data-node-id": id,
+      "data-status": d.status || "idle",
+      title: d.reason || (d.invalid && d.invalid.message) || "",
+    },
+    children,
+  );
+}
+LoomNode.props = ["id", "data", "selected"];
+LoomNode.inheritAttrs = false;
 
-const LoomEdge = {
-  props: ["id", "sourceX", "sourceY", "targetX", "targetY", "sourcePosition", "targetPosition", "data", "markerEnd", "style", "selected"],
-  render() {
-    const [path] = getBezierPath(this.$props);
-    return h("g", { "data-edge": this.data.label }, [
-      h(BaseEdge, { id: this.id, path, markerEnd: this.markerEnd, style: this.style, interactionWidth: 16 }),
-    ]);
-  },
-};
+// An edge is two plain paths (what Vue Flow's BaseEdge draws, without its component): the visible
+// one, and a wide transparent one that is easy to click.
+function LoomEdge(props) {
+  const [path] = getBezierPath(props);
+  return h("g", { "data-edge": props.data.label }, [
+    h("path", { id: props.id, d: path, class: "vue-flow__edge-path", style: props.style }),
+    h("path", { d: path, class: "vue-flow__edge-interaction", fill: "none", "stroke-width": 16, "stroke-opacity": 0 }),
+  ]);
+}
+LoomEdge.props = ["id", "sourceX", "sourceY", "targetX", "targetY", "sourcePosition", "targetPosition", "data", "style"];
+LoomEdge.inheritAttrs = false;
 
 export default {
   template: `
@@ -68,30 +75,35 @@ export default {
          @wheel.capture="autoFit = false" @mousedown.capture="autoFit = false">
       <VueFlow :id="flowId" :node-types="nodeTypes" :edge-types="edgeTypes" :min-zoom="0.1" :max-zoom="2"
                :is-valid-connection="isValidConnection" :delete-key-code="['Delete', 'Backspace']"
-               :only-render-visible-elements="large" :default-viewport="viewport || {x: 0, y: 0, zoom: 1}"
+               :default-viewport="viewport || {x: 0, y: 0, zoom: 1}"
                multi-selection-key-code="Shift" :apply-default="false"
                @nodes-change="onNodesChange" @edges-change="onEdgesChange" @connect="onConnect"
                @connect-start="onConnectStart" @connect-end="onConnectEnd"
                @node-drag-stop="onDragStop" @pane-ready="onReady"
                @nodes-initialized="onNodesInitialized">
         <Background />
-        <MiniMap pannable zoomable />
+        <MiniMap v-if="minimap" pannable zoomable />
         <Controls />
       </VueFlow>
     </div>`,
   components: { VueFlow, Background, Controls, MiniMap },
-  props: { flowId: String, graph: Object, viewport: Object },
+  props: { flowId: String, graph: Object, viewport: Object, selection: Array },
   setup(props) {
     return { flow: useVueFlow(props.flowId) };
   },
   data() {
-    // Large graphs draw only what is in view; small ones draw everything, so that a node added
-    // off-screen is measured (an unmeasured node would never count as visible).
+    // Every node is drawn, in view or not: drawing only the visible ones (Vue Flow's
+    // only-render-visible-elements) re-filters every node on each change and mounts nodes
+    // anew while panning, which cost more than it saved (bench/ui_load.py).
     const large = ((this.graph && this.graph.nodes) || []).length > LARGE_GRAPH;
-    return { nodeTypes: { loom: LoomNode }, edgeTypes: { loom: LoomEdge }, refusal: null, connecting: false, fitPending: false, large, pending: new Set(), autoFit: false };
+    return {
+      nodeTypes: markRaw({ loom: LoomNode }), edgeTypes: markRaw({ loom: LoomEdge }), refusal: null, connecting: false,
+      fitPending: false, large, pending: new Set(), removal: null, loads: 0, autoFit: false, minimap: !large,
+    };
   },
   mounted() {
-    this.load(JSON.parse(JSON.stringify(this.graph || { nodes: [], edges: [] })));
+    // The graph as sent (not through the reactive props' proxies: that would proxy every port).
+    this.load(toRaw(this.graph) || { nodes: [], edges: [] }, this.selection || []);
     // Until the user pans or zooms, a graph without a saved view is kept fitted to the canvas,
     // whose size settles only after the page's layout does.
     this.resizes = new ResizeObserver(() => {
@@ -114,11 +126,23 @@ export default {
   },
   methods: {
     // -- from Python ----------------------------------------------------------------------------
-    load(graph) {
+    load(graph, selection = []) {
       this.flow.setEdges([]);
-      this.flow.setNodes(graph.nodes.map((node) => this.toFlowNode(node)));
-      // Edges once the nodes are drawn: a replaced node's handles must be measured first.
-      this.$nextTick(() => this.flow.setEdges(graph.edges.map((edge) => this.toFlowEdge(edge))));
+      this.flow.setNodes(graph.nodes.map((node) => ({ ...this.toFlowNode(node), selected: selection.includes(node.id) })));
+      // Edges once the nodes are measured: drawn before, each edge would be drawn twice, first
+      // from handles not yet measured, then again.
+      const edges = graph.edges.map((edge) => this.toFlowEdge(edge));
+      const loading = ++this.loads;
+      const measured = () => this.flow.getNodes.value.every((node) => node.dimensions.width > 0);
+      let frames = 0;
+      const draw = () => {
+        if (this.loads !== loading) return; // a newer load took over
+        if (!measured() && frames++ < 120) return requestAnimationFrame(draw); // at most ~2 s
+        this.flow.setEdges(edges);
+        // A large graph's minimap (a shape per node) waits until the graph itself is drawn.
+        if (!this.minimap) setTimeout(() => (this.minimap = true), 300);
+      };
+      this.$nextTick(draw);
       // Fit once the nodes are measured (a fit before that lands at the minimum zoom).
       if (!this.viewport) this.fitPending = this.autoFit = true;
     },
@@ -164,11 +188,15 @@ export default {
     },
     clearStates() {
       for (const node of this.flow.getNodes.value) {
-        this.flow.updateNodeData(node.id, { status: "idle", reason: "", text: "", error: "", invalid: false });
+        this.flow.updateNodeData(node.id, { status: "idle", reason: "", text: "", error: "", invalid: null });
       }
     },
-    markInvalid(ids) {
-      for (const node of this.flow.getNodes.value) this.flow.updateNodeData(node.id, { invalid: ids.includes(node.id) });
+    markInvalid(marks) {
+      // marks: {node: {ports: {port: message}, message}}; a node left out is valid
+      for (const node of this.flow.getNodes.value) {
+        const mark = marks[node.id] || null;
+        if (mark || node.data.invalid) this.flow.updateNodeData(node.id, { invalid: mark });
+      }
     },
     select(ids) {
       for (const node of this.flow.getNodes.value) node.selected = ids.includes(node.id);
@@ -178,8 +206,8 @@ export default {
       return {
         ...(previous || {}),
         title: node.title,
-        inputs: node.inputs,
-        outputs: node.outputs,
+        inputs: markRaw(node.inputs), // replaced, never changed in place: no need to watch them
+        outputs: markRaw(node.outputs),
         status: (previous && previous.status) || "idle",
       };
     },
@@ -230,21 +258,37 @@ export default {
     // removals Python asked for are applied, a removal by the user (Delete) goes to Python,
     // which removes the node from the document and then from the drawing.
     onNodesChange(changes) {
+      // Vue Flow has set a measured node's dimensions itself; applying them again would only cost
+      // a pass over every node per change (O(n²) on a first draw).
+      changes = changes.filter((c) => c.type !== "dimensions");
       const removed = this.split(changes);
       if (removed.asked.length) this.flow.applyNodeChanges(removed.asked);
-      if (removed.ids.length) this.$emit("remove-nodes", { ids: removed.ids });
+      if (removed.ids.length) this.userRemoved("nodes", removed.ids);
       if (changes.some((c) => c.type === "select")) this.$emit("selection", { ids: this.flow.getSelectedNodes.value.map((n) => n.id) });
     },
     onEdgesChange(changes) {
       const removed = this.split(changes);
       if (removed.asked.length) this.flow.applyEdgeChanges(removed.asked);
-      // An edge of a node being deleted goes with the node (one step to undo), not on its own.
-      const deleting = new Set(this.flow.getSelectedNodes.value.map((n) => n.id));
-      const ids = removed.ids.filter((id) => {
+      if (removed.ids.length) this.userRemoved("edges", removed.ids);
+    },
+    userRemoved(kind, ids) {
+      // One Delete gesture arrives as node and edge changes in turn: gather them, then tell Python
+      // once, so that it is one step to undo. An edge of a deleted node goes with the node.
+      if (!this.removal) {
+        this.removal = { nodes: new Set(), edges: new Set() };
+        queueMicrotask(() => this.flushRemoval());
+      }
+      for (const id of ids) this.removal[kind].add(id);
+    },
+    flushRemoval() {
+      const { nodes, edges } = this.removal;
+      this.removal = null;
+      const loose = [...edges].filter((id) => {
         const edge = this.flow.findEdge(id);
-        return !edge || !(deleting.has(edge.source) || deleting.has(edge.target));
+        return edge && !(nodes.has(edge.source) || nodes.has(edge.target));
       });
-      if (ids.length) this.$emit("remove-edges", { ids });
+      if (nodes.size) this.$emit("remove-nodes", { ids: [...nodes], edges: loose });
+      else if (loose.length) this.$emit("remove-edges", { ids: loose });
     },
     split(changes) {
       // The changes to apply now, and the ids the user removed (for Python to decide on).

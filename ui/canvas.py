@@ -1,7 +1,8 @@
 """The canvas element: Vue Flow (vendored under ui/vendor/) behind one NiceGUI element.
 
-Props carry the graph for the first render only; afterwards Python changes the drawing with
-`run_method` calls, so a large graph is never sent twice. What the user does arrives as events
+Props carry the graph (and the selection to restore) for the first render only; afterwards
+Python changes the drawing with `run_method` calls, so a large graph is never sent twice. What
+the user does arrives as events
 (`connect`, `refused`, `remove-nodes`, `remove-edges`, `move`, `selection`, `palette-drop`,
 `viewport`)."""
 
@@ -25,11 +26,17 @@ class Canvas(
         "@vue-flow/background": f"{VENDOR}/background",
     },
 ):
-    def __init__(self, graph: dict[str, Any], viewport: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        graph: dict[str, Any],
+        viewport: dict[str, Any] | None = None,
+        selection: list[str] | None = None,
+    ) -> None:
         super().__init__()
         self._props["flowId"] = f"flow-{uuid.uuid4().hex[:8]}"
         self._props["graph"] = graph
         self._props["viewport"] = viewport
+        self._props["selection"] = list(selection or [])
         self.classes("nl-canvas-host")
 
     def load(self, graph: dict[str, Any]) -> None:
@@ -68,8 +75,9 @@ class Canvas(
     def clear_states(self) -> None:
         self.run_method("clearStates")
 
-    def mark_invalid(self, node_ids: list[str]) -> None:
-        self.run_method("markInvalid", node_ids)
+    def mark_invalid(self, marks: dict[str, dict[str, Any]]) -> None:
+        """``{node: {"ports": {port: message}, "message": text}}``; nodes left out are valid."""
+        self.run_method("markInvalid", marks)
 
     def select(self, node_ids: list[str]) -> None:
         self.run_method("select", node_ids)

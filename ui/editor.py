@@ -13,33 +13,12 @@ from ui.client import Api, ApiError
 from ui.forms import MISSING, params_form
 from ui.history import History
 from ui.layout import layered_positions
+from ui.palette import new_node_id, palette, port_view, starting_params
+from ui.problems import NodeProblems, canvas_marks, locate
 from ui.run_panel import RunPanel
+from ui.view_state import PANELS, ViewState
 
 UNDO_DEPTH = 100
-
-
-def _port(port: dict[str, Any]) -> dict[str, Any]:
-    """A port as the canvas needs it: the API leaves out fields at their defaults."""
-    return {"name": port["name"], "type": port.get("type", "any"),
-            "many": port.get("many", False), "required": port.get("required", True)}
-
-
-def _starting_params(schema: dict[str, Any], node_id: str) -> dict[str, Any]:
-    """Values for a new node's required params: the default, else a first guess to edit."""
-    params = {}
-    for name in schema.get("required", []):
-        prop = schema["properties"].get(name, {})
-        if "default" in prop:
-            params[name] = prop["default"]
-        elif "enum" in prop or prop.get("examples"):
-            params[name] = (prop.get("enum") or prop["examples"])[0]
-        elif name == "name":
-            params[name] = node_id  # an input's or output's name
-        elif name == "template":
-            params[name] = "{{ text }}"
-        else:
-            params[name] = ""
-    return params
 
 
 class Editor:
@@ -60,22 +39,25 @@ class Editor:
         self.clipboard: dict[str, Any] | None = None
         self.dirty = False
         self.runs = RunPanel(self)
-        self._view_task: asyncio.Task[None] | None = None
+        self.view = ViewState(api, workflow_id)
+        self.problems: dict[str, NodeProblems] = {}
 
     # -- building the page ------------------------------------------------------------------
 
     async def build(self) -> None:
-        record = await self.api.get(f"/api/workflows/{self.workflow_id}")
+        # The page is sent once all of this is in: ask for it at once, not one after the other.
+        record, catalogue, models, _ = await asyncio.gather(
+            self.api.get(f"/api/workflows/{self.workflow_id}"), self.api.get("/api/node-types"),
+            self.api.get("/api/models"), self.view.load(),
+        )
         self.document, self.version = record["document"], record["version"]
-        catalogue = await self.api.get("/api/node-types")
+        for key in ("nodes", "edges"):  # the API leaves out empty lists
+            self.document.setdefault(key, [])
         self.types = {item["type"]: item for item in catalogue["items"]}
-        models = await self.api.get("/api/models")
         self.models = [item["name"] for item in models["items"]]
         await self._refresh_ports([node["id"] for node in self.document["nodes"]])
-        view = await self.api.get(f"/api/workflows/{self.workflow_id}/view")
-        pan = view.get("pan") or {}
-        untouched = view.get("zoom", 1.0) == 1.0 and not pan.get("x") and not pan.get("y")
-        saved_view = None if untouched else view  # never saved: fit the graph instead
+        self.view.keep_nodes({node["id"] for node in self.document["nodes"]})
+        self.selected = list(self.view.selection)
         with ui.row().classes("w-full items-center gap-2 px-2"):
             ui.link("Workflows", "/")
             self.title = ui.label(self.document.get("name", "")).classes("text-lg font-bold")
@@ -91,19 +73,21 @@ class Editor:
             self.cancel_button.set_visibility(False)
         with ui.splitter(value=14, limits=(8, 30)).classes("w-full nl-main") as outer:
             with outer.before:
-                self._palette()
+                palette(self.types)
             split = ui.splitter(value=72, limits=(40, 90))
             with outer.after, split.classes("w-full h-full") as inner:
                 with inner.before:
-                    self.canvas = Canvas(self._graph(), self._flow_view(saved_view))
+                    self.canvas = Canvas(self._graph(), self.view.viewport(), self.selected)
                     for name in ("connect", "refused", "remove-nodes", "remove-edges", "move",
                                  "selection", "palette-drop", "viewport"):
                         self.canvas.on(name, getattr(self, f"_on_{name.replace('-', '_')}"))
                 with inner.after, ui.tabs().classes("w-full") as tabs:
-                    ui.tab("params", "Params")
-                    ui.tab("run", "Run")
-                    ui.tab("history", "History")
-                with inner.after, ui.tab_panels(tabs, value="params").classes("w-full") as panels:
+                    for name in PANELS:
+                        ui.tab(name, name.capitalize())
+                with inner.after, ui.tab_panels(
+                    tabs, value=self.view.panel,
+                    on_change=lambda e: self.view.set_panel(str(e.value)),
+                ).classes("w-full") as panels:
                     self.panels = panels
                     with ui.tab_panel("params"):
                         self.params_box = ui.column().classes("w-full")
@@ -112,26 +96,9 @@ class Editor:
                     with ui.tab_panel("history"):
                         self.history = History(self.api, self)
                         await self.history.build()
+                        self.history.node_selected(self.selected)
         self._show_params()
         self._keys()
-
-    def _palette(self) -> None:
-        ui.label("Nodes").classes("font-bold")
-        by_category: dict[str, list[dict[str, Any]]] = {}
-        for item in self.types.values():
-            by_category.setdefault(item["category"], []).append(item)
-        for category in sorted(by_category):
-            ui.label(category).classes("text-xs uppercase text-gray-500 mt-2")
-            for item in by_category[category]:
-                entry = ui.label(item["title"]).classes("nl-palette-item")
-                entry.props(f'draggable=true data-palette="{item["type"]}"').tooltip(
-                    item["description"]
-                )
-                entry.on(
-                    "dragstart",
-                    js_handler="(e) => e.dataTransfer.setData("
-                    f"'application/x-nodeloom-type', '{item['type']}')",
-                )
 
     def _keys(self) -> None:
         def handle(event: Any) -> None:
@@ -157,8 +124,8 @@ class Editor:
         return {
             "id": node["id"],
             "title": self.types.get(node["type"], {}).get("title", node["type"]),
-            "inputs": [_port(port) for port in ports.get("inputs", [])],
-            "outputs": [_port(port) for port in ports.get("outputs", [])],
+            "inputs": [port_view(port) for port in ports.get("inputs", [])],
+            "outputs": [port_view(port) for port in ports.get("outputs", [])],
             "x": position.get("x", 0),
             "y": position.get("y", 0),
         }
@@ -168,13 +135,6 @@ class Editor:
             "nodes": [self._node_view(node) for node in self.document["nodes"]],
             "edges": list(self.document["edges"]),
         }
-
-    @staticmethod
-    def _flow_view(view: dict[str, Any] | None) -> dict[str, Any] | None:
-        if view is None:
-            return None
-        pan = view.get("pan") or {}
-        return {"x": pan.get("x", 0), "y": pan.get("y", 0), "zoom": view.get("zoom", 1.0)}
 
     def node(self, node_id: str) -> dict[str, Any]:
         return next(node for node in self.document["nodes"] if node["id"] == node_id)
@@ -228,15 +188,21 @@ class Editor:
         ui.notify(f"Cannot connect: {event.args['reason']}", type="warning")
 
     def _on_remove_nodes(self, event: Any) -> None:
+        """Nodes deleted, with their edges and any other edges deleted at the same time."""
         ids = set(event.args["ids"])
+        loose = set(event.args.get("edges") or [])
         self._checkpoint()
         self.document["nodes"] = [n for n in self.document["nodes"] if n["id"] not in ids]
         self.document["edges"] = [
             e for e in self.document["edges"]
             if e["from"].split(".")[0] not in ids and e["to"].split(".")[0] not in ids
+            and f"{e['from']}->{e['to']}" not in loose
         ]
         self.canvas.remove_nodes(sorted(ids))
+        for edge_id in sorted(loose):
+            self.canvas.remove_edge(edge_id)
         self.selected = [s for s in self.selected if s not in ids]
+        self.view.set_selection(self.selected)
         self._show_params()
         self._changed()
 
@@ -259,18 +225,15 @@ class Editor:
 
     def _on_selection(self, event: Any) -> None:
         self.selected = list(event.args["ids"])
+        self.view.set_selection(self.selected)
         self._show_params()
         self.history.node_selected(self.selected)
 
     async def _on_palette_drop(self, event: Any) -> None:
         node_type = event.args["type"]
         info = self.types[node_type]
-        taken = {node["id"] for node in self.document["nodes"]}
-        number = 1
-        while f"{node_type}_{number}" in taken:
-            number += 1
-        node_id = f"{node_type}_{number}"
-        params = _starting_params(info["params_schema"], node_id)
+        node_id = new_node_id(node_type, {node["id"] for node in self.document["nodes"]})
+        params = starting_params(info["params_schema"], node_id)
         node = {"id": node_id, "type": node_type, "params": params,
                 "ui": {"x": event.args["x"], "y": event.args["y"]}}
         self._checkpoint()
@@ -280,17 +243,7 @@ class Editor:
         self._changed()
 
     def _on_viewport(self, event: Any) -> None:
-        view = {"zoom": event.args["zoom"], "pan": {"x": event.args["x"], "y": event.args["y"]},
-                "selection": self.selected, "panels": [str(self.panels.value)]}
-        if self._view_task is not None and not self._view_task.done():
-            self._view_task.cancel()
-        self._view_task = background_tasks.create(self._save_view(view))
-
-    async def _save_view(self, view: dict[str, Any]) -> None:
-        try:
-            await self.api.call("PUT", f"/api/workflows/{self.workflow_id}/view", body=view)
-        except ApiError as exc:
-            ui.notify(f"View not saved: {exc.detail}", type="warning")
+        self.view.set_viewport(event.args)
 
     # -- params -----------------------------------------------------------------------------
 
@@ -309,8 +262,10 @@ class Editor:
             def changed(name: str, value: Any) -> None:
                 background_tasks.create(self._set_param(node_id, name, value))
 
+            problems = self.problems.get(node_id)
             params_form(
-                info.get("params_schema", {}), node.get("params", {}), changed, models=self.models
+                info.get("params_schema", {}), node.get("params", {}), changed, models=self.models,
+                errors=problems.params if problems else None,
             )
 
     async def _set_param(self, node_id: str, name: str, value: Any) -> None:
@@ -333,6 +288,7 @@ class Editor:
         self.document = document
         self.canvas.load(self._graph())
         self.selected = []
+        self.view.set_selection(self.selected)
         self._show_params()
         self._changed()
 
@@ -413,19 +369,24 @@ class Editor:
         self.version = response.json()["version"]
         self.dirty = False
         self.state_label.set_text(f"saved as version {self.version}")
-        self.canvas.mark_invalid([])
+        self.show_errors([], "")
         return True
 
     async def validate(self) -> None:
         answer = await self.api.post("/api/workflows/validate", self.document)
         if answer["valid"]:
-            self.canvas.mark_invalid([])
+            self.show_errors([], "")
             ui.notify("The workflow is valid", type="positive")
         else:
             self.show_errors(answer["errors"], "The workflow has errors")
 
     def show_errors(self, errors: list[dict[str, Any]], title: str) -> None:
-        self.canvas.mark_invalid(sorted({e["node"] for e in errors if e.get("node")}))
+        """Errors on their nodes, ports and params fields, and listed in a notice; none: clear."""
+        self.problems = locate(errors)
+        self.canvas.mark_invalid(canvas_marks(self.problems))
+        self._show_params()
+        if not title:
+            return
         lines = [f"{e.get('node') or '-'}: {e['message']}" for e in errors] or [title]
         ui.notify(title + ("\n" + "\n".join(lines[:8]) if errors else ""),
                   type="negative", multi_line=True, classes="nl-errors")

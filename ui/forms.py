@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from nicegui import ui
+from nicegui.elements.mixins.value_element import ValueElement
 
 LONG_TEXT = {"template", "prompt", "system_prompt", "instruction", "expression", "description"}
 COMMON = {"timeout_s", "retries", "retry_backoff_s", "cache"}
@@ -20,18 +21,38 @@ def params_form(
     on_change: Callable[[str, Any], None],
     *,
     models: list[str] | None = None,
+    errors: dict[str, str] | None = None,
 ) -> None:
     """Fields for every property of ``schema``; ``on_change(name, value)`` with ``MISSING`` when
-    a field is emptied (the param is then left out, and its default applies)."""
+    a field is emptied (the param is then left out, and its default applies). ``errors`` are
+    validation messages by field, shown on the field until it is edited."""
     properties: dict[str, Any] = schema.get("properties", {})
     own = {name: prop for name, prop in properties.items() if name not in COMMON}
     common = {name: prop for name, prop in properties.items() if name in COMMON}
+    errors = errors or {}
     for name, prop in own.items():
-        field(name, prop, values.get(name, MISSING), on_change, models=models)
+        box = field(name, prop, values.get(name, MISSING), on_change, models=models)
+        if name in errors:
+            flag(box, errors[name])
     if common:
-        with ui.expansion("Retries, timeout, cache").classes("w-full"):
+        with ui.expansion("Retries, timeout, cache", value=bool(errors.keys() & common.keys())
+                          ).classes("w-full"):
             for name, prop in common.items():
-                field(name, prop, values.get(name, MISSING), on_change)
+                box = field(name, prop, values.get(name, MISSING), on_change)
+                if name in errors:
+                    flag(box, errors[name])
+
+
+def flag(box: ValueElement[Any], message: str) -> None:
+    """Show ``message`` as the field's error (Quasar's own error line) until its value changes."""
+    box.props["error"] = True
+    box.props["error-message"] = message
+
+    def clear() -> None:
+        box.props.pop("error", None)
+        box.props.pop("error-message", None)
+
+    box.on_value_change(clear)
 
 
 def field(
@@ -41,42 +62,42 @@ def field(
     on_change: Callable[[str, Any], None],
     *,
     models: list[str] | None = None,
-) -> None:
+) -> ValueElement[Any]:
     label = name
     hint = prop.get("description", "")
     default = prop.get("default", MISSING)
     shown = value if value is not MISSING else (default if default is not MISSING else None)
     kind = prop.get("type")
     if name == "model" and models:
-        ui.select(
+        return ui.select(
             models, label=label, value=shown if shown in models else None,
             on_change=lambda e: on_change(name, e.value or MISSING),
         ).classes("w-full").props(f'data-param="{name}"')
-    elif "enum" in prop:
-        ui.select(
+    if "enum" in prop:
+        return ui.select(
             list(prop["enum"]), label=label, value=shown,
             on_change=lambda e: on_change(name, e.value),
         ).classes("w-full").props(f'data-param="{name}"')
-    elif kind == "boolean":
-        ui.switch(label, value=bool(shown), on_change=lambda e: on_change(name, e.value)).props(
-            f'data-param="{name}"'
-        )
-    elif kind in ("number", "integer"):
-        _number(name, prop, shown, on_change)
-    elif kind == "string" and "anyOf" not in prop:
+    if kind == "boolean":
+        return ui.switch(
+            label, value=bool(shown), on_change=lambda e: on_change(name, e.value)
+        ).props(f'data-param="{name}"')
+    if kind in ("number", "integer"):
+        return _number(name, prop, shown, on_change)
+    if kind == "string" and "anyOf" not in prop:
         element = ui.textarea if name in LONG_TEXT or prop.get("format") else ui.input
         box = element(label, value=shown or "")
         box.classes("w-full").props(f'data-param="{name}"')
         if hint:
             box.tooltip(hint)
         box.on_value_change(lambda e: on_change(name, e.value if e.value != "" else MISSING))
-    else:
-        _json_field(name, shown, on_change)
+        return box
+    return _json_field(name, shown, on_change)
 
 
 def _number(
     name: str, prop: dict[str, Any], shown: Any, on_change: Callable[[str, Any], None]
-) -> None:
+) -> ui.number:
     low = prop.get("minimum", prop.get("exclusiveMinimum"))
     high = prop.get("maximum")
     integer = prop.get("type") == "integer"
@@ -93,9 +114,10 @@ def _number(
     if low is not None or high is not None:
         shown_low, shown_high = ("…" if v is None else v for v in (low, high))
         box.tooltip(f"from {shown_low} to {shown_high}")
+    return box
 
 
-def _json_field(name: str, shown: Any, on_change: Callable[[str, Any], None]) -> None:
+def _json_field(name: str, shown: Any, on_change: Callable[[str, Any], None]) -> ui.textarea:
     text = json.dumps(shown, indent=2) if shown is not None else ""
     box = ui.textarea(f"{name} (JSON)", value=text).classes("w-full font-mono")
     box.props(f'data-param="{name}"')
@@ -114,6 +136,7 @@ def _json_field(name: str, shown: Any, on_change: Callable[[str, Any], None]) ->
         on_change(name, parsed)
 
     box.on_value_change(changed)
+    return box
 
 
 def inputs_form(inputs: list[dict[str, Any]]) -> dict[str, Callable[[], Any]]:

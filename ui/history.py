@@ -47,6 +47,8 @@ class History:
             self.rerun_button.props("dense").disable()
             self.diff_button = ui.button("Diff ticked", on_click=self.show_diff).props("dense")
         self.hint = ui.label("").classes("text-xs text-gray-500")
+        self.page_link = ui.link("", "/").props("data-run-link")
+        self.page_link.set_visibility(False)
         self.tree = ui.tree([], label_key="label", on_select=self._selected,
                             on_tick=lambda _: None, tick_strategy="strict").classes("w-full")
         await self.refresh()
@@ -81,6 +83,9 @@ class History:
         if not event.value:
             return
         self.run = await self.api.get(f"/api/runs/{event.value}")
+        self.page_link.set_text(f"Open run {event.value[-6:]} on its own page")
+        self.page_link.props["href"] = f"/runs/{event.value}"
+        self.page_link.set_visibility(True)
         states = {}
         for node_id, state in self.run["nodes"].items():
             output = state.get("output") or {}

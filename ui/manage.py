@@ -41,10 +41,12 @@ async def agents_page(api: Api) -> None:
                     ui.label(f"{config['model']} · {', '.join(config['tools']) or 'no tools'}")
                     ui.label(record["id"]).classes("text-xs text-gray-500")
                     ui.space()
-                    ui.button("Edit", on_click=lambda r=record: edit(r)).props("flat dense")
+                    ui.button("Edit", on_click=lambda r=record: edit(r)).props("flat dense").mark(
+                        f"edit-{record['id']}"
+                    )
                     ui.button("Delete", on_click=lambda r=record: delete(r["id"])).props(
                         "flat dense color=negative"
-                    )
+                    ).mark(f"delete-{record['id']}")
 
     async def delete(agent_id: str) -> None:
         await api.call("DELETE", f"/api/agents/{agent_id}")
@@ -54,9 +56,9 @@ async def agents_page(api: Api) -> None:
         values = {**AGENT_DEFAULTS, **(record["config"] if record else {})}
         with ui.dialog() as dialog, ui.card().classes("w-[32rem]"):
             ui.label("Edit agent" if record else "New agent").classes("font-bold")
-            name = ui.input("name", value=values["name"]).classes("w-full")
+            name = ui.input("name", value=values["name"]).classes("w-full").mark("agent-name")
             model = ui.select(models, label="model", value=values["model"] or None)
-            model.classes("w-full")
+            model.classes("w-full").mark("agent-model")
             prompt = ui.textarea("system prompt", value=values["system_prompt"]).classes("w-full")
             chosen = ui.select(tools, label="tools", value=values["tools"], multiple=True)
             chosen.classes("w-full")
@@ -127,7 +129,7 @@ async def files_page(api: Api) -> None:
                     ui.space()
                     ui.button("Delete", on_click=lambda i=item: delete(i["path"])).props(
                         "flat dense color=negative"
-                    )
+                    ).mark(f"delete-{item['path']}")
 
     async def go(folder: str) -> None:
         state["dir"] = folder.strip("/")

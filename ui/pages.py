@@ -1,4 +1,5 @@
-"""The canvas's pages: workflows, the editor, agents, files, models. Each talks to the REST API."""
+"""The canvas's pages: workflows, the editor, a run, agents, files, models, signing in. Each talks
+to the REST API; one that the API refuses for want of a token leads to `/signin`."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from fastapi.responses import RedirectResponse
 from nicegui import app, events, ui
 
+from ui import auth
 from ui.client import Api, ApiError
 from ui.editor import Editor
 from ui.manage import agents_page, files_page
+from ui.run_page import run_page
 
 STATIC = Path(__file__).parent / "static"
 HEAD = (
@@ -18,6 +22,7 @@ HEAD = (
     '<link rel="stylesheet" href="/nodeloom-ui/vendor/core/theme-default.css">'
     '<link rel="stylesheet" href="/nodeloom-ui/vendor/controls/style.css">'
     '<link rel="stylesheet" href="/nodeloom-ui/vendor/minimap/style.css">'
+    '<link rel="stylesheet" href="/nodeloom-ui/static/utilities.css">'
     '<link rel="stylesheet" href="/nodeloom-ui/static/nodeloom.css">'
 )
 
@@ -29,50 +34,62 @@ def register(api_url: Callable[[], str]) -> None:
 
     def client() -> Api:
         """An API client for this browser tab, closed when the tab goes away."""
-        api = Api(api_url(), _token())
+        api = Api(api_url(), auth.token())
         ui.context.client.on_delete(api.close)
         return api
 
     def frame(title: str) -> None:
         ui.add_head_html(HEAD)
         ui.page_title(f"{title} · nodeloom")
+        ui.context.client.on_exception(auth.api_failed)
         with ui.header().classes("items-center py-1 px-3 bg-slate-800"):
             ui.label("nodeloom").classes("font-bold text-white mr-4")
             for text, target in (("Workflows", "/"), ("Agents", "/agents"), ("Files", "/files"),
                                  ("Models", "/models")):
                 ui.link(text, target).classes("text-white")
+            if auth.token():
+                ui.space()
+                ui.button("Sign out", on_click=auth.sign_out).props("flat dense color=white")
 
     @ui.page("/")
-    async def workflows_page() -> None:
+    async def workflows_page() -> RedirectResponse | None:
         frame("Workflows")
-        await workflow_list(client())
+        return await _guarded(workflow_list(client()))
 
     @ui.page("/workflows/{workflow_id}")
-    async def editor_page(workflow_id: str) -> None:
+    async def editor_page(workflow_id: str) -> RedirectResponse | None:
         frame("Editor")
-        try:
-            await Editor(client(), workflow_id).build()
-        except ApiError as exc:
-            ui.label(f"Cannot open workflow {workflow_id}: {exc.detail}").classes("text-red-700")
+        return await _guarded(Editor(client(), workflow_id).build(),
+                              f"Cannot open workflow {workflow_id}")
+
+    @ui.page("/runs/{run_id}")
+    async def run(run_id: str) -> RedirectResponse | None:
+        frame("Run")
+        return await _guarded(run_page(client(), run_id), f"Cannot show run {run_id}")
 
     @ui.page("/agents")
-    async def agents() -> None:
+    async def agents() -> RedirectResponse | None:
         frame("Agents")
-        await _guarded(agents_page(client()))
+        return await _guarded(agents_page(client()))
 
     @ui.page("/files")
-    async def files() -> None:
+    async def files() -> RedirectResponse | None:
         frame("Files")
-        await _guarded(files_page(client()))
+        return await _guarded(files_page(client()))
+
+    @ui.page("/signin")
+    async def signin(next: str = "/") -> None:
+        ui.add_head_html(HEAD)
+        ui.page_title("Sign in · nodeloom")
+        await auth.signin_page(api_url, next)
 
     @ui.page("/models")
-    async def models_page() -> None:
+    async def models_page() -> RedirectResponse | None:
         frame("Models")
         try:
             models = await client().get("/api/models")
         except ApiError as exc:
-            ui.label(exc.detail)
-            return
+            return _refused(exc, "Models unavailable")
         rows = [
             {"name": m["name"], "provider": m["provider"],
              "available": "yes" if m["available"] else "no",
@@ -81,25 +98,25 @@ def register(api_url: Callable[[], str]) -> None:
         ]
         ui.table(rows=rows, columns=[{"name": k, "label": k, "field": k} for k in
                                      ("name", "provider", "available", "why", "memory")])
+        return None
 
 
-async def _guarded(page: Awaitable[None]) -> None:
+async def _guarded(
+    page: Awaitable[None], what: str = "The server answered"
+) -> RedirectResponse | None:
+    """Build a page; the API's refusal shows in its place, or leads to `/signin` (401)."""
     try:
         await page
     except ApiError as exc:
-        ui.label(f"The server answered: {exc.detail}").classes("text-red-700")
+        return _refused(exc, what)
+    return None
 
 
-def _has_user_storage() -> bool:
-    try:
-        app.storage.user  # noqa: B018 - raises without a storage secret
-    except RuntimeError:
-        return False
-    return True
-
-
-def _token() -> str | None:
-    return app.storage.user.get("token") if _has_user_storage() else None
+def _refused(exc: ApiError, what: str) -> RedirectResponse | None:
+    if exc.status == 401:
+        return auth.to_signin()
+    ui.label(f"{what}: {exc.detail}").classes("text-red-700").props("data-refused")
+    return None
 
 
 async def workflow_list(api: Api) -> None:
@@ -128,7 +145,7 @@ async def workflow_list(api: Api) -> None:
                     ui.button("Export", on_click=lambda i=item: export(i["id"])).props("flat dense")
                     ui.button("Delete", on_click=lambda i=item: delete(i["id"])).props(
                         "flat dense color=negative"
-                    )
+                    ).mark(f"delete-{item['id']}")
 
     async def create() -> None:
         document = {"schema_version": 1, "name": "Untitled", "nodes": [], "edges": []}

@@ -41,22 +41,29 @@ class RunPanel:
                 except (ValueError, json.JSONDecodeError) as exc:
                     ui.notify(f"Not a valid value: {exc}", type="warning")
                     return
-                dialog.close()
-                await self.start({k: v for k, v in values.items() if v is not None})
+                # Closed once the run started; refused, it stays open with what was typed.
+                await self.start({k: v for k, v in values.items() if v is not None}, dialog)
 
             with ui.row():
                 ui.button("Start", on_click=go).props("color=positive")
                 ui.button("Close", on_click=dialog.close).props("flat")
         dialog.open()
 
-    async def start(self, inputs: dict[str, Any]) -> None:
+    async def start(self, inputs: dict[str, Any], dialog: ui.dialog | None = None) -> bool:
+        """Start a run and follow it; False (and a notice) when the server refused it."""
         try:
             path = f"/api/workflows/{self.editor.workflow_id}/runs"
             run = await self.editor.api.post(path, {"inputs": inputs})
         except ApiError as exc:
-            self.editor.show_errors(exc.errors, exc.detail)
-            return
+            if exc.status == 0:
+                ui.notify(f"Not started: {exc.detail}", type="warning", classes="nl-offline")
+            else:
+                self.editor.show_errors(exc.errors, exc.detail)
+            return False
+        if dialog is not None:
+            dialog.close()
         await self.follow(run["id"])
+        return True
 
     async def follow(self, run_id: str) -> None:
         """Show a run's events on the canvas as they happen."""
@@ -65,7 +72,7 @@ class RunPanel:
         self.editor.cancel_button.set_visibility(True)
         self.editor.run_box.clear()
         with self.editor.run_box:
-            ui.label(f"Run {run_id}").classes("font-bold")
+            ui.link(f"Run {run_id}", f"/runs/{run_id}").classes("font-bold")
             status = ui.label("running").props("data-run-status=running")
             outputs = ui.column().classes("w-full")
         self.editor.panels.set_value("run")
@@ -84,11 +91,21 @@ class RunPanel:
                             ui.code(shown, language="text").classes("w-full").props(
                                 f'data-output="{name}"'
                             )
+                    await self._final_states(run_id)
         except ApiError as exc:
             ui.notify(f"Lost the run's events: {exc.detail}", type="warning")
         finally:
             self.editor.cancel_button.set_visibility(False)
             await self.editor.history.refresh()
+
+    async def _final_states(self, run_id: str) -> None:
+        """Nodes a cancel or a failure stopped get no event of their own: the run record says."""
+        run = await self.editor.api.get(f"/api/runs/{run_id}")
+        self.editor.canvas.set_states({
+            node_id: {"status": state["status"], "error": state.get("error") or ""}
+            for node_id, state in run["nodes"].items()
+            if state["status"] in ("cancelled", "failed", "skipped", "pending")
+        })
 
     def _apply_event(self, event: dict[str, Any]) -> None:
         kind, node, data = event["type"], event.get("node"), event.get("data") or {}

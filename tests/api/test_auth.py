@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import structlog
 from litestar.testing import AsyncTestClient
 
 from engine.storage.accounts import Accounts
@@ -95,8 +96,11 @@ async def test_not_open_off_loopback(tmp_path: Path, sqlite_url: str) -> None:
     config = make_config(tmp_path, sqlite_url, host="0.0.0.0")
     app = create_app(config, registry=api_test_registry())
     async with AsyncTestClient(app=app) as client:
-        assert (await client.get("/api/workflows")).status_code == 401
+        with structlog.testing.capture_logs() as logs:
+            assert (await client.get("/api/workflows")).status_code == 401
         assert (await client.get("/api/health")).status_code == 200
+    # The request's log line has the status the client got.
+    assert [line["status"] for line in logs if line["event"] == "request"] == [401]
 
 
 def test_cli_creates_users_and_tokens(

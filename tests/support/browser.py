@@ -6,6 +6,9 @@ nothing is downloaded."""
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -54,9 +57,14 @@ def server(folder: Path) -> Iterator[str]:
     """The base URL of a `nodeloom serve`-equivalent server over a fresh database."""
     port = free_port()
     log = (folder / "server.log").open("w")
+    environment = {
+        **os.environ,
+        "NODELOOM_SECRET_KEY": secrets.token_urlsafe(32),  # nothing kept in the repository
+        "NICEGUI_STORAGE_PATH": str(folder / "ui-storage"),
+    }
     process = subprocess.Popen(
         [sys.executable, "-c", SERVE, str(folder), str(port), str(ROOT / "models")],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=environment,
     )
     base = f"http://127.0.0.1:{port}"
     (folder / "server.pid").write_text(str(process.pid))
@@ -106,4 +114,68 @@ def button(browser: WebDriver, name: str) -> WebElement:
         lambda: next((b for b in find(browser, "button") if b.text.strip().lower() == name.lower()
                       and b.is_displayed()), None),
         what=f"the {name} button",
+    )
+
+
+ARTIFACTS = ROOT / "tests" / "artifacts"
+
+
+def auth(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def create(base_url: str, document: dict[str, Any], token: str | None = None) -> str:
+    answer = httpx.post(f"{base_url}/api/workflows", json=document, headers=auth(token),
+                        timeout=10)
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["id"])
+
+
+def saved(base_url: str, workflow_id: str, token: str | None = None) -> dict[str, Any]:
+    answer = httpx.get(f"{base_url}/api/workflows/{workflow_id}", headers=auth(token), timeout=10)
+    return dict(answer.json())
+
+
+def example(name: str) -> dict[str, Any]:
+    return dict(json.loads((ROOT / "workflows" / name).read_text()))
+
+
+def open_editor(
+    browser: WebDriver, base_url: str, workflow_id: str, token: str | None = None
+) -> None:
+    """Open the editor and wait until every node of the saved document is drawn."""
+    browser.get(f"{base_url}/workflows/{workflow_id}")
+    wanted = {node["id"] for node in saved(base_url, workflow_id, token)["document"]["nodes"]}
+    wait_for(lambda: {e.get_attribute("data-node-id") for e in find(browser, "[data-node-id]")}
+             == wanted, what="every node to be drawn")
+    time.sleep(0.3)  # the fit-view's transition
+
+
+def status(browser: WebDriver, node_id: str) -> str | None:
+    found = find(browser, f'[data-node-id="{node_id}"]')
+    return found[0].get_attribute("data-status") if found else None
+
+
+def screenshot(browser: WebDriver, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+
+
+def drop_from_palette(browser: WebDriver, node_type: str, x: float = 0.5, y: float = 0.8) -> None:
+    """An HTML5 drag of ``node_type`` from the palette onto the canvas (``x``, ``y``: fractions of
+    the pane), as the browser delivers it."""
+    browser.execute_script(
+        """
+        const [type, fx, fy] = arguments;
+        const item = document.querySelector(`[data-palette="${type}"]`);
+        const pane = document.querySelector('.vue-flow__pane');
+        const box = pane.getBoundingClientRect();
+        const data = new DataTransfer();
+        item.dispatchEvent(new DragEvent('dragstart', {dataTransfer: data, bubbles: true}));
+        for (const kind of ['dragover', 'drop']) {
+          pane.dispatchEvent(new DragEvent(kind, {dataTransfer: data, bubbles: true,
+            clientX: box.left + box.width * fx, clientY: box.top + box.height * fy}));
+        }
+        """,
+        node_type, x, y,
     )

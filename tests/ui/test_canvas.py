@@ -5,7 +5,6 @@ find the view restored after a reload. Screenshots go to tests/artifacts/."""
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -14,42 +13,17 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from tests.support.browser import ROOT, button, find, wait_for
-
-ARTIFACTS = ROOT / "tests" / "artifacts"
-
-
-def create(base_url: str, document: dict[str, Any]) -> str:
-    answer = httpx.post(f"{base_url}/api/workflows", json=document, timeout=10)
-    assert answer.status_code == 201, answer.text
-    return str(answer.json()["id"])
-
-
-def saved(base_url: str, workflow_id: str) -> dict[str, Any]:
-    return dict(httpx.get(f"{base_url}/api/workflows/{workflow_id}", timeout=10).json())
-
-
-def example(name: str) -> dict[str, Any]:
-    return dict(json.loads((ROOT / "workflows" / name).read_text()))
-
-
-def open_editor(browser: WebDriver, base_url: str, workflow_id: str) -> None:
-    """Open the editor and wait until every node of the saved document is drawn."""
-    browser.get(f"{base_url}/workflows/{workflow_id}")
-    wanted = {node["id"] for node in saved(base_url, workflow_id)["document"]["nodes"]}
-    wait_for(lambda: {e.get_attribute("data-node-id") for e in find(browser, "[data-node-id]")}
-             == wanted, what="every node to be drawn")
-    time.sleep(0.3)  # the fit-view's transition
-
-
-def status(browser: WebDriver, node_id: str) -> str | None:
-    found = find(browser, f'[data-node-id="{node_id}"]')
-    return found[0].get_attribute("data-status") if found else None
-
-
-def screenshot(browser: WebDriver, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    browser.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+from tests.support.browser import (
+    button,
+    create,
+    example,
+    find,
+    open_editor,
+    saved,
+    screenshot,
+    status,
+    wait_for,
+)
 
 
 def test_the_editor_draws_an_example(browser: WebDriver, base_url: str) -> None:

@@ -1,0 +1,139 @@
+"""Runs in the canvas: a run's own page (finished, and following one live), reached from the
+history panel; the diff of two runs; Cancel of a run that is generating."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from tests.support.browser import (
+    button,
+    create,
+    example,
+    find,
+    open_editor,
+    status,
+    wait_for,
+)
+
+SLOW: dict[str, Any] = {  # an LLM node that would write for a minute or more
+    "schema_version": 1, "name": "Slow",
+    "nodes": [
+        {"id": "ask", "type": "input",
+         "params": {"name": "ask", "schema": {"type": "string"}, "default": "1, 2, 3,"},
+         "ui": {"x": 40, "y": 60}},
+        {"id": "write", "type": "llm",
+         "params": {"model": "gemma-3-270m", "max_tokens": 4000, "temperature": 0},
+         "ui": {"x": 320, "y": 60}},
+        {"id": "out", "type": "output", "params": {"name": "out"}, "ui": {"x": 600, "y": 60}},
+    ],
+    "edges": [{"from": "ask.value", "to": "write.prompt"},
+              {"from": "write.text", "to": "out.value"}],
+}
+
+
+def run_now(base_url: str, workflow_id: str, **body: Any) -> dict[str, Any]:
+    answer = httpx.post(f"{base_url}/api/workflows/{workflow_id}/runs", json=body, timeout=60)
+    assert answer.status_code in (201, 202), answer.text
+    return dict(answer.json())
+
+
+def run_status(browser: WebDriver) -> str | None:
+    found = find(browser, "[data-run-status]")
+    return found[0].get_attribute("data-run-status") if found else None
+
+
+def row_status(browser: WebDriver, node_id: str) -> str | None:
+    found = find(browser, f'[data-run-node="{node_id}"]')
+    return found[0].get_attribute("data-status") if found else None
+
+
+def history_tab(browser: WebDriver) -> None:
+    next(t for t in find(browser, ".q-tab") if t.text.strip().lower() == "history").click()
+
+
+def tree_entry(browser: WebDriver, run_id: str) -> Any:
+    return wait_for(lambda: [e for e in find(browser, ".q-tree__node-header")
+                             if run_id[-6:] in e.text], what=f"run {run_id} in the tree")[0]
+
+
+def test_a_run_page_from_the_history_panel(browser: WebDriver, base_url: str) -> None:
+    workflow_id = create(base_url, example("greeting.json"))
+    run = run_now(base_url, workflow_id, wait=True)
+    child = httpx.post(f"{base_url}/api/runs/{run['id']}/rerun", timeout=60, json={
+        "from_node": "greet", "params": {"greet": {"template": "Hi, {{ name }}."}}, "wait": True,
+    }).json()
+    open_editor(browser, base_url, workflow_id)
+    history_tab(browser)
+    tree_entry(browser, child["id"]).find_element("css selector",
+                                                  ".q-tree__node-header-content").click()
+    link = wait_for(lambda: [e for e in find(browser, "[data-run-link]") if e.is_displayed()],
+                    what="the link to the run's page")[0]
+    link.click()
+
+    wait_for(lambda: browser.current_url.endswith(f"/runs/{child['id']}"), what="the run page")
+    wait_for(lambda: run_status(browser) == "succeeded", what="the run's status")
+    wait_for(lambda: row_status(browser, "name") == "cached", what="the reused node")
+    assert row_status(browser, "greet") == "succeeded"
+    greet = find(browser, '[data-run-node="greet"]')[0].text
+    assert "Hi, world." in greet
+    assert " ms" in greet
+    assert "Hi, world." in find(browser, '[data-output="greeting"]')[0].text
+    assert '"world"' in find(browser, "[data-run-inputs]")[0].text  # the input's default
+    assert find(browser, "[data-workflow-link]")[0].get_attribute("href").endswith(
+        f"/workflows/{workflow_id}"
+    )
+    find(browser, "[data-parent-link]")[0].click()
+    wait_for(lambda: browser.current_url.endswith(f"/runs/{run['id']}"), what="the parent's page")
+    wait_for(lambda: find(browser, "[data-child-link]"), what="the link to the rerun")
+    assert "Hello, world!" in find(browser, '[data-output="greeting"]')[0].text
+
+
+def test_the_diff_of_two_runs(browser: WebDriver, base_url: str) -> None:
+    workflow_id = create(base_url, example("greeting.json"))
+    first = run_now(base_url, workflow_id, wait=True)
+    second = run_now(base_url, workflow_id, wait=True, inputs={"name": "bees"})
+    open_editor(browser, base_url, workflow_id)
+    history_tab(browser)
+    for run in (first, second):
+        tree_entry(browser, run["id"]).find_element("css selector", ".q-checkbox").click()
+    button(browser, "Diff ticked").click()
+    dialog = wait_for(lambda: [d for d in find(browser, ".q-dialog") if "→" in d.text],
+                      what="the diff dialog")[0]
+    assert 'inputs changed: ["name"]' in dialog.text
+    rows = {row.find_elements("css selector", "td")[0].text: row.text
+            for row in dialog.find_elements("css selector", "tbody tr")}
+    assert set(rows) == {"name", "greet", "greeting"}
+    assert "changed" in rows["greet"]  # its output: "Hello, bees! …" instead of "Hello, world! …"
+    button(browser, "Close").click()
+
+
+def test_a_running_run_is_followed_live_and_cancelled(browser: WebDriver, base_url: str) -> None:
+    workflow_id = create(base_url, SLOW)
+    # The editor: Run, watch the LLM write, Cancel.
+    open_editor(browser, base_url, workflow_id)
+    button(browser, "Run").click()
+    button(browser, "Start").click()
+    wait_for(lambda: status(browser, "write") == "running", timeout=60, what="the LLM to start")
+    wait_for(lambda: any(len(e.text) > 10
+                         for e in find(browser, '[data-node-id="write"] .nl-text')),
+             timeout=60, what="tokens on the node")
+    button(browser, "Cancel").click()
+    wait_for(lambda: run_status(browser) == "cancelled", timeout=30, what="the cancelled status")
+    assert status(browser, "write") != "running"
+    run_id = httpx.get(f"{base_url}/api/runs", params={"workflow_id": workflow_id}).json()[
+        "items"][0]["id"]
+    assert httpx.get(f"{base_url}/api/runs/{run_id}").json()["status"] == "cancelled"
+
+    # The run page of a run that is going on: the tokens arrive live, the end is shown.
+    run = run_now(base_url, workflow_id)
+    browser.get(f"{base_url}/runs/{run['id']}")
+    wait_for(lambda: row_status(browser, "write") == "running", timeout=60, what="running")
+    wait_for(lambda: len(find(browser, '[data-run-node="write"]')[0].text) > 40, timeout=60,
+             what="streamed tokens on the run page")
+    assert run_status(browser) == "running"
+    httpx.post(f"{base_url}/api/runs/{run['id']}/cancel", timeout=30)
+    wait_for(lambda: run_status(browser) == "cancelled", timeout=30, what="the end of the run")
+    assert row_status(browser, "write") == "cancelled"
