@@ -88,7 +88,7 @@ def worker_command(args: argparse.Namespace, registry: NodeRegistry) -> int:
 async def _serve(
     url: str, registry: NodeRegistry, *, concurrency: int, lease_timeout_s: float, workspace: Path
 ) -> int:
-    database = await Database.connect(url, migrate=False, pre_ping=False)
+    database = await Database.connect(url, migrate=False)
     models = ModelService.from_env()
     try:
         await check_schema(database)

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import msgspec
 import pytest
 from alembic.config import Config
@@ -125,6 +126,26 @@ async def test_unreachable_database_gives_one_clear_message() -> None:
         await Database.connect("postgresql://nobody@127.0.0.1:1/nothing")
     with pytest.raises(StorageUnavailable, match="unsupported database"):
         await Database.connect("mysql://x@y/z")
+
+
+async def test_connections_the_database_closed_are_replaced(service: RunService) -> None:
+    """A PostgreSQL restart or ended sessions cost no failed request: pooled connections the
+    server closed are replaced when handed out (SQLite has nothing to close)."""
+    database = service.store.database
+    document = workflow([{"id": "a", "type": "template", "params": {"template": "x"}}])
+    assert (await (await service.start(document)).wait()).status == "succeeded"
+    if database.dialect == "postgresql":
+        url = database.engine.url.set(drivername="postgresql")
+        outside = await asyncpg.connect(url.render_as_string(hide_password=False))
+        try:
+            await outside.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await outside.close()
+        await asyncio.sleep(0.2)  # the pooled connections see their sockets close
+    assert (await (await service.start(document)).wait()).status == "succeeded"
 
 
 async def test_a_run_is_stored_with_every_node_and_event(service: RunService) -> None:

@@ -11,7 +11,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -66,6 +66,14 @@ def _sqlite_pragmas(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
     cursor.close()
 
 
+def _closed_is_replaced(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+    """A pooled PostgreSQL connection that the server closed (a restart, an ended session) is
+    replaced when it is handed out. asyncpg notices a closed socket while the connection sits in
+    the pool, so this costs no round trip, unlike SQLAlchemy's pre-ping (three with asyncpg)."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the connection was closed by the server")
+
+
 class Database:
     """An async engine plus what nodeloom needs to know about its dialect."""
 
@@ -74,12 +82,8 @@ class Database:
         self.dialect: str = engine.dialect.name
 
     @classmethod
-    async def connect(
-        cls, url: str | None = None, *, migrate: bool = True, pre_ping: bool = True
-    ) -> Database:
-        """Open the database and migrate it to the current schema (one clear error if not).
-        ``pre_ping=False`` saves a round trip per checkout of a PostgreSQL connection; the
-        caller then handles a dropped connection itself (the pool is reset when one is seen)."""
+    async def connect(cls, url: str | None = None, *, migrate: bool = True) -> Database:
+        """Open the database and migrate it to the current schema (one clear error if not)."""
         parsed = database_url(url)
         options: dict[str, Any] = {
             "json_serializer": _json,
@@ -93,10 +97,12 @@ class Database:
             # up to 100 ms per retry) seldom runs; more connections would contend for the lock.
             options |= {"pool_size": 4, "max_overflow": 0, "pool_timeout": 60}
         else:
-            options |= {"pool_size": 10, "max_overflow": 20, "pool_pre_ping": pre_ping}
+            options |= {"pool_size": 10, "max_overflow": 20}
         engine = create_async_engine(parsed, **options)
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        else:
+            event.listen(engine.sync_engine, "checkout", _closed_is_replaced)
         database = cls(engine)
         shown = parsed.render_as_string(hide_password=True)
         try:
