@@ -309,4 +309,7 @@ class _Consumer:
             await asyncio.sleep(self.lease.total_seconds() / 4)
             held = [*self.running, *self.finished]
             if held:
-                await self.queries.update_heartbeat(held)
+                try:
+                    await self.queries.update_heartbeat(held)
+                except _LOST as exc:  # tried again next time, well within the lease
+                    log.warning("heartbeat not recorded", error=repr(exc))
