@@ -2,8 +2,9 @@
 
 Stored events come first (after ``Last-Event-ID``), then, for a run executing in this process,
 the live ones from its channel, de-duplicated by ``seq``; the stream ends after ``run.finished``.
-A run executing in another process (a worker) is followed by reading its stored events again
-every `POLL_S` seconds, the one case where nothing can push them here.
+A run that this process does not follow is read from storage: through the LISTEN feed of
+distributed execution when runs execute on workers (they NOTIFY each commit of events), else by
+reading its stored events again every `POLL_S` seconds (a run of another process on SQLite).
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ async def run_events(
             if _finished(event):
                 return
         if subscription is None:
-            async for event in _poll(engine, run_id, last):
+            async for event in _elsewhere(engine, run_id, last):
                 yield event
             return
         for event in subscription.past:
@@ -92,6 +93,15 @@ async def run_events(
     finally:
         if subscription is not None:
             subscription.close()
+
+
+def _elsewhere(engine: Engine, run_id: str, last: int) -> AsyncIterator[AnyEvent]:
+    """The events of a run that does not execute in this process, after ``last``."""
+    feed = getattr(engine.runs.queue, "feed", None)  # runs execute on workers
+    if feed is not None:
+        events: AsyncIterator[AnyEvent] = feed.follow(run_id, after_seq=last)
+        return events
+    return _poll(engine, run_id, last)
 
 
 async def _poll(engine: Engine, run_id: str, last: int) -> AsyncIterator[AnyEvent]:

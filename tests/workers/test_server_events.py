@@ -1,0 +1,44 @@
+"""A server whose runs execute on workers streams the live events of a run that another server
+queued: it follows them through the LISTEN feed, not by polling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from engine.runs import RunService
+from server.app import create_app
+from tests.api.conftest import make_config
+from tests.api.nodes import api_test_registry
+from tests.api.test_events import parse
+from tests.conftest import workflow
+from tests.workers.conftest import fan_out
+
+
+async def test_events_of_a_run_queued_by_another_server(
+    workers: Any,
+    queued: RunService,
+    pg_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NODELOOM_EXECUTION", "workers")
+    workers(1)
+    app = create_app(make_config(tmp_path, pg_url), registry=api_test_registry())
+    nodes, edges = fan_out(2, 0.3)
+    active = await queued.start(workflow(nodes, edges))  # through the other server
+    async with AsyncTestClient(app=app) as client:
+        engine = app.state.engine
+        assert getattr(engine.runs.queue, "feed", None) is not None
+        async with client.stream("GET", f"/api/runs/{active.id}/events") as response:
+            assert response.status_code == 200
+            frames = parse((await response.aread()).decode())
+    kinds = [frame["event"] for frame in frames]
+    assert kinds[0] == "run.started"
+    assert kinds[-1] == "run.finished"
+    assert kinds.count("node.completed") == len(nodes)
+    assert [int(frame["id"]) for frame in frames] == list(range(1, len(frames) + 1))
+    assert frames[-1]["data"]["data"]["status"] == "succeeded"
