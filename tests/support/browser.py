@@ -20,6 +20,10 @@ from typing import Any
 
 import httpx
 import pytest
+from selenium.common.exceptions import (
+    ElementClickInterceptedException,
+    StaleElementReferenceException,
+)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
@@ -107,6 +111,19 @@ def wait_for(check: Callable[[], Any], timeout: float = 15, what: str = "") -> A
 
 def find(browser: WebDriver, css: str) -> list[WebElement]:
     return browser.find_elements(By.CSS_SELECTOR, css)
+
+
+def click_when_free(find_element: Callable[[], WebElement], what: str) -> None:
+    """Click an element as soon as nothing covers it (a panel sliding in, a tree redrawn)."""
+
+    def attempt() -> bool:
+        try:
+            find_element().click()
+        except (ElementClickInterceptedException, StaleElementReferenceException):
+            return False
+        return True
+
+    wait_for(attempt, what=what)
 
 
 def button(browser: WebDriver, name: str) -> WebElement:

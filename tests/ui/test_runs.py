@@ -10,6 +10,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from tests.support.browser import (
     button,
+    click_when_free,
     create,
     example,
     find,
@@ -98,7 +99,12 @@ def test_the_diff_of_two_runs(browser: WebDriver, base_url: str) -> None:
     open_editor(browser, base_url, workflow_id)
     history_tab(browser)
     for run in (first, second):
-        tree_entry(browser, run["id"]).find_element("css selector", ".q-checkbox").click()
+        click_when_free(
+            lambda run=run: tree_entry(browser, run["id"]).find_element(
+                "css selector", ".q-checkbox"
+            ),
+            what=f"the tick box of run {run['id']}",
+        )
     button(browser, "Diff ticked").click()
     dialog = wait_for(lambda: [d for d in find(browser, ".q-dialog") if "→" in d.text],
                       what="the diff dialog")[0]
