@@ -126,12 +126,32 @@ def click_when_free(find_element: Callable[[], WebElement], what: str) -> None:
     wait_for(attempt, what=what)
 
 
+# Whether nothing covers the middle of an element (a dialog or panel still moving in would take
+# a click meant for it).
+_UNCOVERED = """
+const box = arguments[0].getBoundingClientRect();
+const top = document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
+return top !== null && (top === arguments[0] || arguments[0].contains(top));
+"""
+
+
 def button(browser: WebDriver, name: str) -> WebElement:
-    return wait_for(
-        lambda: next((b for b in find(browser, "button") if b.text.strip().lower() == name.lower()
-                      and b.is_displayed()), None),
-        what=f"the {name} button",
-    )
+    """The shown button of that name, once nothing covers it."""
+
+    def uncovered() -> WebElement | None:
+        for found in find(browser, "button"):
+            try:
+                if (
+                    found.text.strip().lower() == name.lower()
+                    and found.is_displayed()
+                    and browser.execute_script(_UNCOVERED, found)
+                ):
+                    return found
+            except StaleElementReferenceException:
+                continue
+        return None
+
+    return wait_for(uncovered, what=f"the {name} button")
 
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
