@@ -84,8 +84,9 @@ def to_signin() -> RedirectResponse:
 
 
 def _local(target: str) -> str:
-    """Only paths on this server (no open redirect)."""
-    return target if target.startswith("/") and not target.startswith("//") else "/"
+    """Only paths on this server (no open redirect; browsers read a backslash as a slash)."""
+    local = target.startswith("/") and not target.startswith(("//", "/\\"))
+    return target if local and "\n" not in target and "\r" not in target else "/"
 
 
 def api_failed(exc: Exception) -> None:

@@ -24,7 +24,7 @@ from tests.support.browser import (
     wait_for,
 )
 from tests.support.cli import nodeloom
-from ui.auth import SECRET_ENV, secret_key
+from ui.auth import SECRET_ENV, _local, secret_key
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +97,18 @@ def test_the_secret_key_comes_from_the_environment_or_is_kept_private(
     assert stat.S_IMODE((tmp_path / "state" / "ui-secret-key").stat().st_mode) == 0o600
     monkeypatch.setenv(SECRET_ENV, "from-the-environment")
     assert secret_key(tmp_path / "state") == "from-the-environment"
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("/workflows/wf_1", "/workflows/wf_1"),
+        ("/runs/run_1?tab=nodes", "/runs/run_1?tab=nodes"),
+        ("//evil.example", "/"),
+        ("/\\evil.example", "/"),
+        ("https://evil.example/", "/"),
+        ("/a\r\nSet-Cookie: x", "/"),
+    ],
+)
+def test_sign_in_returns_only_to_pages_of_this_server(target: str, expected: str) -> None:
+    assert _local(target) == expected
