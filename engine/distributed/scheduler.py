@@ -16,25 +16,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from datetime import timedelta
-from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import msgspec
 from sqlalchemy import Table, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 
-from engine.announcer import Announcer
 from engine.distributed import statements as sql
 from engine.distributed.dispatcher import Dispatcher, NodeJob
-from engine.distributed.results import load_states, result_values, store_result
+from engine.distributed.progress import (
+    Collected,
+    advance,
+    advanced_from,
+    finish_run,
+    numbered_later,
+    prepare_statements,
+)
+from engine.distributed.results import load_states, result_values
 from engine.distributed.tables import DispatchedRunRow, NodeExecutionRow
-from engine.events import AnyEvent, RunFinished, RunStatus, encode_event, event_type
 from engine.graph import Plan
 from engine.results import NodeState
 from engine.storage.database import Database
-from engine.storage.repository import now
+from engine.storage.keys import now
 from engine.storage.tables import RunRow
 
 QUEUE_OWNER = "queue"  # runs.owner_process of the runs workers execute
@@ -45,33 +50,7 @@ RUNS: Table = DispatchedRunRow.__table__  # type: ignore[assignment]
 NODES: Table = NodeExecutionRow.__table__  # type: ignore[assignment]
 _IN_FLIGHT = ("queued", "running")
 _encode = msgspec.json.Encoder().encode
-_SEQ = '"seq":0'
 NEEDS_TRANSACTION = "NL001"  # raised by statements.SETTLE (migration 0005)
-
-
-class Collected:
-    """Events of one transaction, numbered once the run's row hands out their ``seq``."""
-
-    def __init__(self, run_id: str) -> None:
-        self.run_id = run_id
-        self.events: list[AnyEvent] = []
-        self.announcer = Announcer(run_id, [self.events.append])
-
-    def tokens(self, node_id: str, texts: Iterable[str]) -> None:
-        emit = self.announcer.token_emitter(node_id)
-        for piece in texts:
-            emit(piece)
-
-
-class Advanced(msgspec.Struct, frozen=True):
-    """The run's row after a transaction moved it on."""
-
-    remaining: int
-    in_flight: int
-    cancel_requested: bool
-    last_seq: int
-    was_started: bool
-    ready: list[str] = []  # successors the transaction queued
 
 
 class NodeInfo(msgspec.Struct, frozen=True):
@@ -140,7 +119,7 @@ class Scheduler:
                         max_size=POOL_SIZE,
                         server_settings=self.server_settings,
                         connection_class=PooledConnection,
-                        init=_prepare_statements,
+                        init=prepare_statements,
                     )
         return self._pool
 
@@ -199,9 +178,9 @@ class Scheduler:
             await self.dispatcher.enqueue(driver, [NodeJob(row.id, n) for n in ready])
             collected = Collected(row.id)
             collected.announcer.run_started(plan.workflow.name, list(plan.nodes), {})
-            advanced = await _advance(driver, collected)
+            advanced = await advance(driver, collected)
             if advanced.remaining == 0:
-                await _finish(driver, row.id, advanced, plan)
+                await finish_run(driver, row.id, advanced, plan)
 
     async def request_cancel(self, run_id: str) -> bool:
         """Ask the workers to stop the run; False if it is not executing on workers."""
@@ -287,7 +266,7 @@ class Scheduler:
         unless_cancelling = [False] * len(collected.events)
         collected.announcer.node_started(job.node_id, expected + 1)
         unless_cancelling.append(True)  # a run being cancelled starts nothing more
-        types, heads, tails = _numbered_later(collected.events)
+        types, heads, tails = numbered_later(collected.events)
         pool = await self._connections()
         taken = await pool.fetchrow(
             sql.TAKE,
@@ -309,7 +288,7 @@ class Scheduler:
         async with self._transaction() as connection:
             collected = Collected(job.run_id)
             collected.tokens(job.node_id, tokens)
-            await _advance(connection, collected)
+            await advance(connection, collected)
 
     async def settle(
         self,
@@ -339,7 +318,7 @@ class Scheduler:
                 job.node_id,
                 attempt,
                 *values[2:],
-                *_numbered_later(collected.events),
+                *numbered_later(collected.events),
                 list(node.successors),
             )
             # A successor waiting for this node alone is queued now: no need to try.
@@ -355,114 +334,17 @@ class Scheduler:
                 found = await connection.fetchrow(sql.SETTLE, *arguments, False)
                 if found is None:
                     return False  # a blob stored meanwhile is harmless: shared by digest
-                advanced = _advanced(found)
+                advanced = advanced_from(found)
                 await self.dispatcher.enqueue(
                     connection, [NodeJob(job.run_id, n) for n in advanced.ready]
                 )
                 if advanced.remaining == 0 or (
                     advanced.cancel_requested and advanced.in_flight == 0
                 ):
-                    await _finish(connection, job.run_id, advanced, plan)
+                    await finish_run(connection, job.run_id, advanced, plan)
         return True
 
     async def states(self, run_id: str, node_ids: Collection[str]) -> dict[str, NodeState]:
         """The committed results of these nodes of the run."""
         async with (await self._connections()).acquire() as connection:
             return await load_states(connection, run_id, node_ids)
-
-
-# -- inside a transaction -----------------------------------------------------------------
-
-
-async def _prepare_statements(connection: asyncpg.Connection) -> None:
-    for statement in (sql.LOOK, sql.TAKE, sql.SETTLE, sql.ADVANCE):
-        await connection.prepare(statement)
-
-
-async def _advance(
-    connection: asyncpg.Connection,
-    collected: Collected,
-    *,
-    settled: int = 0,
-    in_flight: int = 0,
-    started: bool = False,
-    successors: Collection[str] = (),
-    cancelling: bool = False,
-) -> Advanced:
-    """Lock the run's row (statements.ADVANCE): count down the successors' waits, move the
-    run's counters, number and store the collected events."""
-    types, heads, tails = _numbered_later(collected.events)
-    found = await connection.fetchrow(
-        sql.ADVANCE,
-        collected.run_id,
-        settled,
-        in_flight,
-        started,
-        types,
-        heads,
-        tails,
-        list(successors),
-        cancelling,
-    )
-    return _advanced(found)
-
-
-def _advanced(found: asyncpg.Record) -> Advanced:
-    remaining, flying, cancel_requested, last_seq, was_started, ready = list(found)[:6]
-    return Advanced(remaining, flying, cancel_requested, last_seq, was_started, list(ready))
-
-
-def _numbered_later(events: Sequence[AnyEvent]) -> tuple[list[str], list[str], list[str]]:
-    """The events' types, and their JSON before and after their sequence number, which the
-    database fills in once it has numbered them."""
-    types, heads, tails = [], [], []
-    for event in events:
-        data = encode_event(msgspec.structs.replace(event, seq=0)).decode()
-        cut = data.index(_SEQ) + len(_SEQ) - 1  # `seq` comes right after the tag and run id
-        types.append(event_type(event))
-        heads.append(data[:cut])
-        tails.append(data[cut + 1 :])
-    return types, heads, tails
-
-
-async def _insert_events(
-    connection: asyncpg.Connection, run_id: str, events: Sequence[AnyEvent]
-) -> None:
-    if events:
-        await connection.execute(
-            sql.INSERT_EVENTS,
-            run_id,
-            [event.seq for event in events],
-            [event_type(event) for event in events],
-            [encode_event(event).decode() for event in events],
-        )
-
-
-async def _finish(
-    connection: asyncpg.Connection, run_id: str, advanced: Advanced, plan: Plan
-) -> None:
-    """The run's end (its row locked already): nodes never started are cancelled, then
-    status, outputs and the `run.finished` event."""
-    stamp = now()
-    for (node_id,) in await connection.fetch(sql.CLOSE_NODES, run_id):
-        cancelled = NodeState(status="cancelled", finished_at=stamp)
-        await store_result(connection, run_id, node_id, cancelled)
-    states = await load_states(connection, run_id, plan.nodes)
-    outputs: dict[str, Any] = {
-        node.params["name"]: states[node.id].output["value"]  # type: ignore[index]
-        for node in plan.by_role("output")
-        if node.id in states and states[node.id].status in ("succeeded", "cached")
-    }
-    status: RunStatus = "succeeded"
-    error = None
-    failed = [n for n in plan.nodes if n in states and states[n].status == "failed"]
-    if failed:
-        status, error = "failed", f"node {failed[0]} failed: {states[failed[0]].error}"
-    elif advanced.cancel_requested:
-        status, error = "cancelled", "cancelled"
-    seq = advanced.last_seq + 1
-    await connection.execute(sql.CLOSE_RUN, run_id, seq)
-    finished = RunFinished(run_id=run_id, seq=seq, status=status, outputs=outputs, error=error)
-    await _insert_events(connection, run_id, [finished])
-    await connection.execute(sql.NOTIFY, run_id)
-    await connection.execute(sql.FINISH_RUN, run_id, status, _encode(outputs).decode(), error, seq)
