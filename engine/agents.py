@@ -16,7 +16,7 @@ from engine.document import Workflow
 from engine.errors import NotFound
 from engine.records import Page
 from engine.storage.database import Database
-from engine.storage.repository import keyset_page, new_id, now
+from engine.storage.keys import keyset_page, new_id, now
 from engine.storage.tables import AgentRow
 from nodes.agent import DEFAULT_MAX_STEPS, DEFAULT_SYSTEM_PROMPT
 

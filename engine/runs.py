@@ -28,7 +28,8 @@ from engine.records import RunRecord
 from engine.reruns import override, reasons, snapshot
 from engine.results import NodeState, PriorResult, RunResult
 from engine.storage.database import Database
-from engine.storage.repository import Store, new_id, now, run_record
+from engine.storage.keys import new_id, now
+from engine.storage.repository import Store, run_record
 from engine.storage.tables import RunRow
 from engine.storage.writer import ResultWriter
 from nodes.base import CheckContext

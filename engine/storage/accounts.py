@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from engine.errors import Conflict, NodeloomError, NotFound
 from engine.storage.database import Database
-from engine.storage.repository import new_id, now
+from engine.storage.keys import new_id, now
 from engine.storage.tables import ApiTokenRow, UserRow
 
 TOKEN_PREFIX = "nl_"  # noqa: S105 - a prefix, not a secret

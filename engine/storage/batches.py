@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from engine.errors import NotFound
 from engine.storage.database import Database
-from engine.storage.repository import new_id, now
+from engine.storage.keys import new_id, now
 from engine.storage.tables import BatchRow, BatchRunRow, RunRow
 
 

@@ -1,267 +1,31 @@
-"""Reading and writing workflows and runs: every query nodeloom makes, in one place."""
+"""Reading and writing runs: their rows, node results, events and the run tree. `Store` also has
+the workflow queries (engine/storage/workflows.py)."""
 
 from __future__ import annotations
 
-import base64
-import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import Select, delete, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import defer
 
-from engine.document import Workflow, to_builtins
-from engine.errors import Conflict, NotFound
-from engine.records import Page, RunRecord, WorkflowRecord
+from engine.errors import NotFound
+from engine.records import Page, RunRecord
 from engine.results import NodeState, PriorResult
-from engine.storage.database import Database
+from engine.storage.keys import keyset_page, now
 from engine.storage.tables import (
     BlobRow,
     EventRow,
     NodeResultRow,
     RunRow,
-    ViewStateRow,
-    WorkflowRow,
-    WorkflowVersionRow,
 )
+from engine.storage.workflows import WorkflowQueries
 
 
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:20]}"
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-def encode_cursor(stamp: datetime, key: str) -> str:
-    return base64.urlsafe_b64encode(f"{stamp.isoformat()}|{key}".encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        stamp, key = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(stamp), key
-    except ValueError:
-        raise NotFound(f"invalid cursor {cursor!r}") from None
-
-
-async def keyset_page(
-    sessions: async_sessionmaker[AsyncSession],
-    query: Select[Any],
-    stamp: Any,
-    key: Any,
-    *,
-    limit: int,
-    cursor: str | None,
-) -> tuple[list[Any], str | None]:
-    """A page of ``query``'s rows, newest first by (``stamp``, ``key``) and after ``cursor``,
-    with the cursor of the next page (None on the last)."""
-    query = query.order_by(stamp.desc(), key.desc())
-    if cursor:
-        at, last = decode_cursor(cursor)
-        query = query.where(or_(stamp < at, (stamp == at) & (key < last)))
-    async with sessions() as session:
-        rows = list(await session.scalars(query.limit(limit + 1)))
-    if len(rows) <= limit:
-        return rows, None
-    rows = rows[:limit]
-    return rows, encode_cursor(getattr(rows[-1], stamp.key), getattr(rows[-1], key.key))
-
-
-class Store:
+class Store(WorkflowQueries):
     """Queries over one `Database`; each method is its own transaction."""
-
-    def __init__(self, database: Database) -> None:
-        self.database = database
-        self.sessions = async_sessionmaker(database.engine, expire_on_commit=False)
-        # On SQLite, workflows are changed only by the server's process (through this store):
-        # it remembers their current versions (and owners; None once deleted), sparing a
-        # query for every run started. On PostgreSQL, other servers may change them.
-        self._versions: dict[str, tuple[int, str | None] | None] | None = (
-            {} if database.dialect == "sqlite" else None
-        )
-
-    def _remember(self, workflow_id: str, version: int | None, owner_id: str | None) -> None:
-        """Note a workflow's current version (None: deleted). A version only goes up, so an
-        answer read before a save cannot undo what the save noted."""
-        if self._versions is None:
-            return
-        if version is None:
-            self._versions[workflow_id] = None
-        elif workflow_id not in self._versions:
-            self._versions[workflow_id] = (version, owner_id)
-        else:
-            known = self._versions[workflow_id]
-            if known is not None and version > known[0]:
-                self._versions[workflow_id] = (version, owner_id)
-
-    # -- workflows ------------------------------------------------------------------------
-
-    async def create_workflow(
-        self, workflow: Workflow, *, owner_id: str | None = None
-    ) -> WorkflowRecord:
-        stamp = now()
-        row = WorkflowRow(
-            id=new_id("wf"),
-            owner_id=owner_id,
-            name=workflow.name,
-            version=1,
-            created_at=stamp,
-            updated_at=stamp,
-        )
-        async with self.sessions.begin() as session:
-            session.add(row)
-            await session.flush()
-            session.add(
-                WorkflowVersionRow(
-                    workflow_id=row.id, version=1, document=to_builtins(workflow), created_at=stamp
-                )
-            )
-        self._remember(row.id, 1, owner_id)
-        return _workflow_record(row, to_builtins(workflow))
-
-    async def save_workflow(
-        self,
-        workflow_id: str,
-        workflow: Workflow,
-        *,
-        expected_version: int | None,
-        owner_id: str | None = None,
-    ) -> WorkflowRecord:
-        """Store a new version; `Conflict` when ``expected_version`` is not the current one."""
-        stamp = now()
-        async with self.sessions.begin() as session:
-            row = await self._workflow_row(session, workflow_id, owner_id, lock=True)
-            if expected_version is not None and expected_version != row.version:
-                raise Conflict(
-                    f"workflow {workflow_id} is at version {row.version}, "
-                    f"not {expected_version}: reload it and apply your change again"
-                )
-            row.version += 1
-            row.name = workflow.name
-            row.updated_at = stamp
-            session.add(
-                WorkflowVersionRow(
-                    workflow_id=row.id,
-                    version=row.version,
-                    document=to_builtins(workflow),
-                    created_at=stamp,
-                )
-            )
-        self._remember(row.id, row.version, row.owner_id)
-        return _workflow_record(row, to_builtins(workflow))
-
-    async def get_workflow(
-        self, workflow_id: str, version: int | None = None, *, owner_id: str | None = None
-    ) -> WorkflowRecord:
-        async with self.sessions() as session:
-            row = await self._workflow_row(session, workflow_id, owner_id)
-            wanted = version or row.version
-            document = await session.scalar(
-                select(WorkflowVersionRow.document).where(
-                    WorkflowVersionRow.workflow_id == workflow_id,
-                    WorkflowVersionRow.version == wanted,
-                )
-            )
-            if document is None:
-                raise NotFound(f"workflow {workflow_id} has no version {wanted}")
-        record = _workflow_record(row, document)
-        record.version = wanted
-        return record
-
-    async def list_workflows(
-        self, *, owner_id: str | None = None, limit: int = 50, cursor: str | None = None
-    ) -> Page:
-        query = select(WorkflowRow)
-        if owner_id is not None:
-            query = query.where(WorkflowRow.owner_id == owner_id)
-        rows, next_cursor = await keyset_page(
-            self.sessions,
-            query,
-            WorkflowRow.updated_at,
-            WorkflowRow.id,
-            limit=limit,
-            cursor=cursor,
-        )
-        items = [
-            {
-                "id": r.id,
-                "name": r.name,
-                "version": r.version,
-                "created_at": r.created_at,
-                "updated_at": r.updated_at,
-            }
-            for r in rows
-        ]
-        return Page(items=items, next_cursor=next_cursor)
-
-    async def current_version(self, workflow_id: str, *, owner_id: str | None = None) -> int:
-        """The workflow's current version, in one light query or none (`NotFound` if not
-        theirs)."""
-        known: tuple[int, str | None] | None
-        if self._versions is not None and workflow_id in self._versions:
-            known = self._versions[workflow_id]
-        else:
-            query = select(WorkflowRow.version, WorkflowRow.owner_id).where(
-                WorkflowRow.id == workflow_id
-            )
-            async with self.database.engine.connect() as connection:
-                found = (await connection.execute(query)).first()
-            known = None if found is None else (int(found.version), found.owner_id)
-            if known is not None:
-                self._remember(workflow_id, *known)
-        if known is None or (owner_id is not None and known[1] != owner_id):
-            raise NotFound(f"workflow {workflow_id} not found")
-        return known[0]
-
-    async def workflow_versions(
-        self, workflow_id: str, *, owner_id: str | None = None
-    ) -> list[dict[str, Any]]:
-        async with self.sessions() as session:
-            await self._workflow_row(session, workflow_id, owner_id)
-            rows = await session.execute(
-                select(WorkflowVersionRow.version, WorkflowVersionRow.created_at)
-                .where(WorkflowVersionRow.workflow_id == workflow_id)
-                .order_by(WorkflowVersionRow.version.desc())
-            )
-            return [{"version": version, "created_at": created} for version, created in rows]
-
-    async def delete_workflow(self, workflow_id: str, *, owner_id: str | None = None) -> None:
-        async with self.sessions.begin() as session:
-            row = await self._workflow_row(session, workflow_id, owner_id)
-            await session.delete(row)
-        self._remember(workflow_id, None, None)
-
-    async def view_state(
-        self, workflow_id: str, *, owner_id: str | None = None
-    ) -> dict[str, Any] | None:
-        """The editor's view state of a workflow (zoom, pan, selection, panels), if saved."""
-        async with self.sessions() as session:
-            await self._workflow_row(session, workflow_id, owner_id)
-            row = await session.get(ViewStateRow, workflow_id)
-            return row.data if row is not None else None
-
-    async def save_view_state(
-        self, workflow_id: str, data: dict[str, Any], *, owner_id: str | None = None
-    ) -> None:
-        async with self.sessions.begin() as session:
-            await self._workflow_row(session, workflow_id, owner_id)
-            await session.merge(ViewStateRow(workflow_id=workflow_id, data=data, updated_at=now()))
-
-    async def _workflow_row(
-        self, session: AsyncSession, workflow_id: str, owner_id: str | None, *, lock: bool = False
-    ) -> WorkflowRow:
-        query = select(WorkflowRow).where(WorkflowRow.id == workflow_id)
-        if lock:
-            query = query.with_for_update()
-        row = await session.scalar(query)
-        if row is None or (owner_id is not None and row.owner_id != owner_id):
-            raise NotFound(f"workflow {workflow_id} not found")
-        return row
 
     # -- runs -----------------------------------------------------------------------------
 
@@ -485,14 +249,3 @@ def run_record(row: RunRow, states: dict[str, NodeState]) -> RunRecord:
     """A runs row (every field of `RunRecord` but the nodes is a column) with its nodes."""
     nodes = {node_id: state.record() for node_id, state in states.items()}
     return RunRecord(nodes=nodes, **{name: getattr(row, name) for name in _RUN_COLUMNS})
-
-
-def _workflow_record(row: WorkflowRow, document: dict[str, Any]) -> WorkflowRecord:
-    return WorkflowRecord(
-        id=row.id,
-        version=row.version,
-        name=row.name,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        document=document,
-    )

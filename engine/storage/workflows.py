@@ -1,0 +1,219 @@
+"""Reading and writing workflows: their numbered versions and the editor's view state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from engine.document import Workflow, to_builtins
+from engine.errors import Conflict, NotFound
+from engine.records import Page, WorkflowRecord
+from engine.storage.database import Database
+from engine.storage.keys import keyset_page, new_id, now
+from engine.storage.tables import ViewStateRow, WorkflowRow, WorkflowVersionRow
+
+
+class WorkflowQueries:
+    """The workflow half of `engine.storage.repository.Store`; each method is its own
+    transaction."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.sessions = async_sessionmaker(database.engine, expire_on_commit=False)
+        # On SQLite, workflows are changed only by the server's process (through this store):
+        # it remembers their current versions (and owners; None once deleted), sparing a
+        # query for every run started. On PostgreSQL, other servers may change them.
+        self._versions: dict[str, tuple[int, str | None] | None] | None = (
+            {} if database.dialect == "sqlite" else None
+        )
+
+    def _remember(self, workflow_id: str, version: int | None, owner_id: str | None) -> None:
+        """Note a workflow's current version (None: deleted). A version only goes up, so an
+        answer read before a save cannot undo what the save noted."""
+        if self._versions is None:
+            return
+        if version is None:
+            self._versions[workflow_id] = None
+        elif workflow_id not in self._versions:
+            self._versions[workflow_id] = (version, owner_id)
+        else:
+            known = self._versions[workflow_id]
+            if known is not None and version > known[0]:
+                self._versions[workflow_id] = (version, owner_id)
+
+    # -- workflows ------------------------------------------------------------------------
+
+    async def create_workflow(
+        self, workflow: Workflow, *, owner_id: str | None = None
+    ) -> WorkflowRecord:
+        stamp = now()
+        row = WorkflowRow(
+            id=new_id("wf"),
+            owner_id=owner_id,
+            name=workflow.name,
+            version=1,
+            created_at=stamp,
+            updated_at=stamp,
+        )
+        async with self.sessions.begin() as session:
+            session.add(row)
+            await session.flush()
+            session.add(
+                WorkflowVersionRow(
+                    workflow_id=row.id, version=1, document=to_builtins(workflow), created_at=stamp
+                )
+            )
+        self._remember(row.id, 1, owner_id)
+        return _workflow_record(row, to_builtins(workflow))
+
+    async def save_workflow(
+        self,
+        workflow_id: str,
+        workflow: Workflow,
+        *,
+        expected_version: int | None,
+        owner_id: str | None = None,
+    ) -> WorkflowRecord:
+        """Store a new version; `Conflict` when ``expected_version`` is not the current one."""
+        stamp = now()
+        async with self.sessions.begin() as session:
+            row = await self._workflow_row(session, workflow_id, owner_id, lock=True)
+            if expected_version is not None and expected_version != row.version:
+                raise Conflict(
+                    f"workflow {workflow_id} is at version {row.version}, "
+                    f"not {expected_version}: reload it and apply your change again"
+                )
+            row.version += 1
+            row.name = workflow.name
+            row.updated_at = stamp
+            session.add(
+                WorkflowVersionRow(
+                    workflow_id=row.id,
+                    version=row.version,
+                    document=to_builtins(workflow),
+                    created_at=stamp,
+                )
+            )
+        self._remember(row.id, row.version, row.owner_id)
+        return _workflow_record(row, to_builtins(workflow))
+
+    async def get_workflow(
+        self, workflow_id: str, version: int | None = None, *, owner_id: str | None = None
+    ) -> WorkflowRecord:
+        async with self.sessions() as session:
+            row = await self._workflow_row(session, workflow_id, owner_id)
+            wanted = version or row.version
+            document = await session.scalar(
+                select(WorkflowVersionRow.document).where(
+                    WorkflowVersionRow.workflow_id == workflow_id,
+                    WorkflowVersionRow.version == wanted,
+                )
+            )
+            if document is None:
+                raise NotFound(f"workflow {workflow_id} has no version {wanted}")
+        record = _workflow_record(row, document)
+        record.version = wanted
+        return record
+
+    async def list_workflows(
+        self, *, owner_id: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> Page:
+        query = select(WorkflowRow)
+        if owner_id is not None:
+            query = query.where(WorkflowRow.owner_id == owner_id)
+        rows, next_cursor = await keyset_page(
+            self.sessions,
+            query,
+            WorkflowRow.updated_at,
+            WorkflowRow.id,
+            limit=limit,
+            cursor=cursor,
+        )
+        items = [
+            {
+                "id": r.id,
+                "name": r.name,
+                "version": r.version,
+                "created_at": r.created_at,
+                "updated_at": r.updated_at,
+            }
+            for r in rows
+        ]
+        return Page(items=items, next_cursor=next_cursor)
+
+    async def current_version(self, workflow_id: str, *, owner_id: str | None = None) -> int:
+        """The workflow's current version, in one light query or none (`NotFound` if not
+        theirs)."""
+        known: tuple[int, str | None] | None
+        if self._versions is not None and workflow_id in self._versions:
+            known = self._versions[workflow_id]
+        else:
+            query = select(WorkflowRow.version, WorkflowRow.owner_id).where(
+                WorkflowRow.id == workflow_id
+            )
+            async with self.database.engine.connect() as connection:
+                found = (await connection.execute(query)).first()
+            known = None if found is None else (int(found.version), found.owner_id)
+            if known is not None:
+                self._remember(workflow_id, *known)
+        if known is None or (owner_id is not None and known[1] != owner_id):
+            raise NotFound(f"workflow {workflow_id} not found")
+        return known[0]
+
+    async def workflow_versions(
+        self, workflow_id: str, *, owner_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        async with self.sessions() as session:
+            await self._workflow_row(session, workflow_id, owner_id)
+            rows = await session.execute(
+                select(WorkflowVersionRow.version, WorkflowVersionRow.created_at)
+                .where(WorkflowVersionRow.workflow_id == workflow_id)
+                .order_by(WorkflowVersionRow.version.desc())
+            )
+            return [{"version": version, "created_at": created} for version, created in rows]
+
+    async def delete_workflow(self, workflow_id: str, *, owner_id: str | None = None) -> None:
+        async with self.sessions.begin() as session:
+            row = await self._workflow_row(session, workflow_id, owner_id)
+            await session.delete(row)
+        self._remember(workflow_id, None, None)
+
+    async def view_state(
+        self, workflow_id: str, *, owner_id: str | None = None
+    ) -> dict[str, Any] | None:
+        """The editor's view state of a workflow (zoom, pan, selection, panels), if saved."""
+        async with self.sessions() as session:
+            await self._workflow_row(session, workflow_id, owner_id)
+            row = await session.get(ViewStateRow, workflow_id)
+            return row.data if row is not None else None
+
+    async def save_view_state(
+        self, workflow_id: str, data: dict[str, Any], *, owner_id: str | None = None
+    ) -> None:
+        async with self.sessions.begin() as session:
+            await self._workflow_row(session, workflow_id, owner_id)
+            await session.merge(ViewStateRow(workflow_id=workflow_id, data=data, updated_at=now()))
+
+    async def _workflow_row(
+        self, session: AsyncSession, workflow_id: str, owner_id: str | None, *, lock: bool = False
+    ) -> WorkflowRow:
+        query = select(WorkflowRow).where(WorkflowRow.id == workflow_id)
+        if lock:
+            query = query.with_for_update()
+        row = await session.scalar(query)
+        if row is None or (owner_id is not None and row.owner_id != owner_id):
+            raise NotFound(f"workflow {workflow_id} not found")
+        return row
+
+
+def _workflow_record(row: WorkflowRow, document: dict[str, Any]) -> WorkflowRecord:
+    return WorkflowRecord(
+        id=row.id,
+        version=row.version,
+        name=row.name,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        document=document,
+    )
