@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -240,6 +242,41 @@ def test_status_names_the_reason(tmp_path: Path, embedded_model: Path) -> None:
     assert "placed on first use" in statuses["embedded"].note
     assert statuses["server"].available is True  # no key needed, the network is not probed
     assert statuses["server"].location == "http://127.0.0.1:1/v1"
+
+
+FIRST_IMPORT_IN_THREADS = """
+import threading
+from engine.models import llama
+
+barrier = threading.Barrier(8)
+made = []
+
+def prepare():
+    barrier.wait()
+    made.append(llama.native())
+
+threads = [threading.Thread(target=prepare) for _ in range(8)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(len({id(lib) for lib in made}))
+"""
+
+
+def test_llama_cpp_is_wrapped_once_when_threads_first_need_it_together() -> None:
+    # llama.cpp calls the log callback of the last wrapper made when a model is freed: a second
+    # wrapper, garbage-collected, made `nodeloom run` crash at exit (the voters of an example
+    # prepare the model in several threads at once).
+    result = subprocess.run(
+        [sys.executable, "-c", FIRST_IMPORT_IN_THREADS],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.strip() == "1"
 
 
 # -- validation ------------------------------------------------------------------------------

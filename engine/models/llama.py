@@ -68,9 +68,21 @@ class _Native:
         return self.errors[-1] if self.errors else "llama.cpp could not load it"
 
 
-@functools.cache
+_native_lock = threading.Lock()
+
+
 def native() -> _Native:
-    """llama-cpp-python, imported once; `ModelUnavailable` says how to install it."""
+    """llama-cpp-python, imported once; `ModelUnavailable` says how to install it.
+
+    Models are prepared in several threads at once. Only one `_Native` may ever exist: llama.cpp
+    keeps a pointer to the log callback of the last one made, and calls it when a model is freed;
+    a second one garbage-collected would leave that pointer dangling (a crash at close)."""
+    with _native_lock:
+        return _import_native()
+
+
+@functools.cache
+def _import_native() -> _Native:
     try:
         import llama_cpp  # noqa: PLC0415 - loads a large native library: only when needed
     except (ImportError, OSError) as exc:
