@@ -28,7 +28,7 @@ from engine.node_data import (
     reason_to_execute,
     reusable,
 )
-from engine.results import NodeState, PriorResult, ResultStore, RunResult
+from engine.results import NodeState, ResultStore, RunResult
 from nodes.base import NodeContext, NodeType
 
 if TYPE_CHECKING:
@@ -49,10 +49,12 @@ class Execution:
     """One run of a plan. `execute` runs it to the end; `cancel` stops it from anywhere.
 
     The inputs must already be resolved (`engine.inputs.resolve_inputs`). ``reuse`` offers earlier
-    results by node id: one is taken, without executing the node, when its cache key is unchanged
-    and the node is neither in ``force`` nor marked ``cache: never``. ``reasons`` says why a node
-    executes when that is known beforehand (``params changed: …``). ``done`` holds node states
-    this run committed before it was interrupted; they stand and are not executed again.
+    results by node id, as the nodes' states in the runs that computed them (a finished run's
+    `RunResult.nodes`, say): one is taken, without executing the node, when its cache key is
+    unchanged and the node is neither in ``force`` nor marked ``cache: never``. ``reasons``
+    says why a node executes when that is known beforehand (``params changed: …``). ``done``
+    holds node states this run committed before it was interrupted; they stand and are not
+    executed again.
     ``trusted`` names nodes whose type, params and edges are those of the run ``reuse`` comes from:
     when all they depend on is taken over, so are they, without their key being computed again.
     ``store`` commits each node result before the event announcing it goes to the ``listeners``.
@@ -66,7 +68,7 @@ class Execution:
         run_id: str,
         listeners: Iterable[Listener] = (),
         store: ResultStore | None = None,
-        reuse: Mapping[str, PriorResult] | None = None,
+        reuse: Mapping[str, NodeState] | None = None,
         force: Collection[str] = (),
         reasons: Mapping[str, str] | None = None,
         trusted: Collection[str] = (),
@@ -99,6 +101,7 @@ class Execution:
         self._fatal: str | None = None
         self._done: asyncio.Future[None] | None = None
         self._log = log.bind(run_id=run_id, workflow=plan.workflow.name)
+        self._taken: dict[str, str] | None = None
         for node_id, state in (done or {}).items():
             self._settled(plan.nodes[node_id], state)
 
@@ -107,7 +110,7 @@ class Execution:
     async def execute(self) -> RunResult:
         started_at = _now()
         self._done = asyncio.get_running_loop().create_future()
-        reused = await self._take_over_reusable() if self._reuse else {}
+        reused = await self.take_over()
         self._events.run_started(self.plan.workflow.name, list(self.plan.nodes), reused)
         if self._cancelled or self._remaining == 0:
             self._done.set_result(None)
@@ -248,45 +251,57 @@ class Execution:
                 ready.append(successor)
         return ready
 
-    async def _take_over_reusable(self) -> dict[str, str]:
-        """Take every reusable result whose upstream is reused too, before any node runs, and
-        record them at once as references: a rerun that changes one leaf of a big workflow
-        stores and announces the rest in one step. Returns node -> the run that computed it."""
-        taken: list[PlanNode] = []
-        taken_ids: set[str] = set()
-        for node in self.plan.nodes.values():
-            state = self.states[node.id]
-            prior = self._reuse.get(node.id)
-            if (
-                state.done
-                or prior is None
-                or any(
-                    self.states[p].status not in ("cached", "succeeded") for p in node.predecessors
+    async def take_over(self) -> dict[str, str]:
+        """Take over every reusable result whose upstream is taken over too, before any node
+        runs; returns node -> the run that computed it (once, then the same answer). A caller
+        storing the run calls it first, to store these references with the run's row: a rerun
+        that changes one leaf of a big workflow then records the rest in the same step.
+
+        A ``trusted`` node whose predecessors are all taken over is taken over on its prior's
+        key alone; the others have their key computed. The executor's counts are set once, at
+        the end, for the nodes left to run: the cost per node taken over is a few lookups."""
+        if self._taken is not None:
+            return self._taken
+        taken: dict[str, str] = {}
+        if self._reuse:
+            states, reuse, trusted = self.states, self._reuse, self._trusted
+            at = _now()
+            for node_id, node in self.plan.nodes.items():
+                prior = reuse.get(node_id)
+                upstream_taken = taken.keys() >= set(node.predecessors)
+                if prior is None or not upstream_taken or states[node_id].done:
+                    continue
+                if node_id in trusted and not node.node_type.reads_outside_world:
+                    key = prior.cache_key  # same material, same inputs
+                else:
+                    key = await self._key_if_ready(node)
+                if key is not None and reusable(node, key, prior, self._force):
+                    states[node_id].take_over(prior, at)
+                    taken[node_id] = prior.origin_run_id or ""
+            self._count_taken(taken)
+        self._taken = taken
+        return taken
+
+    async def _key_if_ready(self, node: PlanNode) -> str | None:
+        """The node's cache key, made as it would be to run it; None when it cannot run."""
+        state = NodeState()
+        if node.node_type.reads_outside_world:
+            prepared = await self._prepare(node, state)
+            return None if isinstance(prepared, str) else state.cache_key
+        gathered = gather(node, self.states, self._blocked)  # the key alone: no instance
+        return None if isinstance(gathered, str) else cache_key(node, gathered[1], None)
+
+    def _count_taken(self, taken: Mapping[str, str]) -> None:
+        """`_settled` for every node taken over at once: what is left waits only for the rest."""
+        if not taken:
+            return
+        self._remaining -= len(taken)
+        nodes, waiting = self.plan.nodes, self._waiting
+        for node_id in [node_id for node_id in waiting if node_id not in taken]:
+            if waiting[node_id]:
+                waiting[node_id] -= sum(
+                    1 for predecessor in nodes[node_id].predecessors if predecessor in taken
                 )
-            ):
-                continue
-            if node.node_type.reads_outside_world:
-                prepared = await self._prepare(node, state)
-                ready = not isinstance(prepared, str)
-            elif node.id in self._trusted and taken_ids.issuperset(node.predecessors):
-                state.cache_key, ready = prior.cache_key, True  # same material, same inputs
-            else:  # the key alone decides: no need to make the node
-                gathered = gather(node, self.states, self._blocked)
-                ready = not isinstance(gathered, str)
-                if not isinstance(gathered, str):
-                    state.cache_key = cache_key(node, gathered[1], None)
-            if ready and reusable(node, state, prior, self._force):
-                self._mark_cached(state, prior)
-                taken.append(node)
-                taken_ids.add(node.id)
-            else:
-                self.states[node.id] = NodeState()
-        reused = {node.id: self._reuse[node.id].run_id for node in taken}
-        if self._store is not None and reused:
-            await self._store.nodes_reused(self.run_id, reused)
-        for node in taken:
-            self._settled(node, self.states[node.id])
-        return reused
 
     async def _finish(self, started_at: datetime) -> RunResult:
         finished_at = _now()
@@ -339,8 +354,8 @@ class Execution:
                 state.status, state.reason, state.finished_at = "skipped", prepared, _now()
             return
         prior = self._reuse.get(node.id)
-        if prior is not None and reusable(node, state, prior, self._force):
-            self._mark_cached(state, prior)
+        if prior is not None and reusable(node, state.cache_key, prior, self._force):
+            state.take_over(prior, _now())
             return
         state.reason = reason_to_execute(
             node, prior, self.states, force=self._force, reasons=self._reasons, reuse=self._reuse
@@ -404,7 +419,7 @@ class Execution:
             except Exception as exc:  # noqa: BLE001 - any error of a node's code fails the node
                 error, retryable = describe(exc), True
             else:
-                state.status = "succeeded"
+                state.status, state.origin_run_id = "succeeded", self.run_id
                 state.output, state.digests, state.usage = output, digests, context.usage
                 state.finished_at = _now()
                 state.duration_ms = (time.perf_counter() - started) * 1000
@@ -416,15 +431,6 @@ class Execution:
                 continue
             self._fail(state, error)
             return
-
-    @staticmethod
-    def _mark_cached(state: NodeState, prior: PriorResult) -> None:
-        state.status = "cached"
-        state.reason = prior.reason
-        state.output, state.digests = prior.output, prior.digests
-        state.origin_run_id = prior.run_id
-        state.started_at = state.finished_at = _now()
-        state.duration_ms = 0.0
 
     @staticmethod
     def _fail(state: NodeState, error: str) -> None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from engine.digest import canonical, digest
 from engine.errors import NodeFailure
 from engine.graph import PlanNode
-from engine.results import NodeState, PriorResult
+from engine.results import REUSABLE, NodeState
 
 if TYPE_CHECKING:
     from nodes.base import NodeContext, NodeType
@@ -106,12 +106,13 @@ async def instantiate(
     return instance, fingerprint
 
 
-def reusable(
-    node: PlanNode, state: NodeState, prior: PriorResult, force: Collection[str]
-) -> bool:
-    """Whether ``prior`` may stand for the node's result in this run."""
+def reusable(node: PlanNode, key: str | None, prior: NodeState, force: Collection[str]) -> bool:
+    """Whether ``prior``, a node's state in an earlier run, may stand for its result in this
+    run, where its cache key is ``key``."""
     return (
-        prior.cache_key == state.cache_key
+        prior.cache_key == key
+        and prior.status in REUSABLE
+        and prior.origin_run_id is not None
         and node.settings.cache == "auto"
         and node.id not in force
     )
@@ -119,12 +120,12 @@ def reusable(
 
 def reason_to_execute(
     node: PlanNode,
-    prior: PriorResult | None,
+    prior: NodeState | None,
     states: Mapping[str, NodeState],
     *,
     force: Collection[str],
     reasons: Mapping[str, str],
-    reuse: Mapping[str, PriorResult],
+    reuse: Mapping[str, NodeState],
 ) -> str:
     """Why a node of a run that may reuse results executes instead, in words."""
     if node.id in force:
@@ -133,7 +134,7 @@ def reason_to_execute(
         return "cache: never"
     if node.id in reasons:
         return reasons[node.id]
-    if prior is None:
+    if prior is None or prior.status not in REUSABLE:
         return "no earlier result" if reuse else ""
     changed = [
         predecessor

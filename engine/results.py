@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -11,18 +10,34 @@ import msgspec
 from engine.events import RunStatus
 from engine.records import NodeRecord
 
+REUSABLE = ("succeeded", "cached")  # the states whose result a later run may take over
+
+
+def reused_from(run_id: str) -> str:
+    """The reason of a node whose result was taken over from run ``run_id``."""
+    return f"reused from run {run_id}"
+
 
 class NodeState(NodeRecord, kw_only=True):
     """A node's state as the engine keeps it: what users see, plus the bookkeeping below."""
 
     # Digest of each output value: what downstream cache keys are made of. Not shown in the API.
     digests: dict[str, str] | None = None
-    # The run that computed the output (this run, or the one a cached result came from).
+    # The run that computed the output (this run, or the one a cached result came from). A
+    # finished run's states are what a rerun of it may take over (`REUSABLE` ones).
     origin_run_id: str | None = None
 
     @property
     def done(self) -> bool:
         return self.status in ("succeeded", "cached", "failed", "skipped", "cancelled")
+
+    def take_over(self, prior: NodeState, at: datetime) -> None:
+        """Hold ``prior``'s result (a node's state in an earlier run), taken over at ``at``."""
+        self.status, self.reason = "cached", reused_from(prior.origin_run_id or "")
+        self.cache_key, self.output, self.digests = prior.cache_key, prior.output, prior.digests
+        self.origin_run_id = prior.origin_run_id
+        self.started_at = self.finished_at = at
+        self.duration_ms = 0.0
 
     def record(self) -> NodeRecord:
         """The state as users see it (SPEC §6.1), without the engine's bookkeeping."""
@@ -51,22 +66,7 @@ class RunResult(msgspec.Struct, kw_only=True):
     error: str | None = None
 
 
-class PriorResult(msgspec.Struct, kw_only=True, frozen=True):
-    """A committed node result that a run may take over instead of executing the node."""
-
-    run_id: str  # the run that computed it
-    cache_key: str
-    output: dict[str, Any]
-    digests: dict[str, str]
-    reason: str
-
-
 class ResultStore(Protocol):
     """Where node results are committed; the executor awaits it before announcing a result."""
 
     async def node_finished(self, run_id: str, node_id: str, state: NodeState) -> None: ...
-
-    async def nodes_reused(self, run_id: str, origins: Mapping[str, str]) -> None:
-        """Nodes taken over from earlier runs: node id -> the run that computed the result.
-        A store may keep just these references; the results themselves are already stored."""
-        ...

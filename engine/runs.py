@@ -19,14 +19,14 @@ from engine import history, settings
 from engine.agents import AgentStore
 from engine.distributed.scheduler import QUEUE_OWNER
 from engine.document import Workflow, from_builtins, to_builtins
-from engine.errors import Conflict
+from engine.errors import Conflict, NotFound
 from engine.events import Listener
 from engine.executor import DEFAULT_CONCURRENCY, Execution
 from engine.graph import Plan, compile_plan, replan
 from engine.inputs import resolve_inputs
 from engine.records import RunRecord
 from engine.reruns import override, reasons, snapshot
-from engine.results import NodeState, PriorResult, RunResult
+from engine.results import NodeState, RunResult
 from engine.storage.database import Database
 from engine.storage.keys import new_id, now
 from engine.storage.repository import Store, run_record
@@ -49,9 +49,9 @@ RECENT_PLANS = 64  # documents whose compiled plan is kept
 
 
 class RecentRun(NamedTuple):
+    row: RunRow  # as stored when the run finished (finished runs do not change)
     plan: Plan
-    priors: dict[str, PriorResult]
-    snapshot: dict[str, Any]  # the stored form of ``plan.workflow``
+    states: dict[str, NodeState]  # what a rerun may take over
 
 
 class ActiveRun:
@@ -173,10 +173,15 @@ class RunService:
         """A child run of ``run_id`` with the overrides applied, reusing every result whose cache
         key did not change, except ``from_node`` and what lies downstream of it."""
         recent = self._recent.get(run_id)
-        parent = await self.store.run_row(run_id, owner_id=owner_id, snapshot=recent is None)
+        if recent is None:
+            parent = await self.store.run_row(run_id, owner_id=owner_id)
+        elif owner_id is not None and recent.row.owner_id != owner_id:
+            raise NotFound(f"run {run_id} not found")
+        else:  # storing the child checks that it is still there
+            parent = recent.row
         if parent.status not in FINISHED:
             raise Conflict(f"run {run_id} is still {parent.status}; rerun it when it has finished")
-        stored = recent.snapshot if recent else parent.snapshot
+        stored = parent.snapshot
         base = recent.plan.workflow if recent else from_builtins(stored)
         workflow = override(base, run_id, from_node, params or {}, self.registry)
         plan = None
@@ -187,7 +192,7 @@ class RunService:
         if plan is None:
             plan = self.plan(workflow)
         resolved = resolve_inputs(plan, {**parent.inputs, **(inputs or {})})
-        priors = recent.priors if recent else await self.store.prior_results(run_id)
+        priors = recent.states if recent else await self.store.prior_results(run_id)
         reuse = {node_id: prior for node_id, prior in priors.items() if node_id in plan.nodes}
         forced = {from_node, *plan.downstream(from_node)} if from_node else set()
         why = reasons(base, workflow, from_node, forced)
@@ -297,7 +302,7 @@ class RunService:
         *,
         listeners: Iterable[Listener],
         insert: bool,
-        reuse: Mapping[str, PriorResult] | None = None,
+        reuse: Mapping[str, NodeState] | None = None,
         force: Iterable[str] = (),
         reasons: Mapping[str, str] | None = None,
         trusted: Collection[str] = (),
@@ -317,8 +322,6 @@ class RunService:
                 done=set(done or {}),
                 first_seq=first_seq,
             )
-        if insert:
-            await self._writer.run_started(row)
         execution = Execution(
             plan,
             inputs,
@@ -335,6 +338,10 @@ class RunService:
             first_seq=first_seq,
             models=self.models,
         )
+        if insert:
+            # What it takes over is stored with the run's row, as references.
+            row.reused = await execution.take_over()
+            await self._writer.run_started(row)
         active = ActiveRun(row.id, execution)
         self.active[row.id] = active
         active.task = asyncio.create_task(self._drive(row, execution))
@@ -358,29 +365,17 @@ class RunService:
                 last_seq=execution.last_seq,
             )
             bound.info("run finished", status=status)
+            record = self._record(row, result, status)
             if status != "interrupted":
-                self._remember(row.id, execution.plan, result, row.snapshot)
-            return self._record(row, result, status)
+                self._remember(row, execution.plan, result)
+            return record
         finally:
             self.active.pop(row.id, None)
 
-    def _remember(
-        self, run_id: str, plan: Plan, result: RunResult, snapshot: dict[str, Any]
-    ) -> None:
-        """Keep a finished run's plan and reusable results, so that rerunning it in this process
-        (the editor's run, tweak, rerun loop) neither compiles nor reads them again."""
-        priors = {
-            node_id: PriorResult(
-                run_id=state.origin_run_id or run_id,
-                cache_key=state.cache_key,
-                output=state.output or {},
-                digests=state.digests or {},
-                reason=f"reused from run {state.origin_run_id or run_id}",
-            )
-            for node_id, state in result.nodes.items()
-            if state.status in ("succeeded", "cached") and state.cache_key
-        }
-        self._recent[run_id] = RecentRun(plan, priors, snapshot)
+    def _remember(self, row: RunRow, plan: Plan, result: RunResult) -> None:
+        """Keep a finished run's row, plan and results, so that rerunning it in this process
+        (the editor's run, tweak, rerun loop) neither reads nor compiles them again."""
+        self._recent[row.id] = RecentRun(row, plan, result.nodes)
         while len(self._recent) > RECENT_RUNS:
             self._recent.popitem(last=False)
 

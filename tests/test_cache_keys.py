@@ -5,7 +5,6 @@ from typing import Any
 from engine.executor import Execution
 from engine.graph import compile_plan
 from engine.inputs import resolve_inputs
-from engine.results import PriorResult
 from tests.conftest import workflow
 from tests.nodes_for_tests import Sleep, test_registry
 
@@ -73,16 +72,7 @@ async def test_matching_prior_results_are_taken_over_without_executing() -> None
     plan = compile_plan(workflow(document(), EDGES), test_registry())
     inputs = resolve_inputs(plan, {"topic": "bees"})
     first = await Execution(plan, inputs, run_id="run_1").execute()
-    reuse = {
-        node: PriorResult(
-            run_id="run_1",
-            cache_key=state.cache_key or "",
-            output=state.output or {},
-            digests=state.digests or {},
-            reason="reused from run run_1",
-        )
-        for node, state in first.nodes.items()
-    }
+    reuse = first.nodes  # a finished run's states are what a later run may take over
     Sleep.executions.clear()
     second = await Execution(plan, inputs, run_id="run_2", reuse=reuse).execute()
     assert {node: state.status for node, state in second.nodes.items()} == dict.fromkeys(
@@ -115,16 +105,7 @@ async def test_cache_never_always_executes() -> None:
     nodes[2]["params"]["cache"] = "never"
     plan = compile_plan(workflow(nodes, EDGES), test_registry())
     first = await Execution(plan, {"topic": "bees"}, run_id="run_1").execute()
-    reuse = {
-        node: PriorResult(
-            run_id="run_1",
-            cache_key=s.cache_key or "",
-            output=s.output or {},
-            digests=s.digests or {},
-            reason="reused",
-        )
-        for node, s in first.nodes.items()
-    }
+    reuse = first.nodes
     second = await Execution(plan, {"topic": "bees"}, run_id="run_2", reuse=reuse).execute()
     assert second.nodes["echo"].status == "succeeded"
     assert second.nodes["echo"].reason == "cache: never"

@@ -9,7 +9,7 @@ import pytest
 from engine.executor import Execution
 from engine.graph import compile_plan, validate
 from engine.inputs import resolve_inputs
-from engine.results import PriorResult, RunResult
+from engine.results import NodeState, RunResult
 from nodes.base import CheckContext
 from nodes.registry import NodeRegistry
 from tests.conftest import workflow
@@ -31,7 +31,7 @@ async def run(
     workspace: Path,
     nodes: list[dict[str, Any]],
     edges: list[tuple[str, str]] | None = None,
-    reuse: dict[str, PriorResult] | None = None,
+    reuse: dict[str, NodeState] | None = None,
 ) -> RunResult:
     plan = compile_plan(workflow(nodes, edges or []), registry, CheckContext(workspace=workspace))
     execution = Execution(
@@ -257,14 +257,7 @@ async def test_a_changed_file_changes_the_cache_key(
     nodes = [{"id": "f", "type": "file_read", "params": {"path": "in.txt"}}]
     first = await run(registry, workspace, nodes)
     assert succeeded(first, "f") == {"content": "one"}
-    state = first.nodes["f"]
-    prior = PriorResult(
-        run_id="r",
-        cache_key=state.cache_key or "",
-        output=state.output or {},
-        digests=state.digests or {},
-        reason="",
-    )
+    state = prior = first.nodes["f"]
     same = await run(registry, workspace, nodes, reuse={"f": prior})
     assert same.nodes["f"].status == "cached"
     assert same.nodes["f"].cache_key == state.cache_key

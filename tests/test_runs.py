@@ -162,6 +162,22 @@ async def test_bad_reruns_create_nothing(service: RunService, database: Database
     assert await count(database, RunRow) == 1
 
 
+async def test_rerun_of_a_run_deleted_since_is_not_found(
+    service: RunService, database: Database
+) -> None:
+    # The parent finished in this process, so the rerun does not read it: storing the child is
+    # what finds it gone. A run stored in the same transaction is not harmed.
+    document = workflow(NODES, EDGES)
+    saved = await service.store.create_workflow(document)
+    parent = await service.execute(document, workflow_id=saved.id, workflow_version=1)
+    await service.store.delete_workflow(saved.id)  # its runs go with it
+    other = asyncio.ensure_future(service.execute(workflow(NODES[:1], [])))
+    with pytest.raises(NotFound, match=f"run {parent.id} not found"):
+        await service.rerun(parent.id, from_node="shout")
+    assert (await other).status == "succeeded"
+    assert await count(database, RunRow) == 1
+
+
 async def test_concurrent_reruns_of_one_parent_are_siblings(service: RunService) -> None:
     parent = await service.execute(workflow(NODES, EDGES))
     first, second = await asyncio.gather(

@@ -15,7 +15,7 @@ from engine.distributed.tables import DispatchedRunRow
 from engine.document import Workflow, from_builtins
 from engine.errors import NodeFailure
 from engine.graph import Plan, compile_plan
-from engine.results import PriorResult
+from engine.results import NodeState
 from engine.storage.repository import Store
 from nodes.base import CheckContext, NodeContext, NodeType, Port
 from nodes.registry import NodeRegistry
@@ -29,7 +29,7 @@ class RunSpec:
     workflow_id: str | None
     plan: Plan
     inputs: dict[str, Any]
-    reuse: dict[str, PriorResult]  # a rerun: results of the parent it may take over
+    reuse: dict[str, NodeState]  # a rerun: results of the parent it may take over
     force: frozenset[str]
     reasons: dict[str, str]
 

@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import msgspec
 
-from engine.results import NodeState
+from engine.results import NodeState, reused_from
 from engine.storage.writer import result_row
 
 _COLUMNS = (
@@ -120,7 +120,7 @@ async def load_states(
     for row in taken:
         states[row["node_id"]] = NodeState(
             status="cached",
-            reason=f"reused from run {row['run_id']}",
+            reason=reused_from(row["run_id"]),
             cache_key=row["cache_key"],
             output=output(row),
             duration_ms=0.0,

@@ -284,12 +284,8 @@ class Worker:
             return None
         state.cache_key = cache_key(node, input_digests, fingerprint)
         prior = spec.reuse.get(node.id)
-        if prior is not None and reusable(node, state, prior, spec.force):
-            state.status, state.reason = "cached", prior.reason
-            state.output, state.digests = prior.output, prior.digests
-            state.origin_run_id = prior.run_id
-            state.started_at = state.finished_at = _now()
-            state.duration_ms = 0.0
+        if prior is not None and reusable(node, state.cache_key, prior, spec.force):
+            state.take_over(prior, _now())
             return None
         state.reason = reason_to_execute(
             node, prior, states, force=spec.force, reasons=spec.reasons, reuse=spec.reuse

@@ -13,7 +13,7 @@ from sqlalchemy.orm import defer
 
 from engine.errors import NotFound
 from engine.records import Page, RunRecord
-from engine.results import NodeState, PriorResult
+from engine.results import REUSABLE, NodeState, reused_from
 from engine.storage.keys import keyset_page, now
 from engine.storage.tables import (
     BlobRow,
@@ -61,7 +61,7 @@ class Store(WorkflowQueries):
         for row in taken:
             states[row.node_id] = NodeState(
                 status="cached",
-                reason=f"reused from run {row.run_id}",
+                reason=reused_from(row.run_id),
                 cache_key=row.cache_key,
                 output=_output(row, blobs),
                 started_at=started_at,
@@ -72,7 +72,7 @@ class Store(WorkflowQueries):
             )
         return states
 
-    async def prior_results(self, run_id: str) -> dict[str, PriorResult]:
+    async def prior_results(self, run_id: str) -> dict[str, NodeState]:
         """What a rerun of ``run_id`` may take over: each result it has, with the run that
         computed it (reading only what that needs)."""
         c = NodeResultRow.__table__.c
@@ -87,19 +87,17 @@ class Store(WorkflowQueries):
             c.origin_run_id,
         ]
         _, own, taken, blobs = await self._results(run_id, columns)
-        priors = {}
-        for row in (*own, *taken):
-            if row.status not in ("succeeded", "cached") or not row.cache_key:
-                continue
-            origin = row.origin_run_id or row.run_id
-            priors[row.node_id] = PriorResult(
-                run_id=origin,
+        return {
+            row.node_id: NodeState(
+                status=row.status,
                 cache_key=row.cache_key,
-                output=_output(row, blobs) or {},
-                digests=row.digests or {},
-                reason=f"reused from run {origin}",
+                output=_output(row, blobs),
+                digests=row.digests,
+                origin_run_id=row.origin_run_id or row.run_id,
             )
-        return priors
+            for row in (*own, *taken)
+            if row.status in REUSABLE and row.cache_key
+        }
 
     async def _results(
         self, run_id: str, columns: Any

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 import structlog
-from sqlalchemy import Table, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from engine.errors import NotFound
 from engine.events import AnyEvent, encode_event, event_type
 from engine.results import NodeState
 from engine.storage.database import Database
@@ -27,11 +28,10 @@ Row = tuple[dict[str, Any], dict[str, Any] | None]
 
 @dataclass(slots=True)
 class Batch:
-    """What one caller waits to see committed: a new run's row, result rows, a run's reused
-    references, or the columns a run finished with. In one transaction they go in that order."""
+    """What one caller waits to see committed: a new run's row, result rows, or the columns a
+    run finished with. In one transaction they go in that order."""
 
     rows: list[Row] = field(default_factory=list)
-    reused: tuple[str, dict[str, str]] | None = None
     run: dict[str, Any] | None = None
     finished: tuple[str, dict[str, Any]] | None = None
     done: asyncio.Future[None] | None = None
@@ -78,7 +78,8 @@ class ResultWriter:
         )
 
     async def run_started(self, row: RunRow) -> None:
-        """Insert a new run's row (with whatever else is being committed)."""
+        """Insert a new run's row (with whatever else is being committed). `NotFound` when the
+        run it is a child of is no longer stored (its workflow was deleted): nothing is."""
         values = {
             column.key: getattr(row, column.key)
             for column in RunRow.__mapper__.columns
@@ -92,10 +93,6 @@ class ResultWriter:
 
     async def node_finished(self, run_id: str, node_id: str, state: NodeState) -> None:
         await self._commit(Batch(rows=[result_row(run_id, node_id, state)]))
-
-    async def nodes_reused(self, run_id: str, origins: Mapping[str, str]) -> None:
-        """One update of the run row: the results stay where they were computed."""
-        await self._commit(Batch(reused=(run_id, dict(origins))))
 
     async def _commit(self, batch: Batch) -> None:
         batch.done = asyncio.get_running_loop().create_future()
@@ -144,19 +141,13 @@ class ResultWriter:
         rows = [row for batch in results for row, _ in batch.rows]
         blobs = {blob["digest"]: blob for batch in results for _, blob in batch.rows if blob}
         async with self._database.engine.begin() as connection:
-            runs = [batch.run for batch in results if batch.run is not None]
+            runs = await self._orphans_refused(connection, results)
             if runs:
                 await connection.execute(RUNS.insert(), runs)
             if blobs:
                 await connection.execute(self._insert_blob, list(blobs.values()))
             if rows:
                 await connection.execute(self._upsert_result, rows)
-            for batch in results:
-                if batch.reused is not None:
-                    run_id, origins = batch.reused
-                    await connection.execute(
-                        update(RunRow).where(RunRow.id == run_id).values(reused=origins)
-                    )
             if events:
                 await connection.execute(self._insert_event, events)
             for batch in results:
@@ -165,6 +156,29 @@ class ResultWriter:
                     await connection.execute(
                         update(RunRow).where(RunRow.id == run_id).values(**values)
                     )
+
+    @staticmethod
+    async def _orphans_refused(
+        connection: AsyncConnection, results: list[Batch]
+    ) -> list[dict[str, Any]]:
+        """The new runs' rows to insert. A child run whose parent is gone is refused with
+        `NotFound` (its caller started it from a parent it remembered) and taken out of
+        ``results``: its foreign key would fail the whole transaction, others' work with it."""
+        runs = [(batch, batch.run) for batch in results if batch.run is not None]
+        parents = {run["parent_run_id"] for _, run in runs if run.get("parent_run_id")}
+        if not parents:
+            return [run for _, run in runs]
+        found = set(await connection.scalars(select(RunRow.id).where(RunRow.id.in_(parents))))
+        kept = []
+        for batch, run in runs:
+            parent = run.get("parent_run_id")
+            if parent is None or parent in found:
+                kept.append(run)
+                continue
+            results.remove(batch)
+            if batch.done is not None and not batch.done.done():
+                batch.done.set_exception(NotFound(f"run {parent} not found"))
+        return kept
 
 
 def result_row(
