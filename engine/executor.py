@@ -265,11 +265,12 @@ class Execution:
         taken: dict[str, str] = {}
         if self._reuse:
             states, reuse, trusted = self.states, self._reuse, self._trusted
+            left: set[str] = set()  # nodes seen and not taken over (the order is topological)
             at = _now()
             for node_id, node in self.plan.nodes.items():
                 prior = reuse.get(node_id)
-                upstream_taken = taken.keys() >= set(node.predecessors)
-                if prior is None or not upstream_taken or states[node_id].done:
+                if prior is None or not left.isdisjoint(node.predecessors) or states[node_id].done:
+                    left.add(node_id)
                     continue
                 if node_id in trusted and not node.node_type.reads_outside_world:
                     key = prior.cache_key  # same material, same inputs
@@ -278,7 +279,9 @@ class Execution:
                 if key is not None and reusable(node, key, prior, self._force):
                     states[node_id].take_over(prior, at)
                     taken[node_id] = prior.origin_run_id or ""
-            self._count_taken(taken)
+                else:
+                    left.add(node_id)
+            self._count_taken(taken, left)
         self._taken = taken
         return taken
 
@@ -291,13 +294,14 @@ class Execution:
         gathered = gather(node, self.states, self._blocked)  # the key alone: no instance
         return None if isinstance(gathered, str) else cache_key(node, gathered[1], None)
 
-    def _count_taken(self, taken: Mapping[str, str]) -> None:
-        """`_settled` for every node taken over at once: what is left waits only for the rest."""
+    def _count_taken(self, taken: Mapping[str, str], left: Collection[str]) -> None:
+        """`_settled` for every node taken over at once: what is ``left`` waits only for the
+        rest."""
         if not taken:
             return
         self._remaining -= len(taken)
         nodes, waiting = self.plan.nodes, self._waiting
-        for node_id in [node_id for node_id in waiting if node_id not in taken]:
+        for node_id in left:
             if waiting[node_id]:
                 waiting[node_id] -= sum(
                     1 for predecessor in nodes[node_id].predecessors if predecessor in taken

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
 from engine.errors import NodeloomError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 DEFAULT_URL = "sqlite+aiosqlite:///.nodeloom/nodeloom.db"
 _MIGRATION_LOCK = 7_402_113  # PostgreSQL advisory lock id for migrations
+T = TypeVar("T")
 
 
 class StorageUnavailable(NodeloomError, ConnectionError):
@@ -74,21 +78,56 @@ def _closed_is_replaced(dbapi_connection: Any, record: ConnectionPoolEntry, prox
         raise DisconnectionError("the connection was closed by the server")
 
 
+class _WriteThread:
+    """One thread with its own connection to a SQLite file, running whole transactions: a
+    transaction is then one hop between threads, where through aiosqlite each statement, BEGIN
+    and COMMIT is a hop of its own."""
+
+    def __init__(self, url: URL, options: dict[str, Any]) -> None:
+        self._engine = create_engine(url.set(drivername="sqlite"), poolclass=NullPool, **options)
+        event.listen(self._engine, "connect", _sqlite_pragmas)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nodeloom-sqlite")
+        self._connection: Connection | None = None
+
+    async def run(self, work: Callable[[Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, self._transaction, work)
+
+    def _transaction(self, work: Callable[[Connection], T]) -> T:
+        if self._connection is None:
+            self._connection = self._engine.connect()
+        with self._connection.begin():
+            return work(self._connection)
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._connection.close)
+        self._thread.shutdown(wait=True)
+        self._engine.dispose()
+
+
 class Database:
     """An async engine plus what nodeloom needs to know about its dialect."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, write_thread: _WriteThread | None = None) -> None:
         self.engine = engine
         self.dialect: str = engine.dialect.name
+        self._write_thread = write_thread
+
+    async def transaction(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` (synchronous SQLAlchemy code) in one transaction, without blocking the
+        event loop: on a SQLite file, in a thread of its own; else through the async engine."""
+        if self._write_thread is not None:
+            return await self._write_thread.run(work)
+        async with self.engine.begin() as connection:
+            return await connection.run_sync(work)
 
     @classmethod
     async def connect(cls, url: str | None = None, *, migrate: bool = True) -> Database:
         """Open the database and migrate it to the current schema (one clear error if not)."""
         parsed = database_url(url)
-        options: dict[str, Any] = {
-            "json_serializer": _json,
-            "json_deserializer": msgspec.json.decode,
-        }
+        json: dict[str, Any] = {"json_serializer": _json, "json_deserializer": msgspec.json.decode}
+        options = dict(json)
         if parsed.drivername.startswith("sqlite"):
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -103,7 +142,8 @@ class Database:
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         else:
             event.listen(engine.sync_engine, "checkout", _closed_is_replaced)
-        database = cls(engine)
+        file = engine.dialect.name == "sqlite" and parsed.database not in (None, "", ":memory:")
+        database = cls(engine, _WriteThread(parsed, json) if file else None)
         shown = parsed.render_as_string(hide_password=True)
         try:
             async with engine.connect() as connection:
@@ -111,7 +151,7 @@ class Database:
             if migrate:
                 await database.migrate()
         except (OSError, OperationalError, DBAPIError) as exc:
-            await engine.dispose()
+            await database.close()
             reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
             raise StorageUnavailable(f"cannot use database {shown}: {reason}") from None
         return database
@@ -123,6 +163,8 @@ class Database:
             await connection.run_sync(_upgrade)
 
     async def close(self) -> None:
+        if self._write_thread is not None:
+            await self._write_thread.close()
         await self.engine.dispose()
 
 

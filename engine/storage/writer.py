@@ -10,9 +10,8 @@ from typing import Any
 
 import msgspec
 import structlog
-from sqlalchemy import Table, select, update
+from sqlalchemy import Connection, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from engine.errors import NotFound
 from engine.events import AnyEvent, encode_event, event_type
@@ -138,47 +137,50 @@ class ResultWriter:
                     batch.done.set_result(None)
 
     async def _write(self, results: list[Batch], events: list[dict[str, Any]]) -> None:
-        rows = [row for batch in results for row, _ in batch.rows]
-        blobs = {blob["digest"]: blob for batch in results for _, blob in batch.rows if blob}
-        async with self._database.engine.begin() as connection:
-            runs = await self._orphans_refused(connection, results)
+        """One transaction for everything given. A child run whose parent is gone is refused
+        with `NotFound` and taken out of ``results`` (its caller started it from a parent it
+        remembered): its foreign key would fail the whole transaction, others' work with it."""
+
+        def write(connection: Connection) -> list[Batch]:
+            refused = _orphans(connection, results)
+            runs = [batch.run for batch in results if batch.run is not None]
+            if refused:
+                runs = [run for run in runs if all(run is not batch.run for batch in refused)]
             if runs:
-                await connection.execute(RUNS.insert(), runs)
+                connection.execute(RUNS.insert(), runs)
+            rows = [row for batch in results for row, _ in batch.rows]
+            blobs = {blob["digest"]: blob for batch in results for _, blob in batch.rows if blob}
             if blobs:
-                await connection.execute(self._insert_blob, list(blobs.values()))
+                connection.execute(self._insert_blob, list(blobs.values()))
             if rows:
-                await connection.execute(self._upsert_result, rows)
+                connection.execute(self._upsert_result, rows)
             if events:
-                await connection.execute(self._insert_event, events)
+                connection.execute(self._insert_event, events)
             for batch in results:
                 if batch.finished is not None:
                     run_id, values = batch.finished
-                    await connection.execute(
-                        update(RunRow).where(RunRow.id == run_id).values(**values)
-                    )
+                    connection.execute(update(RunRow).where(RunRow.id == run_id).values(**values))
+            return refused
 
-    @staticmethod
-    async def _orphans_refused(
-        connection: AsyncConnection, results: list[Batch]
-    ) -> list[dict[str, Any]]:
-        """The new runs' rows to insert. A child run whose parent is gone is refused with
-        `NotFound` (its caller started it from a parent it remembered) and taken out of
-        ``results``: its foreign key would fail the whole transaction, others' work with it."""
-        runs = [(batch, batch.run) for batch in results if batch.run is not None]
-        parents = {run["parent_run_id"] for _, run in runs if run.get("parent_run_id")}
-        if not parents:
-            return [run for _, run in runs]
-        found = set(await connection.scalars(select(RunRow.id).where(RunRow.id.in_(parents))))
-        kept = []
-        for batch, run in runs:
-            parent = run.get("parent_run_id")
-            if parent is None or parent in found:
-                kept.append(run)
-                continue
-            results.remove(batch)
+        for batch in await self._database.transaction(write):
+            results[:] = [other for other in results if other is not batch]
             if batch.done is not None and not batch.done.done():
+                parent = batch.run["parent_run_id"] if batch.run else None
                 batch.done.set_exception(NotFound(f"run {parent} not found"))
-        return kept
+
+
+def _orphans(connection: Connection, results: list[Batch]) -> list[Batch]:
+    """The batches inserting a child run whose parent run is not stored."""
+    children = [
+        (batch, batch.run["parent_run_id"])
+        for batch in results
+        if batch.run is not None and batch.run.get("parent_run_id")
+    ]
+    if not children:
+        return []
+    parents = {parent for _, parent in children}
+    found = set(connection.scalars(select(RunRow.id).where(RunRow.id.in_(parents))))
+    return [batch for batch, parent in children if parent not in found]
 
 
 def result_row(
