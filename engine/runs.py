@@ -309,19 +309,6 @@ class RunService:
         done: Mapping[str, NodeState] | None = None,
         first_seq: int = 0,
     ) -> ActiveRun:
-        if self.queue is not None:
-            return await self.queue.launch(
-                self,
-                row,
-                plan,
-                listeners=listeners,
-                insert=insert,
-                reuse_from=row.parent_run_id if reuse else None,
-                force=set(force),
-                reasons=reasons,
-                done=set(done or {}),
-                first_seq=first_seq,
-            )
         execution = Execution(
             plan,
             inputs,
@@ -339,8 +326,23 @@ class RunService:
             models=self.models,
         )
         if insert:
-            # What it takes over is stored with the run's row, as references.
+            # What it takes over is stored with the run's row, as references: on workers too,
+            # where only the nodes left are queued.
             row.reused = await execution.take_over()
+        if self.queue is not None:
+            return await self.queue.launch(
+                self,
+                row,
+                plan,
+                listeners=listeners,
+                insert=insert,
+                reuse_from=row.parent_run_id if reuse else None,
+                force=set(force),
+                reasons=reasons,
+                done=set(done or {}),
+                first_seq=first_seq,
+            )
+        if insert:
             await self._writer.run_started(row)
         active = ActiveRun(row.id, execution)
         self.active[row.id] = active

@@ -138,8 +138,11 @@ class Scheduler:
         first_seq: int = 0,
     ) -> None:
         """Store the run as ``queued`` with its nodes, and queue those that are ready. Nodes in
-        ``done`` have committed results (a resumed run) and stand."""
+        ``done`` have committed results (a resumed run) and stand; so do those a new run takes
+        over from earlier runs (``row.reused``, stored by reference)."""
         row.status, row.owner_process, row.heartbeat_at = "queued", QUEUE_OWNER, None
+        reused = dict(row.reused or {}) if insert_row else {}
+        done = {*done, *reused}
         async with self.sessions.begin() as session:
             if insert_row:
                 row.started_at = None
@@ -177,7 +180,7 @@ class Scheduler:
             )
             await self.dispatcher.enqueue(driver, [NodeJob(row.id, n) for n in ready])
             collected = Collected(row.id)
-            collected.announcer.run_started(plan.workflow.name, list(plan.nodes), {})
+            collected.announcer.run_started(plan.workflow.name, list(plan.nodes), reused)
             advanced = await advance(driver, collected)
             if advanced.remaining == 0:
                 await finish_run(driver, row.id, advanced, plan)

@@ -145,6 +145,42 @@ async def test_a_node_type_the_worker_lacks_fails_that_node(
     assert tail == events[-1:]
 
 
+async def test_a_rerun_on_workers_queues_only_the_nodes_it_executes(
+    workers: Any, queued: RunService, pg_url: str
+) -> None:
+    # a -> b -> c -> out; a rerun with c's params changed takes a and b over when it is
+    # queued: only c and out become jobs, and the workers never start a or b.
+    workers(1)
+    nodes = [
+        {"id": "a", "type": "sleep", "params": {"label": "A"}},
+        {"id": "b", "type": "sleep", "params": {}},
+        {"id": "c", "type": "template", "params": {"template": "{{ text }}!"}},
+        {"id": "out", "type": "output", "params": {"name": "result"}},
+    ]
+    edges = [("a.y", "b.x"), ("b.y", "c.text"), ("c.text", "out.value")]
+    parent = await asyncio.wait_for((await queued.start(workflow(nodes, edges))).wait(), 20)
+    assert parent.outputs == {"result": "A!"}
+    active = await queued.rerun(parent.id, params={"c": {"template": "{{ text }}?"}})
+    child = await asyncio.wait_for(active.wait(), 20)
+    assert child.status == "succeeded", child.error
+    assert child.outputs == {"result": "A?"}
+    assert {node: state.status for node, state in child.nodes.items()} == {
+        "a": "cached",
+        "b": "cached",
+        "c": "succeeded",
+        "out": "succeeded",
+    }
+    assert child.nodes["b"].reason == f"reused from run {parent.id}"
+    assert child.nodes["c"].reason == "params changed: template"
+    events = [event async for event in follow(pg_url, active.id)]
+    assert isinstance(events[0], RunStarted)
+    assert events[0].reused == {"a": parent.id, "b": parent.id}
+    assert {e.node for e in events if isinstance(e, NodeStarted)} == {"c", "out"}
+    stored = await queued.get(child.id)
+    assert stored.nodes["a"].status == "cached"
+    assert stored.nodes["b"].output == parent.nodes["b"].output
+
+
 async def test_tokens_of_a_node_on_a_worker_stream_while_it_runs(
     workers: Any, queued: RunService, pg_url: str
 ) -> None:
