@@ -16,19 +16,18 @@ from engine.announcer import Announcer
 from engine.errors import NodeFailure
 from engine.events import (
     Listener,
-    RunStatus,
 )
 from engine.graph import Plan, PlanNode
 from engine.node_data import (
     cache_key,
-    check_output,
     describe,
     gather,
     instantiate,
-    reason_to_execute,
-    reusable,
+    run_once,
 )
+from engine.outcome import run_outputs, run_status
 from engine.results import NodeState, ResultStore, RunResult
+from engine.reuse import reason_to_execute, reusable, take_over
 from nodes.base import NodeContext, NodeType
 
 if TYPE_CHECKING:
@@ -257,30 +256,20 @@ class Execution:
         storing the run calls it first, to store these references with the run's row: a rerun
         that changes one leaf of a big workflow then records the rest in the same step.
 
-        A ``trusted`` node whose predecessors are all taken over is taken over on its prior's
-        key alone; the others have their key computed. The executor's counts are set once, at
-        the end, for the nodes left to run: the cost per node taken over is a few lookups."""
+        The executor's counts are set once, at the end, for the nodes left to run."""
         if self._taken is not None:
             return self._taken
         taken: dict[str, str] = {}
         if self._reuse:
-            states, reuse, trusted = self.states, self._reuse, self._trusted
-            left: set[str] = set()  # nodes seen and not taken over (the order is topological)
-            at = _now()
-            for node_id, node in self.plan.nodes.items():
-                prior = reuse.get(node_id)
-                if prior is None or not left.isdisjoint(node.predecessors) or states[node_id].done:
-                    left.add(node_id)
-                    continue
-                if node_id in trusted and not node.node_type.reads_outside_world:
-                    key = prior.cache_key  # same material, same inputs
-                else:
-                    key = await self._key_if_ready(node)
-                if key is not None and reusable(node, key, prior, self._force):
-                    states[node_id].take_over(prior, at)
-                    taken[node_id] = prior.origin_run_id or ""
-                else:
-                    left.add(node_id)
+            taken, left = await take_over(
+                self.plan,
+                self.states,
+                self._reuse,
+                trusted=self._trusted,
+                force=self._force,
+                key_if_ready=self._key_if_ready,
+                at=_now(),
+            )
             self._count_taken(taken, left)
         self._taken = taken
         return taken
@@ -318,12 +307,10 @@ class Execution:
                     await self._store.node_finished(self.run_id, node_id, state)
                 except Exception as exc:  # noqa: BLE001 - reported as the run's error
                     self._fatal = f"storing node {node_id} failed: {describe(exc)}"
-        outputs = {
-            node.params["name"]: self.states[node.id].output["value"]  # type: ignore[index]
-            for node in self.plan.by_role("output")
-            if self.states[node.id].status in ("succeeded", "cached")
-        }
-        status, error = self._outcome()
+        outputs = run_outputs(self.plan, self.states)
+        status, error = run_status(
+            self.plan, self.states, cancelled=self._cancelled, fatal=self._fatal
+        )
         self._events.run_finished(status, outputs, error)
         return RunResult(
             id=self.run_id,
@@ -335,17 +322,6 @@ class Execution:
             finished_at=finished_at,
             error=error,
         )
-
-    def _outcome(self) -> tuple[RunStatus, str | None]:
-        if self._fatal:
-            return "failed", self._fatal
-        failed = [node_id for node_id, state in self.states.items() if state.status == "failed"]
-        if failed:
-            first = failed[0]
-            return "failed", f"node {first} failed: {self.states[first].error}"
-        if self._cancelled:
-            return "cancelled", "cancelled"
-        return "succeeded", None
 
     # -- one node -------------------------------------------------------------------------
 
@@ -410,18 +386,9 @@ class Execution:
             self._events.node_started(node.id, attempt)
             started = time.perf_counter()
             try:
-                if settings.timeout_s is None:
-                    output = await instance.run(inputs, context)
-                else:
-                    async with asyncio.timeout(settings.timeout_s):
-                        output = await instance.run(inputs, context)
-                digests = check_output(node, output)
-            except TimeoutError:
-                error, retryable = f"timed out after {settings.timeout_s:g} s", True
+                output, digests = await run_once(node, instance, inputs, context)
             except NodeFailure as exc:
                 error, retryable = exc.detail, exc.retryable
-            except Exception as exc:  # noqa: BLE001 - any error of a node's code fails the node
-                error, retryable = describe(exc), True
             else:
                 state.status, state.origin_run_id = "succeeded", self.run_id
                 state.output, state.digests, state.usage = output, digests, context.usage

@@ -3,6 +3,7 @@ the check of what its `run` returned."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from engine.digest import canonical, digest
 from engine.errors import NodeFailure
 from engine.graph import PlanNode
-from engine.results import REUSABLE, NodeState
+from engine.results import NodeState
 
 if TYPE_CHECKING:
     from nodes.base import NodeContext, NodeType
@@ -88,6 +89,28 @@ def check_output(node: PlanNode, output: Any) -> dict[str, str]:
     return digests
 
 
+async def run_once(
+    node: PlanNode, instance: NodeType, inputs: dict[str, Any], context: NodeContext
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Run the node's code once, within its timeout: its outputs and their digests. Anything
+    that goes wrong is a `NodeFailure`, retryable unless the node or the check says not."""
+    timeout_s = node.settings.timeout_s
+    try:
+        if timeout_s is None:
+            output = await instance.run(inputs, context)
+        else:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    output = await instance.run(inputs, context)
+            except TimeoutError:
+                raise NodeFailure(f"timed out after {timeout_s:g} s", retryable=True) from None
+    except NodeFailure:
+        raise
+    except Exception as exc:  # any error of a node's code fails the node
+        raise NodeFailure(describe(exc), retryable=True) from exc
+    return output, check_output(node, output)
+
+
 def describe(exc: BaseException) -> str:
     """An exception as one line: its type, and its message when it has one."""
     message = str(exc)
@@ -104,45 +127,3 @@ async def instantiate(
         await instance.fingerprint(inputs, context) if node.node_type.reads_outside_world else None
     )
     return instance, fingerprint
-
-
-def reusable(node: PlanNode, key: str | None, prior: NodeState, force: Collection[str]) -> bool:
-    """Whether ``prior``, a node's state in an earlier run, may stand for its result in this
-    run, where its cache key is ``key``."""
-    return (
-        prior.cache_key == key
-        and prior.status in REUSABLE
-        and prior.origin_run_id is not None
-        and node.settings.cache == "auto"
-        and node.id not in force
-    )
-
-
-def reason_to_execute(
-    node: PlanNode,
-    prior: NodeState | None,
-    states: Mapping[str, NodeState],
-    *,
-    force: Collection[str],
-    reasons: Mapping[str, str],
-    reuse: Mapping[str, NodeState],
-) -> str:
-    """Why a node of a run that may reuse results executes instead, in words."""
-    if node.id in force:
-        return reasons.get(node.id, "forced")
-    if node.settings.cache == "never":
-        return "cache: never"
-    if node.id in reasons:
-        return reasons[node.id]
-    if prior is None or prior.status not in REUSABLE:
-        return "no earlier result" if reuse else ""
-    changed = [
-        predecessor
-        for predecessor in node.predecessors
-        if predecessor not in reuse or states[predecessor].digests != reuse[predecessor].digests
-    ]
-    if changed:
-        return "upstream changed: " + ", ".join(changed)
-    if node.node_type.role == "input":
-        return f"input changed: {node.params['name']}"
-    return "cache key changed"

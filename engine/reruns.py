@@ -1,16 +1,67 @@
-"""What a rerun changes: the parent's document with overrides, and why each node will run."""
+"""What a rerun changes: the parent's document with overrides, its plan, what it must execute,
+and why each node will run."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NamedTuple
 
 import msgspec
 
-from engine.document import Workflow, to_builtins_node
+from engine.document import Workflow, from_builtins, to_builtins_node
 from engine.errors import WorkflowInvalid
+from engine.graph import Plan, replan
 from engine.issues import Issue, pointer
+from nodes.base import CheckContext
 from nodes.registry import COMMON_PARAMS, NodeRegistry
+
+
+class Rerun(NamedTuple):
+    """A child run as planned from its parent."""
+
+    plan: Plan  # of the parent's document with the overrides applied
+    snapshot: dict[str, Any]  # the stored form of ``plan.workflow``
+    changes: dict[str, Any]  # the overrides, as the child's row records them
+    forced: set[str]  # ``from_node`` and what lies downstream of it
+    reasons: dict[str, str]  # why nodes will execute, as far as the documents tell
+    # Nodes whose type, params and edges are the parent's: taken over on their keys alone
+    # when all they depend on is (only known when the parent's plan is at hand).
+    trusted: set[str]
+
+
+def plan_rerun(
+    parent_id: str,
+    stored: dict[str, Any],
+    parent_plan: Plan | None,
+    *,
+    from_node: str | None,
+    params: Mapping[str, Mapping[str, Any]],
+    inputs: Mapping[str, Any],
+    registry: NodeRegistry,
+    context: CheckContext,
+    compile_plan: Callable[[Workflow], Plan],
+) -> Rerun:
+    """The rerun of the run ``parent_id``, whose stored document is ``stored``. With the
+    parent's plan, only the nodes with new params are analysed again; bad overrides raise
+    `WorkflowInvalid` naming each."""
+    base = parent_plan.workflow if parent_plan else from_builtins(stored)
+    workflow = override(base, parent_id, from_node, params, registry)
+    plan = replan(parent_plan, workflow, params, registry, context) if parent_plan else None
+    trusted = set(plan.nodes) - set(params) if plan is not None else set()
+    if plan is None:
+        plan = compile_plan(workflow)
+    forced = {from_node, *plan.downstream(from_node)} if from_node else set()
+    changes = {
+        key: value for key, value in (("params", dict(params)), ("inputs", dict(inputs))) if value
+    }
+    return Rerun(
+        plan=plan,
+        snapshot=snapshot(stored, workflow, params),
+        changes=changes,
+        forced=forced,
+        reasons=reasons(base, workflow, from_node, forced),
+        trusted=trusted,
+    )
 
 
 def override(

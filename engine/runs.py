@@ -5,31 +5,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import socket
-from collections import OrderedDict
 from collections.abc import Collection, Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from engine import history, settings
 from engine.agents import AgentStore
 from engine.distributed.scheduler import QUEUE_OWNER
-from engine.document import Workflow, from_builtins, to_builtins
+from engine.document import Workflow, from_builtins
 from engine.errors import Conflict, NotFound
 from engine.events import Listener
 from engine.executor import DEFAULT_CONCURRENCY, Execution
-from engine.graph import Plan, compile_plan, replan
+from engine.graph import Plan, compile_plan
 from engine.inputs import resolve_inputs
+from engine.processes import process_alive, process_name
+from engine.recent import Recent
 from engine.records import RunRecord
-from engine.reruns import override, reasons, snapshot
+from engine.reruns import plan_rerun
 from engine.results import NodeState, RunResult
 from engine.storage.database import Database
 from engine.storage.keys import new_id, now
-from engine.storage.repository import Store, run_record
+from engine.storage.repository import Store, new_run_row, run_record
 from engine.storage.tables import RunRow
 from engine.storage.writer import ResultWriter
 from nodes.base import CheckContext
@@ -42,16 +41,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger("nodeloom.runs")
 
 FINISHED = ("succeeded", "failed", "cancelled", "interrupted")
-
-
-RECENT_RUNS = 8  # finished runs whose plan and results stay in memory for quick reruns
-RECENT_PLANS = 64  # documents whose compiled plan is kept
-
-
-class RecentRun(NamedTuple):
-    row: RunRow  # as stored when the run finished (finished runs do not change)
-    plan: Plan
-    states: dict[str, NodeState]  # what a rerun may take over
 
 
 class ActiveRun:
@@ -95,13 +84,12 @@ class RunService:
         self.check_context = check_context or CheckContext(
             workspace=self.workspace, models=models.names if models else None
         )
-        self.process = f"{socket.gethostname()}:{os.getpid()}:{new_id('p')[2:10]}"
+        self.process = process_name()
         self.active: dict[str, ActiveRun] = {}
         self._writer = ResultWriter(database)
         self._heartbeat: asyncio.Task[None] | None = None
         self._closing = False
-        self._recent: OrderedDict[str, RecentRun] = OrderedDict()
-        self._plans: OrderedDict[int, tuple[Workflow, Plan]] = OrderedDict()
+        self._recent = Recent()
         # With a queue (or NODELOOM_EXECUTION=workers), runs are queued for `nodeloom worker`s.
         if queue is None and settings.execution() == "workers":
             from engine.distributed.runs import RunQueue  # noqa: PLC0415 - PostgreSQL only
@@ -121,17 +109,10 @@ class RunService:
     # -- starting runs --------------------------------------------------------------------
 
     def plan(self, workflow: Workflow) -> Plan:
-        """The compiled plan; the same document object (the API's cached current version of a
-        workflow, say) is compiled once. Documents are never changed in place."""
-        cached = self._plans.get(id(workflow))
-        if cached is not None and cached[0] is workflow:
-            self._plans.move_to_end(id(workflow))
-            return cached[1]
-        plan = compile_plan(workflow, self.registry, self.check_context)
-        self._plans[id(workflow)] = (workflow, plan)
-        while len(self._plans) > RECENT_PLANS:
-            self._plans.popitem(last=False)
-        return plan
+        """The compiled plan, made once per document object (see `Recent.plan`)."""
+        return self._recent.plan(
+            workflow, lambda document: compile_plan(document, self.registry, self.check_context)
+        )
 
     async def start(
         self,
@@ -149,10 +130,11 @@ class RunService:
         plan = self.plan(workflow)
         resolved = resolve_inputs(plan, inputs or {})
         run_id = new_id("run")
-        row = self._row(
+        row = new_run_row(
             run_id,
             workflow,
             resolved,
+            process=self.process,
             workflow_id=workflow_id,
             workflow_version=workflow_version,
             owner_id=owner_id,
@@ -172,7 +154,7 @@ class RunService:
     ) -> ActiveRun:
         """A child run of ``run_id`` with the overrides applied, reusing every result whose cache
         key did not change, except ``from_node`` and what lies downstream of it."""
-        recent = self._recent.get(run_id)
+        recent = self._recent.run(run_id)
         if recent is None:
             parent = await self.store.run_row(run_id, owner_id=owner_id)
         elif owner_id is not None and recent.row.owner_id != owner_id:
@@ -181,39 +163,34 @@ class RunService:
             parent = recent.row
         if parent.status not in FINISHED:
             raise Conflict(f"run {run_id} is still {parent.status}; rerun it when it has finished")
-        stored = parent.snapshot
-        base = recent.plan.workflow if recent else from_builtins(stored)
-        workflow = override(base, run_id, from_node, params or {}, self.registry)
-        plan = None
-        if recent is not None:
-            plan = replan(recent.plan, workflow, params or {}, self.registry, self.check_context)
-        # Nodes the replanned document shares with the parent's: same type, params and edges.
-        trusted = set(plan.nodes) - set(params or {}) if plan is not None else set()
-        if plan is None:
-            plan = self.plan(workflow)
+        child = plan_rerun(
+            parent.id,
+            parent.snapshot,
+            recent.plan if recent else None,
+            from_node=from_node,
+            params=params or {},
+            inputs=inputs or {},
+            registry=self.registry,
+            context=self.check_context,
+            compile_plan=self.plan,
+        )
+        plan = child.plan
         resolved = resolve_inputs(plan, {**parent.inputs, **(inputs or {})})
         priors = recent.states if recent else await self.store.prior_results(run_id)
         reuse = {node_id: prior for node_id, prior in priors.items() if node_id in plan.nodes}
-        forced = {from_node, *plan.downstream(from_node)} if from_node else set()
-        why = reasons(base, workflow, from_node, forced)
-        child_id = new_id("run")
-        changes = {
-            key: value
-            for key, value in (("params", dict(params or {})), ("inputs", dict(inputs or {})))
-            if value
-        }
-        row = self._row(
-            child_id,
-            workflow,
+        row = new_run_row(
+            new_id("run"),
+            plan.workflow,
             resolved,
+            process=self.process,
             workflow_id=parent.workflow_id,
             workflow_version=parent.workflow_version,
             owner_id=parent.owner_id,
             root=parent.root_run_id,
             parent=parent.id,
             from_node=from_node,
-            changes=changes,
-            snapshot=snapshot(stored, workflow, params or {}),
+            changes=child.changes,
+            snapshot=child.snapshot,
         )
         return await self._launch(
             row,
@@ -222,9 +199,9 @@ class RunService:
             listeners=listeners,
             insert=True,
             reuse=reuse,
-            force=forced,
-            reasons=why,
-            trusted=trusted,
+            force=child.forced,
+            reasons=child.reasons,
+            trusted=child.trusted,
         )
 
     async def resume(
@@ -253,45 +230,6 @@ class RunService:
             insert=False,
             done=done,
             first_seq=await self.store.last_seq(run_id),
-        )
-
-    def _row(
-        self,
-        run_id: str,
-        workflow: Workflow,
-        inputs: dict[str, Any],
-        *,
-        root: str,
-        workflow_id: str | None,
-        workflow_version: int | None,
-        owner_id: str | None,
-        parent: str | None = None,
-        from_node: str | None = None,
-        changes: dict[str, Any] | None = None,
-        snapshot: dict[str, Any] | None = None,
-    ) -> RunRow:
-        stamp = now()
-        return RunRow(
-            id=run_id,
-            workflow_id=workflow_id,
-            workflow_version=workflow_version,
-            workflow_name=workflow.name,
-            owner_id=owner_id,
-            parent_run_id=parent,
-            root_run_id=root,
-            from_node=from_node,
-            changes=changes or {},
-            snapshot=snapshot if snapshot is not None else to_builtins(workflow),
-            inputs=inputs,
-            outputs={},
-            status="running",
-            error=None,
-            created_at=stamp,
-            started_at=stamp,
-            finished_at=None,
-            owner_process=self.process,
-            heartbeat_at=stamp,
-            last_seq=0,
         )
 
     async def _launch(
@@ -369,17 +307,10 @@ class RunService:
             bound.info("run finished", status=status)
             record = self._record(row, result, status)
             if status != "interrupted":
-                self._remember(row, execution.plan, result)
+                self._recent.finished(row, execution.plan, result.nodes)
             return record
         finally:
             self.active.pop(row.id, None)
-
-    def _remember(self, row: RunRow, plan: Plan, result: RunResult) -> None:
-        """Keep a finished run's row, plan and results, so that rerunning it in this process
-        (the editor's run, tweak, rerun loop) neither reads nor compiles them again."""
-        self._recent[row.id] = RecentRun(row, plan, result.nodes)
-        while len(self._recent) > RECENT_RUNS:
-            self._recent.popitem(last=False)
 
     def _record(self, row: RunRow, result: RunResult, status: str) -> RunRecord:
         row.status, row.outputs, row.error = status, result.outputs, result.error
@@ -415,7 +346,7 @@ class RunService:
         for row in await self.store.running_rows():
             if row.owner_process in (self.process, QUEUE_OWNER):  # workers hold leases instead
                 continue
-            gone = not _process_alive(row.owner_process)
+            gone = not process_alive(row.owner_process)
             stale = row.heartbeat_at is None or row.heartbeat_at < stale_before
             if (gone or stale) and await self.store.mark_interrupted(
                 row.id, process=row.owner_process
@@ -462,19 +393,3 @@ class RunService:
 
     async def diff(self, a: str, b: str, *, owner_id: str | None = None) -> dict[str, Any]:
         return await history.diff(self.store, a, b, owner_id=owner_id)
-
-
-def _process_alive(owner: str | None) -> bool:
-    """Whether the process named ``host:pid:…`` still runs (unknown hosts count as alive)."""
-    if not owner:
-        return False
-    host, _, rest = owner.partition(":")
-    if host != socket.gethostname():
-        return True
-    try:
-        os.kill(int(rest.partition(":")[0]), 0)
-    except ProcessLookupError:
-        return False
-    except (ValueError, PermissionError):
-        return True
-    return True

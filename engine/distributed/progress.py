@@ -5,7 +5,6 @@ end once its last node settled."""
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
-from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import msgspec
@@ -13,8 +12,9 @@ import msgspec
 from engine.announcer import Announcer
 from engine.distributed import statements as sql
 from engine.distributed.results import load_states, store_result
-from engine.events import AnyEvent, RunFinished, RunStatus, encode_event, event_type
+from engine.events import AnyEvent, RunFinished, encode_event, event_type
 from engine.graph import Plan
+from engine.outcome import run_outputs, run_status
 from engine.results import NodeState
 from engine.storage.keys import now
 
@@ -121,18 +121,8 @@ async def finish_run(
         cancelled = NodeState(status="cancelled", finished_at=stamp)
         await store_result(connection, run_id, node_id, cancelled)
     states = await load_states(connection, run_id, plan.nodes)
-    outputs: dict[str, Any] = {
-        node.params["name"]: states[node.id].output["value"]  # type: ignore[index]
-        for node in plan.by_role("output")
-        if node.id in states and states[node.id].status in ("succeeded", "cached")
-    }
-    status: RunStatus = "succeeded"
-    error = None
-    failed = [n for n in plan.nodes if n in states and states[n].status == "failed"]
-    if failed:
-        status, error = "failed", f"node {failed[0]} failed: {states[failed[0]].error}"
-    elif advanced.cancel_requested:
-        status, error = "cancelled", "cancelled"
+    outputs = run_outputs(plan, states)
+    status, error = run_status(plan, states, cancelled=advanced.cancel_requested)
     seq = advanced.last_seq + 1
     await connection.execute(sql.CLOSE_RUN, run_id, seq)
     finished = RunFinished(run_id=run_id, seq=seq, status=status, outputs=outputs, error=error)

@@ -31,14 +31,13 @@ from engine.errors import NodeFailure, NotFound
 from engine.graph import PlanNode
 from engine.node_data import (
     cache_key,
-    check_output,
     describe,
     gather,
     instantiate,
-    reason_to_execute,
-    reusable,
+    run_once,
 )
 from engine.results import NodeState
+from engine.reuse import reason_to_execute, reusable
 from engine.storage.database import Database
 from engine.storage.repository import Store
 from nodes.base import NodeContext, NodeType
@@ -322,17 +321,14 @@ class Worker:
             state.status, state.started_at = "running", _now()
             started = time.perf_counter()
             try:
-                output = await self._cancellable(job, _run(instance, inputs, context, settings))
-                digests = check_output(node, output)
+                output, digests = await self._cancellable(
+                    job, run_once(node, instance, inputs, context)
+                )
             except Cancelled:
                 _cancel(state)
                 return attempt
-            except TimeoutError:
-                error, retryable = f"timed out after {settings.timeout_s:g} s", True
             except NodeFailure as exc:
                 error, retryable = exc.detail, exc.retryable
-            except Exception as exc:  # noqa: BLE001 - any error of a node's code fails the node
-                error, retryable = describe(exc), True
             else:
                 state.status = "succeeded"
                 state.output, state.digests, state.usage = output, digests, context.usage
@@ -367,15 +363,6 @@ class Worker:
             running.discard(task)
             if not running:
                 self._running.pop(job.run_id, None)
-
-
-async def _run(
-    instance: NodeType, inputs: dict[str, Any], context: NodeContext, settings: Any
-) -> Any:
-    if settings.timeout_s is None:
-        return await instance.run(inputs, context)
-    async with asyncio.timeout(settings.timeout_s):
-        return await instance.run(inputs, context)
 
 
 def _drain(tokens: list[str]) -> list[str]:

@@ -11,6 +11,7 @@ import msgspec
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import defer
 
+from engine.document import Workflow, to_builtins
 from engine.errors import NotFound
 from engine.records import Page, RunRecord
 from engine.results import REUSABLE, NodeState, reused_from
@@ -247,3 +248,45 @@ def run_record(row: RunRow, states: dict[str, NodeState]) -> RunRecord:
     """A runs row (every field of `RunRecord` but the nodes is a column) with its nodes."""
     nodes = {node_id: state.record() for node_id, state in states.items()}
     return RunRecord(nodes=nodes, **{name: getattr(row, name) for name in _RUN_COLUMNS})
+
+
+def new_run_row(
+    run_id: str,
+    workflow: Workflow,
+    inputs: dict[str, Any],
+    *,
+    process: str,
+    root: str,
+    workflow_id: str | None,
+    workflow_version: int | None,
+    owner_id: str | None,
+    parent: str | None = None,
+    from_node: str | None = None,
+    changes: dict[str, Any] | None = None,
+    snapshot: dict[str, Any] | None = None,
+) -> RunRow:
+    """The row of a run that ``process`` starts now (its snapshot made from ``workflow`` unless
+    given)."""
+    stamp = now()
+    return RunRow(
+        id=run_id,
+        workflow_id=workflow_id,
+        workflow_version=workflow_version,
+        workflow_name=workflow.name,
+        owner_id=owner_id,
+        parent_run_id=parent,
+        root_run_id=root,
+        from_node=from_node,
+        changes=changes or {},
+        snapshot=snapshot if snapshot is not None else to_builtins(workflow),
+        inputs=inputs,
+        outputs={},
+        status="running",
+        error=None,
+        created_at=stamp,
+        started_at=stamp,
+        finished_at=None,
+        owner_process=process,
+        heartbeat_at=stamp,
+        last_seq=0,
+    )

@@ -127,7 +127,11 @@ async def _progress_frames(
         latest = subscription.past[-1] if subscription.past else first
         yield _frame(seq, latest)
         while (progress := await subscription.next()) is not None:
+            # ``first`` was read after subscribing: what was published in between is older.
+            if progress.done < latest.done or progress.pending > latest.pending:
+                continue
             seq += 1
+            latest = progress
             yield _frame(seq, progress)
     finally:
         subscription.close()

@@ -1,0 +1,37 @@
+"""How a run ended, from its nodes' final states: its outputs, status and error. The same for a
+run executed in-process and one executed on workers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from engine.events import RunStatus
+from engine.graph import Plan
+from engine.results import REUSABLE, NodeState
+
+
+def run_outputs(plan: Plan, states: Mapping[str, NodeState]) -> dict[str, Any]:
+    """The value each output node received, by its name (outputs that got none are left out)."""
+    outputs = {}
+    for node in plan.by_role("output"):
+        state = states.get(node.id)
+        if state is not None and state.status in REUSABLE and state.output is not None:
+            outputs[node.params["name"]] = state.output["value"]
+    return outputs
+
+
+def run_status(
+    plan: Plan, states: Mapping[str, NodeState], *, cancelled: bool, fatal: str | None = None
+) -> tuple[RunStatus, str | None]:
+    """Failed (naming the first failed node, or the ``fatal`` error that ended the run),
+    cancelled, or succeeded; with the error to show."""
+    if fatal:
+        return "failed", fatal
+    for node_id in plan.nodes:
+        state = states.get(node_id)
+        if state is not None and state.status == "failed":
+            return "failed", f"node {node_id} failed: {state.error}"
+    if cancelled:
+        return "cancelled", "cancelled"
+    return "succeeded", None

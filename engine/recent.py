@@ -1,0 +1,53 @@
+"""What a run service keeps in memory between runs: compiled plans of the documents it ran, and
+finished runs (row, plan, node states), so the editor's run, tweak, rerun loop neither compiles
+nor reads them again."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import NamedTuple
+
+from engine.document import Workflow
+from engine.graph import Plan
+from engine.results import NodeState
+from engine.storage.tables import RunRow
+
+RECENT_RUNS = 8  # finished runs whose plan and results stay in memory for quick reruns
+RECENT_PLANS = 64  # documents whose compiled plan is kept
+
+
+class RecentRun(NamedTuple):
+    row: RunRow  # as stored when the run finished (finished runs do not change)
+    plan: Plan
+    states: dict[str, NodeState]  # what a rerun may take over
+
+
+class Recent:
+    """The last `RECENT_RUNS` finished runs and `RECENT_PLANS` plans, least recent dropped."""
+
+    def __init__(self) -> None:
+        self._runs: OrderedDict[str, RecentRun] = OrderedDict()
+        self._plans: OrderedDict[int, tuple[Workflow, Plan]] = OrderedDict()
+
+    def plan(self, workflow: Workflow, compile_plan: Callable[[Workflow], Plan]) -> Plan:
+        """The plan of ``workflow``; the same document object (the API's cached current version
+        of a workflow, say) is compiled once. Documents are never changed in place."""
+        cached = self._plans.get(id(workflow))
+        if cached is not None and cached[0] is workflow:
+            self._plans.move_to_end(id(workflow))
+            return cached[1]
+        plan = compile_plan(workflow)
+        self._plans[id(workflow)] = (workflow, plan)
+        while len(self._plans) > RECENT_PLANS:
+            self._plans.popitem(last=False)
+        return plan
+
+    def run(self, run_id: str) -> RecentRun | None:
+        return self._runs.get(run_id)
+
+    def finished(self, row: RunRow, plan: Plan, states: dict[str, NodeState]) -> None:
+        """Keep a run that finished here (not one that was interrupted: it goes on later)."""
+        self._runs[row.id] = RecentRun(row, plan, states)
+        while len(self._runs) > RECENT_RUNS:
+            self._runs.popitem(last=False)
