@@ -25,19 +25,53 @@ log = structlog.get_logger("nodeloom.events")
 
 
 class Announcer:
-    """Numbers a run's events (``seq``) and hands them to every listener; a listener that
-    raises is logged and skipped, never allowed to break the run."""
+    """Numbers a run's events (``seq``) and hands them to the ``store`` (to be stored with its
+    next commit) and to every listener; a listener that raises is logged and skipped, never
+    allowed to break the run. Between `hold` and `release`, events are only kept: the caller
+    commits them itself, then releases them to the listeners."""
 
-    def __init__(self, run_id: str, listeners: Iterable[Listener], first_seq: int = 0) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        listeners: Iterable[Listener],
+        first_seq: int = 0,
+        store: Listener | None = None,
+    ) -> None:
         self.run_id = run_id
         self.listeners = list(listeners)
         self.seq = first_seq
+        self._store = store
+        self._held: list[AnyEvent] | None = None
+        self._any = bool(self.listeners) or store is not None  # whether events are made at all
 
     def _next(self) -> int:
         self.seq += 1
         return self.seq
 
+    def hold(self) -> list[AnyEvent]:
+        """Keep the events emitted from now on (in the list returned) until `release`."""
+        self._held = []
+        return self._held
+
+    def release(self) -> None:
+        """Hand the events kept since `hold` to the listeners (the caller has stored them)."""
+        held, self._held = self._held or [], None
+        for event in held:
+            self._deliver(event)
+
+    def discard(self) -> None:
+        """Forget the events kept since `hold` (they were not stored)."""
+        self._held = None
+
     def emit(self, event: AnyEvent) -> None:
+        if self._held is not None:
+            self._held.append(event)
+            return
+        if self._store is not None:
+            self._store(event)
+        self._deliver(event)
+
+    def _deliver(self, event: AnyEvent) -> None:
         for listener in self.listeners:
             try:
                 listener(event)
@@ -61,7 +95,7 @@ class Announcer:
         )
 
     def node_started(self, node: str, attempt: int) -> None:
-        if self.listeners:
+        if self._any:
             self.emit(NodeStarted(run_id=self.run_id, seq=self._next(), node=node, attempt=attempt))
 
     def retrying(self, node: str, attempt: int, error: str) -> None:
@@ -84,7 +118,7 @@ class Announcer:
 
     def result(self, node: str, state: NodeState) -> None:
         """The event for a node's final state: completed (or cached), skipped or failed."""
-        if not self.listeners:
+        if not self._any:
             return
         if state.status == "skipped":
             self.emit(

@@ -14,9 +14,7 @@ import structlog
 
 from engine.announcer import Announcer
 from engine.errors import NodeFailure
-from engine.events import (
-    Listener,
-)
+from engine.events import Listener, RunStatus
 from engine.graph import Plan, PlanNode
 from engine.node_data import (
     cache_key,
@@ -81,7 +79,7 @@ class Execution:
         self.inputs = dict(inputs)
         self.run_id = run_id
         self.states = {node_id: NodeState() for node_id in plan.nodes}
-        self._events = Announcer(run_id, listeners, first_seq)
+        self._events = Announcer(run_id, listeners, first_seq, store.event if store else None)
         self._store = store
         self._reuse = reuse or {}
         self._force = frozenset(force)
@@ -101,6 +99,9 @@ class Execution:
         self._done: asyncio.Future[None] | None = None
         self._log = log.bind(run_id=run_id, workflow=plan.workflow.name)
         self._taken: dict[str, str] | None = None
+        # The last node's state, when its result is committed with the run's end.
+        self._last: tuple[str, NodeState] | None = None
+        self._interrupted = False
         for node_id, state in (done or {}).items():
             self._settled(plan.nodes[node_id], state)
 
@@ -135,6 +136,11 @@ class Execution:
             # A task cancelled before its first step never runs `_process`'s `finally`.
             task.add_done_callback(self._task_done)
         self._check_done()
+
+    def interrupt(self) -> None:
+        """Stop the run to go on later (`resume`): it ends ``interrupted``, not ``cancelled``."""
+        self._interrupted = True
+        self.cancel()
 
     @property
     def cancelled(self) -> bool:
@@ -225,6 +231,9 @@ class Execution:
                 self._launch(self.plan.nodes[successor])
         if self._store is not None:
             free_slot()
+            if self._remaining == 0 and len(self._tasks) == 1 and not self._cancelled:
+                self._last = (node.id, state)  # the last one: committed with the run's end
+                return None
             try:
                 await self._store.node_finished(self.run_id, node.id, state)
             except asyncio.CancelledError:
@@ -311,7 +320,12 @@ class Execution:
         status, error = run_status(
             self.plan, self.states, cancelled=self._cancelled, fatal=self._fatal
         )
-        self._events.run_finished(status, outputs, error)
+        if status == "cancelled" and self._interrupted:
+            status = "interrupted"
+        if self._store is None:
+            self._events.run_finished(status, outputs, error)
+        else:
+            await self._commit_end(self._store, status, outputs, error, finished_at)
         return RunResult(
             id=self.run_id,
             status=status,
@@ -322,6 +336,36 @@ class Execution:
             finished_at=finished_at,
             error=error,
         )
+
+    async def _commit_end(
+        self,
+        store: ResultStore,
+        status: RunStatus,
+        outputs: dict[str, Any],
+        error: str | None,
+        finished_at: datetime,
+    ) -> None:
+        """Commit how the run ended, with the last node's result when it was kept for this (a
+        transaction fewer), then announce them: the events are stored in the same commit."""
+        events = self._events.hold()
+        if self._last is not None:
+            self._events.result(*self._last)
+        self._events.run_finished(status, outputs, error)
+        try:
+            await store.run_finished(
+                self.run_id,
+                last=self._last,
+                events=events,
+                status=status,
+                outputs=outputs,
+                error=error,
+                finished_at=finished_at,
+                last_seq=self._events.seq,
+            )
+        except BaseException:
+            self._events.discard()  # none of it is stored: none of it is announced
+            raise
+        self._events.release()
 
     # -- one node -------------------------------------------------------------------------
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
 import msgspec
 
-from engine.events import RunStatus
+from engine.events import AnyEvent, RunStatus
 from engine.records import NodeRecord
 
 REUSABLE = ("succeeded", "cached")  # the states whose result a later run may take over
@@ -67,6 +68,25 @@ class RunResult(msgspec.Struct, kw_only=True):
 
 
 class ResultStore(Protocol):
-    """Where node results are committed; the executor awaits it before announcing a result."""
+    """Where a run's results and events are committed. The executor awaits each result's commit
+    before announcing it, and commits the run's end (with its last result, when that is the
+    only one still to commit) before announcing that."""
+
+    def event(self, event: AnyEvent) -> None:
+        """Store ``event`` with the next commit."""
 
     async def node_finished(self, run_id: str, node_id: str, state: NodeState) -> None: ...
+
+    async def run_finished(
+        self,
+        run_id: str,
+        *,
+        last: tuple[str, NodeState] | None,
+        events: Sequence[AnyEvent],
+        status: RunStatus,
+        outputs: dict[str, Any],
+        error: str | None,
+        finished_at: datetime,
+        last_seq: int,
+    ) -> None:
+        """Commit how the run ended, its ``last`` node result and ``events`` at once."""

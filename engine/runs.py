@@ -58,6 +58,10 @@ class ActiveRun:
     def cancel(self) -> None:
         self.execution.cancel()
 
+    def interrupt(self) -> None:
+        """Stop executing it here, to be resumed later."""
+        self.execution.interrupt()
+
 
 class RunService:
     """Everything a caller does with runs. One per process and database."""
@@ -88,7 +92,6 @@ class RunService:
         self.active: dict[str, ActiveRun] = {}
         self._writer = ResultWriter(database)
         self._heartbeat: asyncio.Task[None] | None = None
-        self._closing = False
         self._recent = Recent()
         # With a queue (or NODELOOM_EXECUTION=workers), runs are queued for `nodeloom worker`s.
         if queue is None and settings.execution() == "workers":
@@ -251,7 +254,7 @@ class RunService:
             plan,
             inputs,
             run_id=row.id,
-            listeners=[self._writer.event, *listeners],
+            listeners=listeners,
             store=self._writer,
             reuse=reuse,
             force=set(force),
@@ -292,28 +295,17 @@ class RunService:
     async def _drive(self, row: RunRow, execution: Execution) -> RunRecord:
         bound = log.bind(run_id=row.id, workflow_id=row.workflow_id)
         try:
-            result = await execution.execute()
-            status = (
-                "interrupted" if self._closing and result.status == "cancelled" else result.status
-            )
-            await self._writer.run_finished(
-                row.id,
-                status=status,
-                outputs=result.outputs,
-                error=result.error,
-                finished_at=result.finished_at,
-                last_seq=execution.last_seq,
-            )
-            bound.info("run finished", status=status)
-            record = self._record(row, result, status)
-            if status != "interrupted":
+            result = await execution.execute()  # which commits the run's end
+            bound.info("run finished", status=result.status)
+            record = self._record(row, result)
+            if result.status != "interrupted":
                 self._recent.finished(row, execution.plan, result.nodes)
             return record
         finally:
             self.active.pop(row.id, None)
 
-    def _record(self, row: RunRow, result: RunResult, status: str) -> RunRecord:
-        row.status, row.outputs, row.error = status, result.outputs, result.error
+    def _record(self, row: RunRow, result: RunResult) -> RunRecord:
+        row.status, row.outputs, row.error = result.status, result.outputs, result.error
         row.finished_at = result.finished_at
         return run_record(row, result.nodes)
 
@@ -357,9 +349,8 @@ class RunService:
 
     async def close(self) -> None:
         """Stop: runs still executing are stopped and left `interrupted`, to be resumed."""
-        self._closing = True
         for active in list(self.active.values()):
-            active.cancel()
+            active.interrupt()
         for active in list(self.active.values()):
             with contextlib.suppress(Exception):
                 await active.wait()

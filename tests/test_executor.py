@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -272,35 +273,93 @@ async def test_events_in_order_with_sequence_numbers() -> None:
     assert isinstance(events[-1], RunFinished)
 
 
-async def test_store_commits_before_the_event() -> None:
-    order: list[str] = []
+class Recorder:
+    """A `ResultStore` that notes what each commit held, and the events stored by then."""
 
-    class Store:
-        async def node_finished(self, run_id: str, node_id: str, state: Any) -> None:
-            await asyncio.sleep(0)
-            order.append(f"stored {node_id} {state.status}")
+    def __init__(self, order: list[str]) -> None:
+        self.order = order
+        self.pending: list[AnyEvent] = []
 
+    def event(self, event: AnyEvent) -> None:
+        self.pending.append(event)
+
+    async def node_finished(self, run_id: str, node_id: str, state: Any) -> None:
+        await asyncio.sleep(0)
+        self.order.append(f"stored {node_id} {state.status}")
+
+    async def run_finished(
+        self, run_id: str, *, last: Any, events: list[AnyEvent], **values: Any
+    ) -> None:
+        await asyncio.sleep(0)
+        stored = [type(event).__name__ for event in events]
+        if last is not None:
+            self.order.append(f"stored {last[0]} {last[1].status} with the end {stored}")
+        else:
+            self.order.append(f"stored the end {stored}")
+
+
+def announced(order: list[str]) -> Callable[[AnyEvent], None]:
     def listen(event: AnyEvent) -> None:
         if isinstance(event, NodeCompleted | NodeSkipped | NodeFailed):
             order.append(f"event {event.node}")
+        elif isinstance(event, RunFinished):
+            order.append("event end")
 
+    return listen
+
+
+async def test_store_commits_before_the_event() -> None:
+    order: list[str] = []
     plan = compile_plan(
-        workflow([sleep("a"), {"id": "f", "type": "flaky", "params": {}}]), test_registry()
+        workflow([sleep("a"), {"id": "f", "type": "flaky", "params": {}}, sleep("b", 0.05)]),
+        test_registry(),
     )
-    await Execution(plan, {}, run_id="r", listeners=[listen], store=Store()).execute()
+    listen = announced(order)
+    await Execution(plan, {}, run_id="r", listeners=[listen], store=Recorder(order)).execute()
     assert order.index("stored a succeeded") < order.index("event a")
     assert order.index("stored f failed") < order.index("event f")
+    # b ends last: its result is committed with the run's end, its events stored in that commit
+    assert order[-3:] == [
+        "stored b succeeded with the end ['NodeCompleted', 'RunFinished']",
+        "event b",
+        "event end",
+    ]
+
+
+async def test_the_end_alone_when_nodes_were_cancelled() -> None:
+    order: list[str] = []
+    plan = compile_plan(workflow([sleep("a", 5)]), test_registry())
+    execution = Execution(plan, {}, run_id="r", listeners=[announced(order)], store=Recorder(order))
+    task = asyncio.ensure_future(execution.execute())
+    await asyncio.sleep(0.05)
+    execution.interrupt()
+    result = await task
+    assert result.status == "interrupted"
+    assert order == ["stored a cancelled", "stored the end ['RunFinished']", "event end"]
 
 
 async def test_a_failing_store_fails_the_run() -> None:
-    class Broken:
+    class Broken(Recorder):
         async def node_finished(self, run_id: str, node_id: str, state: Any) -> None:
             raise OSError("disk full")
 
     plan = compile_plan(workflow([sleep("a"), sleep("b", 1)], [("a.y", "b.x")]), test_registry())
-    result = await Execution(plan, {}, run_id="r", store=Broken()).execute()
+    result = await Execution(plan, {}, run_id="r", store=Broken([])).execute()
     assert result.status == "failed"
     assert result.error == "run aborted at node a: OSError: disk full"
+
+
+async def test_an_end_that_cannot_be_stored_is_not_announced() -> None:
+    class Broken(Recorder):
+        async def run_finished(self, run_id: str, **values: Any) -> None:
+            raise OSError("disk full")
+
+    order: list[str] = []
+    plan = compile_plan(workflow([sleep("a")]), test_registry())
+    execution = Execution(plan, {}, run_id="r", listeners=[announced(order)], store=Broken(order))
+    with pytest.raises(OSError, match="disk full"):
+        await execution.execute()
+    assert order == []  # nor the last result, which was to be committed with it
 
 
 async def test_a_broken_listener_does_not_break_the_run() -> None:

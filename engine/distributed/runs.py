@@ -49,6 +49,9 @@ class QueuedRun(ActiveRun):
         the run itself is cancelled)."""
         self._detached.set()
 
+    def interrupt(self) -> None:
+        self.cancel()  # the workers go on with it
+
     async def _follow(self, feed: EventFeed, listeners: list[Listener]) -> RunRecord:
         relay = asyncio.create_task(_relay(feed, self.id, listeners))
         detached = asyncio.create_task(self._detached.wait())

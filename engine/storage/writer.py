@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,11 +28,12 @@ Row = tuple[dict[str, Any], dict[str, Any] | None]
 
 @dataclass(slots=True)
 class Batch:
-    """What one caller waits to see committed: a new run's row, result rows, or the columns a
-    run finished with. In one transaction they go in that order."""
+    """What one caller waits to see committed: a new run's row, result rows, events, or the
+    columns a run finished with. In one transaction they go in that order."""
 
     rows: list[Row] = field(default_factory=list)
     run: dict[str, Any] | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
     finished: tuple[str, dict[str, Any]] | None = None
     done: asyncio.Future[None] | None = None
 
@@ -86,9 +88,20 @@ class ResultWriter:
         }
         await self._commit(Batch(run=values))
 
-    async def run_finished(self, run_id: str, **values: Any) -> None:
-        """Store how a run ended, after its results and every pending event."""
-        await self._commit(Batch(finished=(run_id, values)))
+    async def run_finished(
+        self,
+        run_id: str,
+        *,
+        last: tuple[str, NodeState] | None,
+        events: Sequence[AnyEvent],
+        **values: Any,
+    ) -> None:
+        """Store how a run ended, with its ``last`` result and ``events``, after its other
+        results and every pending event."""
+        rows = [result_row(run_id, *last)] if last is not None else []
+        await self._commit(
+            Batch(rows=rows, events=[_event_row(e) for e in events], finished=(run_id, values))
+        )
 
     async def node_finished(self, run_id: str, node_id: str, state: NodeState) -> None:
         await self._commit(Batch(rows=[result_row(run_id, node_id, state)]))
@@ -100,11 +113,8 @@ class ResultWriter:
         await batch.done
 
     def event(self, event: AnyEvent) -> None:
-        """An executor listener: events are written with the next commit (or `flush`)."""
-        data = encode_event(event).decode()
-        self._events.append(
-            {"run_id": event.run_id, "seq": event.seq, "type": event_type(event), "data": data}
-        )
+        """Write ``event`` with the next commit (or `flush`)."""
+        self._events.append(_event_row(event))
 
     async def flush(self) -> None:
         """Write everything pending, events included."""
@@ -154,8 +164,9 @@ class ResultWriter:
                 connection.execute(self._insert_blob, list(blobs.values()))
             if rows:
                 connection.execute(self._upsert_result, rows)
-            if events:
-                connection.execute(self._insert_event, events)
+            stored = [*events, *(event for batch in results for event in batch.events)]
+            if stored:
+                connection.execute(self._insert_event, stored)
             for batch in results:
                 if batch.finished is not None:
                     run_id, values = batch.finished
@@ -167,6 +178,11 @@ class ResultWriter:
             if batch.done is not None and not batch.done.done():
                 parent = batch.run["parent_run_id"] if batch.run else None
                 batch.done.set_exception(NotFound(f"run {parent} not found"))
+
+
+def _event_row(event: AnyEvent) -> dict[str, Any]:
+    data = encode_event(event).decode()
+    return {"run_id": event.run_id, "seq": event.seq, "type": event_type(event), "data": data}
 
 
 def _orphans(connection: Connection, results: list[Batch]) -> list[Batch]:
