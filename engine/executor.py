@@ -146,11 +146,6 @@ class Execution:
     def cancelled(self) -> bool:
         return self._cancelled
 
-    @property
-    def last_seq(self) -> int:
-        """The sequence number of the latest event."""
-        return self._events.seq
-
     # -- scheduling -----------------------------------------------------------------------
 
     def _launch(self, node: PlanNode) -> None:
