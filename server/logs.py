@@ -10,6 +10,7 @@ import time
 import uuid
 from typing import Any
 
+import msgspec
 import structlog
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
@@ -19,13 +20,21 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 REQUEST_ID_HEADER = b"x-request-id"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 log = structlog.get_logger("nodeloom.http")
+# Values JSON does not know (an exception, a path) are logged as their repr.
+_line_encoder = msgspec.json.Encoder(enc_hook=repr)
+
+
+def _json_line(event: dict[str, Any], **_: Any) -> str:
+    return _line_encoder.encode(event).decode()
 
 
 def configure_logging(*, json: bool | None = None, level: int = logging.INFO) -> None:
     """JSON lines unless stderr is a terminal (or ``json`` says otherwise)."""
     as_json = not sys.stderr.isatty() if json is None else json
     renderer: Any = (
-        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
+        structlog.processors.JSONRenderer(serializer=_json_line)
+        if as_json
+        else structlog.dev.ConsoleRenderer()
     )
     structlog.configure(
         processors=[

@@ -112,6 +112,8 @@ class Database:
     def __init__(self, engine: AsyncEngine, write_thread: _WriteThread | None = None) -> None:
         self.engine = engine
         self.dialect: str = engine.dialect.name
+        # For reads of one statement: no transaction around it, so no BEGIN and ROLLBACK.
+        self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._write_thread = write_thread
 
     async def transaction(self, work: Callable[[Connection], T]) -> T:

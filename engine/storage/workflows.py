@@ -153,7 +153,7 @@ class WorkflowQueries:
             query = select(WorkflowRow.version, WorkflowRow.owner_id).where(
                 WorkflowRow.id == workflow_id
             )
-            async with self.database.engine.connect() as connection:
+            async with self.database.autocommit.connect() as connection:
                 found = (await connection.execute(query)).first()
             known = None if found is None else (int(found.version), found.owner_id)
             if known is not None:

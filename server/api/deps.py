@@ -18,8 +18,11 @@ T = TypeVar("T")
 _ETAG = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
 
 
-def get_principal(request: Request[Any, Any, Any]) -> Principal:
-    """The `principal` dependency: who is asking (set by the auth middleware)."""
+def get_principal(request: Request[Any, Any, Any], engine: NamedDependency[Engine]) -> Principal:
+    """The `principal` dependency: who is asking (set by the auth middleware). It takes
+    ``engine`` only to come after it: Litestar resolves independent dependencies in a task group
+    of their own, two tasks on every request."""
+    del engine
     principal = request.scope.get("user")
     return principal if isinstance(principal, Principal) else ANONYMOUS
 
