@@ -21,7 +21,7 @@ from datetime import timedelta
 
 import asyncpg  # type: ignore[import-untyped]
 import msgspec
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 
 from engine.distributed import statements as sql
@@ -43,6 +43,7 @@ from engine.storage.keys import now
 from engine.storage.tables import RunRow
 
 QUEUE_OWNER = "queue"  # runs.owner_process of the runs workers execute
+CANCEL_CHANNEL = "nodeloom_cancel"  # NOTIFY payload: the id of a run asked to stop
 EVENTS_CHANNEL = sql.EVENTS_CHANNEL
 POOL_SIZE = 10  # connections of a scheduler's own pool, at most
 
@@ -186,7 +187,8 @@ class Scheduler:
                 await finish_run(driver, row.id, advanced, plan)
 
     async def request_cancel(self, run_id: str) -> bool:
-        """Ask the workers to stop the run; False if it is not executing on workers."""
+        """Ask the workers to stop the run (and tell them at once, on `CANCEL_CHANNEL`); False
+        if it is not executing on workers."""
         async with self.database.engine.begin() as connection:
             found = await connection.scalar(
                 update(RUNS)
@@ -194,6 +196,10 @@ class Scheduler:
                 .values(cancel_requested=True)
                 .returning(RUNS.c.run_id)
             )
+            if found is not None:
+                await connection.execute(
+                    select(func.pg_notify(CANCEL_CHANNEL, run_id))  # delivered on commit
+                )
         return found is not None
 
     async def cancelled_among(self, run_ids: Collection[str]) -> set[str]:

@@ -24,9 +24,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from engine.distributed.dispatcher import Delivery, Dispatcher, NodeJob
+from engine.distributed.pgq import asyncpg_dsn
 from engine.distributed.plans import RunSpec, RunSpecs
 from engine.distributed.reaper import application_name, end_stalled_sessions
-from engine.distributed.scheduler import Scheduler
+from engine.distributed.scheduler import CANCEL_CHANNEL, Scheduler
 from engine.errors import NodeFailure, NotFound
 from engine.graph import PlanNode
 from engine.node_data import (
@@ -48,7 +49,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("nodeloom.worker")
 T = TypeVar("T")
-CANCEL_POLL_S = 0.5  # how often a worker asks whether the runs it works on were cancelled
+# How often a worker asks whether the runs it works on were cancelled: the notification it
+# LISTENs for may be missed while its connection is down.
+CANCEL_POLL_S = 0.5
 TOKEN_FLUSH_S = 0.2  # how often streamed tokens are published while a node runs
 # What a database that went away raises: the worker connects again rather than stopping.
 CONNECTION_ERRORS = (
@@ -132,6 +135,7 @@ class Worker:
     async def serve(self, stop: asyncio.Event) -> None:
         """Execute node jobs until ``stop`` is set; a lost database connection is reconnected."""
         helpers = [
+            asyncio.create_task(self._hear_cancels(stop)),
             asyncio.create_task(self._every(CANCEL_POLL_S, self._poll_cancels, stop)),
             asyncio.create_task(self._every(TOKEN_FLUSH_S, self._flush_tokens, stop)),
             asyncio.create_task(self._every(self.lease_timeout_s, self._sweep, stop)),
@@ -178,10 +182,37 @@ class Worker:
             except Exception as exc:  # noqa: BLE001 - the database may be away; try again
                 log.warning("background check failed", error=describe(exc))
 
+    async def _hear_cancels(self, stop: asyncio.Event) -> None:
+        """Stop a run's nodes as soon as its cancel is notified, on a LISTEN connection of its
+        own; while that connection is down, `_poll_cancels` alone finds them."""
+        dsn = asyncpg_dsn(self.scheduler.database.engine.url)
+        while not stop.is_set():
+            try:
+                connection = await asyncpg.connect(dsn)
+            except CONNECTION_ERRORS as exc:
+                log.warning("cannot LISTEN for cancels; asking instead", error=describe(exc))
+            else:
+                try:
+                    await connection.add_listener(CANCEL_CHANNEL, self._cancel_heard)
+                    while not stop.is_set() and not connection.is_closed():
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(stop.wait(), CANCEL_POLL_S)
+                finally:
+                    with contextlib.suppress(*CONNECTION_ERRORS):
+                        await connection.close(timeout=2)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 2.0)
+
+    def _cancel_heard(self, connection: Any, pid: int, channel: str, run_id: str) -> None:
+        self._cancel_run(run_id)
+
     async def _poll_cancels(self) -> None:
         for run_id in await self.scheduler.cancelled_among(list(self._running)):
-            for task in self._running.get(run_id, ()):
-                task.cancel()
+            self._cancel_run(run_id)
+
+    def _cancel_run(self, run_id: str) -> None:
+        for task in self._running.get(run_id, ()):
+            task.cancel()
 
     async def _flush_tokens(self) -> None:
         for job, tokens in list(self._streams.items()):

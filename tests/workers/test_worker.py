@@ -93,6 +93,24 @@ async def test_cancel_reaches_nodes_running_on_other_workers(
     assert await live_jobs_after_draining(database) == 0
 
 
+async def test_a_cancel_is_heard_at_once_not_at_the_next_poll(
+    workers: Any, queued: RunService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CANCEL_POLL_S", "30")  # the workers ask only every 30 s
+    workers(1)
+    long_node = {"id": "long", "type": "sleep", "params": {"seconds": 60}}
+    active = await queued.start(workflow([long_node]))
+    deadline = time.monotonic() + 20
+    while (await queued.get(active.id)).status != "running" and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)  # the node has started
+    started = time.monotonic()
+    record = await asyncio.wait_for(queued.cancel(active.id), 20)
+    assert time.monotonic() - started < 2.5  # NOTIFY, not the poll
+    assert record.status == "cancelled"
+    assert record.nodes["long"].status == "cancelled"
+
+
 class OnlyOnTheServer(NodeType):
     type = "only_here"
     title = "Only on the server"
