@@ -23,11 +23,12 @@ from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from engine.distributed.cancels import Cancelled, RunningNodes
 from engine.distributed.dispatcher import Delivery, Dispatcher, NodeJob
 from engine.distributed.pgq import asyncpg_dsn
 from engine.distributed.plans import RunSpec, RunSpecs
 from engine.distributed.reaper import application_name, end_stalled_sessions
-from engine.distributed.scheduler import CANCEL_CHANNEL, Scheduler
+from engine.distributed.scheduler import Scheduler
 from engine.errors import NodeFailure, NotFound
 from engine.graph import PlanNode
 from engine.node_data import (
@@ -81,10 +82,6 @@ def session_settings(lease_timeout_s: float, worker: str | None = None) -> dict[
     }
 
 
-class Cancelled(Exception):
-    """The node's run was cancelled while this worker executed it."""
-
-
 async def _reconnecting(read: Callable[[], Awaitable[T]]) -> T:
     """``read()``, once more when its connection turned out to be dropped: connection pools
     here do not ping a connection before handing it out, and replace it once it failed."""
@@ -129,13 +126,20 @@ class Worker:
         self.workspace = workspace or Path("workspace")
         self.models = models
         self.name = worker_name()
-        self._running: dict[str, set[asyncio.Task[Any]]] = {}  # by run
+        self._running = RunningNodes()
         self._streams: dict[NodeJob, list[str]] = {}  # tokens not published yet
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Execute node jobs until ``stop`` is set; a lost database connection is reconnected."""
         helpers = [
-            asyncio.create_task(self._hear_cancels(stop)),
+            asyncio.create_task(
+                self._running.listen(
+                    asyncpg_dsn(self.scheduler.database.engine.url),
+                    stop,
+                    CANCEL_POLL_S,
+                    CONNECTION_ERRORS,
+                )
+            ),
             asyncio.create_task(self._every(CANCEL_POLL_S, self._poll_cancels, stop)),
             asyncio.create_task(self._every(TOKEN_FLUSH_S, self._flush_tokens, stop)),
             asyncio.create_task(self._every(self.lease_timeout_s, self._sweep, stop)),
@@ -182,37 +186,9 @@ class Worker:
             except Exception as exc:  # noqa: BLE001 - the database may be away; try again
                 log.warning("background check failed", error=describe(exc))
 
-    async def _hear_cancels(self, stop: asyncio.Event) -> None:
-        """Stop a run's nodes as soon as its cancel is notified, on a LISTEN connection of its
-        own; while that connection is down, `_poll_cancels` alone finds them."""
-        dsn = asyncpg_dsn(self.scheduler.database.engine.url)
-        while not stop.is_set():
-            try:
-                connection = await asyncpg.connect(dsn)
-            except CONNECTION_ERRORS as exc:
-                log.warning("cannot LISTEN for cancels; asking instead", error=describe(exc))
-            else:
-                try:
-                    await connection.add_listener(CANCEL_CHANNEL, self._cancel_heard)
-                    while not stop.is_set() and not connection.is_closed():
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(stop.wait(), CANCEL_POLL_S)
-                finally:
-                    with contextlib.suppress(*CONNECTION_ERRORS):
-                        await connection.close(timeout=2)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 2.0)
-
-    def _cancel_heard(self, connection: Any, pid: int, channel: str, run_id: str) -> None:
-        self._cancel_run(run_id)
-
     async def _poll_cancels(self) -> None:
-        for run_id in await self.scheduler.cancelled_among(list(self._running)):
-            self._cancel_run(run_id)
-
-    def _cancel_run(self, run_id: str) -> None:
-        for task in self._running.get(run_id, ()):
-            task.cancel()
+        for run_id in await self.scheduler.cancelled_among(list(self._running.runs)):
+            self._running.cancel(run_id)
 
     async def _flush_tokens(self) -> None:
         for job, tokens in list(self._streams.items()):
@@ -352,8 +328,8 @@ class Worker:
             state.status, state.started_at = "running", _now()
             started = time.perf_counter()
             try:
-                output, digests = await self._cancellable(
-                    job, run_once(node, instance, inputs, context)
+                output, digests = await self._running.cancellable(
+                    job.run_id, run_once(node, instance, inputs, context)
                 )
             except Cancelled:
                 _cancel(state)
@@ -372,28 +348,11 @@ class Worker:
                 return attempt
             try:
                 backoff = settings.retry_backoff_s * 2 ** (tries - 1)
-                await self._cancellable(job, asyncio.sleep(backoff))
+                await self._running.cancellable(job.run_id, asyncio.sleep(backoff))
             except Cancelled:
                 _cancel(state)
                 return attempt
             expected, failure = attempt, error
-
-    async def _cancellable(self, job: NodeJob, work: Awaitable[T]) -> T:
-        """Await ``work`` in a task that a cancellation of the run cancels (`Cancelled`)."""
-        task = asyncio.ensure_future(work)
-        running = self._running.setdefault(job.run_id, set())
-        running.add(task)
-        try:
-            return await task
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if task.cancelled() and not (current is not None and current.cancelling()):
-                raise Cancelled from None
-            raise
-        finally:
-            running.discard(task)
-            if not running:
-                self._running.pop(job.run_id, None)
 
 
 def _drain(tokens: list[str]) -> list[str]:
