@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from engine.announcer import Announcer
-from engine.errors import NodeFailure
+from engine.attempts import execute_node, fail
 from engine.events import Listener, RunStatus
 from engine.graph import Plan, PlanNode
 from engine.node_data import (
@@ -21,11 +20,11 @@ from engine.node_data import (
     describe,
     gather,
     instantiate,
-    run_once,
 )
 from engine.outcome import run_outputs, run_status
 from engine.results import NodeState, ResultStore, RunResult
 from engine.reuse import reason_to_execute, reusable, take_over
+from engine.storage.keys import now
 from nodes.base import NodeContext, NodeType
 
 if TYPE_CHECKING:
@@ -36,10 +35,6 @@ log = structlog.get_logger("nodeloom.executor")
 DEFAULT_CONCURRENCY = 32
 MAX_INLINE = 64  # nodes one task settles in a row before yielding its place
 _TERMINAL_FAILURES = ("failed", "cancelled")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Execution:
@@ -108,7 +103,7 @@ class Execution:
     # -- public ---------------------------------------------------------------------------
 
     async def execute(self) -> RunResult:
-        started_at = _now()
+        started_at = now()
         self._done = asyncio.get_running_loop().create_future()
         reused = await self.take_over()
         self._events.run_started(self.plan.workflow.name, list(self.plan.nodes), reused)
@@ -213,7 +208,7 @@ class Execution:
             await self._settle(node, state)
         except asyncio.CancelledError:
             state.status = "cancelled"
-            state.finished_at = _now()
+            state.finished_at = now()
             self._blocked.add(node.id)
             return None
         follow: PlanNode | None = None
@@ -272,7 +267,7 @@ class Execution:
                 trusted=self._trusted,
                 force=self._force,
                 key_if_ready=self._key_if_ready,
-                at=_now(),
+                at=now(),
             )
             self._count_taken(taken, left)
         self._taken = taken
@@ -301,7 +296,7 @@ class Execution:
                 )
 
     async def _finish(self, started_at: datetime) -> RunResult:
-        finished_at = _now()
+        finished_at = now()
         for node_id, state in self.states.items():
             if not state.done:
                 state.status = "cancelled"
@@ -368,18 +363,18 @@ class Execution:
         prepared = await self._prepare(node, state)
         if isinstance(prepared, str):
             if state.error is not None:
-                self._fail(state, state.error)
+                fail(state, state.error)
             else:
-                state.status, state.reason, state.finished_at = "skipped", prepared, _now()
+                state.status, state.reason, state.finished_at = "skipped", prepared, now()
             return
         prior = self._reuse.get(node.id)
         if prior is not None and reusable(node, state.cache_key, prior, self._force):
-            state.take_over(prior, _now())
+            state.take_over(prior, now())
             return
         state.reason = reason_to_execute(
             node, prior, self.states, force=self._force, reasons=self._reasons, reuse=self._reuse
         )
-        await self._execute(node, state, *prepared)
+        await execute_node(node, state, *prepared, events=self._events)
 
     async def _prepare(
         self, node: PlanNode, state: NodeState
@@ -406,44 +401,3 @@ class Execution:
             return state.error
         state.cache_key = cache_key(node, input_digests, fingerprint)
         return instance, inputs, context
-
-    async def _execute(
-        self,
-        node: PlanNode,
-        state: NodeState,
-        instance: NodeType,
-        inputs: dict[str, Any],
-        context: NodeContext,
-    ) -> None:
-        settings = node.settings
-        attempt = 0
-        while True:
-            attempt += 1
-            context.attempt = state.attempt = attempt
-            state.status = "running"
-            state.started_at = _now()
-            self._events.node_started(node.id, attempt)
-            started = time.perf_counter()
-            try:
-                output, digests = await run_once(node, instance, inputs, context)
-            except NodeFailure as exc:
-                error, retryable = exc.detail, exc.retryable
-            else:
-                state.status, state.origin_run_id = "succeeded", self.run_id
-                state.output, state.digests, state.usage = output, digests, context.usage
-                state.finished_at = _now()
-                state.duration_ms = (time.perf_counter() - started) * 1000
-                return
-            state.duration_ms = (time.perf_counter() - started) * 1000
-            if retryable and attempt <= settings.retries:
-                self._events.retrying(node.id, attempt, error)
-                await asyncio.sleep(settings.retry_backoff_s * 2 ** (attempt - 1))
-                continue
-            self._fail(state, error)
-            return
-
-    @staticmethod
-    def _fail(state: NodeState, error: str) -> None:
-        state.status = "failed"
-        state.error = error
-        state.finished_at = _now()
