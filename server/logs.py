@@ -8,7 +8,7 @@ import re
 import sys
 import time
 import uuid
-from typing import Any
+from typing import Any, TextIO
 
 import msgspec
 import structlog
@@ -28,9 +28,12 @@ def _json_line(event: dict[str, Any], **_: Any) -> str:
     return _line_encoder.encode(event).decode()
 
 
-def configure_logging(*, json: bool | None = None, level: int = logging.INFO) -> None:
-    """JSON lines unless stderr is a terminal (or ``json`` says otherwise)."""
-    as_json = not sys.stderr.isatty() if json is None else json
+def configure_logging(
+    *, json: bool | None = None, level: int = logging.INFO, file: TextIO | None = None
+) -> None:
+    """JSON lines unless the ``file`` (stderr by default) is a terminal, or ``json`` says."""
+    file = file or sys.stderr
+    as_json = not file.isatty() if json is None else json
     renderer: Any = (
         structlog.processors.JSONRenderer(serializer=_json_line)
         if as_json
@@ -45,7 +48,7 @@ def configure_logging(*, json: bool | None = None, level: int = logging.INFO) ->
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file),
         cache_logger_on_first_use=True,
     )
 
