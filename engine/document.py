@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import msgspec
@@ -111,9 +112,17 @@ def to_builtins(workflow: Workflow) -> dict[str, Any]:
     return result
 
 
-def to_builtins_node(node: Node) -> dict[str, Any]:
-    result: dict[str, Any] = msgspec.to_builtins(node, order="sorted")
-    return result
+def with_params(stored: dict[str, Any], params: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """A stored document with param overrides ({node: {param: value}}) applied."""
+    if not params:
+        return stored
+    nodes = [
+        {**node, "params": {**node.get("params", {}), **params[node["id"]]}}
+        if node["id"] in params
+        else node
+        for node in stored["nodes"]
+    ]
+    return {**stored, "nodes": nodes}
 
 
 def from_builtins(value: Any) -> Workflow:

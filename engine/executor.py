@@ -70,10 +70,13 @@ class Execution:
         first_seq: int = 0,
         models: ModelService | None = None,
     ) -> None:
+        if reuse and done:
+            raise ValueError("a run either reuses earlier results or resumes, not both")
         self.plan = plan
         self.inputs = dict(inputs)
         self.run_id = run_id
-        self.states = {node_id: NodeState() for node_id in plan.nodes}
+        # With results to reuse, `take_over` fills the states and counts.
+        self.states = {} if reuse else {node_id: NodeState() for node_id in plan.nodes}
         self._events = Announcer(run_id, listeners, first_seq, store.event if store else None)
         self._store = store
         self._reuse = reuse or {}
@@ -85,7 +88,10 @@ class Execution:
         self._ready: deque[PlanNode] = deque()  # ready, waiting for a free slot
         self._workspace = workspace or Path("workspace")
         self._models = models
-        self._waiting = {node_id: len(node.predecessors) for node_id, node in plan.nodes.items()}
+        # What each node this run settles waits for: how many of its predecessors.
+        self._waiting = (
+            {} if reuse else {n: len(node.predecessors) for n, node in plan.nodes.items()}
+        )
         self._blocked: set[str] = set()  # failed, cancelled, or skipped because of a failure
         self._remaining = len(plan.nodes)
         self._tasks: dict[str, asyncio.Task[None]] = {}  # by the node a task started with
@@ -260,16 +266,17 @@ class Execution:
             return self._taken
         taken: dict[str, str] = {}
         if self._reuse:
-            taken, left = await take_over(
+            taken = await take_over(
                 self.plan,
                 self.states,
+                self._waiting,
                 self._reuse,
                 trusted=self._trusted,
                 force=self._force,
                 key_if_ready=self._key_if_ready,
                 at=now(),
             )
-            self._count_taken(taken, left)
+            self._remaining -= len(taken)
         self._taken = taken
         return taken
 
@@ -282,22 +289,10 @@ class Execution:
         gathered = gather(node, self.states, self._blocked)  # the key alone: no instance
         return None if isinstance(gathered, str) else cache_key(node, gathered[1], None)
 
-    def _count_taken(self, taken: Mapping[str, str], left: Collection[str]) -> None:
-        """`_settled` for every node taken over at once: what is ``left`` waits only for the
-        rest."""
-        if not taken:
-            return
-        self._remaining -= len(taken)
-        nodes, waiting = self.plan.nodes, self._waiting
-        for node_id in left:
-            if waiting[node_id]:
-                waiting[node_id] -= sum(
-                    1 for predecessor in nodes[node_id].predecessors if predecessor in taken
-                )
-
     async def _finish(self, started_at: datetime) -> RunResult:
         finished_at = now()
-        for node_id, state in self.states.items():
+        for node_id in self._waiting:  # the nodes this run settles (not those taken over)
+            state = self.states[node_id]
             if not state.done:
                 state.status = "cancelled"
                 state.finished_at = finished_at
@@ -308,7 +303,7 @@ class Execution:
                     self._fatal = f"storing node {node_id} failed: {describe(exc)}"
         outputs = run_outputs(self.plan, self.states)
         status, error = run_status(
-            self.plan, self.states, cancelled=self._cancelled, fatal=self._fatal
+            self._waiting, self.states, cancelled=self._cancelled, fatal=self._fatal
         )
         if status == "cancelled" and self._interrupted:
             status = "interrupted"

@@ -48,13 +48,49 @@ class Plan:
     workflow: Workflow
     nodes: dict[str, PlanNode]  # in topological order
     graph: nx.DiGraph
+    _roles: dict[str, list[PlanNode]] = field(default_factory=dict, init=False, repr=False)
+    _position: dict[str, int] | None = field(default=None, init=False, repr=False)
+    _special: tuple[frozenset[str], frozenset[str]] | None = field(
+        default=None, init=False, repr=False
+    )
 
     def downstream(self, node_id: str) -> set[str]:
         """Every node reachable from ``node_id`` (not including it)."""
         return set(nx.descendants(self.graph, node_id))
 
+    def with_downstream(self, node_ids: Iterable[str]) -> set[str]:
+        """The nodes given and every node reachable from them."""
+        found = set(node_ids)
+        pending = list(found)
+        while pending:
+            for successor in self.nodes[pending.pop()].successors:
+                if successor not in found:
+                    found.add(successor)
+                    pending.append(successor)
+        return found
+
+    def topological(self, node_ids: Iterable[str]) -> list[str]:
+        """The nodes given, in the plan's (topological) order."""
+        if self._position is None:
+            self._position = {node_id: index for index, node_id in enumerate(self.nodes)}
+        return sorted(node_ids, key=self._position.__getitem__)
+
+    def special(self) -> tuple[frozenset[str], frozenset[str]]:
+        """The nodes marked ``cache: never``, and those that read the outside world (their key
+        depends on it): what reuse treats apart. Made once."""
+        if self._special is None:
+            self._special = (
+                frozenset(n.id for n in self.nodes.values() if n.settings.cache != "auto"),
+                frozenset(n.id for n in self.nodes.values() if n.node_type.reads_outside_world),
+            )
+        return self._special
+
     def by_role(self, role: str) -> list[PlanNode]:
-        return [node for node in self.nodes.values() if node.node_type.role == role]
+        """The nodes of one role (``input``, ``output``…), in topological order (made once)."""
+        found = self._roles.get(role)
+        if found is None:
+            found = self._roles[role] = [n for n in self.nodes.values() if n.node_type.role == role]
+        return list(found)
 
     def layers(self) -> list[list[str]]:
         """Topological generations: the columns of a left-to-right layout."""
@@ -317,11 +353,11 @@ def replan(
     Raises `WorkflowInvalid` for bad params; returns None when a changed node's ports differ
     from before (the edges must then be checked again: compile the whole document)."""
     builder = _Builder(workflow, registry, context or CheckContext())
-    position = {node.id: index for index, node in enumerate(workflow.nodes)}
     nodes = dict(base.nodes)
     for node_id in changed:
-        document_node = workflow.nodes[position[node_id]]
-        builder._node(position[node_id], node_id, document_node.type, document_node.params, set())
+        index = base.nodes[node_id].index  # the same in both documents
+        document_node = workflow.nodes[index]
+        builder._node(index, node_id, document_node.type, document_node.params, set())
         before, after = base.nodes[node_id], builder.nodes.get(node_id)
         if after is None or after.inputs != before.inputs or after.outputs != before.outputs:
             return None
@@ -330,7 +366,9 @@ def replan(
         )
     if builder.issues:
         raise WorkflowInvalid(builder.issues)
-    return Plan(workflow, nodes, base.graph)
+    plan = Plan(workflow, nodes, base.graph)
+    plan._position = base._position  # the same order
+    return plan
 
 
 def compile_plan(

@@ -52,8 +52,8 @@ async def diff(store: Store, a: str, b: str, *, owner_id: str | None = None) -> 
     if not same:
         raise Conflict(f"runs {a} and {b} belong to different workflows")
     states_a, states_b = await store.node_states(a), await store.node_states(b)
-    params_a = {n["id"]: n for n in row_a.snapshot["nodes"]}
-    params_b = {n["id"]: n for n in row_b.snapshot["nodes"]}
+    params_a = {n["id"]: n for n in (await store.snapshot(row_a))["nodes"]}
+    params_b = {n["id"]: n for n in (await store.snapshot(row_b))["nodes"]}
     order = list(params_a) + [node for node in params_b if node not in params_a]
     nodes = []
     for node_id in order:

@@ -3,7 +3,7 @@ run executed in-process and one executed on workers."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from engine.events import RunStatus
@@ -22,13 +22,18 @@ def run_outputs(plan: Plan, states: Mapping[str, NodeState]) -> dict[str, Any]:
 
 
 def run_status(
-    plan: Plan, states: Mapping[str, NodeState], *, cancelled: bool, fatal: str | None = None
+    nodes: Iterable[str],
+    states: Mapping[str, NodeState],
+    *,
+    cancelled: bool,
+    fatal: str | None = None,
 ) -> tuple[RunStatus, str | None]:
-    """Failed (naming the first failed node, or the ``fatal`` error that ended the run),
-    cancelled, or succeeded; with the error to show."""
+    """Failed (naming the first failed of ``nodes``, in plan order, or the ``fatal`` error that
+    ended the run), cancelled, or succeeded; with the error to show. Results taken over from
+    earlier runs never failed: ``nodes`` may leave them out."""
     if fatal:
         return "failed", fatal
-    for node_id in plan.nodes:
+    for node_id in nodes:
         state = states.get(node_id)
         if state is not None and state.status == "failed":
             return "failed", f"node {node_id} failed: {state.error}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from engine.document import Workflow
 from engine.graph import Plan
@@ -14,7 +14,8 @@ from engine.results import NodeState
 from engine.storage.tables import RunRow
 
 RECENT_RUNS = 8  # finished runs whose plan and results stay in memory for quick reruns
-RECENT_PLANS = 64  # documents whose compiled plan is kept
+RECENT_PLANS = 64  # documents whose compiled plan (and stored form) is kept
+T = TypeVar("T")
 
 
 class RecentRun(NamedTuple):
@@ -29,19 +30,18 @@ class Recent:
     def __init__(self) -> None:
         self._runs: OrderedDict[str, RecentRun] = OrderedDict()
         self._plans: OrderedDict[int, tuple[Workflow, Plan]] = OrderedDict()
+        self._blobs: OrderedDict[int, tuple[Workflow, dict[str, Any]]] = OrderedDict()
 
     def plan(self, workflow: Workflow, compile_plan: Callable[[Workflow], Plan]) -> Plan:
         """The plan of ``workflow``; the same document object (the API's cached current version
         of a workflow, say) is compiled once. Documents are never changed in place."""
-        cached = self._plans.get(id(workflow))
-        if cached is not None and cached[0] is workflow:
-            self._plans.move_to_end(id(workflow))
-            return cached[1]
-        plan = compile_plan(workflow)
-        self._plans[id(workflow)] = (workflow, plan)
-        while len(self._plans) > RECENT_PLANS:
-            self._plans.popitem(last=False)
-        return plan
+        return _made_once(self._plans, workflow, compile_plan)
+
+    def blob(
+        self, workflow: Workflow, make: Callable[[Workflow], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """The blob row storing ``workflow``, made once per document object like its plan."""
+        return _made_once(self._blobs, workflow, make)
 
     def run(self, run_id: str) -> RecentRun | None:
         return self._runs.get(run_id)
@@ -51,3 +51,18 @@ class Recent:
         self._runs[row.id] = RecentRun(row, plan, states)
         while len(self._runs) > RECENT_RUNS:
             self._runs.popitem(last=False)
+
+
+def _made_once(
+    cache: OrderedDict[int, tuple[Workflow, T]], workflow: Workflow, make: Callable[[Workflow], T]
+) -> T:
+    """What ``make`` makes of ``workflow``, kept for the `RECENT_PLANS` last documents."""
+    cached = cache.get(id(workflow))
+    if cached is not None and cached[0] is workflow:
+        cache.move_to_end(id(workflow))
+        return cached[1]
+    made = make(workflow)
+    cache[id(workflow)] = (workflow, made)
+    while len(cache) > RECENT_PLANS:
+        cache.popitem(last=False)
+    return made

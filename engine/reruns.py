@@ -3,12 +3,12 @@ and why each node will run."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 import msgspec
 
-from engine.document import Workflow, from_builtins, to_builtins_node
+from engine.document import Workflow
 from engine.errors import WorkflowInvalid
 from engine.graph import Plan, replan
 from engine.issues import Issue, pointer
@@ -20,8 +20,10 @@ class Rerun(NamedTuple):
     """A child run as planned from its parent."""
 
     plan: Plan  # of the parent's document with the overrides applied
-    snapshot: dict[str, Any]  # the stored form of ``plan.workflow``
-    changes: dict[str, Any]  # the overrides, as the child's row records them
+    # The param overrides of the child's document against the stored document it shares with
+    # its parent: the parent's, with the child's own on top.
+    overrides: dict[str, dict[str, Any]]
+    changes: dict[str, Any]  # the child's own overrides, as its row records them
     forced: set[str]  # ``from_node`` and what lies downstream of it
     reasons: dict[str, str]  # why nodes will execute, as far as the documents tell
     # Nodes whose type, params and edges are the parent's: taken over on their keys alone
@@ -31,9 +33,10 @@ class Rerun(NamedTuple):
 
 def plan_rerun(
     parent_id: str,
-    stored: dict[str, Any],
+    base: Workflow,
     parent_plan: Plan | None,
     *,
+    overridden: Mapping[str, Mapping[str, Any]],
     from_node: str | None,
     params: Mapping[str, Mapping[str, Any]],
     inputs: Mapping[str, Any],
@@ -41,11 +44,10 @@ def plan_rerun(
     context: CheckContext,
     compile_plan: Callable[[Workflow], Plan],
 ) -> Rerun:
-    """The rerun of the run ``parent_id``, whose stored document is ``stored``. With the
-    parent's plan, only the nodes with new params are analysed again; bad overrides raise
-    `WorkflowInvalid` naming each."""
-    base = parent_plan.workflow if parent_plan else from_builtins(stored)
-    workflow = override(base, parent_id, from_node, params, registry)
+    """The rerun of the run ``parent_id``, whose document is ``base`` (its stored document with
+    the param overrides ``overridden``). With the parent's plan (of ``base``), only the nodes
+    with new params are analysed again; bad overrides raise `WorkflowInvalid` naming each."""
+    workflow = override(base, parent_id, from_node, params, registry, plan=parent_plan)
     plan = replan(parent_plan, workflow, params, registry, context) if parent_plan else None
     trusted = set(plan.nodes) - set(params) if plan is not None else set()
     if plan is None:
@@ -56,7 +58,10 @@ def plan_rerun(
     }
     return Rerun(
         plan=plan,
-        snapshot=snapshot(stored, workflow, params),
+        overrides={
+            node_id: {**overridden.get(node_id, {}), **params.get(node_id, {})}
+            for node_id in {*overridden, *params}
+        },
         changes=changes,
         forced=forced,
         reasons=reasons(base, workflow, from_node, forced),
@@ -70,10 +75,15 @@ def override(
     from_node: str | None,
     params: Mapping[str, Mapping[str, Any]],
     registry: NodeRegistry,
+    *,
+    plan: Plan | None = None,
 ) -> Workflow:
     """The parent's document with param overrides applied; every unknown name is an issue.
-    Nodes without overrides are shared with ``base``, not copied."""
-    position = {node.id: index for index, node in enumerate(base.nodes)}
+    Nodes without overrides are shared with ``base``, not copied. ``plan``, base's plan when at
+    hand, tells where each node is in the document."""
+    position: Mapping[str, int] = (
+        _Positions(plan) if plan else {node.id: index for index, node in enumerate(base.nodes)}
+    )
     nodes = list(base.nodes)
     issues = []
     if from_node is not None and from_node not in position:
@@ -104,31 +114,34 @@ def override(
                 issues.append(
                     Issue(
                         "invalid_params",
-                        f"{node.type} node {node_id!r} has no "
-                        f"param {name!r} (its params: {names})",
+                        f"{node.type} node {node_id!r} has no param {name!r} (its params: {names})",
                         node=node_id,
                         path=pointer("params", node_id, name),
                     )
                 )
-        nodes[position[node_id]] = msgspec.structs.replace(
-            node, params={**node.params, **changes}
-        )
+        nodes[position[node_id]] = msgspec.structs.replace(node, params={**node.params, **changes})
     if issues:
         raise WorkflowInvalid(issues)
     return msgspec.structs.replace(base, nodes=nodes)
 
 
-def snapshot(base: dict[str, Any], workflow: Workflow, changed: Iterable[str]) -> dict[str, Any]:
-    """The stored form of ``workflow``, made from ``base`` (the stored form of the document it
-    was derived from by `override`) by converting only the ``changed`` nodes."""
-    changed = set(changed)
-    if not changed:
-        return base
-    nodes = [
-        to_builtins_node(node) if node.id in changed else stored
-        for node, stored in zip(workflow.nodes, base["nodes"], strict=True)
-    ]
-    return {**base, "nodes": nodes}
+class _Positions(Mapping[str, int]):
+    """Where each node of a plan is in its document."""
+
+    def __init__(self, plan: Plan) -> None:
+        self._nodes = plan.nodes
+
+    def __getitem__(self, node_id: str) -> int:
+        return self._nodes[node_id].index
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._nodes
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._nodes)
+
+    def __len__(self) -> int:
+        return len(self._nodes)
 
 
 def changed_params(old_params: Mapping[str, Any], new_params: Mapping[str, Any]) -> list[str]:
@@ -144,26 +157,19 @@ def changed_params(old_params: Mapping[str, Any], new_params: Mapping[str, Any])
 def reasons(
     old: Workflow, new: Workflow, from_node: str | None, forced: set[str]
 ) -> dict[str, str]:
-    """Why each node of a rerun would execute, as far as the documents tell."""
-    before = {node.id: node for node in old.nodes}
+    """Why each node of a rerun would execute, as far as the documents tell. ``new`` is ``old``
+    as `override` made it: the same nodes in the same order, those with new params replaced."""
     reasons = {}
-    for node in new.nodes:
-        node_id, previous = node.id, before.get(node.id)
-        if previous is node and node_id not in forced and node_id != from_node:
+    for previous, node in zip(old.nodes, new.nodes, strict=True):
+        if previous is node and node.id not in forced:
             continue  # shared with the parent's document: unchanged
         changed = [
-            key
-            for key in changed_params(previous.params if previous else {}, node.params)
-            if key not in COMMON_PARAMS
+            key for key in changed_params(previous.params, node.params) if key not in COMMON_PARAMS
         ]
-        if previous is None:
-            reasons[node_id] = "new node"
-        elif previous.type != node.type:
-            reasons[node_id] = "type changed"
-        elif changed:
-            reasons[node_id] = "params changed: " + ", ".join(changed)
-        elif node_id == from_node:
-            reasons[node_id] = "forced: from_node"
-        elif node_id in forced:
-            reasons[node_id] = f"forced: downstream of {from_node}"
+        if changed:
+            reasons[node.id] = "params changed: " + ", ".join(changed)
+        elif node.id == from_node:
+            reasons[node.id] = "forced: from_node"
+        elif node.id in forced:
+            reasons[node.id] = f"forced: downstream of {from_node}"
     return reasons

@@ -32,6 +32,21 @@ class NodeState(NodeRecord, kw_only=True):
     def done(self) -> bool:
         return self.status in ("succeeded", "cached", "failed", "skipped", "cancelled")
 
+    def taken_over(self, reason: str, at: datetime) -> NodeState:
+        """A new state holding this one's result (a node's state in an earlier run), taken over
+        at ``at`` for the reason ``reused_from(self.origin_run_id)``."""
+        return NodeState(
+            status="cached",
+            reason=reason,
+            cache_key=self.cache_key,
+            output=self.output,
+            digests=self.digests,
+            origin_run_id=self.origin_run_id,
+            started_at=at,
+            finished_at=at,
+            duration_ms=0.0,
+        )
+
     def take_over(self, prior: NodeState, at: datetime) -> None:
         """Hold ``prior``'s result (a node's state in an earlier run), taken over at ``at``."""
         self.status, self.reason = "cached", reused_from(prior.origin_run_id or "")

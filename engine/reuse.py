@@ -5,50 +5,75 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import datetime
-from typing import NamedTuple
 
 from engine.graph import Plan, PlanNode
-from engine.results import REUSABLE, NodeState
-
-
-class TakenOver(NamedTuple):
-    origins: dict[str, str]  # node -> the run that computed the result taken over
-    left: set[str]  # the nodes not taken over
+from engine.results import REUSABLE, NodeState, reused_from
 
 
 async def take_over(
     plan: Plan,
-    states: Mapping[str, NodeState],
+    states: dict[str, NodeState],
+    waiting: dict[str, int],
     reuse: Mapping[str, NodeState],
     *,
     trusted: Collection[str],
     force: Collection[str],
     key_if_ready: Callable[[PlanNode], Awaitable[str | None]],
     at: datetime,
-) -> TakenOver:
-    """Take over, in ``states``, every reusable result whose upstream is taken over too.
+) -> dict[str, str]:
+    """Fill ``states`` (empty) with a state for every node, in plan order: every reusable result
+    whose upstream is taken over too is taken over, the other nodes are left to run. Fill
+    ``waiting`` (empty) with how many predecessors each node left to run waits for. Returns
+    node -> the run that computed the result taken over.
 
     A ``trusted`` node (type, params and edges as in the run its prior comes from) whose
     predecessors are all taken over is taken over on its prior's key alone; the key of any
-    other node is made by ``key_if_ready`` (None when it could not run). Nodes already done
-    stay as they are. The cost per node taken over is a few lookups."""
-    origins: dict[str, str] = {}
-    left: set[str] = set()  # nodes seen and not taken over (the order is topological)
-    for node_id, node in plan.nodes.items():
-        prior = reuse.get(node_id)
-        if prior is None or not left.isdisjoint(node.predecessors) or states[node_id].done:
-            left.add(node_id)
-            continue
-        if node_id in trusted and not node.node_type.reads_outside_world:
-            key = prior.cache_key  # same material, same inputs
-        else:
+    other node is made by ``key_if_ready`` (None when it could not run), in plan order. Only
+    those nodes, and the nodes left to run, cost more than making their new state."""
+    # What no key can make reusable, and everything downstream of it, is left to run.
+    unusable = {
+        node_id
+        for node_id, prior in reuse.items()
+        if prior.status not in REUSABLE or not prior.origin_run_id or not prior.cache_key
+    }
+    never, outside = plan.special()
+    nodes = plan.nodes.keys()
+    left = plan.with_downstream((nodes - reuse.keys()) | ((unusable | never | set(force)) & nodes))
+    reasons = _Reasons()
+    states |= {
+        node_id: NodeState()
+        if node_id in left
+        else reuse[node_id].taken_over(reasons[reuse[node_id].origin_run_id or ""], at)
+        for node_id in plan.nodes
+    }
+    # The nodes whose key must be made again, in order: each needs what it depends on settled.
+    untrusted = ((nodes - trusted) | outside) - left
+    for node_id in plan.topological(untrusted):
+        node = plan.nodes[node_id]
+        if node_id in left:
+            continue  # downstream of an earlier one that is left to run
+        if left.isdisjoint(node.predecessors):
             key = await key_if_ready(node)
-        if key is not None and reusable(node, key, prior, force):
-            states[node_id].take_over(prior, at)
-            origins[node_id] = prior.origin_run_id or ""
-        else:
-            left.add(node_id)
-    return TakenOver(origins, left)
+            if key is not None and reusable(node, key, reuse[node_id], force):
+                continue
+        for newly in plan.with_downstream([node_id]) - left:
+            states[newly] = NodeState()
+            left.add(newly)
+    for node_id in plan.topological(left):
+        waiting[node_id] = sum(1 for p in plan.nodes[node_id].predecessors if p in left)
+    return {
+        node_id: state.origin_run_id or ""
+        for node_id, state in states.items()
+        if node_id not in left
+    }
+
+
+class _Reasons(dict[str, str]):
+    """The reason of a result taken over, by the run it comes from (made once per run)."""
+
+    def __missing__(self, origin: str) -> str:
+        reason = self[origin] = reused_from(origin)
+        return reason
 
 
 def reusable(node: PlanNode, key: str | None, prior: NodeState, force: Collection[str]) -> bool:

@@ -30,7 +30,7 @@ from engine.storage.database import Database
 from engine.storage.keys import new_id, now
 from engine.storage.repository import Store, new_run_row, run_record
 from engine.storage.tables import RunRow
-from engine.storage.writer import ResultWriter
+from engine.storage.writer import ResultWriter, document_blob
 from nodes.base import CheckContext
 from nodes.registry import NodeRegistry
 
@@ -133,6 +133,7 @@ class RunService:
         plan = self.plan(workflow)
         resolved = resolve_inputs(plan, inputs or {})
         run_id = new_id("run")
+        document = self._recent.blob(workflow, document_blob)
         row = new_run_row(
             run_id,
             workflow,
@@ -142,8 +143,11 @@ class RunService:
             workflow_version=workflow_version,
             owner_id=owner_id,
             root=run_id,
+            snapshot_blob=document["digest"],
         )
-        return await self._launch(row, plan, resolved, listeners=listeners, insert=True)
+        return await self._launch(
+            row, plan, resolved, listeners=listeners, insert=True, document=document
+        )
 
     async def rerun(
         self,
@@ -166,10 +170,15 @@ class RunService:
             parent = recent.row
         if parent.status not in FINISHED:
             raise Conflict(f"run {run_id} is still {parent.status}; rerun it when it has finished")
+        if recent is not None:
+            base = recent.plan.workflow
+        else:
+            base = from_builtins(await self.store.snapshot(parent))
         child = plan_rerun(
             parent.id,
-            parent.snapshot,
+            base,
             recent.plan if recent else None,
+            overridden=parent.snapshot_overrides,
             from_node=from_node,
             params=params or {},
             inputs=inputs or {},
@@ -179,8 +188,7 @@ class RunService:
         )
         plan = child.plan
         resolved = resolve_inputs(plan, {**parent.inputs, **(inputs or {})})
-        priors = recent.states if recent else await self.store.prior_results(run_id)
-        reuse = {node_id: prior for node_id, prior in priors.items() if node_id in plan.nodes}
+        reuse = recent.states if recent else await self.store.prior_results(run_id)
         row = new_run_row(
             new_id("run"),
             plan.workflow,
@@ -193,7 +201,8 @@ class RunService:
             parent=parent.id,
             from_node=from_node,
             changes=child.changes,
-            snapshot=child.snapshot,
+            snapshot_blob=parent.snapshot_blob,
+            snapshot_overrides=child.overrides,
         )
         return await self._launch(
             row,
@@ -215,8 +224,7 @@ class RunService:
         row = await self.store.run_row(run_id, owner_id=owner_id)
         if row.status != "interrupted":
             raise Conflict(f"run {run_id} is {row.status}; only an interrupted run can be resumed")
-        workflow = from_builtins(row.snapshot)
-        plan = self.plan(workflow)
+        plan = self.plan(from_builtins(await self.store.snapshot(row)))
         done = {
             node_id: state
             for node_id, state in (await self.store.node_states(run_id)).items()
@@ -249,7 +257,10 @@ class RunService:
         trusted: Collection[str] = (),
         done: Mapping[str, NodeState] | None = None,
         first_seq: int = 0,
+        document: dict[str, Any] | None = None,
     ) -> ActiveRun:
+        """Store (when ``insert``, with the blob row of its ``document`` when that may not be
+        stored yet) and start a run, here or on workers."""
         execution = Execution(
             plan,
             inputs,
@@ -266,10 +277,9 @@ class RunService:
             first_seq=first_seq,
             models=self.models,
         )
-        if insert:
-            # What it takes over is stored with the run's row, as references: on workers too,
-            # where only the nodes left are queued.
-            row.reused = await execution.take_over()
+        # What it takes over is stored with the run's row, as references: on workers too, where
+        # only the nodes left are queued.
+        reused = await execution.take_over() if insert else {}
         if self.queue is not None:
             return await self.queue.launch(
                 self,
@@ -277,6 +287,8 @@ class RunService:
                 plan,
                 listeners=listeners,
                 insert=insert,
+                document=document,
+                reused=reused,
                 reuse_from=row.parent_run_id if reuse else None,
                 force=set(force),
                 reasons=reasons,
@@ -284,7 +296,7 @@ class RunService:
                 first_seq=first_seq,
             )
         if insert:
-            await self._writer.run_started(row)
+            await self._writer.run_started(row, snapshot=document, reused=reused)
         active = ActiveRun(row.id, execution)
         self.active[row.id] = active
         active.task = asyncio.create_task(self._drive(row, execution))

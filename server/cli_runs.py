@@ -79,7 +79,7 @@ def rerun(args: argparse.Namespace, registry: NodeRegistry) -> int:
 
     async def parent_plan(service: RunService) -> Plan:
         parent = await service.store.run_row(args.run_id)
-        plans["parent"] = service.plan(from_builtins(parent.snapshot))
+        plans["parent"] = service.plan(from_builtins(await service.store.snapshot(parent)))
         return plans["parent"]
 
     return _execute(args, registry, begin, parent_plan)
@@ -90,7 +90,8 @@ def resume(args: argparse.Namespace, registry: NodeRegistry) -> int:
         return await service.resume(args.run_id, listeners=listeners)
 
     async def plan(service: RunService) -> Plan:
-        return service.plan(from_builtins((await service.store.run_row(args.run_id)).snapshot))
+        row = await service.store.run_row(args.run_id)
+        return service.plan(from_builtins(await service.store.snapshot(row)))
 
     return _execute(args, registry, begin, plan)
 

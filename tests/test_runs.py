@@ -227,7 +227,9 @@ async def test_diff_between_two_runs(service: RunService) -> None:
         await service.diff(root.id, other.id)
 
 
-async def test_large_outputs_are_stored_once(service: RunService, database: Database) -> None:
+async def test_large_outputs_and_documents_are_stored_once(
+    service: RunService, database: Database
+) -> None:
     big = "x" * 1_000_000
     nodes = [
         {"id": "big", "type": "sleep", "params": {"label": big}},
@@ -238,7 +240,8 @@ async def test_large_outputs_are_stored_once(service: RunService, database: Data
         (await (await service.rerun(parent.id, from_node="size")).wait()).id for _ in range(5)
     ]
     same_bytes = await service.execute(workflow(nodes, [("big.y", "size.t")]))  # not a rerun
-    assert await count(database, BlobRow) == 1
+    # The output, and the document (which holds the same megabyte) that all 7 runs ran.
+    assert await count(database, BlobRow) == 2
     async with database.engine.connect() as connection:
         rows = await connection.scalar(select(func.count()).where(NodeResultRow.node_id == "big"))
     assert rows == 2  # the parent's and the unrelated run's; reruns refer to the parent's

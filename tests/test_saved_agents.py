@@ -91,12 +91,17 @@ def agent_document(**params: Any) -> Any:
 async def test_a_run_copies_the_saved_agent_into_its_snapshot(
     database: Database, tmp_path: Path
 ) -> None:
-    models = ScriptedModels([
-        '{"tool": "calculator", "args": {"expression": "2 + 2"}}',
-        '{"answer": "4"}',
-    ])
+    models = ScriptedModels(
+        [
+            '{"tool": "calculator", "args": {"expression": "2 + 2"}}',
+            '{"answer": "4"}',
+        ]
+    )
     service = RunService(
-        database, NodeRegistry.builtin(), workspace=tmp_path, models=models  # type: ignore[arg-type]
+        database,
+        NodeRegistry.builtin(),
+        workspace=tmp_path,
+        models=models,  # type: ignore[arg-type]
     )
     agents = AgentStore(database)
     saved = await agents.create(CONFIG)
@@ -115,10 +120,7 @@ async def test_a_run_copies_the_saved_agent_into_its_snapshot(
             "additionalProperties": False,
         }
         await agents.update(saved.id, msgspec.structs.replace(CONFIG, max_steps=9))
-        async with database.engine.connect() as connection:
-            snapshot = await connection.scalar(
-                RunRow.__table__.select().with_only_columns(RunRow.snapshot)
-            )
+        snapshot = await service.store.snapshot(await service.store.run_row(record.id))
         params = next(node for node in snapshot["nodes"] if node["id"] == "solve")["params"]
         assert params == {
             "agent": saved.id,

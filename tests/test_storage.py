@@ -4,6 +4,7 @@ one clear message for a database that cannot be used, and pooled connections the
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -57,20 +58,37 @@ async def test_a_database_from_an_older_version_is_migrated_with_its_data(
 
     old = await Database.connect(database_url, migrate=False)
 
-    def upgrade_to_first(connection: Any) -> None:
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0001")
+    def upgrade_to(revision: str) -> Any:
+        def upgrade(connection: Any) -> None:
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
 
+        return upgrade
+
+    document = {"schema_version": 1, "name": "w", "nodes": [{"id": "a", "type": "template"}]}
+    insert_run = text(
+        "INSERT INTO runs (id, workflow_name, root_run_id, changes, snapshot, inputs, outputs,"
+        " status, created_at, last_seq) VALUES (:id, 'w', 'run_old', '{}', :snapshot, '{}', '{}',"
+        " 'succeeded', CURRENT_TIMESTAMP, 0)"
+    )
     async with old.engine.begin() as connection:
-        await connection.run_sync(upgrade_to_first)
+        await connection.run_sync(upgrade_to("0001"))
+        await connection.execute(insert_run, {"id": "run_old", "snapshot": json.dumps(document)})
         await connection.execute(
             text(
-                "INSERT INTO runs (id, workflow_name, root_run_id, changes, snapshot, inputs,"
-                " outputs, status, created_at, last_seq) VALUES ('run_old', 'w', 'run_old', '{}', "
-                '\'{"schema_version": 1, "name": "w", "nodes": []}\', \'{}\', \'{}\', '
-                "'succeeded', CURRENT_TIMESTAMP, 0)"
+                "INSERT INTO node_results (run_id, node_id, status, reason, cache_key, output,"
+                " attempt) VALUES ('run_old', 'a', 'succeeded', '', 'k', '{\"text\": \"x\"}', 1)"
+            )
+        )
+        # Before 0006, a run's snapshot and the results it took over were columns of its row.
+        await connection.run_sync(upgrade_to("0005"))
+        await connection.execute(insert_run, {"id": "run_new", "snapshot": json.dumps(document)})
+        await connection.execute(
+            text(
+                "UPDATE runs SET reused = '{\"a\": \"run_old\"}', parent_run_id = 'run_old'"
+                " WHERE id = 'run_new'"
             )
         )
     await old.close()
@@ -78,8 +96,14 @@ async def test_a_database_from_an_older_version_is_migrated_with_its_data(
     try:
         service = RunService(migrated, NodeRegistry.builtin())
         record = await service.get("run_old")
-        assert (record.status, record.nodes) == ("succeeded", {})
-        assert (await service.store.run_row("run_old")).reused == {}
+        assert (record.status, record.nodes["a"].output) == ("succeeded", {"text": "x"})
+        child = await service.get("run_new")
+        assert child.nodes["a"].status == "cached"
+        assert child.nodes["a"].reason == "reused from run run_old"
+        assert child.nodes["a"].output == {"text": "x"}
+        for run_id in ("run_old", "run_new"):
+            row = await service.store.run_row(run_id)
+            assert await service.store.snapshot(row) == document
     finally:
         await migrated.close()
 

@@ -72,7 +72,7 @@ class EventFeed:
                     await asyncio.wait_for(wake.wait(), RECHECK_S)
                 except TimeoutError:
                     await self._listen()
-                    row = await self.store.run_row(run_id, snapshot=False)
+                    row = await self.store.run_row(run_id)
                     if row.status in _FINISHED and not await self._read(run_id, last):
                         return  # finished without a run.finished event (interrupted)
         finally:

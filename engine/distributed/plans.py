@@ -108,7 +108,7 @@ class RunSpecs:
                     ).where(DispatchedRunRow.run_id == run_id)
                 )
             ).first()
-        workflow = from_builtins(row.snapshot)
+        workflow = from_builtins(await self.store.snapshot(row))
         # Validated against the server's models and workspace when the run was started.
         plan = compile_plan(workflow, tolerant_registry(self.registry, workflow), CheckContext())
         reuse_from, force, reasons = control if control is not None else (None, [], {})

@@ -122,7 +122,7 @@ async def finish_run(
         await store_result(connection, run_id, node_id, cancelled)
     states = await load_states(connection, run_id, plan.nodes)
     outputs = run_outputs(plan, states)
-    status, error = run_status(plan, states, cancelled=advanced.cancel_requested)
+    status, error = run_status(plan.nodes, states, cancelled=advanced.cancel_requested)
     seq = advanced.last_seq + 1
     await connection.execute(sql.CLOSE_RUN, run_id, seq)
     finished = RunFinished(run_id=run_id, seq=seq, status=status, outputs=outputs, error=error)

@@ -76,7 +76,7 @@ async def load_states(
     rows: list[asyncpg.Record] | None = None,
 ) -> dict[str, NodeState]:
     """The committed results of these nodes: the run's own (``rows``, when they were read
-    already), and those it took over by reference from earlier runs (``runs.reused``)."""
+    already), and those it took over by reference from earlier runs (``reused_results``)."""
     wanted = list(node_ids)
     if not wanted:
         return {}
@@ -85,11 +85,15 @@ async def load_states(
     missing = set(wanted) - {row["node_id"] for row in rows}
     taken: list[asyncpg.Record] = []
     if missing:
-        reused_text = await connection.fetchval(
-            "SELECT reused::text FROM runs WHERE id = $1", run_id
+        found = await connection.fetch(
+            "SELECT origin_run_id, nodes::text FROM reused_results WHERE run_id = $1", run_id
         )
-        reused: dict[str, str] = _decode(reused_text) if reused_text else {}
-        refs = {node: origin for node, origin in reused.items() if node in missing}
+        refs = {
+            node: origin
+            for origin, nodes in found
+            for node in _decode(nodes)
+            if node in missing
+        }
         if refs:
             found = await connection.fetch(_SELECT_RESULTS, list(set(refs.values())), list(refs))
             taken = [row for row in found if refs.get(row["node_id"]) == row["run_id"]]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Collection, Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -100,6 +100,8 @@ class RunQueue:
         *,
         listeners: Iterable[Listener],
         insert: bool,
+        document: dict[str, Any] | None,
+        reused: Mapping[str, str],
         reuse_from: str | None,
         force: Collection[str],
         reasons: Mapping[str, str] | None,
@@ -110,6 +112,8 @@ class RunQueue:
             row,
             plan,
             insert_row=insert,
+            document=document,
+            reused=reused,
             done=done,
             reuse_from=reuse_from,
             force=force,

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from datetime import timedelta
+from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import msgspec
@@ -41,6 +42,7 @@ from engine.results import NodeState
 from engine.storage.database import Database
 from engine.storage.keys import now
 from engine.storage.tables import RunRow
+from engine.storage.writer import INSERT_REUSED, insert_blob, reused_rows
 
 QUEUE_OWNER = "queue"  # runs.owner_process of the runs workers execute
 CANCEL_CHANNEL = "nodeloom_cancel"  # NOTIFY payload: the id of a run asked to stop
@@ -132,6 +134,8 @@ class Scheduler:
         plan: Plan,
         *,
         insert_row: bool,
+        document: dict[str, Any] | None = None,
+        reused: Mapping[str, str] | None = None,
         done: Collection[str] = (),
         reuse_from: str | None = None,
         force: Collection[str] = (),
@@ -140,16 +144,21 @@ class Scheduler:
     ) -> None:
         """Store the run as ``queued`` with its nodes, and queue those that are ready. Nodes in
         ``done`` have committed results (a resumed run) and stand; so do those a new run takes
-        over from earlier runs (``row.reused``, stored by reference)."""
+        over from earlier runs (``reused``: node -> the run that computed it, stored by
+        reference). A new run's ``document`` is its snapshot's blob row, if not stored yet."""
         row.status, row.owner_process, row.heartbeat_at = "queued", QUEUE_OWNER, None
-        reused = dict(row.reused or {}) if insert_row else {}
+        reused = dict(reused or {}) if insert_row else {}
         done = {*done, *reused}
         async with self.sessions.begin() as session:
+            connection = await session.connection()
             if insert_row:
                 row.started_at = None
+                if document is not None:
+                    await connection.execute(insert_blob(self.database), [document])
                 session.add(row)
                 await session.flush()
-            connection = await session.connection()
+                if reused:
+                    await connection.execute(INSERT_REUSED, reused_rows(row.id, reused))
             if not insert_row:
                 await connection.execute(
                     update(RunRow)

@@ -9,9 +9,8 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.orm import defer
 
-from engine.document import Workflow, to_builtins
+from engine.document import Workflow, with_params
 from engine.errors import NotFound
 from engine.records import Page, RunRecord
 from engine.results import REUSABLE, NodeState, reused_from
@@ -20,6 +19,7 @@ from engine.storage.tables import (
     BlobRow,
     EventRow,
     NodeResultRow,
+    ReusedResultsRow,
     RunRow,
 )
 from engine.storage.workflows import WorkflowQueries
@@ -38,16 +38,23 @@ class Store(WorkflowQueries):
         async with self.sessions.begin() as session:
             await session.execute(update(RunRow).where(RunRow.id == run_id).values(**values))
 
-    async def run_row(
-        self, run_id: str, *, owner_id: str | None = None, snapshot: bool = True
-    ) -> RunRow:
-        """A run's row; ``snapshot=False`` leaves its document unread (do not touch it then)."""
+    async def run_row(self, run_id: str, *, owner_id: str | None = None) -> RunRow:
         async with self.sessions() as session:
-            options = () if snapshot else (defer(RunRow.snapshot, raiseload=True),)
-            row = await session.get(RunRow, run_id, options=options)
+            row = await session.get(RunRow, run_id)
         if row is None or (owner_id is not None and row.owner_id != owner_id):
             raise NotFound(f"run {run_id} not found")
         return row
+
+    async def snapshot(self, row: RunRow) -> dict[str, Any]:
+        """The exact document a run ran (stored form): its stored document with its param
+        overrides applied."""
+        async with self.sessions() as session:
+            data = await session.scalar(
+                select(BlobRow.data).where(BlobRow.digest == row.snapshot_blob)
+            )
+        if data is None:
+            raise NotFound(f"the document of run {row.id} is not stored")
+        return with_params(msgspec.json.decode(data), row.snapshot_overrides)
 
     async def get_run(self, run_id: str, *, owner_id: str | None = None) -> RunRecord:
         row = await self.run_row(run_id, owner_id=owner_id)
@@ -107,13 +114,14 @@ class Store(WorkflowQueries):
         and the large outputs of both, by digest."""
         table = NodeResultRow.__table__
         async with self.sessions() as session:
-            run = (
-                await session.execute(
-                    select(RunRow.reused, RunRow.started_at).where(RunRow.id == run_id)
-                )
-            ).first()
+            started_at = await session.scalar(select(RunRow.started_at).where(RunRow.id == run_id))
             own = list(await session.execute(select(*columns).where(table.c.run_id == run_id)))
-            reused: dict[str, str] = run.reused if run else {}
+            references = await session.execute(
+                select(ReusedResultsRow.origin_run_id, ReusedResultsRow.nodes).where(
+                    ReusedResultsRow.run_id == run_id
+                )
+            )
+            reused = {node_id: origin for origin, nodes in references for node_id in nodes}
             taken = []
             if reused:
                 found = await session.execute(
@@ -129,7 +137,7 @@ class Store(WorkflowQueries):
                     select(BlobRow.digest, BlobRow.data).where(BlobRow.digest.in_(wanted))
                 )
                 blobs = {digest: msgspec.json.decode(data) for digest, data in found}
-        return (run.started_at if run else None), own, taken, blobs
+        return started_at, own, taken, blobs
 
     async def list_runs(
         self,
@@ -263,10 +271,11 @@ def new_run_row(
     parent: str | None = None,
     from_node: str | None = None,
     changes: dict[str, Any] | None = None,
-    snapshot: dict[str, Any] | None = None,
+    snapshot_blob: str,
+    snapshot_overrides: dict[str, Any] | None = None,
 ) -> RunRow:
-    """The row of a run that ``process`` starts now (its snapshot made from ``workflow`` unless
-    given)."""
+    """The row of a run that ``process`` starts now: ``workflow`` is the stored document
+    ``snapshot_blob`` with ``snapshot_overrides`` applied."""
     stamp = now()
     return RunRow(
         id=run_id,
@@ -278,7 +287,8 @@ def new_run_row(
         root_run_id=root,
         from_node=from_node,
         changes=changes or {},
-        snapshot=snapshot if snapshot is not None else to_builtins(workflow),
+        snapshot_blob=snapshot_blob,
+        snapshot_overrides=snapshot_overrides or {},
         inputs=inputs,
         outputs={},
         status="running",

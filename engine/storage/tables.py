@@ -80,7 +80,11 @@ class RunRow(Base):
     root_run_id: Mapped[str] = mapped_column(String(40), index=True)
     from_node: Mapped[str | None] = mapped_column(String(64))
     changes: Mapped[dict[str, Any]]
-    snapshot: Mapped[dict[str, Any]]
+    # The exact document the run ran: a stored document (`blobs`, by digest; a workflow's runs
+    # share it) with these param overrides applied ({node: {param: value}}, a rerun's own and
+    # its ancestors'). `Store.snapshot` puts them together.
+    snapshot_blob: Mapped[str] = mapped_column(String(64))
+    snapshot_overrides: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     inputs: Mapped[dict[str, Any]]
     outputs: Mapped[dict[str, Any]]
     status: Mapped[str] = mapped_column(String(16), index=True)
@@ -92,9 +96,17 @@ class RunRow(Base):
     owner_process: Mapped[str | None] = mapped_column(String(255))
     heartbeat_at: Mapped[datetime | None]
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
-    # Nodes taken over from earlier runs without a result row here: node -> the run whose
-    # node_results row holds the result.
-    reused: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+
+
+class ReusedResultsRow(Base):
+    """Nodes a run took over from an earlier run without a result row of its own: that run's
+    node_results rows hold them. One row per run taken from."""
+
+    __tablename__ = "reused_results"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    origin_run_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    nodes: Mapped[list[str]] = mapped_column(JSON)
 
 
 class NodeResultRow(Base):

@@ -5,20 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 import structlog
-from sqlalchemy import Connection, Table, select, update
+from sqlalchemy import Connection, Table, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from engine.document import Workflow, to_builtins
 from engine.errors import NotFound
 from engine.events import AnyEvent, encode_event, event_type
 from engine.results import NodeState
 from engine.storage.database import Database
-from engine.storage.tables import BlobRow, EventRow, NodeResultRow, RunRow
+from engine.storage.tables import BlobRow, EventRow, NodeResultRow, ReusedResultsRow, RunRow
 
 log = structlog.get_logger("nodeloom.storage")
 
@@ -33,6 +34,10 @@ class Batch:
 
     rows: list[Row] = field(default_factory=list)
     run: dict[str, Any] | None = None
+    # With a new run: its document's blob row (when it may not be stored yet), and the rows
+    # listing the results it took over by reference.
+    run_blob: dict[str, Any] | None = None
+    run_reused: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     finished: tuple[str, dict[str, Any]] | None = None
     done: asyncio.Future[None] | None = None
@@ -45,6 +50,13 @@ NODE_RESULTS: Table = NodeResultRow.__table__  # type: ignore[assignment]
 BLOBS: Table = BlobRow.__table__  # type: ignore[assignment]
 EVENTS: Table = EventRow.__table__  # type: ignore[assignment]
 RUNS: Table = RunRow.__table__  # type: ignore[assignment]
+REUSED: Table = ReusedResultsRow.__table__  # type: ignore[assignment]
+# Statements built once: SQLAlchemy then finds them compiled at once (building one costs more than
+# executing it).
+INSERT_RUNS = RUNS.insert()
+INSERT_REUSED = REUSED.insert()
+UPDATE_RUN = RUNS.update().where(RUNS.c.id == bindparam("finished_run_id"))
+STORED_RUNS = select(RUNS.c.id).where(RUNS.c.id.in_(bindparam("run_ids", expanding=True)))
 
 
 def insert_for(database: Database, table: Table) -> postgresql.Insert | sqlite.Insert:
@@ -52,6 +64,11 @@ def insert_for(database: Database, table: Table) -> postgresql.Insert | sqlite.I
     if database.dialect == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+def insert_blob(database: Database) -> postgresql.Insert | sqlite.Insert:
+    """INSERT of blob rows; a blob already stored stays as it is (same digest, same data)."""
+    return insert_for(database, BLOBS).on_conflict_do_nothing(index_elements=["digest"])
 
 
 class ResultWriter:
@@ -71,22 +88,29 @@ class ResultWriter:
         self._upsert_result = upsert.on_conflict_do_update(
             index_elements=["run_id", "node_id"], set_=columns
         )
-        self._insert_blob = insert_for(database, BLOBS).on_conflict_do_nothing(
-            index_elements=["digest"]
-        )
+        self._insert_blob = insert_blob(database)
         self._insert_event = insert_for(database, EVENTS).on_conflict_do_nothing(
             index_elements=["run_id", "seq"]
         )
 
-    async def run_started(self, row: RunRow) -> None:
-        """Insert a new run's row (with whatever else is being committed). `NotFound` when the
-        run it is a child of is no longer stored (its workflow was deleted): nothing is."""
+    async def run_started(
+        self,
+        row: RunRow,
+        *,
+        snapshot: dict[str, Any] | None = None,
+        reused: Mapping[str, str] | None = None,
+    ) -> None:
+        """Insert a new run's row (with whatever else is being committed), the blob row of its
+        ``snapshot`` document when given, and the results it took over by reference (node ->
+        the run that computed it). `NotFound` when the run it is a child of is no longer stored
+        (its workflow was deleted): nothing is."""
         values = {
             column.key: getattr(row, column.key)
             for column in RunRow.__mapper__.columns
             if column.key in row.__dict__  # the rest take their defaults
         }
-        await self._commit(Batch(run=values))
+        batch = Batch(run=values, run_blob=snapshot, run_reused=reused_rows(row.id, reused or {}))
+        await self._commit(batch)
 
     async def run_finished(
         self,
@@ -153,15 +177,24 @@ class ResultWriter:
 
         def write(connection: Connection) -> list[Batch]:
             refused = _orphans(connection, results)
-            runs = [batch.run for batch in results if batch.run is not None]
-            if refused:
-                runs = [run for run in runs if all(run is not batch.run for batch in refused)]
-            if runs:
-                connection.execute(RUNS.insert(), runs)
-            rows = [row for batch in results for row, _ in batch.rows]
+            started = [
+                batch
+                for batch in results
+                if batch.run is not None and all(batch is not other for other in refused)
+            ]
+            runs = [batch.run for batch in started if batch.run is not None]
             blobs = {blob["digest"]: blob for batch in results for _, blob in batch.rows if blob}
+            blobs |= {
+                batch.run_blob["digest"]: batch.run_blob for batch in started if batch.run_blob
+            }
             if blobs:
                 connection.execute(self._insert_blob, list(blobs.values()))
+            if runs:
+                connection.execute(INSERT_RUNS, runs)
+                reused = [row for batch in started for row in batch.run_reused]
+                if reused:
+                    connection.execute(INSERT_REUSED, reused)
+            rows = [row for batch in results for row, _ in batch.rows]
             if rows:
                 connection.execute(self._upsert_result, rows)
             stored = [*events, *(event for batch in results for event in batch.events)]
@@ -170,7 +203,7 @@ class ResultWriter:
             for batch in results:
                 if batch.finished is not None:
                     run_id, values = batch.finished
-                    connection.execute(update(RunRow).where(RunRow.id == run_id).values(**values))
+                    connection.execute(UPDATE_RUN, {"finished_run_id": run_id, **values})
             return refused
 
         for batch in await self._database.transaction(write):
@@ -194,8 +227,8 @@ def _orphans(connection: Connection, results: list[Batch]) -> list[Batch]:
     ]
     if not children:
         return []
-    parents = {parent for _, parent in children}
-    found = set(connection.scalars(select(RunRow.id).where(RunRow.id.in_(parents))))
+    parents = list({parent for _, parent in children})
+    found = set(connection.scalars(STORED_RUNS, {"run_ids": parents}))
     return [batch for batch, parent in children if parent not in found]
 
 
@@ -224,7 +257,32 @@ def result_row(
     if state.output:
         data = _encoder.encode(state.output)
         if len(data) > BLOB_THRESHOLD:
-            digest = hashlib.sha256(data).hexdigest()
-            blob = {"digest": digest, "size": len(data), "data": data.decode()}
-            row["output"], row["output_blob"] = None, digest
+            blob = blob_row(data)
+            row["output"], row["output_blob"] = None, blob["digest"]
     return row, blob
+
+
+def blob_row(data: bytes) -> dict[str, Any]:
+    """The blobs row storing ``data`` (JSON) once, under its digest."""
+    return {"digest": hashlib.sha256(data).hexdigest(), "size": len(data), "data": data.decode()}
+
+
+def document_blob(workflow: Workflow) -> dict[str, Any]:
+    """The blobs row storing a document, as runs refer to their snapshot."""
+    return blob_row(_encoder.encode(to_builtins(workflow)))
+
+
+def reused_rows(run_id: str, origins: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The reused_results rows of a run that took over results: node -> the run that computed
+    it, as one row per such run."""
+    distinct = set(origins.values())
+    if len(distinct) == 1:  # the usual case: all from one run
+        by_origin = {distinct.pop(): list(origins)}
+    else:
+        by_origin = {}
+        for node_id, origin in origins.items():
+            by_origin.setdefault(origin, []).append(node_id)
+    return [
+        {"run_id": run_id, "origin_run_id": origin, "nodes": nodes}
+        for origin, nodes in by_origin.items()
+    ]
