@@ -71,9 +71,12 @@ class Plan:
 
     def topological(self, node_ids: Iterable[str]) -> list[str]:
         """The nodes given, in the plan's (topological) order."""
+        return sorted(node_ids, key=self._positions().__getitem__)
+
+    def _positions(self) -> dict[str, int]:
         if self._position is None:
             self._position = {node_id: index for index, node_id in enumerate(self.nodes)}
-        return sorted(node_ids, key=self._position.__getitem__)
+        return self._position
 
     def special(self) -> tuple[frozenset[str], frozenset[str]]:
         """The nodes marked ``cache: never``, and those that read the outside world (their key
@@ -354,6 +357,7 @@ def replan(
     from before (the edges must then be checked again: compile the whole document)."""
     builder = _Builder(workflow, registry, context or CheckContext())
     nodes = dict(base.nodes)
+    changed = set(changed)
     for node_id in changed:
         index = base.nodes[node_id].index  # the same in both documents
         document_node = workflow.nodes[index]
@@ -367,7 +371,12 @@ def replan(
     if builder.issues:
         raise WorkflowInvalid(builder.issues)
     plan = Plan(workflow, nodes, base.graph)
-    plan._position = base._position  # the same order
+    # What the plan keeps of its nodes, from base's: the same order, the same types.
+    plan._position = base._positions()
+    plan._roles = {role: [nodes[n.id] for n in found] for role, found in base._roles.items()}
+    never, outside = base.special()
+    changed_never = {n for n in changed if nodes[n].settings.cache != "auto"}
+    plan._special = ((never - changed) | changed_never, outside)
     return plan
 
 
