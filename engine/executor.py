@@ -99,7 +99,7 @@ class Execution:
         self._fatal: str | None = None
         self._done: asyncio.Future[None] | None = None
         self._log = log.bind(run_id=run_id, workflow=plan.workflow.name)
-        self._taken: dict[str, str] | None = None
+        self._taken: dict[str, list[str]] | None = None
         # The last node's state, when its result is committed with the run's end.
         self._last: tuple[str, NodeState] | None = None
         self._interrupted = False
@@ -255,16 +255,17 @@ class Execution:
                 ready.append(successor)
         return ready
 
-    async def take_over(self) -> dict[str, str]:
+    async def take_over(self) -> dict[str, list[str]]:
         """Take over every reusable result whose upstream is taken over too, before any node
-        runs; returns node -> the run that computed it (once, then the same answer). A caller
-        storing the run calls it first, to store these references with the run's row: a rerun
-        that changes one leaf of a big workflow then records the rest in the same step.
+        runs; returns the nodes taken over by the run that computed their result (once, then
+        the same answer). A caller storing the run calls it first, to store these references
+        with the run's row: a rerun that changes one leaf of a big workflow then records the
+        rest in the same step.
 
-        The executor's counts are set once, at the end, for the nodes left to run."""
+        The executor's states and counts are set once, for the nodes left to run."""
         if self._taken is not None:
             return self._taken
-        taken: dict[str, str] = {}
+        taken: dict[str, list[str]] = {}
         if self._reuse:
             taken = await take_over(
                 self.plan,
@@ -276,7 +277,7 @@ class Execution:
                 key_if_ready=self._key_if_ready,
                 at=now(),
             )
-            self._remaining -= len(taken)
+            self._remaining -= sum(len(nodes) for nodes in taken.values())
         self._taken = taken
         return taken
 

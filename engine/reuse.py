@@ -20,11 +20,11 @@ async def take_over(
     force: Collection[str],
     key_if_ready: Callable[[PlanNode], Awaitable[str | None]],
     at: datetime,
-) -> dict[str, str]:
+) -> dict[str, list[str]]:
     """Fill ``states`` (empty) with a state for every node, in plan order: every reusable result
     whose upstream is taken over too is taken over, the other nodes are left to run. Fill
     ``waiting`` (empty) with how many predecessors each node left to run waits for. Returns
-    node -> the run that computed the result taken over.
+    the nodes taken over by the run that computed their result.
 
     A ``trusted`` node (type, params and edges as in the run its prior comes from) whose
     predecessors are all taken over is taken over on its prior's key alone; the key of any
@@ -61,11 +61,12 @@ async def take_over(
             left.add(newly)
     for node_id in plan.topological(left):
         waiting[node_id] = sum(1 for p in plan.nodes[node_id].predecessors if p in left)
-    return {
-        node_id: state.origin_run_id or ""
-        for node_id, state in states.items()
-        if node_id not in left
-    }
+    taken: dict[str, list[str]] = {}
+    for node_id, state in states.items():
+        if node_id not in left:
+            origin = state.origin_run_id or ""
+            (taken.get(origin) or taken.setdefault(origin, [])).append(node_id)
+    return taken
 
 
 class _Reasons(dict[str, str]):

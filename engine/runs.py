@@ -370,7 +370,7 @@ class RunService:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
-        await self._writer.flush()
+        await self._writer.close()
         if self.queue is not None:
             await self.queue.close()
 

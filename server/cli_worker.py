@@ -13,10 +13,16 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from engine import settings
-from engine.distributed.pgq import PgQueuerDispatcher, asyncpg_dsn
+from engine.distributed.pgq import PgQueuerDispatcher
 from engine.distributed.worker import Worker, session_settings
 from engine.models import ModelService
-from engine.storage.database import MIGRATIONS, Database, StorageUnavailable, database_url
+from engine.storage.database import (
+    MIGRATIONS,
+    Database,
+    StorageUnavailable,
+    asyncpg_dsn,
+    database_url,
+)
 from nodes.registry import NodeRegistry
 
 DEFAULT_CONCURRENCY = 8

@@ -86,8 +86,9 @@ class PlainDisplay(RunDisplay):
         match event:
             case RunStarted(workflow=workflow, nodes=nodes, reused=reused):
                 self._line(f"run {event.run_id} started: {workflow} ({len(nodes)} nodes)")
-                for node, origin in reused.items():
-                    self._line(f"[{node}] cached: reused from run {origin}")
+                for origin, taken in reused.items():
+                    for node in taken:
+                        self._line(f"[{node}] cached: reused from run {origin}")
             case NodeCompleted(node=node, status="cached", reason=reason):
                 self._line(f"[{node}] cached: {reason}" if reason else f"[{node}] cached")
             case NodeCompleted(node=node, status=status, duration_ms=duration_ms):
@@ -162,9 +163,10 @@ class LiveDisplay(RunDisplay):
     def _update(self, event: AnyEvent) -> None:
         match event:
             case RunStarted(reused=reused):
-                for node, origin in reused.items():
-                    row = self._rows[node]
-                    row.status, row.detail = "cached", f"reused from run {origin}"
+                for origin, taken in reused.items():
+                    for node in taken:
+                        row = self._rows[node]
+                        row.status, row.detail = "cached", f"reused from run {origin}"
             case NodeStarted(node=node, attempt=attempt):
                 row = self._rows[node]
                 row.status, row.started = "running", time.monotonic()

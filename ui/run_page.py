@@ -168,10 +168,11 @@ class RunView:
         if kind == "run.started":
             self.status.set_text("running")
             self.status.props("data-run-status=running")
-            for node_id, origin in (data.get("reused") or {}).items():
-                if node_id in self.rows:
-                    self.rows[node_id].set({"status": "cached",
-                                            "reason": f"reused from run {origin}"})
+            for origin, nodes in (data.get("reused") or {}).items():
+                for node_id in nodes:
+                    if node_id in self.rows:
+                        self.rows[node_id].set({"status": "cached",
+                                                "reason": f"reused from run {origin}"})
         elif row is None:
             return
         elif kind == "node.started":

@@ -114,7 +114,8 @@ class RunPanel:
             reused = data.get("reused") or {}
             canvas.set_states({
                 node_id: {"status": "cached", "reason": f"reused from run {origin}"}
-                for node_id, origin in reused.items()
+                for origin, nodes in reused.items()
+                for node_id in nodes
             })
         elif kind == "node.started" and node:
             canvas.set_states({node: {"status": "running", "text": "", "error": ""}})

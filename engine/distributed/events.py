@@ -17,10 +17,9 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import structlog
 
-from engine.distributed.pgq import asyncpg_dsn
 from engine.distributed.scheduler import EVENTS_CHANNEL
 from engine.events import AnyEvent, RunFinished, decode_event
-from engine.storage.database import Database
+from engine.storage.database import Database, asyncpg_dsn
 from engine.storage.repository import Store
 
 log = structlog.get_logger("nodeloom.events")

@@ -35,7 +35,6 @@ from pgqueuer.ports.driver import Driver
 from pgqueuer.ports.repository import EntrypointExecutionParameter
 from pgqueuer.queries import Queries
 from sqlalchemy import text
-from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from engine.distributed.dispatcher import Delivery, Handler, NodeJob
@@ -62,11 +61,6 @@ def install_sql() -> str:
 
 def uninstall_sql() -> str:
     return QueryBuilderEnvironment(queue_settings()).build_uninstall_query()
-
-
-def asyncpg_dsn(url: URL) -> str:
-    """A SQLAlchemy ``postgresql+asyncpg://`` URL as the DSN asyncpg itself takes."""
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 class PooledConnection(asyncpg.Connection):  # type: ignore[misc]

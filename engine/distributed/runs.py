@@ -101,7 +101,7 @@ class RunQueue:
         listeners: Iterable[Listener],
         insert: bool,
         document: dict[str, Any] | None,
-        reused: Mapping[str, str],
+        reused: Mapping[str, list[str]],
         reuse_from: str | None,
         force: Collection[str],
         reasons: Mapping[str, str] | None,

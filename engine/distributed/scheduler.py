@@ -39,7 +39,7 @@ from engine.distributed.results import load_states, result_values
 from engine.distributed.tables import DispatchedRunRow, NodeExecutionRow
 from engine.graph import Plan
 from engine.results import NodeState
-from engine.storage.database import Database
+from engine.storage.database import Database, asyncpg_dsn
 from engine.storage.keys import now
 from engine.storage.tables import RunRow
 from engine.storage.writer import INSERT_REUSED, insert_blob, reused_rows
@@ -111,10 +111,7 @@ class Scheduler:
         if self._pool is None:
             async with self._pool_lock:
                 if self._pool is None:
-                    from engine.distributed.pgq import (  # noqa: PLC0415
-                        PooledConnection,
-                        asyncpg_dsn,
-                    )
+                    from engine.distributed.pgq import PooledConnection  # noqa: PLC0415
 
                     self._pool = await asyncpg.create_pool(
                         asyncpg_dsn(self.database.engine.url),
@@ -135,7 +132,7 @@ class Scheduler:
         *,
         insert_row: bool,
         document: dict[str, Any] | None = None,
-        reused: Mapping[str, str] | None = None,
+        reused: Mapping[str, list[str]] | None = None,
         done: Collection[str] = (),
         reuse_from: str | None = None,
         force: Collection[str] = (),
@@ -144,11 +141,11 @@ class Scheduler:
     ) -> None:
         """Store the run as ``queued`` with its nodes, and queue those that are ready. Nodes in
         ``done`` have committed results (a resumed run) and stand; so do those a new run takes
-        over from earlier runs (``reused``: node -> the run that computed it, stored by
-        reference). A new run's ``document`` is its snapshot's blob row, if not stored yet."""
+        over from earlier runs (``reused``: nodes by the run that computed their result, stored
+        by reference). A new run's ``document`` is its snapshot's blob row, if not stored yet."""
         row.status, row.owner_process, row.heartbeat_at = "queued", QUEUE_OWNER, None
         reused = dict(reused or {}) if insert_row else {}
-        done = {*done, *reused}
+        done = {*done, *(node for nodes in reused.values() for node in nodes)}
         async with self.sessions.begin() as session:
             connection = await session.connection()
             if insert_row:

@@ -25,7 +25,6 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from engine.distributed.cancels import Cancelled, RunningNodes
 from engine.distributed.dispatcher import Delivery, Dispatcher, NodeJob
-from engine.distributed.pgq import asyncpg_dsn
 from engine.distributed.plans import RunSpec, RunSpecs
 from engine.distributed.reaper import application_name, end_stalled_sessions
 from engine.distributed.scheduler import Scheduler
@@ -40,7 +39,7 @@ from engine.node_data import (
 )
 from engine.results import NodeState
 from engine.reuse import reason_to_execute, reusable
-from engine.storage.database import Database
+from engine.storage.database import Database, asyncpg_dsn
 from engine.storage.repository import Store
 from nodes.base import NodeContext, NodeType
 from nodes.registry import NodeRegistry

@@ -54,6 +54,11 @@ def database_url(url: str | None = None) -> URL:
     return parsed
 
 
+def asyncpg_dsn(url: URL) -> str:
+    """A SQLAlchemy ``postgresql+asyncpg://`` URL as the DSN asyncpg itself takes."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def _json(value: Any) -> str:
     return msgspec.json.encode(value).decode()
 

@@ -18,7 +18,8 @@ from engine.document import Workflow, to_builtins
 from engine.errors import NotFound
 from engine.events import AnyEvent, encode_event, event_type
 from engine.results import NodeState
-from engine.storage.database import Database
+from engine.storage import group_commit
+from engine.storage.database import Database, asyncpg_dsn
 from engine.storage.tables import BlobRow, EventRow, NodeResultRow, ReusedResultsRow, RunRow
 
 log = structlog.get_logger("nodeloom.storage")
@@ -79,6 +80,7 @@ class ResultWriter:
         self._results: list[Batch] = []
         self._events: list[dict[str, Any]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._committer: group_commit.Committer | None = None  # on PostgreSQL
         upsert = insert_for(database, NODE_RESULTS)
         columns = {
             c.name: upsert.excluded[c.name]
@@ -98,12 +100,12 @@ class ResultWriter:
         row: RunRow,
         *,
         snapshot: dict[str, Any] | None = None,
-        reused: Mapping[str, str] | None = None,
+        reused: Mapping[str, list[str]] | None = None,
     ) -> None:
         """Insert a new run's row (with whatever else is being committed), the blob row of its
-        ``snapshot`` document when given, and the results it took over by reference (node ->
-        the run that computed it). `NotFound` when the run it is a child of is no longer stored
-        (its workflow was deleted): nothing is."""
+        ``snapshot`` document when given, and the results it took over by reference (nodes, by
+        the run that computed their result). `NotFound` when the run it is a child of is no
+        longer stored (its workflow was deleted): nothing is."""
         values = {
             column.key: getattr(row, column.key)
             for column in RunRow.__mapper__.columns
@@ -139,6 +141,12 @@ class ResultWriter:
     def event(self, event: AnyEvent) -> None:
         """Write ``event`` with the next commit (or `flush`)."""
         self._events.append(_event_row(event))
+
+    async def close(self) -> None:
+        """`flush`, then let go of the connection of its own (PostgreSQL)."""
+        await self.flush()
+        if self._committer is not None:
+            await self._committer.close()
 
     async def flush(self) -> None:
         """Write everything pending, events included."""
@@ -206,11 +214,42 @@ class ResultWriter:
                     connection.execute(UPDATE_RUN, {"finished_run_id": run_id, **values})
             return refused
 
-        for batch in await self._database.transaction(write):
+        if self._database.dialect == "postgresql":
+            refused = await self._write_postgres(results, events)
+        else:
+            refused = await self._database.transaction(write)
+        for batch in refused:
             results[:] = [other for other in results if other is not batch]
             if batch.done is not None and not batch.done.done():
                 parent = batch.run["parent_run_id"] if batch.run else None
                 batch.done.set_exception(NotFound(f"run {parent} not found"))
+
+    async def _write_postgres(
+        self, results: list[Batch], events: list[dict[str, Any]]
+    ) -> list[Batch]:
+        """`_write`'s transaction as one statement (see engine/storage/group_commit.py)."""
+        started = [batch for batch in results if batch.run is not None]
+        blobs = {blob["digest"]: blob for batch in results for _, blob in batch.rows if blob}
+        for batch in started:
+            if batch.run_blob is not None:
+                blobs[batch.run_blob["digest"]] = batch.run_blob
+        finished = []
+        for batch in results:
+            if batch.finished is not None:
+                run_id, values = batch.finished
+                assert values.keys() == set(group_commit.FINISHED_COLUMNS), values.keys()
+                finished.append({"id": run_id, **values})
+        if self._committer is None:
+            self._committer = group_commit.Committer(asyncpg_dsn(self._database.engine.url))
+        refused = await self._committer.commit(
+            runs=[batch.run for batch in started if batch.run is not None],
+            reused=[row for batch in started for row in batch.run_reused],
+            blobs=list(blobs.values()),
+            results=[row for batch in results for row, _ in batch.rows],
+            events=[*events, *(event for batch in results for event in batch.events)],
+            finished=finished,
+        )
+        return [batch for batch in started if batch.run and batch.run["id"] in refused]
 
 
 def _event_row(event: AnyEvent) -> dict[str, Any]:
@@ -272,17 +311,10 @@ def document_blob(workflow: Workflow) -> dict[str, Any]:
     return blob_row(_encoder.encode(to_builtins(workflow)))
 
 
-def reused_rows(run_id: str, origins: Mapping[str, str]) -> list[dict[str, Any]]:
-    """The reused_results rows of a run that took over results: node -> the run that computed
-    it, as one row per such run."""
-    distinct = set(origins.values())
-    if len(distinct) == 1:  # the usual case: all from one run
-        by_origin = {distinct.pop(): list(origins)}
-    else:
-        by_origin = {}
-        for node_id, origin in origins.items():
-            by_origin.setdefault(origin, []).append(node_id)
+def reused_rows(run_id: str, reused: Mapping[str, list[str]]) -> list[dict[str, Any]]:
+    """The reused_results rows of a run that took over results: the nodes, by the run that
+    computed their result."""
     return [
         {"run_id": run_id, "origin_run_id": origin, "nodes": nodes}
-        for origin, nodes in by_origin.items()
+        for origin, nodes in reused.items()
     ]
