@@ -80,12 +80,14 @@ class Announcer:
                     "event listener failed", run_id=self.run_id, event_type=type(event).__name__
                 )
 
-    def run_started(
-        self, workflow: str, nodes: list[str], reused: dict[str, list[str]]
-    ) -> None:
+    def run_started(self, workflow: str, node_count: int, reused: dict[str, list[str]]) -> None:
         self.emit(
             RunStarted(
-                run_id=self.run_id, seq=self._next(), workflow=workflow, nodes=nodes, reused=reused
+                run_id=self.run_id,
+                seq=self._next(),
+                workflow=workflow,
+                node_count=node_count,
+                reused=reused,
             )
         )
 

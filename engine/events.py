@@ -18,7 +18,7 @@ class Event(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=True):
 
 class RunStarted(Event, tag="run.started"):
     workflow: str
-    nodes: list[str]
+    node_count: int
     # Nodes taken over from earlier runs before anything executed, by the run that computed
     # their result: they are `cached` and get no event of their own.
     reused: dict[str, list[str]] = {}

@@ -112,7 +112,7 @@ class Execution:
         started_at = now()
         self._done = asyncio.get_running_loop().create_future()
         reused = await self.take_over()
-        self._events.run_started(self.plan.workflow.name, list(self.plan.nodes), reused)
+        self._events.run_started(self.plan.workflow.name, len(self.plan.nodes), reused)
         if self._cancelled or self._remaining == 0:
             self._done.set_result(None)
         else:

@@ -84,8 +84,8 @@ class PlainDisplay(RunDisplay):
 
     def __call__(self, event: AnyEvent) -> None:
         match event:
-            case RunStarted(workflow=workflow, nodes=nodes, reused=reused):
-                self._line(f"run {event.run_id} started: {workflow} ({len(nodes)} nodes)")
+            case RunStarted(workflow=workflow, node_count=count, reused=reused):
+                self._line(f"run {event.run_id} started: {workflow} ({count} nodes)")
                 for origin, taken in reused.items():
                     for node in taken:
                         self._line(f"[{node}] cached: reused from run {origin}")

@@ -187,7 +187,7 @@ class Scheduler:
             )
             await self.dispatcher.enqueue(driver, [NodeJob(row.id, n) for n in ready])
             collected = Collected(row.id)
-            collected.announcer.run_started(plan.workflow.name, list(plan.nodes), reused)
+            collected.announcer.run_started(plan.workflow.name, len(plan.nodes), reused)
             advanced = await advance(driver, collected)
             if advanced.remaining == 0:
                 await finish_run(driver, row.id, advanced, plan)
