@@ -11,7 +11,7 @@ RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "in
 NodeStatus = Literal["pending", "running", "succeeded", "failed", "skipped", "cached", "cancelled"]
 
 
-class Event(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=True):
+class Event(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=True, gc=False):
     run_id: str
     seq: int
 

@@ -19,7 +19,7 @@ def reused_from(run_id: str) -> str:
     return f"reused from run {run_id}"
 
 
-class NodeState(NodeRecord, kw_only=True):
+class NodeState(NodeRecord, kw_only=True, gc=False):
     """A node's state as the engine keeps it: what users see, plus the bookkeeping below."""
 
     # Digest of each output value: what downstream cache keys are made of. Not shown in the API.
