@@ -25,7 +25,8 @@ class RecentRun(NamedTuple):
 
 
 class Recent:
-    """The last `RECENT_RUNS` finished runs and `RECENT_PLANS` plans, least recent dropped."""
+    """The `RECENT_RUNS` finished runs and `RECENT_PLANS` plans used last, least recently used
+    dropped."""
 
     def __init__(self) -> None:
         self._runs: OrderedDict[str, RecentRun] = OrderedDict()
@@ -44,7 +45,11 @@ class Recent:
         return _made_once(self._blobs, workflow, make)
 
     def run(self, run_id: str) -> RecentRun | None:
-        return self._runs.get(run_id)
+        """A run kept here (now the most recently used), or None."""
+        found = self._runs.get(run_id)
+        if found is not None:
+            self._runs.move_to_end(run_id)
+        return found
 
     def finished(self, row: RunRow, plan: Plan, states: dict[str, NodeState]) -> None:
         """Keep a run that finished here (not one that was interrupted: it goes on later)."""
