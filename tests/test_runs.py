@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from engine.errors import Conflict, InputsInvalid, NotFound, WorkflowInvalid
 from engine.events import NodeCompleted, RunStarted, decode_event
+from engine.recent import RECENT_RUNS
 from engine.runs import RunService
 from engine.storage.database import Database
 from engine.storage.tables import BlobRow, NodeResultRow, RunRow
@@ -114,6 +115,27 @@ async def test_rerun_from_a_node_forces_it_and_its_downstream(service: RunServic
     assert reasons["out"] == "forced: downstream of slow"
     assert child.nodes["ask"].status == "cached"
     assert child.nodes["other"].status == "cached"
+
+
+async def test_a_parent_rerun_again_and_again_stays_in_memory(
+    service: RunService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The memory of recent runs is least-recently-used: a parent rerun more times than it holds
+    runs is still at hand, so its reruns read nothing from storage."""
+    parent = await service.execute(workflow(NODES, EDGES))
+    reads: list[str] = []
+    real_run_row = service.store.run_row
+
+    async def counted(run_id: str, **options: Any) -> RunRow:
+        reads.append(run_id)
+        return await real_run_row(run_id, **options)
+
+    monkeypatch.setattr(service.store, "run_row", counted)
+    for tag in range(RECENT_RUNS + 3):
+        params = {"shout": {"template": f"{{{{ text }}}} {tag}"}}
+        child = await (await service.rerun(parent.id, params=params)).wait()
+        assert child.status == "succeeded"
+    assert reads == []
 
 
 async def test_rerun_with_new_inputs(service: RunService) -> None:
