@@ -99,9 +99,13 @@ def chromium() -> tuple[str, str] | None:
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 15, what: str = "") -> Any:
+    """Poll `check` until it is truthy. An element redrawn while `check` read it is a "not yet"."""
     deadline = time.monotonic() + timeout
     while True:
-        value = check()
+        try:
+            value = check()
+        except StaleElementReferenceException:
+            value = None
         if value:
             return value
         if time.monotonic() > deadline:
@@ -188,9 +192,17 @@ def open_editor(
     time.sleep(0.3)  # the fit-view's transition
 
 
+def attribute(browser: WebDriver, css: str, name: str) -> str | None:
+    """An attribute of the first element matching `css`, read in one step in the page (an
+    element found first and read after could be redrawn in between)."""
+    value = browser.execute_script(
+        "const found = document.querySelector(arguments[0]);"
+        "return found ? found.getAttribute(arguments[1]) : null;", css, name)
+    return None if value is None else str(value)
+
+
 def status(browser: WebDriver, node_id: str) -> str | None:
-    found = find(browser, f'[data-node-id="{node_id}"]')
-    return found[0].get_attribute("data-status") if found else None
+    return attribute(browser, f'[data-node-id="{node_id}"]', "data-status")
 
 
 def screenshot(browser: WebDriver, name: str) -> None:

@@ -9,6 +9,7 @@ import httpx
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from tests.support.browser import (
+    attribute,
     button,
     click_when_free,
     create,
@@ -42,13 +43,11 @@ def run_now(base_url: str, workflow_id: str, **body: Any) -> dict[str, Any]:
 
 
 def run_status(browser: WebDriver) -> str | None:
-    found = find(browser, "[data-run-status]")
-    return found[0].get_attribute("data-run-status") if found else None
+    return attribute(browser, "[data-run-status]", "data-run-status")
 
 
 def row_status(browser: WebDriver, node_id: str) -> str | None:
-    found = find(browser, f'[data-run-node="{node_id}"]')
-    return found[0].get_attribute("data-status") if found else None
+    return attribute(browser, f'[data-run-node="{node_id}"]', "data-status")
 
 
 def history_tab(browser: WebDriver) -> None:
