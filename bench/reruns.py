@@ -87,7 +87,9 @@ async def rerun_figures(service: RunService, wait_s: float, repeats: int) -> dic
         full_times.append(time.perf_counter() - started)
         started = time.perf_counter()
         changed = {"c3_99": {"tag": 2 + repeat}}
-        child = await (await service.rerun(parent.id, params=changed)).wait()
+        # As the API reruns with `"wait": true` (and `execute` runs): the caller waits.
+        rerun = await service.rerun(parent.id, params=changed, caller_waits=True)
+        child = await rerun.wait()
         rerun_times.append(time.perf_counter() - started)
         assert child.status == "succeeded", child.error
         executed.add(sum(1 for state in child.nodes.values() if state.status == "succeeded"))

@@ -41,15 +41,24 @@ if TYPE_CHECKING:
 log = structlog.get_logger("nodeloom.runs")
 
 FINISHED = ("succeeded", "failed", "cancelled", "interrupted")
+# How long the row of a run whose caller waits for its end may wait to be stored with the run's
+# first commit (one transaction fewer for a run that ends at once): nobody has its id meanwhile.
+DEFERRED_START_S = 0.02
 
 
 class ActiveRun:
     """A run executing in this process."""
 
-    def __init__(self, run_id: str, execution: Execution) -> None:
-        self.id = run_id
+    def __init__(self, row: RunRow, execution: Execution) -> None:
+        self.id = row.id
+        self.row: RunRow | None = row
         self.execution = execution
         self.task: asyncio.Task[RunRecord] | None = None
+
+    def record(self) -> RunRecord:
+        """The run as it is now."""
+        assert self.row is not None
+        return run_record(self.row, self.execution.states)
 
     async def wait(self) -> RunRecord:
         assert self.task is not None
@@ -126,9 +135,13 @@ class RunService:
         workflow_version: int | None = None,
         owner_id: str | None = None,
         listeners: Iterable[Listener] = (),
+        caller_waits: bool = False,
     ) -> ActiveRun:
         """Validate, store and start a run; bad documents or inputs raise, storing nothing.
-        Saved agents the workflow names are copied into the run's snapshot."""
+        Saved agents the workflow names are copied into the run's snapshot.
+
+        A caller that waits for the run's end (``caller_waits``) lets its row be stored with
+        its first commit, within `DEFERRED_START_S`: this returns before it is."""
         workflow = await self.agents.inline(workflow, owner_id=owner_id)
         plan = self.plan(workflow)
         resolved = resolve_inputs(plan, inputs or {})
@@ -146,7 +159,13 @@ class RunService:
             snapshot_blob=document["digest"],
         )
         return await self._launch(
-            row, plan, resolved, listeners=listeners, insert=True, document=document
+            row,
+            plan,
+            resolved,
+            listeners=listeners,
+            insert=True,
+            document=document,
+            defer=DEFERRED_START_S if caller_waits else None,
         )
 
     async def rerun(
@@ -158,9 +177,11 @@ class RunService:
         inputs: Mapping[str, Any] | None = None,
         owner_id: str | None = None,
         listeners: Iterable[Listener] = (),
+        caller_waits: bool = False,
     ) -> ActiveRun:
         """A child run of ``run_id`` with the overrides applied, reusing every result whose cache
-        key did not change, except ``from_node`` and what lies downstream of it."""
+        key did not change, except ``from_node`` and what lies downstream of it. As `start`
+        with ``caller_waits``."""
         recent = self._recent.run(run_id)
         if recent is None:
             parent = await self.store.run_row(run_id, owner_id=owner_id)
@@ -214,6 +235,7 @@ class RunService:
             force=child.forced,
             reasons=child.reasons,
             trusted=child.trusted,
+            defer=DEFERRED_START_S if caller_waits else None,
         )
 
     async def resume(
@@ -258,9 +280,11 @@ class RunService:
         done: Mapping[str, NodeState] | None = None,
         first_seq: int = 0,
         document: dict[str, Any] | None = None,
+        defer: float | None = None,
     ) -> ActiveRun:
         """Store (when ``insert``, with the blob row of its ``document`` when that may not be
-        stored yet) and start a run, here or on workers."""
+        stored yet; with its first commit, within ``defer`` seconds, when given) and start a
+        run, here or on workers."""
         execution = Execution(
             plan,
             inputs,
@@ -296,8 +320,8 @@ class RunService:
                 first_seq=first_seq,
             )
         if insert:
-            await self._writer.run_started(row, snapshot=document, reused=reused)
-        active = ActiveRun(row.id, execution)
+            await self._writer.run_started(row, snapshot=document, reused=reused, defer=defer)
+        active = ActiveRun(row, execution)
         self.active[row.id] = active
         active.task = asyncio.create_task(self._drive(row, execution))
         if self._heartbeat is None or self._heartbeat.done():
@@ -327,11 +351,16 @@ class RunService:
         self, workflow: Workflow, inputs: Mapping[str, Any] | None = None, **options: Any
     ) -> RunRecord:
         """Start a run and wait for it."""
-        return await (await self.start(workflow, inputs, **options)).wait()
+        return await (await self.start(workflow, inputs, caller_waits=True, **options)).wait()
 
     async def cancel(self, run_id: str, *, owner_id: str | None = None) -> RunRecord:
-        row = await self.store.run_row(run_id, owner_id=owner_id)
-        if self.queue is not None and row.owner_process == QUEUE_OWNER:
+        try:
+            row = await self.store.run_row(run_id, owner_id=owner_id)
+        except NotFound:
+            row = None
+            if self._unstored(run_id, owner_id) is None:
+                raise
+        if row is not None and self.queue is not None and row.owner_process == QUEUE_OWNER:
             if row.status in FINISHED:
                 raise Conflict(f"run {run_id} has already finished ({row.status})")
             return await self.queue.cancel(self, run_id)
@@ -339,6 +368,7 @@ class RunService:
         if active is not None:
             active.cancel()
             return await active.wait()
+        assert row is not None
         if row.status in FINISHED:
             raise Conflict(f"run {run_id} has already finished ({row.status})")
         raise Conflict(f"run {run_id} is executing in another process ({row.owner_process})")
@@ -386,7 +416,21 @@ class RunService:
     # -- reading --------------------------------------------------------------------------
 
     async def get(self, run_id: str, *, owner_id: str | None = None) -> RunRecord:
-        return await self.store.get_run(run_id, owner_id=owner_id)
+        try:
+            return await self.store.get_run(run_id, owner_id=owner_id)
+        except NotFound:
+            active = self._unstored(run_id, owner_id)
+            if active is None:
+                raise
+            return active.record()
+
+    def _unstored(self, run_id: str, owner_id: str | None) -> ActiveRun | None:
+        """The run executing here whose row is not stored yet (see `start`'s
+        ``caller_waits``), when ``owner_id`` may see it."""
+        active = self.active.get(run_id)
+        if active is None or active.row is None or owner_id not in (None, active.row.owner_id):
+            return None
+        return active
 
     async def tree(self, run_id: str, *, owner_id: str | None = None) -> dict[str, Any]:
         return await history.tree(self.store, run_id, owner_id=owner_id)

@@ -70,8 +70,9 @@ class Engine:
         workflow_id: str,
         workflow_version: int,
         owner_id: str | None,
+        caller_waits: bool = False,
     ) -> ActiveRun:
-        """Start a run whose events the live channels carry."""
+        """Start a run whose events the live channels carry (see `RunService.start`)."""
         active = await self.runs.start(
             workflow,
             inputs,
@@ -79,6 +80,7 @@ class Engine:
             workflow_version=workflow_version,
             owner_id=owner_id,
             listeners=[self.live.publish],
+            caller_waits=caller_waits,
         )
         self.live.follow(active.id, active.task)
         return active

@@ -36,6 +36,7 @@ class QueuedRun(ActiveRun):
     ) -> None:
         # No `Execution` here: the nodes execute on workers.
         self.id = run_id
+        self.row = None
         self._service = service
         self._detached = asyncio.Event()
         self.task = asyncio.create_task(self._follow(feed, list(listeners)))

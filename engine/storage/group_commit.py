@@ -21,30 +21,36 @@ _encoder = msgspec.json.Encoder()
 
 _RESULT_COLUMNS = [c.name for c in NodeResultRow.__table__.columns if not c.primary_key]
 
-# A run whose parent is not stored is not inserted (its id comes back), nor is what it took
-# over. Foreign keys to rows inserted by the same statement are checked at its end.
+# A run whose parent is not stored is refused (its id comes back): neither it nor anything of
+# it in the same commit is stored. Foreign keys to rows inserted by the same statement are
+# checked at its end.
 COMMIT = f"""
 WITH new_runs AS (
     SELECT * FROM json_populate_recordset(NULL::runs, $1::json)
+), refused AS (
+    SELECT new.id FROM new_runs AS new
+    WHERE new.parent_run_id IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM runs AS parent WHERE parent.id = new.parent_run_id)
 ), stored_runs AS (
     INSERT INTO runs
-    SELECT new.* FROM new_runs AS new
-    WHERE new.parent_run_id IS NULL
-       OR EXISTS (SELECT 1 FROM runs AS parent WHERE parent.id = new.parent_run_id)
-    RETURNING id
+    SELECT new.* FROM new_runs AS new WHERE new.id NOT IN (SELECT id FROM refused)
 ), stored_reused AS (
     INSERT INTO reused_results
     SELECT reused.* FROM json_populate_recordset(NULL::reused_results, $2::json) AS reused
-    WHERE reused.run_id IN (SELECT id FROM stored_runs)
+    WHERE reused.run_id NOT IN (SELECT id FROM refused)
 ), stored_blobs AS (
     INSERT INTO blobs SELECT * FROM json_populate_recordset(NULL::blobs, $3::json)
     ON CONFLICT (digest) DO NOTHING
 ), stored_results AS (
-    INSERT INTO node_results SELECT * FROM json_populate_recordset(NULL::node_results, $4::json)
+    INSERT INTO node_results
+    SELECT result.* FROM json_populate_recordset(NULL::node_results, $4::json) AS result
+    WHERE result.run_id NOT IN (SELECT id FROM refused)
     ON CONFLICT (run_id, node_id) DO UPDATE SET
         {", ".join(f"{name} = excluded.{name}" for name in _RESULT_COLUMNS)}
 ), stored_events AS (
-    INSERT INTO events SELECT * FROM json_populate_recordset(NULL::events, $5::json)
+    INSERT INTO events
+    SELECT event.* FROM json_populate_recordset(NULL::events, $5::json) AS event
+    WHERE event.run_id NOT IN (SELECT id FROM refused)
     ON CONFLICT (run_id, seq) DO NOTHING
 ), finished AS (
     UPDATE runs SET status = ended.status, outputs = ended.outputs, error = ended.error,
@@ -52,7 +58,7 @@ WITH new_runs AS (
     FROM json_populate_recordset(NULL::runs, $6::json) AS ended
     WHERE runs.id = ended.id
 )
-SELECT id FROM new_runs WHERE id NOT IN (SELECT id FROM stored_runs)
+SELECT id FROM refused
 """  # noqa: S608 - what is interpolated is our own column names
 
 FINISHED_COLUMNS = ("status", "outputs", "error", "finished_at", "last_seq")
@@ -91,7 +97,8 @@ async def commit(
 ) -> set[str]:
     """Insert the rows given and store how runs ``finished`` (each an ``id`` and the
     `FINISHED_COLUMNS`), in one statement; returns the ids of the runs refused because their
-    parent run is not stored. A run finishing here must have been inserted before."""
+    parent run is not stored (nothing of theirs is stored). A run finishing here must have
+    been inserted before (a run inserted here is inserted as it finished)."""
     # One row per key: a statement cannot update a row twice (the last one stands).
     latest = {(row["run_id"], row["node_id"]): row for row in results}
     refused = await connection.fetch(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import msgspec
@@ -30,9 +30,10 @@ Row = tuple[dict[str, Any], dict[str, Any] | None]
 
 @dataclass(slots=True)
 class Batch:
-    """What one caller waits to see committed: a new run's row, result rows, events, or the
-    columns a run finished with. In one transaction they go in that order."""
+    """What one caller waits to see committed for one run: its new row, result rows, events, or
+    the columns it finished with. In one transaction they go in that order."""
 
+    run_id: str
     rows: list[Row] = field(default_factory=list)
     run: dict[str, Any] | None = None
     # With a new run: its document's blob row (when it may not be stored yet), and the rows
@@ -40,8 +41,10 @@ class Batch:
     run_blob: dict[str, Any] | None = None
     run_reused: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
-    finished: tuple[str, dict[str, Any]] | None = None
+    finished: dict[str, Any] | None = None
     done: asyncio.Future[None] | None = None
+    # A new run's row that nobody waits for: it goes with the next commit (see `run_started`).
+    deferred: bool = False
 
 
 BLOB_THRESHOLD = 4096  # bytes of JSON above which an output is stored once, by digest
@@ -80,6 +83,8 @@ class ResultWriter:
         self._results: list[Batch] = []
         self._events: list[dict[str, Any]] = []
         self._flusher: asyncio.Task[None] | None = None
+        # Runs whose deferred row was not stored, and why: what comes after for them fails so.
+        self._lost: dict[str, Exception] = {}
         self._committer: group_commit.Committer | None = None  # on PostgreSQL
         upsert = insert_for(database, NODE_RESULTS)
         columns = {
@@ -87,13 +92,19 @@ class ResultWriter:
             for c in NODE_RESULTS.columns
             if c.name not in ("run_id", "node_id")
         }
-        self._upsert_result = upsert.on_conflict_do_update(
+        upsert_result = upsert.on_conflict_do_update(
             index_elements=["run_id", "node_id"], set_=columns
         )
-        self._insert_blob = insert_blob(database)
-        self._insert_event = insert_for(database, EVENTS).on_conflict_do_nothing(
+        insert_event = insert_for(database, EVENTS).on_conflict_do_nothing(
             index_elements=["run_id", "seq"]
         )
+        self._inserts = {  # the tables of `_table_rows`
+            "blobs": insert_blob(database),
+            "runs": INSERT_RUNS,
+            "reused": INSERT_REUSED,
+            "results": upsert_result,
+            "events": insert_event,
+        }
 
     async def run_started(
         self,
@@ -101,18 +112,30 @@ class ResultWriter:
         *,
         snapshot: dict[str, Any] | None = None,
         reused: Mapping[str, list[str]] | None = None,
+        defer: float | None = None,
     ) -> None:
         """Insert a new run's row (with whatever else is being committed), the blob row of its
         ``snapshot`` document when given, and the results it took over by reference (nodes, by
         the run that computed their result). `NotFound` when the run it is a child of is no
-        longer stored (its workflow was deleted): nothing is."""
+        longer stored (its workflow was deleted): nothing is.
+
+        With ``defer`` (seconds), return at once: the row goes with the run's first commit, or
+        on its own after ``defer``, whichever comes first. A run that ends quickly is then
+        stored in one transaction, not two. Its commits fail as its row did, if it did."""
         values = {
             column.key: getattr(row, column.key)
             for column in RunRow.__mapper__.columns
             if column.key in row.__dict__  # the rest take their defaults
         }
-        batch = Batch(run=values, run_blob=snapshot, run_reused=reused_rows(row.id, reused or {}))
-        await self._commit(batch)
+        batch = Batch(
+            row.id, run=values, run_blob=snapshot, run_reused=reused_rows(row.id, reused or {})
+        )
+        if defer is None:
+            await self._commit(batch)
+            return
+        batch.deferred = True
+        self._results.append(batch)
+        asyncio.get_running_loop().call_later(defer, self._kick)
 
     async def run_finished(
         self,
@@ -125,14 +148,19 @@ class ResultWriter:
         """Store how a run ended, with its ``last`` result and ``events``, after its other
         results and every pending event."""
         rows = [result_row(run_id, *last)] if last is not None else []
-        await self._commit(
-            Batch(rows=rows, events=[_event_row(e) for e in events], finished=(run_id, values))
-        )
+        try:
+            await self._commit(
+                Batch(run_id, rows=rows, events=[_event_row(e) for e in events], finished=values)
+            )
+        finally:
+            self._lost.pop(run_id, None)  # its last commit
 
     async def node_finished(self, run_id: str, node_id: str, state: NodeState) -> None:
-        await self._commit(Batch(rows=[result_row(run_id, node_id, state)]))
+        await self._commit(Batch(run_id, rows=[result_row(run_id, node_id, state)]))
 
     async def _commit(self, batch: Batch) -> None:
+        if batch.run_id in self._lost:
+            raise self._lost[batch.run_id]
         batch.done = asyncio.get_running_loop().create_future()
         self._results.append(batch)
         self._kick()
@@ -140,7 +168,8 @@ class ResultWriter:
 
     def event(self, event: AnyEvent) -> None:
         """Write ``event`` with the next commit (or `flush`)."""
-        self._events.append(_event_row(event))
+        if event.run_id not in self._lost:
+            self._events.append(_event_row(event))
 
     async def close(self) -> None:
         """`flush`, then let go of the connection of its own (PostgreSQL)."""
@@ -166,90 +195,91 @@ class ResultWriter:
             await asyncio.sleep(0)
             results, self._results = self._results, []
             events, self._events = self._events, []
+            results = [batch for batch in results if not self._failed(batch, None)]
+            events = [event for event in events if event["run_id"] not in self._lost]
             try:
-                await self._write(results, events)
+                refused = await self._write(_merge_ends(results), events)
             except Exception as exc:
                 log.exception("writing results failed", results=len(results), events=len(events))
                 for batch in results:
-                    if batch.done and not batch.done.done():
-                        batch.done.set_exception(exc)
+                    self._failed(batch, exc)
                 continue
+            # A refused run's row is in this commit: `run_started` is its first.
+            parents = {b.run_id: b.run["parent_run_id"] for b in results if b.run is not None}
             for batch in results:
-                if batch.done and not batch.done.done():
+                if batch.run_id in refused:
+                    self._failed(batch, NotFound(f"run {parents[batch.run_id]} not found"))
+                elif batch.done is not None:
                     batch.done.set_result(None)
 
-    async def _write(self, results: list[Batch], events: list[dict[str, Any]]) -> None:
-        """One transaction for everything given. A child run whose parent is gone is refused
-        with `NotFound` and taken out of ``results`` (its caller started it from a parent it
-        remembered): its foreign key would fail the whole transaction, others' work with it."""
+    def _failed(self, batch: Batch, exc: Exception | None) -> bool:
+        """Fail ``batch`` with ``exc``, or (None) with why its run's row was not stored when it
+        was not; a deferred row's failure is kept for its run's later commits."""
+        if exc is None:
+            if batch.run_id not in self._lost:
+                return False
+            exc = self._lost[batch.run_id]
+        elif batch.deferred:
+            self._lost[batch.run_id] = exc
+        if batch.done is not None and not batch.done.done():
+            batch.done.set_exception(exc)
+        return True
 
-        def write(connection: Connection) -> list[Batch]:
+    async def _write(self, results: list[Batch], events: list[dict[str, Any]]) -> set[str]:
+        """One transaction for everything given; returns the runs refused. A child run whose
+        parent is gone is refused, with everything of it (its caller started it from a parent
+        it remembered): its foreign key would fail the whole transaction, others' work with
+        it."""
+
+        def write(connection: Connection) -> set[str]:
             refused = _orphans(connection, results)
-            started = [
-                batch
-                for batch in results
-                if batch.run is not None and all(batch is not other for other in refused)
-            ]
-            runs = [batch.run for batch in started if batch.run is not None]
-            blobs = {blob["digest"]: blob for batch in results for _, blob in batch.rows if blob}
-            blobs |= {
-                batch.run_blob["digest"]: batch.run_blob for batch in started if batch.run_blob
-            }
-            if blobs:
-                connection.execute(self._insert_blob, list(blobs.values()))
-            if runs:
-                connection.execute(INSERT_RUNS, runs)
-                reused = [row for batch in started for row in batch.run_reused]
-                if reused:
-                    connection.execute(INSERT_REUSED, reused)
-            rows = [row for batch in results for row, _ in batch.rows]
-            if rows:
-                connection.execute(self._upsert_result, rows)
-            stored = [*events, *(event for batch in results for event in batch.events)]
-            if stored:
-                connection.execute(self._insert_event, stored)
-            for batch in results:
-                if batch.finished is not None:
-                    run_id, values = batch.finished
-                    connection.execute(UPDATE_RUN, {"finished_run_id": run_id, **values})
+            if refused:
+                results[:] = [batch for batch in results if batch.run_id not in refused]
+                events[:] = [event for event in events if event["run_id"] not in refused]
+            rows = _table_rows(results, events)
+            finished = rows.pop("finished")
+            for table, statement in self._inserts.items():  # in the order foreign keys need
+                if rows[table]:
+                    connection.execute(statement, rows[table])
+            if finished:
+                connection.execute(UPDATE_RUN, [_finished_values(end) for end in finished])
             return refused
 
         if self._database.dialect == "postgresql":
-            refused = await self._write_postgres(results, events)
-        else:
-            refused = await self._database.transaction(write)
-        for batch in refused:
-            results[:] = [other for other in results if other is not batch]
-            if batch.done is not None and not batch.done.done():
-                parent = batch.run["parent_run_id"] if batch.run else None
-                batch.done.set_exception(NotFound(f"run {parent} not found"))
+            return await self._write_postgres(results, events)
+        return await self._database.transaction(write)
 
     async def _write_postgres(
         self, results: list[Batch], events: list[dict[str, Any]]
-    ) -> list[Batch]:
+    ) -> set[str]:
         """`_write`'s transaction as one statement (see engine/storage/group_commit.py)."""
-        started = [batch for batch in results if batch.run is not None]
-        blobs = {blob["digest"]: blob for batch in results for _, blob in batch.rows if blob}
-        for batch in started:
-            if batch.run_blob is not None:
-                blobs[batch.run_blob["digest"]] = batch.run_blob
-        finished = []
-        for batch in results:
-            if batch.finished is not None:
-                run_id, values = batch.finished
-                assert values.keys() == set(group_commit.FINISHED_COLUMNS), values.keys()
-                finished.append({"id": run_id, **values})
         if self._committer is None:
             self._committer = group_commit.Committer(asyncpg_dsn(self._database.engine.url))
-        refused = await self._committer.commit(
-            runs=[batch.run for batch in started if batch.run is not None],
-            reused=[row for batch in started for row in batch.run_reused],
-            blobs=list(blobs.values()),
-            results=[row for batch in results for row, _ in batch.rows],
-            events=[*events, *(event for batch in results for event in batch.events)],
-            finished=finished,
-        )
-        return [batch for batch in started if batch.run and batch.run["id"] in refused]
+        return await self._committer.commit(**_table_rows(results, events))
+
+
+def _table_rows(results: list[Batch], events: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """What a commit of ``results`` and ``events`` writes, by table; ``finished`` is the ends
+    of runs: their id and `group_commit.FINISHED_COLUMNS`."""
+    blobs = {blob["digest"]: blob for batch in results for _, blob in batch.rows if blob}
+    blobs |= {b.run_blob["digest"]: b.run_blob for b in results if b.run and b.run_blob}
+    return {
+        "blobs": list(blobs.values()),
+        "runs": [batch.run for batch in results if batch.run is not None],
+        "reused": [row for batch in results for row in batch.run_reused],
+        "results": [row for batch in results for row, _ in batch.rows],
+        "events": [*events, *(event for batch in results for event in batch.events)],
+        "finished": [
+            {"id": batch.run_id, **batch.finished}
+            for batch in results
+            if batch.finished is not None
+        ],
+    }
+
+
+def _finished_values(end: dict[str, Any]) -> dict[str, Any]:
+    """`UPDATE_RUN`'s parameters for an end of a run (as in `_table_rows`)."""
+    return {"finished_run_id": end["id"], **{c: end[c] for c in group_commit.FINISHED_COLUMNS}}
 
 
 def _event_row(event: AnyEvent) -> dict[str, Any]:
@@ -257,18 +287,32 @@ def _event_row(event: AnyEvent) -> dict[str, Any]:
     return {"run_id": event.run_id, "seq": event.seq, "type": event_type(event), "data": data}
 
 
-def _orphans(connection: Connection, results: list[Batch]) -> list[Batch]:
-    """The batches inserting a child run whose parent run is not stored."""
-    children = [
-        (batch, batch.run["parent_run_id"])
+def _merge_ends(results: list[Batch]) -> list[Batch]:
+    """``results``, where a run inserted and finished in the same commit is inserted as it
+    finished (no update of a row just inserted: on PostgreSQL, one statement could not)."""
+    inserted = {batch.run_id: batch.run for batch in results if batch.run is not None}
+    merged = []
+    for batch in results:
+        run = inserted.get(batch.run_id)
+        if run is not None and batch.finished is not None:
+            run.update(batch.finished)
+            merged.append(replace(batch, finished=None))
+        else:
+            merged.append(batch)
+    return merged
+
+
+def _orphans(connection: Connection, results: list[Batch]) -> set[str]:
+    """The child runs inserted by ``results`` whose parent run is not stored."""
+    children = {
+        batch.run_id: batch.run["parent_run_id"]
         for batch in results
         if batch.run is not None and batch.run.get("parent_run_id")
-    ]
+    }
     if not children:
-        return []
-    parents = list({parent for _, parent in children})
-    found = set(connection.scalars(STORED_RUNS, {"run_ids": parents}))
-    return [batch for batch, parent in children if parent not in found]
+        return set()
+    found = set(connection.scalars(STORED_RUNS, {"run_ids": list(set(children.values()))}))
+    return {run_id for run_id, parent in children.items() if parent not in found}
 
 
 def result_row(

@@ -232,6 +232,7 @@ async def chat_completions(
         workflow_id=workflow_id,
         workflow_version=version,
         owner_id=principal.owner_id,
+        caller_waits=not data.stream,
     )
     if data.stream:
         channel = engine.live.open(active.id)

@@ -57,6 +57,7 @@ class StartController(Controller):
             workflow_id=record.id,
             workflow_version=record.version,
             owner_id=principal.owner_id,
+            caller_waits=request.wait,
         )
         return await answer(engine, active, request.wait, principal.owner_id)
 
@@ -144,6 +145,7 @@ class RunController(Controller):
             inputs=request.inputs,
             owner_id=principal.owner_id,
             listeners=[engine.live.publish],
+            caller_waits=request.wait,
         )
         return await answer(engine, engine.follow(active), request.wait, principal.owner_id)
 
