@@ -47,8 +47,9 @@ class Execution:
     says why a node executes when that is known beforehand (``params changed: …``). ``done``
     holds node states this run committed before it was interrupted; they stand and are not
     executed again.
-    ``trusted`` names nodes whose type, params and edges are those of the run ``reuse`` comes from:
-    when all they depend on is taken over, so are they, without their key being computed again.
+    ``changed`` names the nodes whose type, params or edges may differ from those in the run
+    ``reuse`` comes from (None: any node): any other node is taken over when all it depends on
+    is, without its key being made again.
     ``store`` commits each node result before the event announcing it goes to the ``listeners``.
     """
 
@@ -63,7 +64,7 @@ class Execution:
         reuse: Mapping[str, NodeState] | None = None,
         force: Collection[str] = (),
         reasons: Mapping[str, str] | None = None,
-        trusted: Collection[str] = (),
+        changed: Collection[str] | None = None,
         done: Mapping[str, NodeState] | None = None,
         max_concurrency: int = DEFAULT_CONCURRENCY,
         workspace: Path | None = None,
@@ -82,7 +83,7 @@ class Execution:
         self._reuse = reuse or {}
         self._force = frozenset(force)
         self._reasons = reasons or {}
-        self._trusted = frozenset(trusted)
+        self._changed = changed
         self._limit = max_concurrency
         self._running = 0  # tasks holding a slot
         self._ready: deque[PlanNode] = deque()  # ready, waiting for a free slot
@@ -272,7 +273,7 @@ class Execution:
                 self.states,
                 self._waiting,
                 self._reuse,
-                trusted=self._trusted,
+                changed=self._changed,
                 force=self._force,
                 key_if_ready=self._key_if_ready,
                 at=now(),

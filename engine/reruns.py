@@ -26,9 +26,10 @@ class Rerun(NamedTuple):
     changes: dict[str, Any]  # the child's own overrides, as its row records them
     forced: set[str]  # ``from_node`` and what lies downstream of it
     reasons: dict[str, str]  # why nodes will execute, as far as the documents tell
-    # Nodes whose type, params and edges are the parent's: taken over on their keys alone
-    # when all they depend on is (only known when the parent's plan is at hand).
-    trusted: set[str]
+    # The nodes whose type, params or edges may differ from the parent's (None: any node, when
+    # the parent's plan is not at hand); the others are taken over on their keys alone when
+    # all they depend on is.
+    changed: set[str] | None
 
 
 def plan_rerun(
@@ -49,7 +50,7 @@ def plan_rerun(
     with new params are analysed again; bad overrides raise `WorkflowInvalid` naming each."""
     workflow = override(base, parent_id, from_node, params, registry, plan=parent_plan)
     plan = replan(parent_plan, workflow, params, registry, context) if parent_plan else None
-    trusted = set(plan.nodes) - set(params) if plan is not None else set()
+    changed = set(params) if plan is not None else None
     if plan is None:
         plan = compile_plan(workflow)
     forced = {from_node, *plan.downstream(from_node)} if from_node else set()
@@ -65,7 +66,7 @@ def plan_rerun(
         changes=changes,
         forced=forced,
         reasons=reasons(base, workflow, from_node, forced),
-        trusted=trusted,
+        changed=changed,
     )
 
 

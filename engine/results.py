@@ -34,17 +34,18 @@ class NodeState(NodeRecord, kw_only=True, gc=False):
 
     def taken_over(self, reason: str, at: datetime) -> NodeState:
         """A new state holding this one's result (a node's state in an earlier run), taken over
-        at ``at`` for the reason ``reused_from(self.origin_run_id)``."""
-        return NodeState(
+        at ``at`` for the reason ``reused_from(self.origin_run_id)``: its key, output, digests
+        and origin, with nothing of how it was computed."""
+        return msgspec.structs.replace(
+            self,
             status="cached",
             reason=reason,
-            cache_key=self.cache_key,
-            output=self.output,
-            digests=self.digests,
-            origin_run_id=self.origin_run_id,
+            error=None,
+            attempt=0,
             started_at=at,
             finished_at=at,
             duration_ms=0.0,
+            usage=None,
         )
 
     def take_over(self, prior: NodeState, at: datetime) -> None:

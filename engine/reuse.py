@@ -16,7 +16,7 @@ async def take_over(
     waiting: dict[str, int],
     reuse: Mapping[str, NodeState],
     *,
-    trusted: Collection[str],
+    changed: Collection[str] | None,
     force: Collection[str],
     key_if_ready: Callable[[PlanNode], Awaitable[str | None]],
     at: datetime,
@@ -26,10 +26,11 @@ async def take_over(
     ``waiting`` (empty) with how many predecessors each node left to run waits for. Returns
     the nodes taken over by the run that computed their result.
 
-    A ``trusted`` node (type, params and edges as in the run its prior comes from) whose
-    predecessors are all taken over is taken over on its prior's key alone; the key of any
-    other node is made by ``key_if_ready`` (None when it could not run), in plan order. Only
-    those nodes, and the nodes left to run, cost more than making their new state."""
+    A node not ``changed`` (type, params and edges as in the run its prior comes from; None:
+    any node may have) whose predecessors are all taken over is taken over on its prior's key
+    alone; the key of any other node is made by ``key_if_ready`` (None when it could not run),
+    in plan order. Only those nodes, and the nodes left to run, cost more than making their
+    new state."""
     # What no key can make reusable, and everything downstream of it, is left to run.
     unusable = {
         node_id
@@ -39,16 +40,25 @@ async def take_over(
     never, outside = plan.special()
     nodes = plan.nodes.keys()
     left = plan.with_downstream((nodes - reuse.keys()) | ((unusable | never | set(force)) & nodes))
-    reasons = _Reasons()
-    states |= {
-        node_id: NodeState()
-        if node_id in left
-        else reuse[node_id].taken_over(reasons[reuse[node_id].origin_run_id or ""], at)
-        for node_id in plan.nodes
-    }
+    # Every other node is taken over, for now: its state, and the nodes by origin.
+    reasons: dict[str, str] = {}  # by origin: one string for all its nodes
+    taken: dict[str, list[str]] = {}
+    for node_id in nodes:
+        if node_id in left:
+            states[node_id] = NodeState()
+            continue
+        prior = reuse[node_id]
+        origin = prior.origin_run_id or ""
+        reason = reasons.get(origin)
+        if reason is None:
+            reason = reasons[origin] = reused_from(origin)
+            taken[origin] = []
+        states[node_id] = prior.taken_over(reason, at)
+        taken[origin].append(node_id)
+    settled = len(left)
     # The nodes whose key must be made again, in order: each needs what it depends on settled.
-    untrusted = ((nodes - trusted) | outside) - left
-    for node_id in plan.topological(untrusted):
+    suspect = ((nodes if changed is None else set(changed)) | outside) - left
+    for node_id in plan.topological(suspect):
         node = plan.nodes[node_id]
         if node_id in left:
             continue  # downstream of an earlier one that is left to run
@@ -61,20 +71,10 @@ async def take_over(
             left.add(newly)
     for node_id in plan.topological(left):
         waiting[node_id] = sum(1 for p in plan.nodes[node_id].predecessors if p in left)
-    taken: dict[str, list[str]] = {}
-    for node_id, state in states.items():
-        if node_id not in left:
-            origin = state.origin_run_id or ""
-            (taken.get(origin) or taken.setdefault(origin, [])).append(node_id)
+    if len(left) > settled:  # some were left to run after all
+        kept = {origin: [n for n in found if n not in left] for origin, found in taken.items()}
+        taken = {origin: found for origin, found in kept.items() if found}
     return taken
-
-
-class _Reasons(dict[str, str]):
-    """The reason of a result taken over, by the run it comes from (made once per run)."""
-
-    def __missing__(self, origin: str) -> str:
-        reason = self[origin] = reused_from(origin)
-        return reason
 
 
 def reusable(node: PlanNode, key: str | None, prior: NodeState, force: Collection[str]) -> bool:

@@ -234,7 +234,7 @@ class RunService:
             reuse=reuse,
             force=child.forced,
             reasons=child.reasons,
-            trusted=child.trusted,
+            changed=child.changed,
             defer=DEFERRED_START_S if caller_waits else None,
         )
 
@@ -276,7 +276,7 @@ class RunService:
         reuse: Mapping[str, NodeState] | None = None,
         force: Iterable[str] = (),
         reasons: Mapping[str, str] | None = None,
-        trusted: Collection[str] = (),
+        changed: Collection[str] | None = None,
         done: Mapping[str, NodeState] | None = None,
         first_seq: int = 0,
         document: dict[str, Any] | None = None,
@@ -294,7 +294,7 @@ class RunService:
             reuse=reuse,
             force=set(force),
             reasons=reasons,
-            trusted=trusted,
+            changed=changed,
             done=done,
             max_concurrency=self.max_concurrency,
             workspace=self.workspace_of(row.owner_id),

@@ -372,3 +372,25 @@ def test_a_node_state_shows_every_field_of_its_record() -> None:
     values = {name: f"v-{name}" for name in NodeRecord.__struct_fields__}
     state = NodeState(**values, digests={"x": "d"}, origin_run_id="run_x")  # type: ignore[arg-type]
     assert msgspec.structs.asdict(state.record()) == values
+
+
+def test_a_result_taken_over_keeps_its_value_and_nothing_of_how_it_was_computed() -> None:
+    from datetime import UTC, datetime
+
+    from engine.results import NodeState
+
+    values = {name: f"v-{name}" for name in NodeState.__struct_fields__}
+    at = datetime.now(UTC)
+    taken = NodeState(**values).taken_over("reused from run v", at)  # type: ignore[arg-type]
+    kept = ("cache_key", "output", "digests", "origin_run_id")
+    assert msgspec.structs.asdict(taken) == {  # every field: a new one must be decided on
+        **{name: values[name] for name in kept},
+        "status": "cached",
+        "reason": "reused from run v",
+        "error": None,
+        "attempt": 0,
+        "started_at": at,
+        "finished_at": at,
+        "duration_ms": 0.0,
+        "usage": None,
+    }
