@@ -4,6 +4,7 @@ nor reads them again."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
@@ -15,6 +16,9 @@ from engine.storage.tables import RunRow
 
 RECENT_RUNS = 8  # finished runs whose plan and results stay in memory for quick reruns
 RECENT_PLANS = 64  # documents whose compiled plan (and stored form) is kept
+# Freeing a run dropped from memory takes about as long as a rerun of it (thousands of objects):
+# it is done this long after, not while the run that pushed it out is ending.
+FREE_AFTER_S = 0.5
 T = TypeVar("T")
 
 
@@ -32,6 +36,8 @@ class Recent:
         self._runs: OrderedDict[str, RecentRun] = OrderedDict()
         self._plans: OrderedDict[int, tuple[Workflow, Plan]] = OrderedDict()
         self._blobs: OrderedDict[int, tuple[Workflow, dict[str, Any]]] = OrderedDict()
+        self._dropped: list[RecentRun] = []  # to be freed
+        self._freeing: asyncio.TimerHandle | None = None
 
     def plan(self, workflow: Workflow, compile_plan: Callable[[Workflow], Plan]) -> Plan:
         """The plan of ``workflow``; the same document object (the API's cached current version
@@ -55,7 +61,13 @@ class Recent:
         """Keep a run that finished here (not one that was interrupted: it goes on later)."""
         self._runs[row.id] = RecentRun(row, plan, states)
         while len(self._runs) > RECENT_RUNS:
-            self._runs.popitem(last=False)
+            self._dropped.append(self._runs.popitem(last=False)[1])
+        if self._dropped and self._freeing is None:
+            self._freeing = asyncio.get_running_loop().call_later(FREE_AFTER_S, self._free)
+
+    def _free(self) -> None:
+        self._dropped.clear()
+        self._freeing = None
 
 
 def _made_once(

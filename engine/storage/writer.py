@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 import structlog
-from sqlalchemy import Connection, Table, bindparam, select
+from sqlalchemy import Connection, Table, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.document import Workflow, to_builtins
@@ -20,6 +20,7 @@ from engine.events import AnyEvent, encode_event, event_type
 from engine.results import NodeState
 from engine.storage import group_commit
 from engine.storage.database import Database, asyncpg_dsn
+from engine.storage.sqlite_commit import SQLiteStatements
 from engine.storage.tables import BlobRow, EventRow, NodeResultRow, ReusedResultsRow, RunRow
 
 log = structlog.get_logger("nodeloom.storage")
@@ -60,7 +61,6 @@ REUSED: Table = ReusedResultsRow.__table__  # type: ignore[assignment]
 INSERT_RUNS = RUNS.insert()
 INSERT_REUSED = REUSED.insert()
 UPDATE_RUN = RUNS.update().where(RUNS.c.id == bindparam("finished_run_id"))
-STORED_RUNS = select(RUNS.c.id).where(RUNS.c.id.in_(bindparam("run_ids", expanding=True)))
 
 
 def insert_for(database: Database, table: Table) -> postgresql.Insert | sqlite.Insert:
@@ -98,13 +98,16 @@ class ResultWriter:
         insert_event = insert_for(database, EVENTS).on_conflict_do_nothing(
             index_elements=["run_id", "seq"]
         )
-        self._inserts = {  # the tables of `_table_rows`
-            "blobs": insert_blob(database),
-            "runs": INSERT_RUNS,
-            "reused": INSERT_REUSED,
-            "results": upsert_result,
-            "events": insert_event,
-        }
+        self._sqlite = SQLiteStatements(  # the tables of `_table_rows`
+            {
+                "blobs": insert_blob(database),
+                "runs": INSERT_RUNS,
+                "reused": INSERT_REUSED,
+                "results": upsert_result,
+                "events": insert_event,
+                "finished": UPDATE_RUN,
+            }
+        )
 
     async def run_started(
         self,
@@ -237,12 +240,10 @@ class ResultWriter:
                 results[:] = [batch for batch in results if batch.run_id not in refused]
                 events[:] = [event for event in events if event["run_id"] not in refused]
             rows = _table_rows(results, events)
-            finished = rows.pop("finished")
-            for table, statement in self._inserts.items():  # in the order foreign keys need
-                if rows[table]:
-                    connection.execute(statement, rows[table])
-            if finished:
-                connection.execute(UPDATE_RUN, [_finished_values(end) for end in finished])
+            rows["finished"] = [_finished_values(end) for end in rows["finished"]]
+            for table, found in rows.items():  # in the order foreign keys need
+                if found:
+                    self._sqlite.execute(connection, table, found)
             return refused
 
         if self._database.dialect == "postgresql":
@@ -311,7 +312,7 @@ def _orphans(connection: Connection, results: list[Batch]) -> set[str]:
     }
     if not children:
         return set()
-    found = set(connection.scalars(STORED_RUNS, {"run_ids": list(set(children.values()))}))
+    found = SQLiteStatements.stored(connection, "runs", list(set(children.values())))
     return {run_id for run_id, parent in children.items() if parent not in found}
 
 
