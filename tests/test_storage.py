@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -133,3 +134,28 @@ async def test_connections_the_database_closed_are_replaced(service: RunService)
             await outside.close()
         await asyncio.sleep(0.2)  # the pooled connections see their sockets close
     assert (await (await service.start(document)).wait()).status == "succeeded"
+
+
+async def test_sqlite_commits_store_values_as_sqlalchemy_does(tmp_path: Any) -> None:
+    # The writer's commits bypass SQLAlchemy's execute; a workflow's row does not.
+    database = await Database.connect(f"sqlite+aiosqlite:///{tmp_path}/nodeloom.db")
+    service = RunService(database, NodeRegistry.builtin())
+    try:
+        document = workflow([{"id": "a", "type": "template", "params": {"template": "ü"}}], [])
+        saved = await service.store.create_workflow(document)
+        run = await service.execute(document, workflow_id=saved.id, workflow_version=1)
+        async with database.engine.connect() as connection:
+            orm = await connection.scalar(text("SELECT created_at FROM workflows"))
+            raw = (await connection.execute(text(
+                "SELECT runs.created_at, runs.finished_at, runs.inputs, runs.changes,"
+                " node_results.started_at, node_results.output, node_results.usage"
+                " FROM runs JOIN node_results ON node_results.run_id = runs.id"
+            ))).one()
+    finally:
+        await service.close()
+        await database.close()
+    shape = "%Y-%m-%d %H:%M:%S.%f"  # SQLite's DATETIME as SQLAlchemy writes it: no zone
+    for stamp in (orm, raw[0], raw[1], raw[4]):
+        datetime.strptime(stamp, shape)
+    assert raw[1] == run.finished_at.strftime(shape)  # type: ignore[union-attr]
+    assert [raw[2], raw[3], raw[5], raw[6]] == ["{}", "{}", '{"text":"ü"}', "null"]
