@@ -121,7 +121,9 @@ async def test_connections_the_database_closed_are_replaced(service: RunService)
     server closed are replaced when handed out (SQLite has nothing to close)."""
     database = service.store.database
     document = workflow([{"id": "a", "type": "template", "params": {"template": "x"}}])
+    saved = await service.store.create_workflow(document)
     assert (await (await service.start(document)).wait()).status == "succeeded"
+    assert await service.store.current_version(saved.id) == 1  # a pool of its own
     if database.dialect == "postgresql":
         url = database.engine.url.set(drivername="postgresql")
         outside = await asyncpg.connect(url.render_as_string(hide_password=False))
@@ -134,6 +136,7 @@ async def test_connections_the_database_closed_are_replaced(service: RunService)
             await outside.close()
         await asyncio.sleep(0.2)  # the pooled connections see their sockets close
     assert (await (await service.start(document)).wait()).status == "succeeded"
+    assert await service.store.current_version(saved.id) == 1
 
 
 async def test_sqlite_commits_store_values_as_sqlalchemy_does(tmp_path: Any) -> None:

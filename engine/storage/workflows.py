@@ -14,6 +14,9 @@ from engine.storage.database import Database
 from engine.storage.keys import keyset_page, new_id, now
 from engine.storage.tables import ViewStateRow, WorkflowRow, WorkflowVersionRow
 
+# A workflow's current version and owner, read on PostgreSQL for every run started by id.
+CURRENT_VERSION = "SELECT version, owner_id FROM workflows WHERE id = $1"
+
 
 class WorkflowQueries:
     """The workflow half of `engine.storage.repository.Store`; each method is its own
@@ -149,6 +152,9 @@ class WorkflowQueries:
         known: tuple[int, str | None] | None
         if self._versions is not None and workflow_id in self._versions:
             known = self._versions[workflow_id]
+        elif self.database.dialect == "postgresql":
+            found = await self.database.fetchrow(CURRENT_VERSION, workflow_id)
+            known = None if found is None else (int(found["version"]), found["owner_id"])
         else:
             query = select(WorkflowRow.version, WorkflowRow.owner_id).where(
                 WorkflowRow.id == workflow_id
