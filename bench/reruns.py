@@ -12,6 +12,9 @@
 2. Persistence: 40- and 1,000-node sequential chains of trivial nodes run through the run service
    (every result committed, every event stored) against the same chain run in memory by the bare
    executor; ms per node for both, and the difference.
+
+Figures are medians over the repetitions. The run service logs as the server does (JSON lines at
+info), to a temporary file.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from engine.runs import RunService
 from engine.storage.database import Database
 from nodes.base import NodeContext, NodeType, Port
 from nodes.registry import NodeRegistry
+from server.logs import configure_logging
 
 WAITS = (0.0, 0.001, 0.010)
 
@@ -160,14 +164,15 @@ async def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--sqlite-only", action="store_true")
     options = parser.parse_args()
-    repeats = 2 if options.quick else 5
-    with tempfile.TemporaryDirectory() as folder:
+    repeats = 3 if options.quick else 9
+    with tempfile.TemporaryDirectory() as folder, (Path(folder) / "log").open("w") as log:
+        configure_logging(json=True, file=log)
         await measure("SQLite", f"sqlite+aiosqlite:///{folder}/bench.db", repeats)
-    if not options.sqlite_only:
-        from tests.support import postgres  # noqa: PLC0415 - only when PostgreSQL is measured
+        if not options.sqlite_only:
+            from tests.support import postgres  # noqa: PLC0415 - only when PostgreSQL is measured
 
-        with postgres.cluster(durable=True) as cluster:
-            await measure("PostgreSQL (fsync on)", cluster.create_database(), repeats)
+            with postgres.cluster(durable=True) as cluster:
+                await measure("PostgreSQL (fsync on)", cluster.create_database(), repeats)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from engine.node_data import (
     instantiate,
 )
 from engine.outcome import run_outputs, run_status
-from engine.results import NodeState, ResultStore, RunResult
+from engine.results import NodeState, ResultStore, RunResult, RunStates
 from engine.reuse import reason_to_execute, reusable, take_over
 from engine.storage.keys import now
 from nodes.base import NodeContext, NodeType
@@ -101,6 +101,7 @@ class Execution:
         self._done: asyncio.Future[None] | None = None
         self._log = log.bind(run_id=run_id, workflow=plan.workflow.name)
         self._taken: dict[str, list[str]] | None = None
+        self._taken_at: datetime | None = None
         # The last node's state, when its result is committed with the run's end.
         self._last: tuple[str, NodeState] | None = None
         self._interrupted = False
@@ -276,11 +277,16 @@ class Execution:
                 changed=self._changed,
                 force=self._force,
                 key_if_ready=self._key_if_ready,
-                at=now(),
             )
+            self._taken_at = now()
             self._remaining -= sum(len(nodes) for nodes in taken.values())
         self._taken = taken
         return taken
+
+    def run_states(self) -> RunStates:
+        """The node states as users see them: a result taken over, as taken over (see
+        `RunStates`); ``states`` holds it as its prior state."""
+        return RunStates(self.states, self._waiting.keys() if self._reuse else None, self._taken_at)
 
     async def _key_if_ready(self, node: PlanNode) -> str | None:
         """The node's cache key, made as it would be to run it; None when it cannot run."""
@@ -318,7 +324,7 @@ class Execution:
             status=status,
             inputs=self.inputs,
             outputs=outputs,
-            nodes=self.states,
+            nodes=self.run_states(),
             started_at=started_at,
             finished_at=finished_at,
             error=error,

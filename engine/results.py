@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -32,7 +32,7 @@ class NodeState(NodeRecord, kw_only=True, gc=False):
     def done(self) -> bool:
         return self.status in ("succeeded", "cached", "failed", "skipped", "cancelled")
 
-    def taken_over(self, reason: str, at: datetime) -> NodeState:
+    def taken_over(self, reason: str, at: datetime | None) -> NodeState:
         """A new state holding this one's result (a node's state in an earlier run), taken over
         at ``at`` for the reason ``reused_from(self.origin_run_id)``: its key, output, digests
         and origin, with nothing of how it was computed."""
@@ -72,12 +72,77 @@ class NodeState(NodeRecord, kw_only=True, gc=False):
         )
 
 
+class RunStates(Mapping[str, NodeState]):
+    """A run's node states by node. The run holds a result it took over as the state it has
+    in the run it comes from (``held``: what a later rerun may take over in turn) and shows it
+    as taken over at ``at``, made only when asked for: a rerun of a big workflow takes over
+    nearly all of it, and most callers want the records alone (`records`). ``own`` names the
+    nodes the run settled itself (None: all)."""
+
+    def __init__(
+        self,
+        held: dict[str, NodeState],
+        own: Collection[str] | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        self.held = held
+        self._own = own
+        self._at = at
+        self._shown: dict[str, NodeState] = {}
+        self._reasons: dict[str, str] = {}  # by the run a result comes from
+
+    def _taken(self, node_id: str) -> bool:
+        return self._own is not None and node_id not in self._own
+
+    def _reason(self, state: NodeState) -> str:
+        origin = state.origin_run_id or ""
+        reason = self._reasons.get(origin)
+        if reason is None:
+            reason = self._reasons[origin] = reused_from(origin)
+        return reason
+
+    def __getitem__(self, node_id: str) -> NodeState:
+        state = self.held[node_id]
+        if not self._taken(node_id):
+            return state
+        shown = self._shown.get(node_id)
+        if shown is None:
+            shown = self._shown[node_id] = state.taken_over(self._reason(state), self._at)
+        return shown
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.held)
+
+    def __len__(self) -> int:
+        return len(self.held)
+
+    def records(self) -> dict[str, NodeRecord]:
+        """Every state as users see it: ``self[node].record()`` for each node, made directly."""
+        if self._own is None:
+            return {node_id: state.record() for node_id, state in self.held.items()}
+        records = {}
+        for node_id, state in self.held.items():
+            if node_id in self._own:
+                records[node_id] = state.record()
+            else:
+                records[node_id] = NodeRecord(  # as `taken_over` makes it
+                    status="cached",
+                    reason=self._reason(state),
+                    cache_key=state.cache_key,
+                    output=state.output,
+                    started_at=self._at,
+                    finished_at=self._at,
+                    duration_ms=0.0,
+                )
+        return records
+
+
 class RunResult(msgspec.Struct, kw_only=True):
     id: str
     status: RunStatus
     inputs: dict[str, Any]
     outputs: dict[str, Any]
-    nodes: dict[str, NodeState]
+    nodes: RunStates
     started_at: datetime
     finished_at: datetime | None = None
     error: str | None = None

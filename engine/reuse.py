@@ -4,10 +4,9 @@ node's, taking them over before anything runs, and why a node executes when it i
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from datetime import datetime
 
 from engine.graph import Plan, PlanNode
-from engine.results import REUSABLE, NodeState, reused_from
+from engine.results import REUSABLE, NodeState
 
 
 async def take_over(
@@ -19,10 +18,10 @@ async def take_over(
     changed: Collection[str] | None,
     force: Collection[str],
     key_if_ready: Callable[[PlanNode], Awaitable[str | None]],
-    at: datetime,
 ) -> dict[str, list[str]]:
     """Fill ``states`` (empty) with a state for every node, in plan order: every reusable result
-    whose upstream is taken over too is taken over, the other nodes are left to run. Fill
+    whose upstream is taken over too is taken over (its state is its prior, held as it is:
+    `RunStates` shows it as taken over), the other nodes are left to run. Fill
     ``waiting`` (empty) with how many predecessors each node left to run waits for. Returns
     the nodes taken over by the run that computed their result.
 
@@ -41,20 +40,17 @@ async def take_over(
     nodes = plan.nodes.keys()
     left = plan.with_downstream((nodes - reuse.keys()) | ((unusable | never | set(force)) & nodes))
     # Every other node is taken over, for now: its state, and the nodes by origin.
-    reasons: dict[str, str] = {}  # by origin: one string for all its nodes
     taken: dict[str, list[str]] = {}
     for node_id in nodes:
         if node_id in left:
             states[node_id] = NodeState()
             continue
-        prior = reuse[node_id]
+        prior = states[node_id] = reuse[node_id]
         origin = prior.origin_run_id or ""
-        reason = reasons.get(origin)
-        if reason is None:
-            reason = reasons[origin] = reused_from(origin)
-            taken[origin] = []
-        states[node_id] = prior.taken_over(reason, at)
-        taken[origin].append(node_id)
+        found = taken.get(origin)
+        if found is None:
+            found = taken[origin] = []
+        found.append(node_id)
     settled = len(left)
     # The nodes whose key must be made again, in order: each needs what it depends on settled.
     suspect = ((nodes if changed is None else set(changed)) | outside) - left

@@ -58,7 +58,7 @@ class ActiveRun:
     def record(self) -> RunRecord:
         """The run as it is now."""
         assert self.row is not None
-        return run_record(self.row, self.execution.states)
+        return run_record(self.row, self.execution.run_states())
 
     async def wait(self) -> RunRecord:
         assert self.task is not None
@@ -335,7 +335,7 @@ class RunService:
             bound.info("run finished", status=result.status)
             record = self._record(row, result)
             if result.status != "interrupted":
-                self._recent.finished(row, execution.plan, result.nodes)
+                self._recent.finished(row, execution.plan, result.nodes.held)
             return record
         finally:
             self.active.pop(row.id, None)

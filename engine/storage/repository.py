@@ -13,7 +13,7 @@ from sqlalchemy import delete, func, select, update
 from engine.document import Workflow, with_params
 from engine.errors import NotFound
 from engine.records import Page, RunRecord
-from engine.results import REUSABLE, NodeState, reused_from
+from engine.results import REUSABLE, NodeState, RunStates, reused_from
 from engine.storage.keys import keyset_page, now
 from engine.storage.tables import (
     BlobRow,
@@ -59,7 +59,7 @@ class Store(WorkflowQueries):
     async def get_run(self, run_id: str, *, owner_id: str | None = None) -> RunRecord:
         row = await self.run_row(run_id, owner_id=owner_id)
         states = await self.node_states(run_id)
-        return run_record(row, states)
+        return run_record(row, RunStates(states))
 
     async def node_states(self, run_id: str) -> dict[str, NodeState]:
         """Every committed node result of a run: its own rows, and the results it took over by
@@ -158,7 +158,9 @@ class Store(WorkflowQueries):
         rows, next_cursor = await keyset_page(
             self.sessions, query, RunRow.created_at, RunRow.id, limit=limit, cursor=cursor
         )
-        return Page(items=[run_record(row, {}) for row in rows], next_cursor=next_cursor)
+        return Page(
+            items=[run_record(row, RunStates({})) for row in rows], next_cursor=next_cursor
+        )
 
     async def tree_rows(self, root_run_id: str) -> list[RunRow]:
         async with self.sessions() as session:
@@ -252,10 +254,9 @@ def _state(row: Any, blobs: dict[str, Any]) -> NodeState:
     )
 
 
-def run_record(row: RunRow, states: dict[str, NodeState]) -> RunRecord:
+def run_record(row: RunRow, states: RunStates) -> RunRecord:
     """A runs row (every field of `RunRecord` but the nodes is a column) with its nodes."""
-    nodes = {node_id: state.record() for node_id, state in states.items()}
-    return RunRecord(nodes=nodes, **{name: getattr(row, name) for name in _RUN_COLUMNS})
+    return RunRecord(nodes=states.records(), **{name: getattr(row, name) for name in _RUN_COLUMNS})
 
 
 def new_run_row(

@@ -1,0 +1,45 @@
+"""A rerun holds the results it takes over as their states in the runs they come from, and
+shows them as taken over (`RunStates`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.executor import Execution
+from engine.graph import compile_plan
+from engine.results import NodeState, RunStates, reused_from
+from tests.conftest import workflow
+from tests.nodes_for_tests import test_registry
+
+NODES: list[dict[str, Any]] = [
+    {"id": "a", "type": "template", "params": {"template": "a"}},
+    {"id": "b", "type": "template", "params": {"template": "{{ text }} b"}},
+    {"id": "c", "type": "template", "params": {"template": "{{ text }} c"}},
+]
+EDGES = [("a.text", "b.text"), ("b.text", "c.text")]
+
+
+async def test_a_rerun_holds_what_it_takes_over_and_shows_it_taken_over() -> None:
+    plan = compile_plan(workflow(NODES, EDGES), test_registry())
+    parent = await Execution(plan, {}, run_id="run_p").execute()
+    priors = dict(parent.nodes.held)
+    child = await Execution(plan, {}, run_id="run_c", reuse=priors, force={"c"}).execute()
+
+    assert child.nodes.held["a"] is priors["a"]  # not copied
+    assert priors["a"].status == "succeeded"  # nor changed
+    shown = child.nodes["a"]
+    assert (shown.status, shown.reason) == ("cached", reused_from("run_p"))
+    assert (shown.output, shown.cache_key) == (priors["a"].output, priors["a"].cache_key)
+    assert shown.started_at == shown.finished_at is not None
+    assert child.nodes["c"].status == "succeeded"
+    assert child.nodes["c"] is child.nodes.held["c"]
+    assert dict(child.nodes) == {**child.nodes}  # a mapping like any other
+    # The records, made directly, are those of the states shown.
+    assert child.nodes.records() == {node: state.record() for node, state in child.nodes.items()}
+
+
+def test_states_of_a_run_that_took_nothing_over_are_its_own() -> None:
+    state = NodeState(status="succeeded", origin_run_id="run_x")
+    states = RunStates({"a": state})
+    assert states["a"] is state
+    assert states.records() == {"a": state.record()}
