@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import msgspec
+from msgspec.structs import replace
 
 from engine.events import AnyEvent, RunStatus
 from engine.records import NodeRecord
@@ -120,20 +121,22 @@ class RunStates(Mapping[str, NodeState]):
         """Every state as users see it: ``self[node].record()`` for each node, made directly."""
         if self._own is None:
             return {node_id: state.record() for node_id, state in self.held.items()}
-        records = {}
+        own, records = self._own, {}
+        shown: dict[str | None, NodeRecord] = {}  # by origin: all but the key and output
         for node_id, state in self.held.items():
-            if node_id in self._own:
+            if node_id in own:
                 records[node_id] = state.record()
-            else:
-                records[node_id] = NodeRecord(  # as `taken_over` makes it
+                continue
+            template = shown.get(state.origin_run_id)
+            if template is None:
+                template = shown[state.origin_run_id] = NodeRecord(  # as `taken_over` makes it
                     status="cached",
                     reason=self._reason(state),
-                    cache_key=state.cache_key,
-                    output=state.output,
                     started_at=self._at,
                     finished_at=self._at,
                     duration_ms=0.0,
                 )
+            records[node_id] = replace(template, cache_key=state.cache_key, output=state.output)
         return records
 
 
