@@ -114,6 +114,9 @@ async def test_unreachable_database_gives_one_clear_message() -> None:
         await Database.connect("postgresql://nobody@127.0.0.1:1/nothing")
     with pytest.raises(StorageUnavailable, match="unsupported database"):
         await Database.connect("mysql://x@y/z")
+    for memory in ("sqlite://", "sqlite:///:memory:"):
+        with pytest.raises(StorageUnavailable, match="give SQLite a file"):
+            await Database.connect(memory)
 
 
 async def test_connections_the_database_closed_are_replaced(service: RunService) -> None:

@@ -152,8 +152,12 @@ class Database:
         json: dict[str, Any] = {"json_serializer": _json, "json_deserializer": msgspec.json.decode}
         options = dict(json)
         if parsed.drivername.startswith("sqlite"):
-            if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            if parsed.database in (None, "", ":memory:"):
+                raise StorageUnavailable(
+                    "runs are stored for good: give SQLite a file (sqlite:///PATH), "
+                    "not an in-memory database"
+                )
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             # A few connections: WAL lets reads run beside a write, and writes mostly go through
             # the ResultWriter one transaction at a time, so SQLite's busy handler (which sleeps
             # up to 100 ms per retry) seldom runs; more connections would contend for the lock.
@@ -165,8 +169,8 @@ class Database:
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         else:
             event.listen(engine.sync_engine, "checkout", _closed_is_replaced)
-        file = engine.dialect.name == "sqlite" and parsed.database not in (None, "", ":memory:")
-        database = cls(engine, _WriteThread(parsed, json) if file else None)
+        sqlite_file = engine.dialect.name == "sqlite"
+        database = cls(engine, _WriteThread(parsed, json) if sqlite_file else None)
         shown = parsed.render_as_string(hide_password=True)
         try:
             async with engine.connect() as connection:
