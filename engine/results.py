@@ -37,7 +37,7 @@ class NodeState(NodeRecord, kw_only=True, gc=False):
         """A new state holding this one's result (a node's state in an earlier run), taken over
         at ``at`` for the reason ``reused_from(self.origin_run_id)``: its key, output, digests
         and origin, with nothing of how it was computed."""
-        return msgspec.structs.replace(
+        return replace(
             self,
             status="cached",
             reason=reason,

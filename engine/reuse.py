@@ -28,8 +28,7 @@ async def take_over(
     A node not ``changed`` (type, params and edges as in the run its prior comes from; None:
     any node may have) whose predecessors are all taken over is taken over on its prior's key
     alone; the key of any other node is made by ``key_if_ready`` (None when it could not run),
-    in plan order. Only those nodes, and the nodes left to run, cost more than making their
-    new state."""
+    in plan order. Only those nodes, and the nodes left to run, cost more than a look-up."""
     # What no key can make reusable, and everything downstream of it, is left to run.
     unusable = {
         node_id
