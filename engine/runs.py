@@ -358,7 +358,7 @@ class RunService:
             row = await self.store.run_row(run_id, owner_id=owner_id)
         except NotFound:
             row = None
-            if self._unstored(run_id, owner_id) is None:
+            if self.unstored(run_id, owner_id) is None:
                 raise
         if row is not None and self.queue is not None and row.owner_process == QUEUE_OWNER:
             if row.status in FINISHED:
@@ -419,12 +419,12 @@ class RunService:
         try:
             return await self.store.get_run(run_id, owner_id=owner_id)
         except NotFound:
-            active = self._unstored(run_id, owner_id)
+            active = self.unstored(run_id, owner_id)
             if active is None:
                 raise
             return active.record()
 
-    def _unstored(self, run_id: str, owner_id: str | None) -> ActiveRun | None:
+    def unstored(self, run_id: str, owner_id: str | None) -> ActiveRun | None:
         """The run executing here whose row is not stored yet (see `start`'s
         ``caller_waits``), when ``owner_id`` may see it."""
         active = self.active.get(run_id)

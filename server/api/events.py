@@ -18,6 +18,7 @@ from litestar import Controller, get
 from litestar.params import FromPath, HeaderParameter, Parameter
 from litestar.response import Stream
 
+from engine.errors import NotFound
 from engine.events import AnyEvent, decode_event
 from engine.runs import FINISHED
 from server.api.deps import EngineDep, PrincipalDep
@@ -149,7 +150,11 @@ class RunEventsController(Controller):
         ] = None,
         after: Annotated[int | None, Parameter(ge=0, le=MAX_INT, required=False)] = None,
     ) -> Stream:
-        await engine.runs.store.run_row(run_id, owner_id=principal.owner_id)  # 404 if not theirs
+        try:
+            await engine.runs.store.run_row(run_id, owner_id=principal.owner_id)
+        except NotFound:  # 404, unless it executes here and its row is not stored yet
+            if engine.runs.unstored(run_id, principal.owner_id) is None:
+                raise
         start = after or 0
         if last_event_id is not None and last_event_id.strip().isdigit():
             start = min(max(start, int(last_event_id)), MAX_INT)

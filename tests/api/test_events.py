@@ -7,9 +7,11 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from engine import runs
 from tests.api.conftest import saved
 
 Client = AsyncTestClient[Litestar]
@@ -85,3 +87,25 @@ async def test_live_events_reach_every_client(lite: Client) -> None:
 async def test_unknown_run(lite: Client) -> None:
     response = await lite.get("/api/runs/run_nope/events")
     assert response.status_code == 404
+
+
+async def test_events_of_a_run_whose_row_is_not_stored_yet(
+    lite: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A caller waiting for the end lets the row go with the first commit (here: the end). The
+    # app runs in the test client's portal, on an event loop of its own.
+    monkeypatch.setattr(runs, "DEFERRED_START_S", 60)
+    engine, workflow_id = lite.app.state.engine, await saved(lite, TOKENS)
+
+    async def start() -> Any:
+        record, workflow = await engine.current_workflow(workflow_id, owner_id=None)
+        return await engine.start_run(
+            workflow, {}, workflow_id=record.id, workflow_version=record.version, owner_id=None,
+            caller_waits=True,
+        )
+
+    active = lite.blocking_portal.call(start)
+    assert (await lite.get(f"/api/runs/{active.id}")).json()["status"] == "running"
+    frames = await asyncio.wait_for(read_events(lite, active.id), timeout=10)
+    kinds = [frame["event"] for frame in frames]
+    assert (kinds[0], kinds[-1], kinds.count("node.token")) == ("run.started", "run.finished", 4)
