@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Collection, Iterable, Mapping
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from engine import history, settings
+from engine.active import ActiveRun
 from engine.agents import AgentStore
 from engine.distributed.scheduler import QUEUE_OWNER
 from engine.document import Workflow, from_builtins
@@ -21,13 +21,13 @@ from engine.events import Listener
 from engine.executor import DEFAULT_CONCURRENCY, Execution
 from engine.graph import Plan, compile_plan
 from engine.inputs import resolve_inputs
-from engine.processes import process_alive, process_name
+from engine.processes import heartbeat, interrupt_orphans, process_name
 from engine.recent import Recent
 from engine.records import RunRecord
 from engine.reruns import plan_rerun
 from engine.results import NodeState, RunResult
 from engine.storage.database import Database
-from engine.storage.keys import new_id, now
+from engine.storage.keys import new_id
 from engine.storage.repository import Store, new_run_row, run_record
 from engine.storage.tables import RunRow
 from engine.storage.writer import ResultWriter, document_blob
@@ -44,32 +44,6 @@ FINISHED = ("succeeded", "failed", "cancelled", "interrupted")
 # How long the row of a run whose caller waits for its end may wait to be stored with the run's
 # first commit (one transaction fewer for a run that ends at once): nobody has its id meanwhile.
 DEFERRED_START_S = 0.02
-
-
-class ActiveRun:
-    """A run executing in this process."""
-
-    def __init__(self, row: RunRow, execution: Execution) -> None:
-        self.id = row.id
-        self.row: RunRow | None = row
-        self.execution = execution
-        self.task: asyncio.Task[RunRecord] | None = None
-
-    def record(self) -> RunRecord:
-        """The run as it is now."""
-        assert self.row is not None
-        return run_record(self.row, self.execution.run_states())
-
-    async def wait(self) -> RunRecord:
-        assert self.task is not None
-        return await asyncio.shield(self.task)
-
-    def cancel(self) -> None:
-        self.execution.cancel()
-
-    def interrupt(self) -> None:
-        """Stop executing it here, to be resumed later."""
-        self.execution.interrupt()
 
 
 class RunService:
@@ -325,7 +299,9 @@ class RunService:
         self.active[row.id] = active
         active.task = asyncio.create_task(self._drive(row, execution))
         if self._heartbeat is None or self._heartbeat.done():
-            self._heartbeat = asyncio.create_task(self._beat())
+            self._heartbeat = asyncio.create_task(
+                heartbeat(self.store, self.process, self.active.keys(), self.lease_timeout_s)
+            )
         return active
 
     async def _drive(self, row: RunRow, execution: Execution) -> RunRecord:
@@ -375,19 +351,7 @@ class RunService:
 
     async def recover(self) -> list[str]:
         """Mark runs whose process died (or stopped its heartbeat) as interrupted."""
-        interrupted = []
-        stale_before = now() - timedelta(seconds=self.lease_timeout_s)
-        for row in await self.store.running_rows():
-            if row.owner_process in (self.process, QUEUE_OWNER):  # workers hold leases instead
-                continue
-            gone = not process_alive(row.owner_process)
-            stale = row.heartbeat_at is None or row.heartbeat_at < stale_before
-            if (gone or stale) and await self.store.mark_interrupted(
-                row.id, process=row.owner_process
-            ):
-                interrupted.append(row.id)
-                log.warning("run interrupted", run_id=row.id, owner=row.owner_process)
-        return interrupted
+        return await interrupt_orphans(self.store, self.process, self.lease_timeout_s)
 
     async def close(self) -> None:
         """Stop: runs still executing are stopped and left `interrupted`, to be resumed."""
@@ -403,15 +367,6 @@ class RunService:
         await self._writer.close()
         if self.queue is not None:
             await self.queue.close()
-
-    async def _beat(self) -> None:
-        interval = max(self.lease_timeout_s / 3, 0.05)
-        while self.active:
-            await asyncio.sleep(interval)
-            try:
-                await self.store.heartbeat(list(self.active), self.process)
-            except Exception:
-                log.exception("heartbeat failed")
 
     # -- reading --------------------------------------------------------------------------
 

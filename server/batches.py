@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import structlog
 
+from engine.active import ActiveRun
 from engine.document import Workflow
 from engine.errors import InputsInvalid, NodeloomError
 from engine.inputs import input_schemas, resolve_inputs
 from engine.records import WorkflowRecord
-from engine.runs import FINISHED, ActiveRun
+from engine.runs import FINISHED
 from engine.storage.batches import BatchRun, BatchStore, StoredBatch
 from server.live import Channels
 from server.problems import ApiError, ErrorItem

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from engine import settings
+from engine.active import ActiveRun
 from engine.document import Workflow, from_builtins
 from engine.errors import InputsInvalid, NodeloomError
 from engine.events import Listener
@@ -24,7 +25,7 @@ from engine.graph import Plan
 from engine.inputs import coerce, input_schemas
 from engine.models import ModelService
 from engine.records import RunRecord
-from engine.runs import ActiveRun, RunService
+from engine.runs import RunService
 from engine.storage.database import Database
 from nodes.registry import NodeRegistry
 from server.progress import format_duration, make_display

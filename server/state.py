@@ -14,10 +14,11 @@ import structlog
 from litestar import Litestar
 from litestar.datastructures import State
 
+from engine.active import ActiveRun
 from engine.document import Workflow, from_builtins
 from engine.models import ModelRegistry, ModelService
 from engine.records import WorkflowRecord
-from engine.runs import ActiveRun, RunService
+from engine.runs import RunService
 from engine.storage.accounts import Accounts
 from engine.storage.database import Database
 from nodes.registry import NodeRegistry

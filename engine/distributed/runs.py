@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from engine.active import ActiveRun
 from engine.distributed.dispatcher import Dispatcher
 from engine.distributed.events import EventFeed
 from engine.distributed.scheduler import Scheduler
@@ -17,7 +18,6 @@ from engine.errors import Conflict
 from engine.events import Listener
 from engine.graph import Plan
 from engine.records import RunRecord
-from engine.runs import ActiveRun
 from engine.settings import SettingInvalid
 from engine.storage.database import Database
 from engine.storage.tables import RunRow

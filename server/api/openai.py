@@ -19,12 +19,12 @@ from litestar.params import JSONBody
 from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK
 
+from engine.active import ActiveRun
 from engine.document import Workflow
 from engine.errors import NodeloomError, NotFound, WorkflowInvalid
 from engine.events import NodeToken, RunFinished
 from engine.inputs import input_schemas
 from engine.records import RunRecord
-from engine.runs import ActiveRun
 from server.api.deps import EngineDep, PrincipalDep
 from server.api.events import SSE_HEADERS
 from server.live import Subscription

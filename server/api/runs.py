@@ -10,9 +10,9 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED
 
+from engine.active import ActiveRun
 from engine.events import RunStatus
 from engine.records import RunRecord
-from engine.runs import ActiveRun
 from server.api.deps import EngineDep, PrincipalDep, paged
 from server.api.schemas import Diff, Limit, Rerun, Resume, RunPage, StartRun, TreeNode
 from server.problems import documented
