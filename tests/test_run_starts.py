@@ -16,7 +16,7 @@ from engine.storage.database import Database
 from engine.storage.tables import EventRow, NodeResultRow, ReusedResultsRow, RunRow
 from engine.storage.writer import ResultWriter
 from tests.conftest import workflow
-from tests.test_runs import count
+from tests.test_runs import count, deleted_since
 
 NODES: list[dict[str, Any]] = [
     {"id": "a", "type": "template", "params": {"template": "a"}},
@@ -93,10 +93,7 @@ async def test_a_run_not_stored_yet_is_found_and_cancelled(
 async def test_a_waited_rerun_of_a_deleted_parent_stores_nothing_of_it(
     service: RunService, database: Database
 ) -> None:
-    document = workflow(NODES, EDGES)
-    saved = await service.store.create_workflow(document)
-    parent = await service.execute(document, workflow_id=saved.id, workflow_version=1)
-    await service.store.delete_workflow(saved.id)  # its runs go with it
+    parent = await deleted_since(service, workflow(NODES, EDGES))
     # The child's row, its result and events would be committed with the other run's.
     other = asyncio.ensure_future(service.execute(workflow(NODES, EDGES)))
     active = await service.rerun(parent.id, from_node="a", caller_waits=True)

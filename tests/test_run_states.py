@@ -1,12 +1,17 @@
-"""A rerun holds the results it takes over as their states in the runs they come from, and
-shows them as taken over (`RunStates`)."""
+"""Node states: a record shows every field a state has for users, a result taken over keeps its
+value and nothing of how it was computed, and a rerun holds the results it takes over as their
+states in the runs they come from and shows them as taken over (`RunStates`)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
+
+import msgspec
 
 from engine.executor import Execution
 from engine.graph import compile_plan
+from engine.records import NodeRecord
 from engine.results import NodeState, RunStates, reused_from
 from tests.conftest import workflow
 from tests.nodes_for_tests import test_registry
@@ -43,3 +48,27 @@ def test_states_of_a_run_that_took_nothing_over_are_its_own() -> None:
     states = RunStates({"a": state})
     assert states["a"] is state
     assert states.records() == {"a": state.record()}
+
+
+def test_a_node_state_shows_every_field_of_its_record() -> None:
+    values = {name: f"v-{name}" for name in NodeRecord.__struct_fields__}
+    state = NodeState(**values, digests={"x": "d"}, origin_run_id="run_x")  # type: ignore[arg-type]
+    assert msgspec.structs.asdict(state.record()) == values
+
+
+def test_a_result_taken_over_keeps_its_value_and_nothing_of_how_it_was_computed() -> None:
+    values = {name: f"v-{name}" for name in NodeState.__struct_fields__}
+    at = datetime.now(UTC)
+    taken = NodeState(**values).taken_over("reused from run v", at)  # type: ignore[arg-type]
+    kept = ("cache_key", "output", "digests", "origin_run_id")
+    assert msgspec.structs.asdict(taken) == {  # every field: a new one must be decided on
+        **{name: values[name] for name in kept},
+        "status": "cached",
+        "reason": "reused from run v",
+        "error": None,
+        "attempt": 0,
+        "started_at": at,
+        "finished_at": at,
+        "duration_ms": 0.0,
+        "usage": None,
+    }

@@ -8,13 +8,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 from sqlalchemy import func, select
 
+from engine.document import Workflow
 from engine.errors import Conflict, InputsInvalid, NotFound, WorkflowInvalid
 from engine.events import NodeCompleted, RunStarted, decode_event
 from engine.recent import RECENT_RUNS
+from engine.records import RunRecord
 from engine.runs import RunService
 from engine.storage.database import Database
 from engine.storage.tables import BlobRow, NodeResultRow, RunRow
@@ -185,15 +186,21 @@ async def test_bad_reruns_create_nothing(service: RunService, database: Database
     assert await count(database, RunRow) == 1
 
 
-async def test_rerun_of_a_run_deleted_since_is_not_found(
-    service: RunService, database: Database
-) -> None:
-    # The parent finished in this process, so the rerun does not read it: storing the child is
-    # what finds it gone. A run stored in the same transaction is not harmed.
-    document = workflow(NODES, EDGES)
+async def deleted_since(service: RunService, document: Workflow) -> RunRecord:
+    """A run of ``document`` that finished in this process (a rerun of it does not read it),
+    deleted since with its workflow."""
     saved = await service.store.create_workflow(document)
     parent = await service.execute(document, workflow_id=saved.id, workflow_version=1)
     await service.store.delete_workflow(saved.id)  # its runs go with it
+    return parent
+
+
+async def test_rerun_of_a_run_deleted_since_is_not_found(
+    service: RunService, database: Database
+) -> None:
+    # Storing the child is what finds the parent gone. A run stored in the same transaction is
+    # not harmed.
+    parent = await deleted_since(service, workflow(NODES, EDGES))
     other = asyncio.ensure_future(service.execute(workflow(NODES[:1], [])))
     with pytest.raises(NotFound, match=f"run {parent.id} not found"):
         await service.rerun(parent.id, from_node="shout")
@@ -363,34 +370,3 @@ async def test_rerun_that_changes_a_nodes_ports_is_validated_whole(service: RunS
     with pytest.raises(WorkflowInvalid) as caught:
         await service.rerun(parent.id, params={"shout": {"template": "{% if %}"}})
     assert [issue.code for issue in caught.value.issues] == ["template_syntax"]
-
-
-def test_a_node_state_shows_every_field_of_its_record() -> None:
-    from engine.records import NodeRecord
-    from engine.results import NodeState
-
-    values = {name: f"v-{name}" for name in NodeRecord.__struct_fields__}
-    state = NodeState(**values, digests={"x": "d"}, origin_run_id="run_x")  # type: ignore[arg-type]
-    assert msgspec.structs.asdict(state.record()) == values
-
-
-def test_a_result_taken_over_keeps_its_value_and_nothing_of_how_it_was_computed() -> None:
-    from datetime import UTC, datetime
-
-    from engine.results import NodeState
-
-    values = {name: f"v-{name}" for name in NodeState.__struct_fields__}
-    at = datetime.now(UTC)
-    taken = NodeState(**values).taken_over("reused from run v", at)  # type: ignore[arg-type]
-    kept = ("cache_key", "output", "digests", "origin_run_id")
-    assert msgspec.structs.asdict(taken) == {  # every field: a new one must be decided on
-        **{name: values[name] for name in kept},
-        "status": "cached",
-        "reason": "reused from run v",
-        "error": None,
-        "attempt": 0,
-        "started_at": at,
-        "finished_at": at,
-        "duration_ms": 0.0,
-        "usage": None,
-    }
