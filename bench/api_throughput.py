@@ -37,11 +37,11 @@ import msgspec
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.document import from_builtins  # noqa: E402
-from engine.runs import RunService  # noqa: E402
+from engine.documents.document import from_builtins  # noqa: E402
+from engine.runs.service import RunService  # noqa: E402
 from engine.storage.database import Database  # noqa: E402
-from nodes.registry import NodeRegistry  # noqa: E402
 from server.logs import configure_logging  # noqa: E402
+from server.plugins import installed_registry  # noqa: E402
 from tests.support import postgres  # noqa: E402
 
 TARGET_RUNS_PER_S = 200
@@ -161,7 +161,7 @@ async def through_api(url: str, folder: Path, clients: int) -> AsyncIterator[One
 async def in_process(url: str) -> AsyncIterator[One]:
     """The same run started with `RunService` in this process: no HTTP."""
     database = await Database.connect(url)
-    service = RunService(database, NodeRegistry.default())
+    service = RunService(database, installed_registry())
     workflow = from_builtins(WORKFLOW)
     try:
         saved = await service.store.create_workflow(workflow)

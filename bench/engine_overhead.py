@@ -5,9 +5,10 @@
     .venv/bin/python bench/engine_overhead.py --profile chain-1000   # cProfile one workload
 
 Executor workloads are trivial nodes (each passes its value through), run in memory by
-`engine.executor.Execution` with no listeners and no store, so what is measured is the engine
-alone. The baseline is the same graph as bare asyncio tasks ordered by `graphlib.TopologicalSorter`,
-measured in the same process, alternating with nodeloom, so the ratio holds on any machine.
+`engine.execution.executor.Execution` with no listeners and no store, so what is measured is the
+engine alone. The baseline is the same graph as bare asyncio tasks ordered by
+`graphlib.TopologicalSorter`, measured in the same process, alternating with nodeloom, so the
+ratio holds on any machine.
 The documents are compiled once; only execution (including building the `Execution`) is timed.
 """
 
@@ -37,11 +38,12 @@ from overhead_workloads import (
     validation_document,
 )
 
-from engine.document import decode_workflow, from_builtins
-from engine.executor import Execution
-from engine.graph import Plan, compile_plan, validate
+from engine.documents.document import decode_workflow, from_builtins
+from engine.documents.graph import Plan, compile_plan, validate
+from engine.execution.executor import Execution
+from engine.execution.start import RunStart
+from engine.nodes.registry import NodeRegistry
 from nodes import jinja
-from nodes.registry import NodeRegistry
 
 TARGET_US_PER_NODE = 15.0
 TARGET_RATIO = 4.0
@@ -69,7 +71,7 @@ async def calibrate(count: int = 5000) -> tuple[float, float]:
 
 
 async def run_nodeloom(plan: Plan) -> Any:
-    return await Execution(plan, {}, run_id="bench").execute()
+    return await Execution(RunStart(id="bench", plan=plan, inputs={})).execute()
 
 
 _WORK: dict[str, Callable[[list[Any]], Any]] = {

@@ -24,14 +24,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.document import from_builtins
-from engine.events import AnyEvent, NodeToken
+from engine.documents.document import from_builtins
+from engine.execution.events import AnyEvent, NodeToken
 from engine.models import DEFAULT_MODEL, ModelRegistry, ModelService, embedded
 from engine.models.llama import MIN_P, REPEAT_PENALTY, TOP_K
 from engine.models.memory import default_threads
-from engine.runs import RunService
+from engine.nodes.registry import NodeRegistry
+from engine.runs.service import RunService
 from engine.storage.database import Database
-from nodes.registry import NodeRegistry
+from nodes import builtin_node_types
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMPT = "The history of the printing press began"
@@ -121,7 +122,7 @@ async def main(rounds: int, max_tokens: int) -> None:
     models = ModelService(registry, budget=4 * 1024**3, threads=threads)
     with tempfile.TemporaryDirectory() as folder:
         database = await Database.connect(f"sqlite:///{folder}/bench.db")
-        service = RunService(database, NodeRegistry.builtin(), models=models)
+        service = RunService(database, NodeRegistry(builtin_node_types()), models=models)
         await asyncio.to_thread(raw_round, raw, 8)  # warm-up
         await node_round(service, 8)
         figures: dict[str, list[tuple[int, float, float]]] = {"raw": [], "node": []}

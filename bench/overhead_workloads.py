@@ -8,9 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from engine.nodes.registry import NodeRegistry
+from engine.nodes.types import NodeContext, NodeType, Port
 from nodes import builtin_node_types
-from nodes.base import NodeContext, NodeType, Port
-from nodes.registry import NodeRegistry
 
 # -- trivial node types (registered in the benchmark's own registry) -----------------------------
 

@@ -30,13 +30,15 @@ from typing import Any, ClassVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.document import Workflow, from_builtins
-from engine.executor import Execution
-from engine.graph import compile_plan
-from engine.runs import RunService
+from engine.documents.document import Workflow, from_builtins
+from engine.documents.graph import compile_plan
+from engine.execution.executor import Execution
+from engine.execution.start import RunStart
+from engine.nodes.registry import NodeRegistry
+from engine.nodes.types import NodeContext, NodeType, Port
+from engine.runs.service import RunService
 from engine.storage.database import Database
-from nodes.base import NodeContext, NodeType, Port
-from nodes.registry import NodeRegistry
+from nodes import builtin_node_types
 from server.logs import configure_logging
 
 WAITS = (0.0, 0.001, 0.010)
@@ -61,7 +63,7 @@ class Step(NodeType):
 
 
 def registry() -> NodeRegistry:
-    built = NodeRegistry.builtin()
+    built = NodeRegistry(builtin_node_types())
     built.register(Step)
     return built
 
@@ -107,7 +109,7 @@ async def in_memory_ms_per_node(workflow: Workflow, repeats: int) -> float:
     times = []
     for repeat in range(repeats):
         started = time.perf_counter()
-        await Execution(plan, {}, run_id=f"mem{repeat}").execute()
+        await Execution(RunStart(id=f"mem{repeat}", plan=plan, inputs={})).execute()
         times.append(time.perf_counter() - started)
     return statistics.median(times) * 1000 / len(workflow.nodes)
 

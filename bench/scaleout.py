@@ -31,8 +31,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine.distributed.runs import RunQueue  # noqa: E402
-from engine.runs import RunService  # noqa: E402
+from engine.distributed.launch import Queued  # noqa: E402
+from engine.runs.service import RunService  # noqa: E402
 from engine.storage.database import Database  # noqa: E402
 from tests.conftest import workflow  # noqa: E402
 from tests.nodes_for_tests import test_registry  # noqa: E402
@@ -54,7 +54,11 @@ async def measure(
     ]
     try:
         wait_ready(pool)
-        service = RunService(database, test_registry(), queue=RunQueue(database))
+        service = RunService(
+            database,
+            test_registry(),
+            launcher=Queued(database, workspace=Path("workspace")),
+        )
         nodes, edges = fan_out(width, WAIT_S)
         document = workflow(nodes, edges)
         processes = [worker.process.pid for worker in pool]

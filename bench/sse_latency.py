@@ -31,12 +31,13 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.document import from_builtins  # noqa: E402
-from engine.events import AnyEvent, NodeToken  # noqa: E402
-from engine.runs import RunService  # noqa: E402
+from engine.documents.document import from_builtins  # noqa: E402
+from engine.execution.events import AnyEvent, NodeToken  # noqa: E402
+from engine.nodes.registry import NodeRegistry  # noqa: E402
+from engine.nodes.types import NodeContext, NodeType, Port  # noqa: E402
+from engine.runs.service import RunService  # noqa: E402
 from engine.storage.database import Database  # noqa: E402
-from nodes.base import NodeContext, NodeType, Port  # noqa: E402
-from nodes.registry import NodeRegistry  # noqa: E402
+from server.plugins import installed_registry  # noqa: E402
 from tests.support import postgres  # noqa: E402
 
 TARGET_MS = 50.0
@@ -74,7 +75,7 @@ class Clock(NodeType):
 
 
 def registry() -> NodeRegistry:
-    found = NodeRegistry.default()
+    found = installed_registry()
     found.register(Clock)
     return found
 

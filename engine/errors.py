@@ -5,7 +5,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from engine.issues import Issue
+    from engine.documents.issues import Issue
+
+__all__ = [
+    "BatchInputsInvalid",
+    "Conflict",
+    "InputsInvalid",
+    "NodeFailure",
+    "NodeloomError",
+    "NotFound",
+    "PluginError",
+    "WorkflowInvalid",
+    "describe",
+]
 
 
 class NodeloomError(Exception):
@@ -29,6 +41,15 @@ class InputsInvalid(NodeloomError, ValueError):
     """Run inputs do not fit the workflow's input nodes."""
 
 
+class BatchInputsInvalid(InputsInvalid):
+    """Some input sets of a batch do not fit the workflow: ``invalid`` holds the position of
+    each and why."""
+
+    def __init__(self, invalid: list[tuple[int, str]], total: int) -> None:
+        super().__init__(f"{len(invalid)} of {total} input sets are invalid")
+        self.invalid = invalid
+
+
 class NodeFailure(NodeloomError):
     """Raised by a node's ``run``; ``retryable=False`` skips the remaining retries."""
 
@@ -47,3 +68,9 @@ class NotFound(NodeloomError, LookupError):
 
 class Conflict(NodeloomError):
     """The request does not fit the record's current state: a stale version, a run still running."""
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as one line: its type, and its message when it has one."""
+    message = str(exc)
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__

@@ -7,7 +7,10 @@ from typing import Any
 
 import msgspec
 
-from engine.events import NodeStatus, RunStatus
+from engine.execution.events import NodeStatus, RunStatus
+from engine.execution.reasons import ReasonCode
+
+__all__ = ["NodeRecord", "Page", "RunRecord", "WorkflowRecord"]
 
 # Records and states are plain data that never refer back to themselves: with ``gc=False`` the
 # cyclic garbage collector does not track them, so a run's thousands of them cost it nothing.
@@ -15,7 +18,8 @@ from engine.events import NodeStatus, RunStatus
 
 class NodeRecord(msgspec.Struct, kw_only=True, gc=False):
     status: NodeStatus = "pending"
-    reason: str = ""
+    reason: str = ""  # why it ran, was reused or was skipped, in words (`Reason.words`)
+    reason_code: ReasonCode | None = None  # the same as a code (`Reason.code`)
     cache_key: str | None = None
     output: dict[str, Any] | None = None
     error: str | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from nodes.base import NodeType
+from engine.nodes.types import NodeType
 
 if TYPE_CHECKING:
     from nodes.tools import ToolRegistry

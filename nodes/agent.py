@@ -11,17 +11,16 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
+from engine.documents.issues import Issue
 from engine.errors import NodeFailure
-from engine.issues import Issue
 from engine.models import DEFAULT_MODEL, GenerationRequest
-from nodes.base import CheckContext, NodeContext, NodeType, Port
+from engine.nodes.types import CheckContext, NodeContext, NodeType, Port
+from engine.storage.agents import DEFAULT_MAX_STEPS, DEFAULT_SYSTEM_PROMPT
 from nodes.model_calls import generate, model_issue
 from nodes.tools import ToolError, ToolRegistry
 
-DEFAULT_MAX_STEPS = 5
 STEP_MAX_TOKENS = 256  # per step, by default
 RESULT_CHARS = 2000  # of a tool result shown to the model
-DEFAULT_SYSTEM_PROMPT = "You solve the task step by step, using the tools when they help."
 
 
 def _params_schema(names: list[str]) -> dict[str, Any]:

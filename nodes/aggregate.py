@@ -9,10 +9,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
+from engine.documents.issues import Issue
 from engine.errors import NodeFailure
-from engine.issues import Issue
 from engine.models import DEFAULT_MODEL, GenerationRequest
-from nodes.base import CheckContext, NodeContext, NodeType, Port, PortType
+from engine.nodes.types import CheckContext, NodeContext, NodeType, Port, PortType
 from nodes.jinja import compile_template, syntax_issue
 from nodes.model_calls import generate, model_issue
 from nodes.template import render

@@ -7,9 +7,9 @@ from typing import Any, ClassVar
 
 import jinja2
 
+from engine.documents.issues import Issue
 from engine.errors import NodeFailure
-from engine.issues import Issue
-from nodes.base import CheckContext, NodeContext, NodeType, Port
+from engine.nodes.types import CheckContext, NodeContext, NodeType, Port
 from nodes.jinja import compile_expression, syntax_issue
 
 

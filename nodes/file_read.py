@@ -15,9 +15,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+from engine.documents.issues import Issue
 from engine.errors import NodeFailure
-from engine.issues import Issue
-from nodes.base import CheckContext, NodeContext, NodeType, Port
+from engine.nodes.types import CheckContext, NodeContext, NodeType, Port
 from nodes.paths import PATH_PARAM, node_target, path_issue, relative
 
 FORMATS = ["text", "json", "csv", "lines"]

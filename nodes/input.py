@@ -7,9 +7,9 @@ from typing import Any, ClassVar
 
 import jsonschema
 
-from engine.digest import digest
-from engine.issues import Issue
-from nodes.base import CheckContext, NodeContext, NodeType, Port, json_schema_port_type
+from engine.documents.digest import digest
+from engine.documents.issues import Issue
+from engine.nodes.types import CheckContext, NodeContext, NodeType, Port, json_schema_port_type
 
 
 class InputNode(NodeType):

@@ -11,7 +11,7 @@ import jinja2
 from jinja2 import meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from engine.issues import Issue
+from engine.documents.issues import Issue
 
 ENV = ImmutableSandboxedEnvironment(
     undefined=jinja2.StrictUndefined,

@@ -10,10 +10,10 @@ from typing import Any, ClassVar
 import jsonschema
 import msgspec
 
+from engine.documents.issues import Issue
 from engine.errors import NodeFailure
-from engine.issues import Issue
 from engine.models import DEFAULT_MODEL, GenerationRequest
-from nodes.base import CheckContext, NodeContext, NodeType, Port, json_schema_port_type
+from engine.nodes.types import CheckContext, NodeContext, NodeType, Port, json_schema_port_type
 from nodes.model_calls import generate, model_issue
 
 DEFAULT_TEMPERATURE = 0.8

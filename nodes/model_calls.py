@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from engine.documents.issues import Issue
 from engine.errors import NodeFailure
-from engine.issues import Issue
 from engine.models import DEFAULT_MODEL, Completion, GenerationRequest, ModelError
-from nodes.base import CheckContext, NodeContext
+from engine.nodes.types import CheckContext, NodeContext
 
 
 def model_issue(params: Mapping[str, Any], context: CheckContext) -> Issue | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from nodes.base import NodeContext, NodeType, Port
+from engine.nodes.types import NodeContext, NodeType, Port
 
 
 class OutputNode(NodeType):

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
+from engine.documents.issues import Issue
 from engine.errors import NodeFailure, NodeloomError
-from engine.issues import Issue
 
 CODE: Final = "path_outside_workspace"
 

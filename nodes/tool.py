@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
+from engine.documents.issues import Issue
 from engine.errors import NodeFailure
-from engine.issues import Issue
-from nodes.base import CheckContext, NodeContext, NodeType, Port
+from engine.nodes.types import CheckContext, NodeContext, NodeType, Port
 from nodes.tools import ToolError, ToolRegistry
 
 

@@ -16,7 +16,7 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ControllerRouterHandler
 
-from nodes.registry import NodeRegistry
+from engine.nodes.registry import NodeRegistry
 from server.api.agents import AgentController
 from server.api.batches import BatchController, BatchStartController
 from server.api.catalogue import HealthController, ModelsController, NodeTypesController

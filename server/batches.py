@@ -5,23 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 import structlog
 
-from engine.active import ActiveRun
-from engine.document import Workflow
-from engine.errors import InputsInvalid, NodeloomError
-from engine.inputs import input_schemas, resolve_inputs
+from engine.documents.document import Workflow
+from engine.documents.inputs import input_schemas, resolve_inputs
+from engine.errors import BatchInputsInvalid, InputsInvalid, NodeloomError
 from engine.records import WorkflowRecord
-from engine.runs import FINISHED
+from engine.runs.launch import FINISHED, RunHandle
+from engine.runs.service import RunService
 from engine.storage.batches import BatchRun, BatchStore, StoredBatch
 from server.live import Channels
-from server.problems import ApiError, ErrorItem
-
-if TYPE_CHECKING:
-    from server.state import Engine
 
 log = structlog.get_logger("nodeloom.batches")
 
@@ -52,31 +48,30 @@ class Batch(msgspec.Struct, kw_only=True):
 class Batches:
     """The batches this process drives, and their live progress channels."""
 
-    def __init__(self, engine: Engine, *, parallelism: int) -> None:
-        self.engine = engine
-        self.store = BatchStore(engine.database)
+    def __init__(self, runs: RunService, store: BatchStore, *, parallelism: int) -> None:
+        self.runs = runs
+        self.store = store
         self.parallelism = parallelism
         self.channels: Channels[Progress] = Channels()
         self._drivers: dict[str, asyncio.Task[None]] = {}
         self._cancelled: set[str] = set()
+        self._handles: dict[str, RunHandle] = {}  # the runs executing, by run id
 
     def items(self, workflow: Workflow, given: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Each item's inputs, checked (every bad item reported), with ``index`` filled in when
         the workflow has an input of that name."""
-        plan = self.engine.runs.plan(workflow)
+        plan = self.runs.plan(workflow)
         has_index = INDEX_INPUT in input_schemas(plan)
-        items, errors = [], []
+        items, invalid = [], []
         for position, inputs in enumerate(given):
             item = {INDEX_INPUT: position, **inputs} if has_index else dict(inputs)
             try:
                 resolve_inputs(plan, item)
             except InputsInvalid as exc:
-                errors.append(ErrorItem("invalid_inputs", exc.detail, path=f"/inputs/{position}"))
+                invalid.append((position, exc.detail))
             items.append(item)
-        if errors:
-            raise ApiError(
-                422, f"{len(errors)} of {len(given)} input sets are invalid", errors=errors
-            )
+        if invalid:
+            raise BatchInputsInvalid(invalid, len(given))
         return items
 
     async def start(
@@ -113,9 +108,9 @@ class Batches:
         stored = await self.store.get(batch_id, owner_id=owner_id)
         self._cancelled.add(batch_id)
         for run in stored.runs:
-            active = self.engine.runs.active.get(run.run_id or "")
-            if active is not None:
-                active.cancel()
+            handle = self._handles.get(run.run_id or "")
+            if handle is not None:
+                handle.cancel()
         await self.wait(batch_id)
         return await self.get(batch_id, owner_id=owner_id)
 
@@ -151,7 +146,7 @@ class Batches:
                 if stored.id in self._cancelled:
                     return
                 try:
-                    active = await self.engine.start_run(
+                    active = await self.runs.start(
                         workflow,
                         run.inputs,
                         workflow_id=stored.workflow_id,
@@ -163,9 +158,13 @@ class Batches:
                     run.status, run.error = "failed", exc.detail
                     return
                 run.run_id, run.status = active.id, "running"
-                await self.store.add_run(stored.id, run.index, active.id)
-                self._publish(stored)
-                await self._finish(run, active)
+                self._handles[active.id] = active
+                try:
+                    await self.store.add_run(stored.id, run.index, active.id)
+                    self._publish(stored)
+                    await self._finish(run, active)
+                finally:
+                    self._handles.pop(active.id, None)
                 self._publish(stored)
 
         try:
@@ -176,7 +175,7 @@ class Batches:
             self._publish(stored)
             self.channels.drop(stored.id)
 
-    async def _finish(self, run: BatchRun, active: ActiveRun) -> None:
+    async def _finish(self, run: BatchRun, active: RunHandle) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             record = await active.wait()
             run.status, run.outputs, run.error = record.status, record.outputs, record.error

@@ -11,16 +11,17 @@ from typing import TextIO
 
 import structlog
 
-from engine import settings
-from engine.document import Workflow, decode_workflow
+from engine.documents.document import Workflow, decode_workflow
+from engine.documents.graph import Plan, analyse
 from engine.errors import NodeloomError, WorkflowInvalid
-from engine.executor import DEFAULT_CONCURRENCY
-from engine.graph import Plan, analyse
+from engine.execution.executor import DEFAULT_CONCURRENCY
 from engine.models import ModelRegistry
-from nodes.base import CheckContext
-from nodes.registry import NodeRegistry
+from engine.nodes.registry import NodeRegistry
+from engine.nodes.types import CheckContext
 from server import cli_models, cli_runs, cli_serve, cli_worker
 from server.cli_runs import UsageError
+from server.plugins import installed_registry
+from server.settings import read_settings
 
 Handler = Callable[[argparse.Namespace, NodeRegistry], int]
 
@@ -34,7 +35,7 @@ def main(argv: Sequence[str] | None = None, *, registry: NodeRegistry | None = N
     )
     handler: Handler = args.handler
     try:
-        return handler(args, registry or NodeRegistry.default())
+        return handler(args, registry or installed_registry())
     except NodeloomError as exc:
         print(f"nodeloom: {exc.detail}", file=sys.stderr)
         return 1
@@ -200,7 +201,10 @@ def checked_plan(
 ) -> Plan | None:
     """The executable plan, or None after printing every validation error to ``out``."""
     # Model names come from $NODELOOM_MODELS_DIR/models.toml: an unknown one is an error here.
-    context = CheckContext(models=ModelRegistry.load().names, workspace=settings.workspace())
+    settings = read_settings()
+    context = CheckContext(
+        models=ModelRegistry.load(settings.models_dir).names, workspace=settings.workspace
+    )
     plan, issues = analyse(workflow, registry, context)
     for issue in issues:
         print(issue.describe(), file=out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import msgspec
@@ -11,13 +12,13 @@ from rich.table import Table
 
 from engine.models import ModelService
 from engine.models.memory import format_size
-from nodes.registry import NodeRegistry
+from engine.nodes.registry import NodeRegistry
 
 COLUMNS = ("model", "provider", "status", "memory", "where / why")
 
 
 def models(args: argparse.Namespace, registry: NodeRegistry) -> int:
-    service = ModelService.from_env()
+    service = ModelService.from_env(os.environ)
     statuses = service.status()
     if args.json:
         payload = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -16,19 +17,19 @@ from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
-from engine import settings
-from engine.active import ActiveRun
-from engine.document import Workflow, from_builtins
+from engine.documents.document import Workflow, from_builtins
+from engine.documents.graph import Plan
+from engine.documents.inputs import coerce, input_schemas
 from engine.errors import InputsInvalid, NodeloomError
-from engine.events import Listener
-from engine.graph import Plan
-from engine.inputs import coerce, input_schemas
+from engine.execution.events import Listener
 from engine.models import ModelService
+from engine.nodes.registry import NodeRegistry
 from engine.records import RunRecord
-from engine.runs import RunService
+from engine.runs.launch import RunHandle
+from engine.runs.service import RunService
 from engine.storage.database import Database
-from nodes.registry import NodeRegistry
 from server.progress import format_duration, make_display
+from server.settings import read_settings
 
 EXIT_INTERRUPTED = 130  # the shell's code for "ended by Ctrl+C"
 STATUS_STYLES = {
@@ -40,7 +41,7 @@ STATUS_STYLES = {
     "queued": "dim",
 }
 
-Begin = Callable[[RunService, list[Listener]], Awaitable[ActiveRun]]
+Begin = Callable[[RunService, list[Listener]], Awaitable[RunHandle]]
 
 
 class UsageError(NodeloomError):
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace, registry: NodeRegistry, workflow: Workflow, pl
     schemas = input_schemas(plan)
     given = {name: coerce(text, schemas.get(name, {})) for name, text in args.input}
 
-    async def begin(service: RunService, listeners: list[Listener]) -> ActiveRun:
+    async def begin(service: RunService, listeners: list[Listener]) -> RunHandle:
         try:
             return await service.start(workflow, given, listeners=listeners)
         except InputsInvalid as exc:
@@ -69,7 +70,7 @@ def rerun(args: argparse.Namespace, registry: NodeRegistry) -> int:
         params.setdefault(node, {})[param] = _json_or_text(text)
     plans: dict[str, Plan] = {}
 
-    async def begin(service: RunService, listeners: list[Listener]) -> ActiveRun:
+    async def begin(service: RunService, listeners: list[Listener]) -> RunHandle:
         return await service.rerun(
             args.run_id,
             from_node=args.from_node,
@@ -79,7 +80,7 @@ def rerun(args: argparse.Namespace, registry: NodeRegistry) -> int:
         )
 
     async def parent_plan(service: RunService) -> Plan:
-        parent = await service.store.run_row(args.run_id)
+        parent = await service.row(args.run_id)
         plans["parent"] = service.plan(from_builtins(await service.store.snapshot(parent)))
         return plans["parent"]
 
@@ -87,11 +88,11 @@ def rerun(args: argparse.Namespace, registry: NodeRegistry) -> int:
 
 
 def resume(args: argparse.Namespace, registry: NodeRegistry) -> int:
-    async def begin(service: RunService, listeners: list[Listener]) -> ActiveRun:
+    async def begin(service: RunService, listeners: list[Listener]) -> RunHandle:
         return await service.resume(args.run_id, listeners=listeners)
 
     async def plan(service: RunService) -> Plan:
-        row = await service.store.run_row(args.run_id)
+        row = await service.row(args.run_id)
         return service.plan(from_builtins(await service.store.snapshot(row)))
 
     return _execute(args, registry, begin, plan)
@@ -136,15 +137,16 @@ async def _drive(
     begin: Begin,
     plan_of: Callable[[RunService], Awaitable[Plan] | Plan],
 ) -> RunRecord:
-    models = ModelService.from_env()
-    database = await Database.connect(args.db)
+    settings = read_settings(database_url=args.db)
+    models = ModelService.from_env(os.environ)
+    database = await Database.connect(settings.database_url)
     service = RunService(
         database,
         registry,
         max_concurrency=args.concurrency,
         models=models,
-        workspace=settings.workspace(),
-        lease_timeout_s=settings.lease_timeout_s(),
+        workspace=settings.workspace,
+        lease_timeout_s=settings.lease_timeout_s,
     )
     try:
         await service.recover()
@@ -173,7 +175,7 @@ async def _drive(
         await database.close()
 
 
-def _cancel_once(loop: asyncio.AbstractEventLoop, active: ActiveRun) -> None:
+def _cancel_once(loop: asyncio.AbstractEventLoop, active: RunHandle) -> None:
     """The first Ctrl+C cancels the run cleanly; a second one interrupts at once."""
     loop.remove_signal_handler(signal.SIGINT)
     active.cancel()
@@ -202,8 +204,9 @@ def runs(args: argparse.Namespace, registry: NodeRegistry) -> int:
 
 
 async def _runs(args: argparse.Namespace, registry: NodeRegistry) -> None:
-    database = await Database.connect(args.db)
-    service = RunService(database, registry, lease_timeout_s=settings.lease_timeout_s())
+    settings = read_settings(database_url=args.db)
+    database = await Database.connect(settings.database_url)
+    service = RunService(database, registry, lease_timeout_s=settings.lease_timeout_s)
     terminal = Console().is_terminal
     console = Console(highlight=False, width=None if terminal else 10_000)
     try:

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
-from engine import settings
+from engine.nodes.registry import NodeRegistry
+from engine.settings import SettingInvalid
 from engine.storage.accounts import Accounts
 from engine.storage.database import Database, database_url
-from nodes.registry import NodeRegistry
 from server.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
 
 T = TypeVar("T")
@@ -75,15 +74,17 @@ def serve_command(args: argparse.Namespace, registry: NodeRegistry) -> int:
     from server.logs import configure_logging  # noqa: PLC0415
     from server.web import create_web_app  # noqa: PLC0415
 
-    if args.execution is not None:
-        os.environ["NODELOOM_EXECUTION"] = args.execution  # read by the run service
     config = ServerConfig.from_env(
-        database_url=args.db, workspace=args.workspace, host=args.host, port=args.port
+        database_url=args.db,
+        workspace=args.workspace,
+        host=args.host,
+        port=args.port,
+        execution=args.execution,
     )
-    if settings.execution() == "workers" and not database_url(
+    if config.execution == "workers" and not database_url(
         config.database_url
     ).drivername.startswith("postgresql"):
-        raise settings.SettingInvalid(
+        raise SettingInvalid(
             "runs execute on workers only with a PostgreSQL database shared with them "
             "(--db postgresql+asyncpg://…)"
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from pathlib import Path
@@ -12,10 +13,11 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
-from engine import settings
 from engine.distributed.pgq import PgQueuerDispatcher
 from engine.distributed.worker import Worker, session_settings
 from engine.models import ModelService
+from engine.nodes.registry import NodeRegistry
+from engine.settings import SettingInvalid
 from engine.storage.database import (
     MIGRATIONS,
     Database,
@@ -23,7 +25,7 @@ from engine.storage.database import (
     asyncpg_dsn,
     database_url,
 )
-from nodes.registry import NodeRegistry
+from server.settings import read_settings
 
 DEFAULT_CONCURRENCY = 8
 
@@ -71,10 +73,14 @@ def _positive_int(text_value: str) -> int:
 
 
 def worker_command(args: argparse.Namespace, registry: NodeRegistry) -> int:
-    lease = args.lease_timeout if args.lease_timeout is not None else settings.lease_timeout_s()
-    if not lease > 0:
-        raise settings.SettingInvalid(f"--lease-timeout must be a positive number, got {lease}")
-    url = database_url(args.db)
+    if args.lease_timeout is not None and not args.lease_timeout > 0:
+        raise SettingInvalid(
+            f"--lease-timeout must be a positive number, got {args.lease_timeout}"
+        )
+    settings = read_settings(
+        database_url=args.db, workspace=args.workspace, lease_timeout_s=args.lease_timeout
+    )
+    url = database_url(settings.database_url)
     if not url.drivername.startswith("postgresql"):
         raise StorageUnavailable(
             "nodeloom worker needs a PostgreSQL database shared with the server "
@@ -85,8 +91,8 @@ def worker_command(args: argparse.Namespace, registry: NodeRegistry) -> int:
             url.render_as_string(hide_password=False),
             registry,
             concurrency=args.concurrency,
-            lease_timeout_s=lease,
-            workspace=args.workspace or settings.workspace(),
+            lease_timeout_s=settings.lease_timeout_s,
+            workspace=settings.workspace,
         )
     )
 
@@ -95,7 +101,7 @@ async def _serve(
     url: str, registry: NodeRegistry, *, concurrency: int, lease_timeout_s: float, workspace: Path
 ) -> int:
     database = await Database.connect(url, migrate=False)
-    models = ModelService.from_env()
+    models = ModelService.from_env(os.environ)
     try:
         await check_schema(database)
         worker = Worker(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine import settings
-from engine.models.registry import models_dir
+from engine.settings import MAX_BODY_BYTES, Execution
+from server.settings import read_settings
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -21,8 +21,12 @@ class ServerConfig:
     models_dir: Path | None = None
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
-    max_body_bytes: int = settings.MAX_BODY_BYTES
+    max_body_bytes: int = MAX_BODY_BYTES
     lease_timeout_s: float = 30.0
+    # None: half the machine's memory.
+    model_memory_budget: int | None = None
+    # Where runs execute: here, or queued for `nodeloom worker`s (PostgreSQL only).
+    execution: Execution = "in-process"
     # Runs of one batch executing at once.
     batch_parallelism: int = 4
 
@@ -34,15 +38,21 @@ class ServerConfig:
         workspace: Path | None = None,
         host: str = DEFAULT_HOST,
         port: int = DEFAULT_PORT,
+        execution: Execution | None = None,
     ) -> ServerConfig:
         """Options given on the command line win over the environment; a bad value raises
         `SettingInvalid` with one clear message."""
+        settings = read_settings(
+            database_url=database_url, workspace=workspace, execution=execution
+        )
         return cls(
-            database_url=database_url,
-            workspace=workspace or settings.workspace(),
-            models_dir=models_dir(),
+            database_url=settings.database_url,
+            workspace=settings.workspace,
+            models_dir=settings.models_dir,
             host=host,
             port=port,
-            max_body_bytes=settings.max_body_bytes(),
-            lease_timeout_s=settings.lease_timeout_s(),
+            max_body_bytes=settings.max_body_bytes,
+            lease_timeout_s=settings.lease_timeout_s,
+            model_memory_budget=settings.model_memory_budget,
+            execution=settings.execution,
         )

@@ -8,7 +8,7 @@ import asyncio
 import shutil
 from pathlib import Path
 
-from engine.document import Workflow, decode_workflow
+from engine.documents.document import Workflow, decode_workflow
 from engine.errors import WorkflowInvalid
 from engine.storage.database import Database
 from engine.storage.repository import Store

@@ -14,7 +14,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from engine.events import AnyEvent
+from engine.execution.events import AnyEvent
+from engine.runs.launch import RunHandle
 
 T = TypeVar("T")
 _END = object()
@@ -102,6 +103,10 @@ class LiveRuns(Channels[AnyEvent]):
     def publish(self, event: AnyEvent) -> None:
         """A run listener: every event of every run started with it."""
         self.open(event.run_id).publish(event)
+
+    def launched(self, handle: RunHandle) -> None:
+        """A run observer: keep each launched run's channel until the run is over."""
+        self.follow(handle.id, handle.task)
 
     def follow(self, run_id: str, task: asyncio.Future[Any] | None) -> None:
         """Keep the run's channel until its task is over (its events are stored by then)."""

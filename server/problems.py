@@ -14,8 +14,15 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
 
-from engine.errors import Conflict, InputsInvalid, NodeloomError, NotFound, WorkflowInvalid
-from engine.issues import pointer
+from engine.documents.issues import pointer
+from engine.errors import (
+    BatchInputsInvalid,
+    Conflict,
+    InputsInvalid,
+    NodeloomError,
+    NotFound,
+    WorkflowInvalid,
+)
 from engine.settings import SettingInvalid
 from nodes.paths import PathOutsideWorkspace
 
@@ -142,6 +149,12 @@ def nodeloom_error(request: Request[Any, Any, Any], exc: NodeloomError) -> Respo
     if isinstance(exc, WorkflowInvalid):
         errors = [ErrorItem(**msgspec.structs.asdict(issue)) for issue in exc.issues]
         return problem_response(request, 422, exc.detail.splitlines()[0], errors)
+    if isinstance(exc, BatchInputsInvalid):
+        errors = [
+            ErrorItem("invalid_inputs", why, path=f"/inputs/{position}")
+            for position, why in exc.invalid
+        ]
+        return problem_response(request, 422, exc.detail, errors)
     if isinstance(exc, InputsInvalid):
         errors = [ErrorItem("invalid_inputs", part, path="/inputs") for part in _parts(exc)]
         return problem_response(request, 422, f"invalid inputs: {exc.detail}", errors)

@@ -19,7 +19,8 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-from engine.events import (
+from engine.documents.graph import Plan
+from engine.execution.events import (
     AnyEvent,
     NodeCompleted,
     NodeFailed,
@@ -29,7 +30,6 @@ from engine.events import (
     NodeToken,
     RunStarted,
 )
-from engine.graph import Plan
 from engine.records import RunRecord
 
 _TOKEN_TAIL = 60  # characters of streamed text a live row shows

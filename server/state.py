@@ -5,8 +5,9 @@ shutdown; controllers get it by dependency injection."""
 from __future__ import annotations
 
 import contextlib
+import os
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,18 +15,21 @@ import structlog
 from litestar import Litestar
 from litestar.datastructures import State
 
-from engine.active import ActiveRun
-from engine.document import Workflow, from_builtins
+from engine.distributed.launch import Queued
+from engine.documents.document import Workflow, from_builtins
 from engine.models import ModelRegistry, ModelService
+from engine.nodes.registry import NodeRegistry
 from engine.records import WorkflowRecord
-from engine.runs import RunService
+from engine.runs.service import RunService
 from engine.storage.accounts import Accounts
+from engine.storage.batches import BatchStore
 from engine.storage.database import Database
-from nodes.registry import NodeRegistry
+from engine.storage.workflows import WorkflowQueries
 from server.auth import Gate, is_loopback
 from server.batches import Batches
 from server.config import ServerConfig
 from server.live import LiveRuns
+from server.plugins import installed_registry
 
 log = structlog.get_logger("nodeloom.server")
 DOCUMENT_CACHE = 256  # decoded workflow versions kept for starting runs
@@ -38,6 +42,7 @@ class Engine:
     registry: NodeRegistry
     models: ModelService | None
     runs: RunService
+    workflows: WorkflowQueries
     live: LiveRuns
     accounts: Accounts
     gate: Gate
@@ -51,44 +56,17 @@ class Engine:
     ) -> tuple[WorkflowRecord, Workflow]:
         """The workflow's current version, decoded: one light query for the version number, the
         document itself from a small cache of versions (a version never changes once saved)."""
-        version = await self.runs.store.current_version(workflow_id, owner_id=owner_id)
+        version = await self.workflows.current_version(workflow_id, owner_id=owner_id)
         key = (workflow_id, version)
         cached = self._documents.get(key)
         if cached is None:
-            record = await self.runs.store.get_workflow(workflow_id, version, owner_id=owner_id)
+            record = await self.workflows.get_workflow(workflow_id, version, owner_id=owner_id)
             cached = self._documents[key] = (record, from_builtins(record.document))
             while len(self._documents) > DOCUMENT_CACHE:
                 self._documents.popitem(last=False)
         else:
             self._documents.move_to_end(key)
         return cached
-
-    async def start_run(
-        self,
-        workflow: Workflow,
-        inputs: Mapping[str, Any] | None,
-        *,
-        workflow_id: str,
-        workflow_version: int,
-        owner_id: str | None,
-        caller_waits: bool = False,
-    ) -> ActiveRun:
-        """Start a run whose events the live channels carry (see `RunService.start`)."""
-        active = await self.runs.start(
-            workflow,
-            inputs,
-            workflow_id=workflow_id,
-            workflow_version=workflow_version,
-            owner_id=owner_id,
-            listeners=[self.live.publish],
-            caller_waits=caller_waits,
-        )
-        self.live.follow(active.id, active.task)
-        return active
-
-    def follow(self, active: ActiveRun) -> ActiveRun:
-        self.live.follow(active.id, active.task)
-        return active
 
 
 @contextlib.asynccontextmanager
@@ -97,14 +75,24 @@ async def open_engine(
 ) -> AsyncIterator[Engine]:
     models = None
     if config.models_dir is not None:
-        models = ModelService(ModelRegistry.load(config.models_dir))
+        models = ModelService(
+            ModelRegistry.load(config.models_dir),
+            budget=config.model_memory_budget,
+            environ=os.environ,  # the API keys the registry names
+        )
     database = await Database.connect(config.database_url)
+    live = LiveRuns()
+    launcher = None
+    if config.execution == "workers":
+        launcher = Queued(database, workspace=config.workspace, models=models)
     runs = RunService(
         database,
-        registry or NodeRegistry.default(),
+        registry or installed_registry(),
         workspace=config.workspace,
         lease_timeout_s=config.lease_timeout_s,
         models=models,
+        launcher=launcher,
+        observers=[live],
     )
     accounts = Accounts(database)
     engine = Engine(
@@ -113,11 +101,12 @@ async def open_engine(
         registry=runs.registry,
         models=models,
         runs=runs,
-        live=LiveRuns(),
+        workflows=runs.store,
+        live=live,
         accounts=accounts,
         gate=Gate(accounts, loopback=is_loopback(config.host)),
     )
-    engine.batches = Batches(engine, parallelism=config.batch_parallelism)
+    engine.batches = Batches(runs, BatchStore(database), parallelism=config.batch_parallelism)
     try:
         interrupted = await runs.recover()
         if interrupted:

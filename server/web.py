@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nodes.registry import NodeRegistry
+from engine.nodes.registry import NodeRegistry
 from server.app import create_app
 from server.asgi import Combined
 from server.config import ServerConfig

@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 import structlog
 
-from engine.document import Workflow, from_builtins
-from nodes.registry import NodeRegistry
+from engine.documents.document import Workflow, from_builtins
+from engine.nodes.registry import NodeRegistry
+from tests.support.engine import builtin_registry
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,7 +24,7 @@ def _structlog_defaults() -> Any:
 
 @pytest.fixture
 def registry() -> NodeRegistry:
-    return NodeRegistry.builtin()
+    return builtin_registry()
 
 
 def workflow(
@@ -73,7 +74,7 @@ async def database(database_url: str) -> Any:
 
 @pytest.fixture
 async def service(database: Any, tmp_path: Any) -> Any:
-    from engine.runs import RunService
+    from engine.runs.service import RunService
     from tests.nodes_for_tests import test_registry
 
     runs = RunService(

@@ -6,8 +6,9 @@ import asyncio
 from typing import Any, ClassVar
 
 from engine.errors import NodeFailure
-from nodes.base import NodeContext, NodeType, Port
-from nodes.registry import NodeRegistry
+from engine.nodes.registry import NodeRegistry
+from engine.nodes.types import NodeContext, NodeType, Port
+from tests.support.engine import builtin_registry
 
 
 class Sleep(NodeType):
@@ -77,7 +78,7 @@ def test_registry() -> NodeRegistry:
     Sleep.spans.clear()
     Sleep.executions.clear()
     Flaky.attempts.clear()
-    registry = NodeRegistry.builtin()
+    registry = builtin_registry()
     for node_type in (Sleep, Flaky, Stream):
         registry.register(node_type)
     return registry

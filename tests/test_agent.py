@@ -13,16 +13,15 @@ from typing import Any
 import jsonschema
 import pytest
 
-from engine.executor import Execution
-from engine.graph import compile_plan, validate
-from engine.inputs import resolve_inputs
+from engine.documents.graph import compile_plan, validate
+from engine.documents.inputs import resolve_inputs
+from engine.execution.results import RunResult
 from engine.models import Completion, GenerationRequest, ModelRegistry, ModelService
-from engine.results import RunResult
+from engine.nodes.types import CheckContext
 from nodes.agent import step_schema
-from nodes.base import CheckContext
-from nodes.registry import NodeRegistry
 from nodes.tools import ToolRegistry
 from tests.conftest import ROOT, workflow
+from tests.support.engine import builtin_registry, new_execution
 
 MODEL = "gemma-3-270m"
 
@@ -57,8 +56,8 @@ def agent_workflow(task: str, **params: Any) -> Any:
 
 
 async def run(document: Any, models: Any) -> RunResult:
-    plan = compile_plan(document, NodeRegistry.builtin(), CheckContext(models=models.names))
-    execution = Execution(plan, resolve_inputs(plan, {}), run_id="run_agent", models=models)
+    plan = compile_plan(document, builtin_registry(), CheckContext(models=models.names))
+    execution = new_execution(plan, resolve_inputs(plan, {}), run_id="run_agent", models=models)
     return await execution.execute()
 
 
@@ -129,7 +128,7 @@ def test_step_schema_allows_exactly_a_call_or_an_answer() -> None:
 
 def test_unknown_tools_and_models_are_validation_errors() -> None:
     document = agent_workflow("x", tools=["calculator", "shell"], model="gpt-9")
-    issues = validate(document, NodeRegistry.builtin(), CheckContext(models=frozenset({MODEL})))
+    issues = validate(document, builtin_registry(), CheckContext(models=frozenset({MODEL})))
     found = {(issue.code, issue.path) for issue in issues}
     assert ("invalid_params", "/nodes/1/params/tools/1") in found
     assert ("unknown_model", "/nodes/1/params/model") in found
@@ -143,7 +142,7 @@ def test_synthesis_names_an_unknown_model() -> None:
           "params": {"mode": "synthesis", "model": "nope", "instruction": "Merge."}}],
         [("items.value", "merge.items")],
     )
-    issues = validate(document, NodeRegistry.builtin(), CheckContext(models=frozenset({MODEL})))
+    issues = validate(document, builtin_registry(), CheckContext(models=frozenset({MODEL})))
     assert [(issue.code, issue.path) for issue in issues] == [
         ("unknown_model", "/nodes/1/params/model")
     ]

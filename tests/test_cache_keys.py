@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.executor import Execution
-from engine.graph import compile_plan
-from engine.inputs import resolve_inputs
+from engine.documents.graph import compile_plan
+from engine.documents.inputs import resolve_inputs
+from engine.execution.reasons import Reason
 from tests.conftest import workflow
 from tests.nodes_for_tests import Sleep, test_registry
+from tests.support.engine import new_execution
 
 
 def document(
@@ -31,7 +32,7 @@ EDGES = [("topic.value", "ask.topic"), ("ask.text", "echo.x")]
 
 async def keys(nodes: list[dict[str, Any]], topic: str = "bees") -> dict[str, str]:
     plan = compile_plan(workflow(nodes, EDGES), test_registry())
-    result = await Execution(plan, resolve_inputs(plan, {"topic": topic}), run_id="r").execute()
+    result = await new_execution(plan, resolve_inputs(plan, {"topic": topic}), run_id="r").execute()
     return {node: state.cache_key or "" for node, state in result.nodes.items()}
 
 
@@ -71,10 +72,10 @@ async def test_equal_upstream_output_keeps_downstream_keys() -> None:
 async def test_matching_prior_results_are_taken_over_without_executing() -> None:
     plan = compile_plan(workflow(document(), EDGES), test_registry())
     inputs = resolve_inputs(plan, {"topic": "bees"})
-    first = await Execution(plan, inputs, run_id="run_1").execute()
+    first = await new_execution(plan, inputs, run_id="run_1").execute()
     reuse = first.nodes  # a finished run's states are what a later run may take over
     Sleep.executions.clear()
-    second = await Execution(plan, inputs, run_id="run_2", reuse=reuse).execute()
+    second = await new_execution(plan, inputs, run_id="run_2", reuse=reuse).execute()
     assert {node: state.status for node, state in second.nodes.items()} == dict.fromkeys(
         ["topic", "ask", "echo"], "cached"
     )
@@ -82,19 +83,19 @@ async def test_matching_prior_results_are_taken_over_without_executing() -> None
     assert second.nodes["echo"].reason == "reused from run run_1"
     assert second.nodes["echo"].output == first.nodes["echo"].output
 
-    forced = await Execution(
+    forced = await new_execution(
         plan,
         inputs,
         run_id="run_3",
         reuse=reuse,
         force={"echo"},
-        reasons={"echo": "forced: from_node"},
+        reasons={"echo": Reason("forced", ("from_node",))},
     ).execute()
     assert forced.nodes["echo"].status == "succeeded"
     assert forced.nodes["echo"].reason == "forced: from_node"
     assert Sleep.executions == ["echo"]
 
-    changed = await Execution(plan, {"topic": "ants"}, run_id="run_4", reuse=reuse).execute()
+    changed = await new_execution(plan, {"topic": "ants"}, run_id="run_4", reuse=reuse).execute()
     assert changed.nodes["ask"].status == "succeeded"
     assert changed.nodes["topic"].reason == "input changed: topic"
     assert changed.nodes["ask"].reason == "upstream changed: topic"
@@ -104,8 +105,8 @@ async def test_cache_never_always_executes() -> None:
     nodes = document()
     nodes[2]["params"]["cache"] = "never"
     plan = compile_plan(workflow(nodes, EDGES), test_registry())
-    first = await Execution(plan, {"topic": "bees"}, run_id="run_1").execute()
+    first = await new_execution(plan, {"topic": "bees"}, run_id="run_1").execute()
     reuse = first.nodes
-    second = await Execution(plan, {"topic": "bees"}, run_id="run_2", reuse=reuse).execute()
+    second = await new_execution(plan, {"topic": "bees"}, run_id="run_2", reuse=reuse).execute()
     assert second.nodes["echo"].status == "succeeded"
     assert second.nodes["echo"].reason == "cache: never"

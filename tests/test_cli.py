@@ -29,8 +29,8 @@ DRIVER = textwrap.dedent('''
     import asyncio
     import sys
 
-    from nodes.base import NodeType, Port
-    from nodes.registry import NodeRegistry
+    from engine.nodes import NodeRegistry, NodeType, Port
+    from nodes import builtin_node_types
     from server.cli import main
 
     class Stream(NodeType):
@@ -49,7 +49,7 @@ DRIVER = textwrap.dedent('''
                 context.emit_token(words[-1])
             return {"text": "".join(words)}
 
-    registry = NodeRegistry.builtin()
+    registry = NodeRegistry(builtin_node_types())
     registry.register(Stream)
     sys.exit(main(sys.argv[1:], registry=registry))
 ''')

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.document import decode_workflow, export_workflow, workflow_json_schema
+from engine.documents.document import decode_workflow, export_workflow, workflow_json_schema
 from engine.errors import WorkflowInvalid
 
 DOCUMENT = b"""{"schema_version": 1, "name": "One sentence", "description": "d",

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from engine.document import decode_workflow, export_workflow
+from engine.documents.document import decode_workflow, export_workflow
 from tests.support.cli import ROOT, database, matches, nodeloom
 
 __all__ = ["database"]  # the autouse fixture giving each test its own database and workspace
@@ -69,8 +69,8 @@ RUN_KEYS = {
     "workflow_name", "root_run_id", "from_node", "changes",
 }
 NODE_KEYS = {
-    "status", "reason", "cache_key", "output", "error", "attempt", "started_at", "finished_at",
-    "duration_ms", "usage",
+    "status", "reason", "reason_code", "cache_key", "output", "error", "attempt", "started_at",
+    "finished_at", "duration_ms", "usage",
 }
 
 

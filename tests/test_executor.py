@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
-from engine.events import (
+from engine.documents.graph import compile_plan
+from engine.documents.inputs import resolve_inputs
+from engine.execution.events import (
     AnyEvent,
     NodeCompleted,
     NodeFailed,
@@ -16,12 +18,10 @@ from engine.events import (
     RunFinished,
     RunStarted,
 )
-from engine.executor import Execution
-from engine.graph import compile_plan
-from engine.inputs import resolve_inputs
-from engine.results import RunResult
+from engine.execution.results import RunResult
 from tests.conftest import workflow
 from tests.nodes_for_tests import Flaky, Sleep, test_registry
+from tests.support.engine import new_execution
 
 
 def sleep(node_id: str, seconds: float = 0, **params: Any) -> dict[str, Any]:
@@ -37,7 +37,7 @@ async def run(
 ) -> RunResult:
     plan = compile_plan(workflow(nodes, edges), test_registry())
     listeners = [events.append] if events is not None else []
-    execution = Execution(
+    execution = new_execution(
         plan, resolve_inputs(plan, inputs or {}), run_id="run_test", listeners=listeners, **options
     )
     return await execution.execute()
@@ -232,7 +232,7 @@ async def test_cancel_stops_in_flight_work_and_pending_nodes() -> None:
         test_registry(),
     )
     events: list[AnyEvent] = []
-    execution = Execution(plan, {}, run_id="run_c", listeners=[events.append])
+    execution = new_execution(plan, {}, run_id="run_c", listeners=[events.append])
     task = asyncio.create_task(execution.execute())
     await asyncio.sleep(0.05)
     loop = asyncio.get_running_loop()
@@ -253,7 +253,7 @@ async def test_cancel_stops_in_flight_work_and_pending_nodes() -> None:
 
 async def test_cancelling_the_awaiting_task_cancels_the_nodes() -> None:
     plan = compile_plan(workflow([sleep("a", 10)]), test_registry())
-    execution = Execution(plan, {}, run_id="run_c")
+    execution = new_execution(plan, {}, run_id="run_c")
     task = asyncio.create_task(execution.execute())
     await asyncio.sleep(0.02)
     task.cancel()
@@ -315,7 +315,7 @@ async def test_store_commits_before_the_event() -> None:
         test_registry(),
     )
     listen = announced(order)
-    await Execution(plan, {}, run_id="r", listeners=[listen], store=Recorder(order)).execute()
+    await new_execution(plan, {}, run_id="r", listeners=[listen], store=Recorder(order)).execute()
     assert order.index("stored a succeeded") < order.index("event a")
     assert order.index("stored f failed") < order.index("event f")
     # b ends last: its result is committed with the run's end, its events stored in that commit
@@ -329,7 +329,9 @@ async def test_store_commits_before_the_event() -> None:
 async def test_the_end_alone_when_nodes_were_cancelled() -> None:
     order: list[str] = []
     plan = compile_plan(workflow([sleep("a", 5)]), test_registry())
-    execution = Execution(plan, {}, run_id="r", listeners=[announced(order)], store=Recorder(order))
+    execution = new_execution(
+        plan, {}, run_id="r", listeners=[announced(order)], store=Recorder(order)
+    )
     task = asyncio.ensure_future(execution.execute())
     await asyncio.sleep(0.05)
     execution.interrupt()
@@ -344,7 +346,7 @@ async def test_a_failing_store_fails_the_run() -> None:
             raise OSError("disk full")
 
     plan = compile_plan(workflow([sleep("a"), sleep("b", 1)], [("a.y", "b.x")]), test_registry())
-    result = await Execution(plan, {}, run_id="r", store=Broken([])).execute()
+    result = await new_execution(plan, {}, run_id="r", store=Broken([])).execute()
     assert result.status == "failed"
     assert result.error == "run aborted at node a: OSError: disk full"
 
@@ -356,7 +358,9 @@ async def test_an_end_that_cannot_be_stored_is_not_announced() -> None:
 
     order: list[str] = []
     plan = compile_plan(workflow([sleep("a")]), test_registry())
-    execution = Execution(plan, {}, run_id="r", listeners=[announced(order)], store=Broken(order))
+    execution = new_execution(
+        plan, {}, run_id="r", listeners=[announced(order)], store=Broken(order)
+    )
     with pytest.raises(OSError, match="disk full"):
         await execution.execute()
     assert order == []  # nor the last result, which was to be committed with it
@@ -367,12 +371,12 @@ async def test_a_broken_listener_does_not_break_the_run() -> None:
         raise RuntimeError("listener bug")
 
     plan = compile_plan(workflow([sleep("a")]), test_registry())
-    result = await Execution(plan, {}, run_id="r", listeners=[broken]).execute()
+    result = await new_execution(plan, {}, run_id="r", listeners=[broken]).execute()
     assert result.status == "succeeded"
 
 
 async def test_output_that_is_not_json_fails_clearly() -> None:
-    from nodes.base import NodeContext, NodeType, Port
+    from engine.nodes.types import NodeContext, NodeType, Port
 
     class Bad(NodeType):
         type = "bad"
@@ -385,5 +389,5 @@ async def test_output_that_is_not_json_fails_clearly() -> None:
     registry = test_registry()
     registry.register(Bad)
     plan = compile_plan(workflow([{"id": "b", "type": "bad"}]), registry)
-    result = await Execution(plan, {}, run_id="r").execute()
+    result = await new_execution(plan, {}, run_id="r").execute()
     assert result.nodes["b"].error == "output 'y' is not JSON-serialisable (object)"

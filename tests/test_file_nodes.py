@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
-from engine.executor import Execution
-from engine.graph import compile_plan, validate
-from engine.inputs import resolve_inputs
-from engine.results import NodeState, RunResult
-from nodes.base import CheckContext
-from nodes.registry import NodeRegistry
+from engine.documents.graph import compile_plan, validate
+from engine.documents.inputs import resolve_inputs
+from engine.execution.results import NodeState, RunResult
+from engine.nodes.registry import NodeRegistry
+from engine.nodes.types import CheckContext
 from tests.conftest import workflow
+from tests.support.engine import new_execution
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ async def run(
     reuse: dict[str, NodeState] | None = None,
 ) -> RunResult:
     plan = compile_plan(workflow(nodes, edges or []), registry, CheckContext(workspace=workspace))
-    execution = Execution(
+    execution = new_execution(
         plan, resolve_inputs(plan, {}), run_id="r", workspace=workspace, reuse=reuse
     )
     return await execution.execute()
@@ -117,7 +117,7 @@ async def test_symlink_made_after_validation_is_refused_when_reading(
     nodes = [{"id": "f", "type": "file_read", "params": {"path": "data.txt"}}]
     plan = compile_plan(workflow(nodes), registry, CheckContext(workspace=workspace))
     (workspace / "data.txt").symlink_to(tmp_path / "secret.txt")
-    result = await Execution(plan, {}, run_id="r", workspace=workspace).execute()
+    result = await new_execution(plan, {}, run_id="r", workspace=workspace).execute()
     assert failed(result, "f") == "path 'data.txt' is outside the workspace folder"
 
 

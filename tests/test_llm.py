@@ -15,15 +15,14 @@ import jsonschema
 import pytest
 import pytest_asyncio
 
-from engine.events import AnyEvent, NodeCompleted, NodeToken
-from engine.executor import Execution
-from engine.graph import compile_plan
-from engine.inputs import resolve_inputs
+from engine.documents.graph import compile_plan
+from engine.documents.inputs import resolve_inputs
+from engine.execution.events import AnyEvent, NodeCompleted, NodeToken
+from engine.execution.results import RunResult
 from engine.models import ModelRegistry, ModelService
-from engine.results import RunResult
-from nodes.base import CheckContext
-from nodes.registry import NodeRegistry
+from engine.nodes.types import CheckContext
 from tests.conftest import ROOT, workflow
+from tests.support.engine import builtin_registry, new_execution
 from tests.support.prompts import FEW_SHOT, PERSON
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -54,9 +53,9 @@ async def run_llm(
         nodes.append({"id": "sys", "type": "input", "params": {"name": "sys", "default": system}})
         edges.append(("sys.value", "write.system"))
     plan = compile_plan(
-        workflow(nodes, edges), NodeRegistry.builtin(), CheckContext(models=models.names)
+        workflow(nodes, edges), builtin_registry(), CheckContext(models=models.names)
     )
-    execution = Execution(
+    execution = new_execution(
         plan,
         resolve_inputs(plan, {}),
         run_id="run_llm",
@@ -165,9 +164,9 @@ async def test_cancelling_stops_generation_within_a_second(models: ModelService)
             ],
             [("ask.value", "write.prompt")],
         ),
-        NodeRegistry.builtin(),
+        builtin_registry(),
     )
-    execution = Execution(
+    execution = new_execution(
         plan, resolve_inputs(plan, {}), run_id="run_cancel", listeners=[listen], models=models
     )
     task = asyncio.create_task(execution.execute())
@@ -206,14 +205,14 @@ async def test_one_generation_at_a_time_per_model(models: ModelService) -> None:
     ]
     plan = compile_plan(
         workflow(nodes, [("ask.value", "a.prompt"), ("ask.value", "b.prompt")]),
-        NodeRegistry.builtin(),
+        builtin_registry(),
     )
 
     def listen(event: AnyEvent) -> None:
         if isinstance(event, NodeToken):
             events.append((event.node, time.perf_counter()))
 
-    result = await Execution(
+    result = await new_execution(
         plan, resolve_inputs(plan, {}), run_id="run_two", listeners=[listen], models=models
     ).execute()
     assert result.status == "succeeded"
@@ -318,8 +317,8 @@ async def test_without_models_the_node_says_so() -> None:
         {"id": "ask", "type": "input", "params": {"name": "ask", "default": "Hi"}},
         {"id": "write", "type": "llm", "params": {}},
     ]
-    plan = compile_plan(workflow(nodes, [("ask.value", "write.prompt")]), NodeRegistry.builtin())
-    result = await Execution(plan, resolve_inputs(plan, {}), run_id="run_none").execute()
+    plan = compile_plan(workflow(nodes, [("ask.value", "write.prompt")]), builtin_registry())
+    result = await new_execution(plan, resolve_inputs(plan, {}), run_id="run_none").execute()
     assert result.nodes["write"].error == "this engine was started without models"
 
 

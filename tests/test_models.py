@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from engine.graph import analyse
+from engine.documents.graph import analyse
 from engine.models import (
     ModelConfigInvalid,
     ModelNotFound,
@@ -24,8 +24,8 @@ from engine.models import (
 from engine.models.gguf import read_metadata
 from engine.models.memory import estimate_gguf, memory_budget, parse_size
 from engine.models.registry import DEFAULT_MODEL, LlamaCppConfig, models_dir, parse
-from nodes.base import CheckContext
-from nodes.registry import NodeRegistry
+from engine.nodes.registry import NodeRegistry
+from engine.nodes.types import CheckContext
 from tests.conftest import ROOT, workflow
 
 MiB = 1024**2

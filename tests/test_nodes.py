@@ -4,13 +4,13 @@ from typing import Any
 
 import pytest
 
+from engine.documents.graph import compile_plan
+from engine.documents.inputs import coerce, resolve_inputs
 from engine.errors import InputsInvalid
-from engine.executor import Execution
-from engine.graph import compile_plan
-from engine.inputs import coerce, resolve_inputs
+from engine.nodes.registry import NodeRegistry
 from nodes.aggregate import json_merge, normalise, vote
-from nodes.registry import NodeRegistry
 from tests.conftest import workflow
+from tests.support.engine import new_execution
 
 
 async def run_aggregate(registry: NodeRegistry, items: list[Any], **params: Any) -> Any:
@@ -21,7 +21,7 @@ async def run_aggregate(registry: NodeRegistry, items: list[Any], **params: Any)
     nodes.append({"id": "agg", "type": "aggregate", "params": params})
     edges = [(f"i{n}.value", "agg.items") for n in range(len(items))]
     plan = compile_plan(workflow(nodes, edges), registry)
-    result = await Execution(plan, resolve_inputs(plan, {}), run_id="r").execute()
+    result = await new_execution(plan, resolve_inputs(plan, {}), run_id="r").execute()
     state = result.nodes["agg"]
     assert state.status == "succeeded", state.error
     return state.output["result"]  # type: ignore[index]
@@ -60,7 +60,7 @@ async def test_template_json_format(registry: NodeRegistry) -> None:
             "params": {"template": '{"n": {{ 1 + 2 }}}', "format": "json"},
         }
     ]
-    result = await Execution(compile_plan(workflow(nodes), registry), {}, run_id="r").execute()
+    result = await new_execution(compile_plan(workflow(nodes), registry), {}, run_id="r").execute()
     assert result.nodes["t"].output == {"text": '{"n": 3}', "json": {"n": 3}}
 
 
@@ -72,7 +72,7 @@ async def test_template_is_sandboxed(registry: NodeRegistry) -> None:
             "params": {"template": "{{ ''.__class__.__mro__[1].__subclasses__() }}"},
         }
     ]
-    result = await Execution(compile_plan(workflow(nodes), registry), {}, run_id="r").execute()
+    result = await new_execution(compile_plan(workflow(nodes), registry), {}, run_id="r").execute()
     assert result.nodes["t"].status == "failed"
     assert "unsafe" in (result.nodes["t"].error or "")
 
@@ -83,7 +83,7 @@ async def test_template_missing_attribute_fails_with_line(registry: NodeRegistry
         {"id": "t", "type": "template", "params": {"template": "line one\n{{ v.nope }}"}},
     ]
     plan = compile_plan(workflow(nodes, [("v.value", "t.v")]), registry)
-    result = await Execution(plan, resolve_inputs(plan, {}), run_id="r").execute()
+    result = await new_execution(plan, resolve_inputs(plan, {}), run_id="r").execute()
     assert (
         result.nodes["t"].error == "template error (line 2): 'dict object' has no attribute 'nope'"
     )

@@ -21,16 +21,15 @@ import httpx
 import jsonschema
 import pytest
 
-from engine.document import from_builtins
-from engine.events import AnyEvent, NodeCompleted, NodeToken
-from engine.executor import Execution
-from engine.graph import compile_plan
-from engine.inputs import resolve_inputs
+from engine.documents.document import from_builtins
+from engine.documents.graph import compile_plan
+from engine.documents.inputs import resolve_inputs
+from engine.execution.events import AnyEvent, NodeCompleted, NodeToken
 from engine.models import ModelError, ModelRegistry, ModelService
 from engine.models.base import GenerationRequest
-from nodes.base import CheckContext
-from nodes.registry import NodeRegistry
+from engine.nodes.types import CheckContext
 from tests.conftest import ROOT, workflow
+from tests.support.engine import builtin_registry, new_execution
 from tests.support.prompts import FEW_SHOT, PERSON
 
 EXTRACT = "Ada Lovelace died in 1852 at the age of 36.\nJSON with her name and age:"
@@ -198,10 +197,10 @@ async def test_an_llm_node_runs_on_the_server(server_models: ModelService) -> No
     ]
     plan = compile_plan(
         workflow(nodes, [("ask.value", "write.prompt"), ("write.text", "out.value")]),
-        NodeRegistry.builtin(),
+        builtin_registry(),
         CheckContext(models=server_models.names),
     )
-    result = await Execution(
+    result = await new_execution(
         plan,
         resolve_inputs(plan, {}),
         run_id="run_server",
@@ -239,9 +238,9 @@ async def test_an_agent_runs_on_the_server(server_models: ModelService) -> None:
         if node["type"] == "agent":
             node["params"]["model"] = "server"
     plan = compile_plan(
-        from_builtins(document), NodeRegistry.builtin(), CheckContext(models=server_models.names)
+        from_builtins(document), builtin_registry(), CheckContext(models=server_models.names)
     )
-    result = await Execution(
+    result = await new_execution(
         plan, resolve_inputs(plan, {}), run_id="run_agent", models=server_models
     ).execute()
     assert result.status == "succeeded", result.nodes["solver"].error

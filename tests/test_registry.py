@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 
 from engine.errors import PluginError
-from nodes.base import NodeContext, NodeType
-from nodes.registry import NodeRegistry
+from engine.nodes.registry import NodeRegistry
+from engine.nodes.types import NodeContext, NodeType
+from server.plugins import installed_registry
+from tests.support.engine import builtin_registry
 
 
 def test_catalogue(registry: NodeRegistry, snapshot: Any) -> None:
@@ -24,7 +26,7 @@ def test_registries_are_independent() -> None:
         async def run(self, inputs: dict[str, Any], context: NodeContext) -> dict[str, Any]:
             return {}
 
-    mine, other = NodeRegistry.builtin(), NodeRegistry.builtin()
+    mine, other = builtin_registry(), builtin_registry()
     mine.register(Extra)
     assert "extra" in mine
     assert "extra" not in other
@@ -60,7 +62,7 @@ def plugin_on_path(tmp_path: Path) -> Any:
     package.mkdir()
     (package / "__init__.py").write_text(
         textwrap.dedent("""
-        from nodes.base import NodeType, Port
+        from engine.nodes import NodeType, Port
 
         class Shout(NodeType):
             type = "shout"
@@ -84,9 +86,9 @@ def plugin_on_path(tmp_path: Path) -> Any:
 
 @pytest.mark.usefixtures("plugin_on_path")
 def test_entry_point_node_types_are_loaded() -> None:
-    registry = NodeRegistry.default()
+    registry = installed_registry()
     assert registry["shout"].title == "Shout"
-    assert "shout" not in NodeRegistry.builtin()
+    assert "shout" not in builtin_registry()
 
 
 def test_broken_plugin_is_reported(tmp_path: Path) -> None:
@@ -97,6 +99,6 @@ def test_broken_plugin_is_reported(tmp_path: Path) -> None:
     sys.path.insert(0, str(tmp_path))
     try:
         with pytest.raises(PluginError, match="node plugin 'broken'"):
-            NodeRegistry.default()
+            installed_registry()
     finally:
         sys.path.remove(str(tmp_path))

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from engine import runs
 from engine.errors import NotFound
-from engine.runs import RunService
+from engine.runs import launch as runs
+from engine.runs.service import RunService
 from engine.storage.database import Database
 from engine.storage.tables import EventRow, NodeResultRow, ReusedResultsRow, RunRow
 from engine.storage.writer import ResultWriter

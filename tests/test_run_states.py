@@ -9,12 +9,12 @@ from typing import Any
 
 import msgspec
 
-from engine.executor import Execution
-from engine.graph import compile_plan
+from engine.documents.graph import compile_plan
+from engine.execution.results import NodeState, RunStates, reused_from
 from engine.records import NodeRecord
-from engine.results import NodeState, RunStates, reused_from
 from tests.conftest import workflow
 from tests.nodes_for_tests import test_registry
+from tests.support.engine import new_execution
 
 NODES: list[dict[str, Any]] = [
     {"id": "a", "type": "template", "params": {"template": "a"}},
@@ -26,9 +26,9 @@ EDGES = [("a.text", "b.text"), ("b.text", "c.text")]
 
 async def test_a_rerun_holds_what_it_takes_over_and_shows_it_taken_over() -> None:
     plan = compile_plan(workflow(NODES, EDGES), test_registry())
-    parent = await Execution(plan, {}, run_id="run_p").execute()
+    parent = await new_execution(plan, {}, run_id="run_p").execute()
     priors = dict(parent.nodes.held)
-    child = await Execution(plan, {}, run_id="run_c", reuse=priors, force={"c"}).execute()
+    child = await new_execution(plan, {}, run_id="run_c", reuse=priors, force={"c"}).execute()
 
     assert child.nodes.held["a"] is priors["a"]  # not copied
     assert priors["a"].status == "succeeded"  # nor changed
@@ -65,6 +65,7 @@ def test_a_result_taken_over_keeps_its_value_and_nothing_of_how_it_was_computed(
         **{name: values[name] for name in kept},
         "status": "cached",
         "reason": "reused from run v",
+        "reason_code": "reused",
         "error": None,
         "attempt": 0,
         "started_at": at,

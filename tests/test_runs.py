@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from engine.document import Workflow
+from engine.documents.document import Workflow
 from engine.errors import Conflict, InputsInvalid, NotFound, WorkflowInvalid
-from engine.events import NodeCompleted, RunStarted, decode_event
-from engine.recent import RECENT_RUNS
+from engine.execution.events import NodeCompleted, RunStarted, decode_event
 from engine.records import RunRecord
-from engine.runs import RunService
+from engine.runs.recent import RECENT_RUNS
+from engine.runs.service import RunService
 from engine.storage.database import Database
 from engine.storage.tables import BlobRow, NodeResultRow, RunRow
 from tests.conftest import workflow

@@ -9,13 +9,13 @@ from typing import Any
 import msgspec
 import pytest
 
-from engine.agents import AgentConfig, AgentStore, decode_config
 from engine.errors import NotFound
-from engine.runs import RunService
+from engine.runs.service import RunService
+from engine.storage.agents import AgentConfig, AgentStore, decode_config
 from engine.storage.database import Database
 from engine.storage.tables import RunRow
-from nodes.registry import NodeRegistry
 from tests.conftest import workflow
+from tests.support.engine import builtin_registry
 from tests.test_agent import MODEL, ScriptedModels
 from tests.test_runs import count
 
@@ -99,7 +99,7 @@ async def test_a_run_copies_the_saved_agent_into_its_snapshot(
     )
     service = RunService(
         database,
-        NodeRegistry.builtin(),
+        builtin_registry(),
         workspace=tmp_path,
         models=models,  # type: ignore[arg-type]
     )
@@ -135,7 +135,7 @@ async def test_a_run_copies_the_saved_agent_into_its_snapshot(
 
 
 async def test_an_unknown_saved_agent_stores_nothing(database: Database, tmp_path: Path) -> None:
-    service = RunService(database, NodeRegistry.builtin(), workspace=tmp_path)
+    service = RunService(database, builtin_registry(), workspace=tmp_path)
     try:
         with pytest.raises(NotFound, match="node 'solve': agent ag_missing not found"):
             await service.start(agent_document(agent="ag_missing"))

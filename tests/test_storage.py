@@ -14,10 +14,10 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
-from engine.runs import RunService
+from engine.runs.service import RunService
 from engine.storage.database import MIGRATIONS, Database, StorageUnavailable
-from nodes.registry import NodeRegistry
 from tests.conftest import workflow
+from tests.support.engine import builtin_registry
 
 
 async def test_migrations_run_from_empty_and_are_idempotent(database_url: str) -> None:
@@ -95,7 +95,7 @@ async def test_a_database_from_an_older_version_is_migrated_with_its_data(
     await old.close()
     migrated = await Database.connect(database_url)
     try:
-        service = RunService(migrated, NodeRegistry.builtin())
+        service = RunService(migrated, builtin_registry())
         record = await service.get("run_old")
         assert (record.status, record.nodes["a"].output) == ("succeeded", {"text": "x"})
         child = await service.get("run_new")
@@ -145,7 +145,7 @@ async def test_connections_the_database_closed_are_replaced(service: RunService)
 async def test_sqlite_commits_store_values_as_sqlalchemy_does(tmp_path: Any) -> None:
     # The writer's commits bypass SQLAlchemy's execute; a workflow's row does not.
     database = await Database.connect(f"sqlite+aiosqlite:///{tmp_path}/nodeloom.db")
-    service = RunService(database, NodeRegistry.builtin())
+    service = RunService(database, builtin_registry())
     try:
         document = workflow([{"id": "a", "type": "template", "params": {"template": "ü"}}], [])
         saved = await service.store.create_workflow(document)

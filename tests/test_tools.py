@@ -14,18 +14,19 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
+from engine.documents.graph import compile_plan, validate
+from engine.documents.inputs import resolve_inputs
 from engine.errors import PluginError
-from engine.executor import Execution
-from engine.graph import compile_plan, validate
-from engine.inputs import resolve_inputs
-from engine.results import NodeState
+from engine.execution.results import NodeState
+from engine.nodes.registry import NodeRegistry
+from engine.nodes.types import CheckContext
 from nodes import builtin_node_types
-from nodes.base import CheckContext
-from nodes.registry import NodeRegistry
 from nodes.tools import Tool, ToolError, ToolRegistry
 from nodes.tools.calculator import evaluate
 from nodes.tools.http_request import MAX_RESPONSE_BYTES, HttpRequest
+from server.plugins import installed_registry
 from tests.conftest import workflow
+from tests.support.engine import builtin_registry, new_execution
 
 
 def tool_workflow(tool: str, args: Any) -> Any:
@@ -44,7 +45,7 @@ def tool_workflow(tool: str, args: Any) -> Any:
 
 async def run_tool(registry: NodeRegistry, tool: str, args: Any, tmp_path: Path) -> NodeState:
     plan = compile_plan(tool_workflow(tool, args), registry, CheckContext(workspace=tmp_path))
-    execution = Execution(plan, resolve_inputs(plan, {}), run_id="r", workspace=tmp_path)
+    execution = new_execution(plan, resolve_inputs(plan, {}), run_id="r", workspace=tmp_path)
     return (await execution.execute()).nodes["t"]
 
 
@@ -96,7 +97,7 @@ async def test_tools_come_from_the_registry_given(tmp_path: Path) -> None:
     assert result == {"args": {"x": 1}, "key": "r:t:1"}  # the node's idempotency key
     issues = validate(tool_workflow("calculator", {}), registry, CheckContext())
     assert "unknown tool 'calculator' (tools: echo)" in issues[0].message
-    assert "echo" not in NodeRegistry.builtin()["tool"].tools  # type: ignore[attr-defined]
+    assert "echo" not in builtin_registry()["tool"].tools  # type: ignore[attr-defined]
 
 
 def test_tool_registry_rejects_bad_tools() -> None:
@@ -138,8 +139,8 @@ def test_entry_point_tools_reach_the_default_registry(tmp_path: Path) -> None:
     (dist / "entry_points.txt").write_text("[nodeloom.tools]\nshout = shout_tools:Shout\n")
     sys.path.insert(0, str(tmp_path))
     try:
-        assert "shout" in NodeRegistry.default()["tool"].tools  # type: ignore[attr-defined]
-        assert "shout" not in NodeRegistry.builtin()["tool"].tools  # type: ignore[attr-defined]
+        assert "shout" in installed_registry()["tool"].tools  # type: ignore[attr-defined]
+        assert "shout" not in builtin_registry()["tool"].tools  # type: ignore[attr-defined]
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("shout_tools", None)

@@ -4,9 +4,9 @@ from typing import Any
 
 import pytest
 
-from engine.graph import analyse, validate
-from engine.issues import Issue
-from nodes.registry import NodeRegistry
+from engine.documents.graph import analyse, validate
+from engine.documents.issues import Issue
+from engine.nodes.registry import NodeRegistry
 from tests.conftest import workflow
 
 INPUT = {"id": "topic", "type": "input", "params": {"name": "topic", "schema": {"type": "string"}}}
@@ -82,7 +82,7 @@ def test_edge_to_missing_node(registry: NodeRegistry) -> None:
 
 
 def test_type_mismatch_between_typed_ports(registry: NodeRegistry) -> None:
-    from nodes.base import NodeContext, NodeType, Port
+    from engine.nodes.types import NodeContext, NodeType, Port
 
     class NeedsInteger(NodeType):
         type = "needs_integer"

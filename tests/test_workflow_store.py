@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engine.errors import Conflict, NotFound
-from engine.runs import RunService
+from engine.runs.service import RunService
 from tests.conftest import workflow
 
 NODES = [

@@ -12,7 +12,9 @@ import asyncpg  # type: ignore[import-untyped]
 import structlog
 
 from engine.distributed.scheduler import CANCEL_CHANNEL
-from engine.node_data import describe
+from engine.errors import describe
+
+__all__ = ["RECONNECT_S", "Cancelled", "RunningNodes"]
 
 log = structlog.get_logger("nodeloom.worker")
 T = TypeVar("T")

@@ -17,6 +17,8 @@ import asyncpg  # type: ignore[import-untyped]
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+__all__ = ["Delivery", "Dispatcher", "Handler", "NodeJob"]
+
 
 class NodeJob(msgspec.Struct, frozen=True):
     """Execute node ``node_id`` of run ``run_id``."""

@@ -18,9 +18,11 @@ import asyncpg  # type: ignore[import-untyped]
 import structlog
 
 from engine.distributed.scheduler import EVENTS_CHANNEL
-from engine.events import AnyEvent, RunFinished, decode_event
+from engine.execution.events import AnyEvent, RunFinished, decode_event
 from engine.storage.database import Database, asyncpg_dsn
 from engine.storage.repository import Store
+
+__all__ = ["RECHECK_S", "EventFeed", "follow"]
 
 log = structlog.get_logger("nodeloom.events")
 RECHECK_S = 2.0  # a follower reads the table at least this often

@@ -39,6 +39,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from engine.distributed.dispatcher import Delivery, Handler, NodeJob
 
+__all__ = [
+    "ENTRYPOINT",
+    "QUEUE_SCHEMA",
+    "REMOVE_AFTER_S",
+    "PgDelivery",
+    "PgQueuerDispatcher",
+    "PooledConnection",
+    "install_sql",
+    "queue_settings",
+    "uninstall_sql",
+]
+
 log = structlog.get_logger("nodeloom.queue")
 _LOST = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 REMOVE_AFTER_S = 0.05  # how long a finished job waits to be removed with others

@@ -7,31 +7,47 @@ import asyncio
 import socket
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
+import msgspec
 from sqlalchemy import select
 
 from engine.distributed.tables import DispatchedRunRow
-from engine.document import Workflow, from_builtins
+from engine.documents.document import Workflow, from_builtins
+from engine.documents.graph import Plan, compile_plan
 from engine.errors import NodeFailure
-from engine.graph import Plan, compile_plan
-from engine.results import NodeState
+from engine.execution.lifecycle import RunScope
+from engine.execution.reasons import Reason
+from engine.nodes.registry import NodeRegistry
+from engine.nodes.types import CheckContext, NodeContext, NodeType, Port
+from engine.settings import owner_workspace
 from engine.storage.repository import Store
-from nodes.base import CheckContext, NodeContext, NodeType, Port
-from nodes.registry import NodeRegistry
+
+if TYPE_CHECKING:
+    from engine.models import ModelService
+
+__all__ = [
+    "CACHED_RUNS",
+    "MissingNodeType",
+    "RunSpec",
+    "RunSpecs",
+    "decode_reasons",
+    "tolerant_registry",
+]
 
 CACHED_RUNS = 64
 
 
 @dataclass(eq=False, slots=True)
 class RunSpec:
+    """A run as its nodes execute on a worker: its plan, and what all of them share (for a
+    rerun, the parent's results it may take over and what it must execute)."""
+
     run_id: str
     workflow_id: str | None
     plan: Plan
-    inputs: dict[str, Any]
-    reuse: dict[str, NodeState]  # a rerun: results of the parent it may take over
-    force: frozenset[str]
-    reasons: dict[str, str]
+    scope: RunScope
 
 
 class MissingNodeType(NodeType):
@@ -81,9 +97,18 @@ def tolerant_registry(registry: NodeRegistry, workflow: Workflow) -> NodeRegistr
 class RunSpecs:
     """The specs of recent runs, each loaded once even when many of its nodes arrive at once."""
 
-    def __init__(self, store: Store, registry: NodeRegistry) -> None:
+    def __init__(
+        self,
+        store: Store,
+        registry: NodeRegistry,
+        *,
+        workspace: Path,
+        models: ModelService | None = None,
+    ) -> None:
         self.store = store
         self.registry = registry
+        self.workspace = workspace
+        self.models = models
         self._specs: OrderedDict[str, asyncio.Future[RunSpec]] = OrderedDict()
 
     async def get(self, run_id: str) -> RunSpec:
@@ -116,12 +141,22 @@ class RunSpecs:
         if reuse_from:
             priors = await self.store.prior_results(reuse_from)
             reuse = {node_id: prior for node_id, prior in priors.items() if node_id in plan.nodes}
-        return RunSpec(
+        scope = RunScope(
             run_id=run_id,
-            workflow_id=row.workflow_id,
-            plan=plan,
             inputs=row.inputs,
+            workspace=owner_workspace(self.workspace, row.owner_id),
+            models=self.models,
             reuse=reuse,
             force=frozenset(force),
-            reasons=dict(reasons),
+            reasons=decode_reasons(reasons),
         )
+        return RunSpec(run_id=run_id, workflow_id=row.workflow_id, plan=plan, scope=scope)
+
+
+def decode_reasons(stored: Any) -> dict[str, Reason]:
+    """The reasons a queued run stored (`Scheduler.queue_run`); those of a run queued by an
+    older server, in words only, are left for the lifecycle to find again."""
+    try:
+        return msgspec.convert(stored, dict[str, Reason])
+    except msgspec.ValidationError:
+        return {}

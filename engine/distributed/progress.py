@@ -9,14 +9,25 @@ from collections.abc import Collection, Iterable, Sequence
 import asyncpg  # type: ignore[import-untyped]
 import msgspec
 
-from engine.announcer import Announcer
 from engine.distributed import statements as sql
 from engine.distributed.results import load_states, store_result
-from engine.events import AnyEvent, RunFinished, encode_event, event_type
-from engine.graph import Plan
-from engine.outcome import run_outputs, run_status
-from engine.results import NodeState
+from engine.documents.graph import Plan
+from engine.execution.announcer import Announcer
+from engine.execution.events import AnyEvent, RunFinished, encode_event, event_type
+from engine.execution.outcome import run_outputs, run_status
+from engine.execution.results import NodeState
 from engine.storage.keys import now
+
+__all__ = [
+    "Advanced",
+    "Collected",
+    "advance",
+    "advanced_from",
+    "finish_run",
+    "insert_events",
+    "numbered_later",
+    "prepare_statements",
+]
 
 _SEQ = '"seq":0'
 _encode = msgspec.json.Encoder().encode

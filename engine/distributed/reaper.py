@@ -13,6 +13,8 @@ from sqlalchemy import text
 
 from engine.storage.database import Database
 
+__all__ = ["APPLICATION_PREFIX", "application_name", "end_stalled_sessions"]
+
 APPLICATION_PREFIX = "nodeloom-worker "
 
 _END_BLOCKERS = text(

@@ -13,40 +13,39 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import msgspec
 
-from engine.results import NodeState, reused_from
-from engine.storage.writer import result_row
-
-_COLUMNS = (
-    "run_id, node_id, status, reason, cache_key, output, output_blob, digests, origin_run_id, "
-    "error, attempt, started_at, finished_at, duration_ms, usage"
+from engine.execution.results import NodeState
+from engine.storage.result_rows import (
+    JSON_COLUMNS,
+    RESULT_COLUMNS,
+    RESULT_FIELDS,
+    placeholders,
+    result_row,
 )
-_JSON_COLUMNS = ("output", "digests", "usage")
+
+__all__ = ["SELECTED_COLUMNS", "load_states", "result_values", "store_result"]
+
 _UPSERT_RESULT = f"""
-    INSERT INTO node_results ({_COLUMNS})
-    VALUES ($1, $2, $3, $4, $5, $6::text::json, $7, $8::text::json, $9, $10, $11, $12, $13, $14,
-            $15::text::json)
+    INSERT INTO node_results ({", ".join(RESULT_COLUMNS)}) VALUES ({placeholders(1)})
     ON CONFLICT (run_id, node_id) DO UPDATE SET
-    {", ".join(f"{name} = excluded.{name}" for name in _COLUMNS.split(", ")[2:])}
+    {", ".join(f"{name} = excluded.{name}" for name in RESULT_COLUMNS[2:])}
 """  # noqa: S608 - column names only
 _INSERT_BLOB = """
     INSERT INTO blobs (digest, size, data) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING
 """
-_SELECT_RESULTS = """
-    SELECT run_id, node_id, status, reason, cache_key, output::text AS output, output_blob,
-           digests::text AS digests, origin_run_id, error, attempt, started_at, finished_at,
-           duration_ms, usage::text AS usage
+# JSON comes out as text.
+SELECTED_COLUMNS = ", ".join(
+    f"{name}::text AS {name}" if name in JSON_COLUMNS else name for name in RESULT_COLUMNS
+)
+_SELECT_RESULTS = f"""
+    SELECT {SELECTED_COLUMNS}
     FROM node_results WHERE run_id = ANY($1::text[]) AND node_id = ANY($2::text[])
-"""
-_STATE_FIELDS = [name for name in NodeState.__struct_fields__ if name not in _JSON_COLUMNS]
+"""  # noqa: S608 - column names only
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.decode
 
 
 def _json(value: Any) -> str | None:
     return None if value is None else _encode(value).decode()
-
-
-RESULT_COLUMNS = _COLUMNS.split(", ")
 
 
 async def result_values(
@@ -57,7 +56,7 @@ async def result_values(
     row, blob = result_row(run_id, node_id, state)
     if blob is not None:
         await connection.execute(_INSERT_BLOB, blob["digest"], blob["size"], blob["data"])
-    return [_json(row[name]) if name in _JSON_COLUMNS else row[name] for name in RESULT_COLUMNS]
+    return [_json(row[name]) if name in JSON_COLUMNS else row[name] for name in RESULT_COLUMNS]
 
 
 async def store_result(
@@ -117,18 +116,16 @@ async def load_states(
     for row in rows:
         states[row["node_id"]] = NodeState(
             output=output(row),
-            digests=optional(row["digests"]),
-            usage=optional(row["usage"]),
-            **{name: row[name] for name in _STATE_FIELDS},
+            **{
+                name: optional(row[name]) if name in JSON_COLUMNS else row[name]
+                for name in RESULT_FIELDS
+            },
         )
     for row in taken:
-        states[row["node_id"]] = NodeState(
-            status="cached",
-            reason=reused_from(row["run_id"]),
+        states[row["node_id"]] = NodeState.reused(
+            row["run_id"],
             cache_key=row["cache_key"],
             output=output(row),
-            duration_ms=0.0,
             digests=optional(row["digests"]),
-            origin_run_id=row["run_id"],
         )
     return states

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from datetime import timedelta
-from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import msgspec
@@ -37,14 +36,27 @@ from engine.distributed.progress import (
 )
 from engine.distributed.results import load_states, result_values
 from engine.distributed.tables import DispatchedRunRow, NodeExecutionRow
-from engine.graph import Plan
-from engine.results import NodeState
+from engine.documents.graph import Plan
+from engine.execution.results import NodeState
+from engine.execution.start import RunStart
+from engine.runs.processes import QUEUE_OWNER
 from engine.storage.database import Database, asyncpg_dsn
 from engine.storage.keys import now
 from engine.storage.tables import RunRow
 from engine.storage.writer import INSERT_REUSED, insert_blob, reused_rows
 
-QUEUE_OWNER = "queue"  # runs.owner_process of the runs workers execute
+__all__ = [
+    "CANCEL_CHANNEL",
+    "EVENTS_CHANNEL",
+    "NEEDS_TRANSACTION",
+    "NODES",
+    "POOL_SIZE",
+    "RUNS",
+    "NodeInfo",
+    "Scheduler",
+    "driver_connection",
+]
+
 CANCEL_CHANNEL = "nodeloom_cancel"  # NOTIFY payload: the id of a run asked to stop
 EVENTS_CHANNEL = sql.EVENTS_CHANNEL
 POOL_SIZE = 10  # connections of a scheduler's own pool, at most
@@ -126,26 +138,18 @@ class Scheduler:
     # -- runs (the server's side) ---------------------------------------------------------
 
     async def queue_run(
-        self,
-        row: RunRow,
-        plan: Plan,
-        *,
-        insert_row: bool,
-        document: dict[str, Any] | None = None,
-        reused: Mapping[str, list[str]] | None = None,
-        done: Collection[str] = (),
-        reuse_from: str | None = None,
-        force: Collection[str] = (),
-        reasons: Mapping[str, str] | None = None,
-        first_seq: int = 0,
+        self, start: RunStart, row: RunRow, reused: Mapping[str, list[str]]
     ) -> None:
-        """Store the run as ``queued`` with its nodes, and queue those that are ready. Nodes in
-        ``done`` have committed results (a resumed run) and stand; so do those a new run takes
-        over from earlier runs (``reused``: nodes by the run that computed their result, stored
-        by reference). A new run's ``document`` is its snapshot's blob row, if not stored yet."""
+        """Store the run as ``queued`` with its nodes, and queue those that are ready. A resumed
+        run's committed results (``start.done``) stand; so do those a new run takes over from
+        earlier runs (``reused``: nodes by the run that computed their result, stored by
+        reference)."""
+        plan = start.plan
+        insert_row = not start.resuming
         row.status, row.owner_process, row.heartbeat_at = "queued", QUEUE_OWNER, None
-        reused = dict(reused or {}) if insert_row else {}
-        done = {*done, *(node for nodes in reused.values() for node in nodes)}
+        reused = dict(reused) if insert_row else {}
+        done = {*start.done, *(node for nodes in reused.values() for node in nodes)}
+        document = start.snapshot.document if start.snapshot is not None else None
         async with self.sessions.begin() as session:
             connection = await session.connection()
             if insert_row:
@@ -156,7 +160,7 @@ class Scheduler:
                 await session.flush()
                 if reused:
                     await connection.execute(INSERT_REUSED, reused_rows(row.id, reused))
-            if not insert_row:
+            else:
                 await connection.execute(
                     update(RunRow)
                     .where(RunRow.id == row.id)
@@ -180,10 +184,10 @@ class Scheduler:
                 row.id,
                 len(plan.nodes) - len(done),
                 len(ready),
-                first_seq,
-                reuse_from,
-                _encode(sorted(force)).decode(),
-                _encode(dict(reasons or {})).decode(),
+                start.first_seq,
+                start.parent_run_id if start.reuse else None,
+                _encode(sorted(start.force)).decode(),
+                _encode(dict(start.reasons)).decode(),
             )
             await self.dispatcher.enqueue(driver, [NodeJob(row.id, n) for n in ready])
             collected = Collected(row.id)

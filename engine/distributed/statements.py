@@ -6,25 +6,52 @@ node, and the round trips are most of what a short node costs.
 
 from __future__ import annotations
 
+from sqlalchemy.dialects import postgresql
+
+from engine.storage.result_rows import JSON_COLUMNS, NODE_RESULTS, RESULT_COLUMNS, placeholders
+
+__all__ = [
+    "ADVANCE",
+    "CLOSE_NODES",
+    "CLOSE_RUN",
+    "EVENTS_CHANNEL",
+    "FINISH_RUN",
+    "INSERT_EVENTS",
+    "INSERT_NODES",
+    "INSERT_RUN",
+    "LOOK",
+    "NOTIFY",
+    "SETTLE",
+    "TAKE",
+]
+
+
+def _pg_type(name: str) -> str:
+    """The PostgreSQL type of a node_results column."""
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    return str(NODE_RESULTS.c[name].type.compile(dialect=dialect))
+
+
 # NOTIFY payload: the run id whose events were committed (the statements below spell it out).
 EVENTS_CHANNEL = "nodeloom_events"
 
 # The node's execution row with its run's cancel flag (kind `node`), then the committed results
-# of the nodes $3 (kind `result`).
-LOOK = """
-    SELECT 'node' AS kind, n.status, n.attempt, d.cancel_requested,
-           NULL AS run_id, NULL AS node_id, NULL AS reason, NULL AS cache_key, NULL AS output,
-           NULL AS output_blob, NULL AS digests, NULL AS origin_run_id, NULL AS error,
-           NULL::timestamptz AS started_at, NULL::timestamptz AS finished_at,
-           NULL::float8 AS duration_ms, NULL AS usage
+# of the nodes $3 (kind `result`), their JSON as text.
+_RESULT_ONLY = [name for name in RESULT_COLUMNS if name not in ("status", "attempt")]
+_NO_RESULT = ", ".join(
+    f"NULL::{'text' if name in JSON_COLUMNS else _pg_type(name)} AS {name}" for name in _RESULT_ONLY
+)
+_A_RESULT = ", ".join(
+    f"r.{name}::text" if name in JSON_COLUMNS else f"r.{name}" for name in _RESULT_ONLY
+)
+LOOK = f"""
+    SELECT 'node' AS kind, n.status, n.attempt, d.cancel_requested, {_NO_RESULT}
     FROM node_executions AS n JOIN dispatched_runs AS d ON d.run_id = n.run_id
     WHERE n.run_id = $1 AND n.node_id = $2
     UNION ALL
-    SELECT 'result', r.status, r.attempt, NULL, r.run_id, r.node_id, r.reason, r.cache_key,
-           r.output::text, r.output_blob, r.digests::text, r.origin_run_id, r.error,
-           r.started_at, r.finished_at, r.duration_ms, r.usage::text
+    SELECT 'result', r.status, r.attempt, NULL, {_A_RESULT}
     FROM node_results AS r WHERE r.run_id = $1 AND r.node_id = ANY($3::text[])
-"""
+"""  # noqa: S608 - column names only
 
 # Taking a node, in one statement (its locks last no longer than the statement): its attempt
 # goes up only from the expected one $3 (the fencing token); the events ($5 types, $6/$7 their
@@ -71,14 +98,17 @@ TAKE = """
 """
 
 # Settling a node in one statement, only while its attempt is still $3: its result row is
-# upserted with the columns from $4 to $16 (those of results.RESULT_COLUMNS after the run and the
-# node); its successors ($20) wait for one predecessor fewer, and those waiting for none are
-# queued unless the run is being cancelled (`ready`); the run's counters move and the events
-# ($17 types, $18/$19 their JSON before/after the sequence number) are numbered and stored, as
-# in ADVANCE. With $21, the statement raises NL001 (nothing is written) when the settle has to do
-# more than this statement can: queue ready successors, or finish the run. Without it, the
-# caller does that before committing. No rows: the node was taken over or settled already.
-SETTLE = """
+# upserted with the values of RESULT_COLUMNS after the run and the node, from $4 on; then come
+# the events (three arrays: their types, their JSON before/after the sequence number), the
+# successors and the flag below. The successors wait for one predecessor fewer, and those
+# waiting for none are queued unless the run is being cancelled (`ready`); the run's counters
+# move and the events are numbered and stored, as in ADVANCE. With the flag, the statement
+# raises NL001 (nothing is written) when the settle has to do more than this statement can:
+# queue ready successors, or finish the run. Without it, the caller does that before
+# committing. No rows: the node was taken over or settled already.
+_STATE = RESULT_COLUMNS[2:]
+_TYPES, _HEADS, _TAILS, _SUCCESSORS, _GUARD = (f"${4 + len(_STATE) + n}" for n in range(5))
+SETTLE = f"""
     WITH fenced AS (
         UPDATE node_executions AS n
         SET status = 'done', updated_at = now()
@@ -87,19 +117,11 @@ SETTLE = """
           AND n.attempt = $3 AND d.run_id = n.run_id
         RETURNING d.cancel_requested
     ), stored AS (
-        INSERT INTO node_results (
-            run_id, node_id, status, reason, cache_key, output, output_blob, digests,
-            origin_run_id, error, attempt, started_at, finished_at, duration_ms, usage)
-        SELECT $1, $2, $4, $5, $6, $7::text::json, $8, $9::text::json, $10, $11, $12, $13, $14,
-               $15, $16::text::json
+        INSERT INTO node_results ({", ".join(RESULT_COLUMNS)})
+        SELECT $1, $2, {placeholders(4, _STATE)}
         FROM fenced
         ON CONFLICT (run_id, node_id) DO UPDATE SET
-            status = excluded.status, reason = excluded.reason, cache_key = excluded.cache_key,
-            output = excluded.output, output_blob = excluded.output_blob,
-            digests = excluded.digests, origin_run_id = excluded.origin_run_id,
-            error = excluded.error, attempt = excluded.attempt, started_at = excluded.started_at,
-            finished_at = excluded.finished_at, duration_ms = excluded.duration_ms,
-            usage = excluded.usage
+            {", ".join(f"{name} = excluded.{name}" for name in _STATE)}
     ), counted AS (
         UPDATE node_executions AS n
         SET waiting_on = n.waiting_on - 1,
@@ -107,33 +129,34 @@ SETTLE = """
                           THEN 'queued' ELSE n.status END,
             updated_at = now()
         FROM fenced AS f
-        WHERE n.run_id = $1 AND n.node_id = ANY($20::text[])
+        WHERE n.run_id = $1 AND n.node_id = ANY({_SUCCESSORS}::text[])
         RETURNING n.node_id, n.status
     ), ready AS (
-        SELECT coalesce(array_agg(node_id), '{}') AS ids FROM counted WHERE status = 'queued'
+        SELECT coalesce(array_agg(node_id), '{{}}') AS ids FROM counted WHERE status = 'queued'
     ), advanced AS (
         UPDATE dispatched_runs AS d
         SET remaining = d.remaining - 1,
             in_flight = d.in_flight - 1 + cardinality((SELECT ids FROM ready)),
-            last_seq = d.last_seq + cardinality($17::text[])
+            last_seq = d.last_seq + cardinality({_TYPES}::text[])
         FROM (SELECT started FROM dispatched_runs WHERE run_id = $1 FOR UPDATE) AS old
         WHERE d.run_id = $1 AND EXISTS (SELECT 1 FROM fenced)
         RETURNING d.remaining, d.in_flight, d.cancel_requested, d.last_seq, old.started
     ), stored_events AS (
         INSERT INTO events (run_id, seq, type, data)
-        SELECT $1, a.last_seq - cardinality($17::text[]) + e.n, e.type,
-               e.head || (a.last_seq - cardinality($17::text[]) + e.n) || e.tail
+        SELECT $1, a.last_seq - cardinality({_TYPES}::text[]) + e.n, e.type,
+               e.head || (a.last_seq - cardinality({_TYPES}::text[]) + e.n) || e.tail
         FROM advanced AS a,
-             unnest($17::text[], $18::text[], $19::text[]) WITH ORDINALITY AS e(type, head, tail, n)
+             unnest({_TYPES}::text[], {_HEADS}::text[], {_TAILS}::text[])
+                 WITH ORDINALITY AS e(type, head, tail, n)
     )
     SELECT a.remaining, a.in_flight, a.cancel_requested, a.last_seq, a.started,
            r.ids AS ready,
-           CASE WHEN cardinality($17::text[]) > 0 THEN pg_notify('nodeloom_events', $1) END,
-           CASE WHEN $21 AND (cardinality(r.ids) > 0 OR a.remaining = 0
+           CASE WHEN cardinality({_TYPES}::text[]) > 0 THEN pg_notify('nodeloom_events', $1) END,
+           CASE WHEN {_GUARD} AND (cardinality(r.ids) > 0 OR a.remaining = 0
                               OR (a.cancel_requested AND a.in_flight = 0))
                 THEN nodeloom_settle_needs_transaction() END
     FROM advanced AS a, ready AS r
-"""
+"""  # noqa: S608 - column names only
 
 # The statement that locks a run's row, the last before the transaction commits, so that
 # concurrent changes of one run wait on each other as briefly as possible. It

@@ -10,6 +10,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.storage.tables import Base
 
+__all__ = ["DispatchedRunRow", "NodeExecutionRow"]
+
 
 class DispatchedRunRow(Base):
     """A run executing on workers. Its row lock serialises the run's state changes, so that

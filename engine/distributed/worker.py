@@ -13,7 +13,6 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -25,27 +24,29 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from engine.distributed.cancels import Cancelled, RunningNodes
 from engine.distributed.dispatcher import Delivery, Dispatcher, NodeJob
-from engine.distributed.plans import RunSpec, RunSpecs
+from engine.distributed.plans import RunSpecs
 from engine.distributed.reaper import application_name, end_stalled_sessions
 from engine.distributed.scheduler import Scheduler
-from engine.errors import NodeFailure, NotFound
-from engine.graph import PlanNode
-from engine.node_data import (
-    cache_key,
-    describe,
-    gather,
-    instantiate,
-    run_once,
-)
-from engine.results import NodeState
-from engine.reuse import reason_to_execute, reusable
+from engine.errors import NotFound, describe
+from engine.execution.lifecycle import NodeCancelled, NodeLost, settle
+from engine.execution.results import NodeState
+from engine.nodes.registry import NodeRegistry
 from engine.storage.database import Database, asyncpg_dsn
+from engine.storage.keys import now
 from engine.storage.repository import Store
-from nodes.base import NodeContext, NodeType
-from nodes.registry import NodeRegistry
 
 if TYPE_CHECKING:
     from engine.models import ModelService
+
+__all__ = [
+    "CANCEL_POLL_S",
+    "CONNECTION_ERRORS",
+    "TOKEN_FLUSH_S",
+    "Worker",
+    "WorkerAttempts",
+    "session_settings",
+    "worker_name",
+]
 
 log = structlog.get_logger("nodeloom.worker")
 T = TypeVar("T")
@@ -90,10 +91,6 @@ async def _reconnecting(read: Callable[[], Awaitable[T]]) -> T:
         return await read()
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 class Worker:
     def __init__(
         self,
@@ -119,20 +116,20 @@ class Worker:
         event.listen(database.engine.sync_engine, "connect", configure)
         self.scheduler = Scheduler(database, dispatcher, server_settings=settings)
         self.dispatcher = dispatcher
-        self.specs = RunSpecs(Store(database), registry)
-        self.concurrency = concurrency
-        self.lease_timeout_s = lease_timeout_s
         self.workspace = workspace or Path("workspace")
         self.models = models
+        self.specs = RunSpecs(Store(database), registry, workspace=self.workspace, models=models)
+        self.concurrency = concurrency
+        self.lease_timeout_s = lease_timeout_s
         self.name = worker_name()
-        self._running = RunningNodes()
+        self.running = RunningNodes()
         self._streams: dict[NodeJob, list[str]] = {}  # tokens not published yet
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Execute node jobs until ``stop`` is set; a lost database connection is reconnected."""
         helpers = [
             asyncio.create_task(
-                self._running.listen(
+                self.running.listen(
                     asyncpg_dsn(self.scheduler.database.engine.url),
                     stop,
                     CANCEL_POLL_S,
@@ -186,8 +183,8 @@ class Worker:
                 log.warning("background check failed", error=describe(exc))
 
     async def _poll_cancels(self) -> None:
-        for run_id in await self.scheduler.cancelled_among(list(self._running.runs)):
-            self._running.cancel(run_id)
+        for run_id in await self.scheduler.cancelled_among(list(self.running.runs)):
+            self.running.cancel(run_id)
 
     async def _flush_tokens(self) -> None:
         for job, tokens in list(self._streams.items()):
@@ -223,146 +220,82 @@ class Worker:
             return True  # settled already: a second delivery
         bound = bound.bind(workflow_id=spec.workflow_id)
         tokens = self._streams[job] = []
+        attempts = WorkerAttempts(self, job, info.attempt, tokens)
         try:
             state = NodeState()
-            attempt: int | None = info.attempt
-            if info.cancel_requested:
-                _cancel(state)
-            else:
-                prepared = await self._prepare(spec, node, states, state, tokens)
-                if prepared is not None:
-                    attempt = await self._execute(job, node, state, info.attempt, prepared)
-            delivery.executed()
-            await asyncio.sleep(0)  # the consumer asks for the next job before this settles
-            if attempt is None:
+            try:
+                if info.cancel_requested:
+                    state.cancel(now())
+                else:
+                    await settle(
+                        node,
+                        state,
+                        spec.scope,
+                        states,
+                        attempts=attempts,
+                        emit_token=tokens.append,
+                    )
+            except NodeLost:
                 bound.warning("node taken over by another worker")
                 return False
+            finally:
+                delivery.executed()
+            await asyncio.sleep(0)  # the consumer asks for the next job before this settles
             committed: bool | None = None
             with contextlib.suppress(*CONNECTION_ERRORS):
                 committed = await self.scheduler.settle(
-                    job, state, attempt, plan=spec.plan, tokens=_drain(tokens)
+                    job, state, attempts.attempt, plan=spec.plan, tokens=_drain(tokens)
                 )
             if committed is None:
                 bound.warning("result not committed: the database connection was lost")
             elif committed:
-                bound.debug("node settled", status=state.status, attempt=attempt)
+                bound.debug("node settled", status=state.status, attempt=attempts.attempt)
             else:
-                bound.warning("result rejected: the node was taken over", attempt=attempt)
+                bound.warning("result rejected: the node was taken over", attempt=attempts.attempt)
             return bool(committed)
         finally:
             self._streams.pop(job, None)
 
-    async def _prepare(
-        self,
-        spec: RunSpec,
-        node: PlanNode,
-        states: dict[str, NodeState],
-        state: NodeState,
-        tokens: list[str],
-    ) -> tuple[NodeType, dict[str, Any], NodeContext] | None:
-        """Settle the node's state when it is skipped, fails to set up or is taken over from
-        the parent run (returning None); otherwise what executing it needs. ``states`` are
-        the committed results of its predecessors."""
-        blocked = {
-            node_id
-            for node_id, found in states.items()
-            if found.status in ("failed", "cancelled") or found.reason.startswith("upstream failed")
-        }
-        gathered = gather(node, states, blocked)
-        if isinstance(gathered, str):
-            state.status, state.reason, state.finished_at = "skipped", gathered, _now()
-            return None
-        inputs, input_digests = gathered
-        context = NodeContext(
-            run_id=spec.run_id,
-            node_id=node.id,
-            attempt=0,
-            run_inputs=spec.inputs,
-            emit_token=tokens.append,
-            workspace=self.workspace,
-            models=self.models,
-        )
-        try:
-            instance, fingerprint = await instantiate(node, inputs, context)
-        except Exception as exc:  # noqa: BLE001 - a node's own set-up failed
-            _fail(state, describe(exc))
-            return None
-        state.cache_key = cache_key(node, input_digests, fingerprint)
-        prior = spec.reuse.get(node.id)
-        if prior is not None and reusable(node, state.cache_key, prior, spec.force):
-            state.take_over(prior, _now())
-            return None
-        state.reason = reason_to_execute(
-            node, prior, states, force=spec.force, reasons=spec.reasons, reuse=spec.reuse
-        )
-        return instance, inputs, context
 
-    async def _execute(
-        self,
-        job: NodeJob,
-        node: PlanNode,
-        state: NodeState,
-        expected: int,
-        prepared: tuple[NodeType, dict[str, Any], NodeContext],
-    ) -> int | None:
-        """Take the node and execute it, retrying as its settings say; the attempt whose outcome
-        ``state`` holds, or None when another worker took the node over."""
-        settings = node.settings
-        instance, inputs, context = prepared
-        tokens = self._streams[job]
-        failure: str | None = None
-        tries = 0
-        while True:
-            taken = await self.scheduler.take(
-                job, self.name, expected, failure=failure, tokens=_drain(tokens)
-            )
-            if taken is None:
-                return None
-            attempt, cancelled = taken
-            context.attempt = state.attempt = attempt
-            if cancelled:
-                _cancel(state)
-                return attempt
-            tries += 1
-            state.status, state.started_at = "running", _now()
-            started = time.perf_counter()
-            try:
-                output, digests = await self._running.cancellable(
-                    job.run_id, run_once(node, instance, inputs, context)
-                )
-            except Cancelled:
-                _cancel(state)
-                return attempt
-            except NodeFailure as exc:
-                error, retryable = exc.detail, exc.retryable
-            else:
-                state.status = "succeeded"
-                state.output, state.digests, state.usage = output, digests, context.usage
-                state.finished_at = _now()
-                state.duration_ms = (time.perf_counter() - started) * 1000
-                return attempt
-            state.duration_ms = (time.perf_counter() - started) * 1000
-            if not (retryable and tries <= settings.retries):
-                _fail(state, error)
-                return attempt
-            try:
-                backoff = settings.retry_backoff_s * 2 ** (tries - 1)
-                await self._running.cancellable(job.run_id, asyncio.sleep(backoff))
-            except Cancelled:
-                _cancel(state)
-                return attempt
-            expected, failure = attempt, error
+class WorkerAttempts:
+    """A node's attempts on a worker (see `Attempts`): each is taken in the database, whose
+    attempt number is the fencing token (``attempt``: the one the database holds for this
+    worker), and announced there; a failure to retry is announced with the next take."""
+
+    def __init__(self, worker: Worker, job: NodeJob, attempt: int, tokens: list[str]) -> None:
+        self.attempt = attempt
+        self._worker = worker
+        self._job = job
+        self._tokens = tokens
+        self._failure: str | None = None
+
+    async def begin(self, node_id: str, previous: int) -> int:
+        taken = await self._worker.scheduler.take(
+            self._job,
+            self._worker.name,
+            self.attempt,
+            failure=self._failure,
+            tokens=_drain(self._tokens),
+        )
+        if taken is None:
+            raise NodeLost
+        self.attempt, cancelled = taken
+        self._failure = None
+        if cancelled:
+            raise NodeCancelled(self.attempt)
+        return self.attempt
+
+    def retrying(self, node_id: str, attempt: int, error: str) -> None:
+        self._failure = error
+
+    async def run(self, work: Awaitable[T]) -> T:
+        try:
+            return await self._worker.running.cancellable(self._job.run_id, work)
+        except Cancelled:
+            raise NodeCancelled from None
 
 
 def _drain(tokens: list[str]) -> list[str]:
     texts = tokens[:]
     tokens.clear()
     return texts
-
-
-def _cancel(state: NodeState) -> None:
-    state.status, state.finished_at = "cancelled", _now()
-
-
-def _fail(state: NodeState, error: str) -> None:
-    state.status, state.error, state.finished_at = "failed", error, _now()

@@ -7,6 +7,8 @@ from typing import Any, Literal, Protocol
 
 import msgspec
 
+__all__ = ["Completion", "FinishReason", "GenerationRequest", "LoadedModel", "OnText"]
+
 FinishReason = Literal["stop", "length", "cancelled"]
 OnText = Callable[[str], None]
 

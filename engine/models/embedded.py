@@ -15,6 +15,8 @@ import structlog
 
 from engine.models.errors import ModelUnavailable
 
+__all__ = ["FILE_NAME", "PACKAGE", "expected_size", "is_embedded", "package", "place"]
+
 log = structlog.get_logger("nodeloom.models")
 
 FILE_NAME = "gemma-3-270m-q4_k_m.gguf"

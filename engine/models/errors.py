@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from engine.errors import NodeloomError
 
+__all__ = ["ModelConfigInvalid", "ModelError", "ModelNotFound", "ModelTooLarge", "ModelUnavailable"]
+
 
 class ModelConfigInvalid(NodeloomError, ValueError):
     """`models.toml` or a model setting from the environment is invalid."""

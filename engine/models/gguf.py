@@ -13,6 +13,8 @@ from typing import Any
 
 from engine.models.errors import ModelUnavailable
 
+__all__ = ["MAGIC", "ArrayInfo", "read_metadata"]
+
 MAGIC = b"GGUF"
 _SCALARS = {
     0: struct.Struct("<B"),

@@ -7,6 +7,8 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
+__all__ = ["WINDOW_S", "RateLimiter"]
+
 WINDOW_S = 60.0
 
 

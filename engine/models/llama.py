@@ -29,6 +29,8 @@ from engine.models.base import Completion, FinishReason, GenerationRequest, OnTe
 from engine.models.errors import ModelError, ModelUnavailable
 from engine.models.registry import LlamaCppConfig
 
+__all__ = ["INSTALL_HINT", "LlamaModel", "load", "native", "unavailable_reason"]
+
 log = structlog.get_logger("nodeloom.models")
 
 INSTALL_HINT = (

@@ -12,6 +12,17 @@ from typing import Any
 from engine.models.errors import ModelConfigInvalid
 from engine.models.gguf import ArrayInfo, read_metadata
 
+__all__ = [
+    "BUDGET_ENV",
+    "DEFAULT_BUDGET_SHARE",
+    "default_threads",
+    "estimate_gguf",
+    "format_size",
+    "memory_budget",
+    "parse_size",
+    "total_memory",
+]
+
 BUDGET_ENV = "NODELOOM_MODEL_MEMORY_BUDGET"
 # Without a budget, loaded models may use this share of the machine's memory.
 DEFAULT_BUDGET_SHARE = 0.5
@@ -59,10 +70,10 @@ def total_memory() -> int | None:
         return None
 
 
-def memory_budget(environ: Mapping[str, str] | None = None) -> int:
-    """``$NODELOOM_MODEL_MEMORY_BUDGET`` in bytes; default half the machine's memory (4 GiB
-    when that is unknown)."""
-    value = (os.environ if environ is None else environ).get(BUDGET_ENV, "").strip()
+def memory_budget(environ: Mapping[str, str]) -> int:
+    """``NODELOOM_MODEL_MEMORY_BUDGET`` of ``environ`` (a process's environment) in bytes;
+    default half the machine's memory (4 GiB when that is unknown)."""
+    value = environ.get(BUDGET_ENV, "").strip()
     if value:
         try:
             budget = parse_size(value)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
-import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
@@ -26,6 +25,17 @@ from engine.models.base import Completion, FinishReason, GenerationRequest, OnTe
 from engine.models.errors import ModelError, ModelUnavailable
 from engine.models.limits import RateLimiter
 from engine.models.registry import OpenAIConfig
+
+__all__ = [
+    "BACKOFF_BASE_S",
+    "BACKOFF_MAX_S",
+    "MESSAGE_MAX",
+    "REDACTED",
+    "RETRY_AFTER_MAX_S",
+    "RETRY_STATUSES",
+    "OpenAIModel",
+    "unavailable_reason",
+]
 
 log = structlog.get_logger("nodeloom.models")
 
@@ -59,7 +69,7 @@ class OpenAIModel:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        environ = os.environ if environ is None else environ
+        environ = {} if environ is None else environ
         reason = unavailable_reason(config, environ)
         if reason is not None:
             raise ModelUnavailable(f"model {name}: {reason}")

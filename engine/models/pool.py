@@ -13,6 +13,8 @@ from engine.models.base import LoadedModel
 from engine.models.errors import ModelTooLarge
 from engine.models.memory import format_size
 
+__all__ = ["ModelPool"]
+
 log = structlog.get_logger("nodeloom.models")
 
 

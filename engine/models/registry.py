@@ -16,7 +16,6 @@ api_key_env = "LOCAL_SERVER_KEY"  # the variable's name; the key stays in the en
 
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -26,6 +25,21 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from engine.models.errors import ModelConfigInvalid, ModelNotFound
+
+__all__ = [
+    "DEFAULT_ENTRIES",
+    "DEFAULT_MODEL",
+    "MODELS_DIR_ENV",
+    "NAME_PATTERN",
+    "REGISTRY_FILE",
+    "LlamaCppConfig",
+    "ModelConfig",
+    "ModelRegistry",
+    "OpenAIConfig",
+    "Positive",
+    "models_dir",
+    "parse",
+]
 
 MODELS_DIR_ENV = "NODELOOM_MODELS_DIR"
 REGISTRY_FILE = "models.toml"
@@ -99,9 +113,9 @@ DEFAULT_ENTRIES: dict[str, ModelConfig] = {
 }
 
 
-def models_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """``$NODELOOM_MODELS_DIR``, else ``./models``."""
-    value = (os.environ if environ is None else environ).get(MODELS_DIR_ENV, "").strip()
+def models_dir(environ: Mapping[str, str]) -> Path:
+    """``NODELOOM_MODELS_DIR`` of ``environ`` (a process's environment), else ``./models``."""
+    value = environ.get(MODELS_DIR_ENV, "").strip()
     return Path(value or "models")
 
 
@@ -114,10 +128,10 @@ class ModelRegistry:
 
     @classmethod
     def load(cls, directory: Path | None = None) -> ModelRegistry:
-        """Read ``models.toml`` from ``directory`` (default: `models_dir`). Without the file,
+        """Read ``models.toml`` from ``directory`` (default: ``./models``). Without the file,
         the registry holds the embedded default model only. Every bad entry is reported in one
         `ModelConfigInvalid` naming the model and the field."""
-        directory = models_dir() if directory is None else directory
+        directory = Path("models") if directory is None else directory
         path = directory / REGISTRY_FILE
         try:
             text = path.read_text(encoding="utf-8")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Mapping
 
 import msgspec
@@ -20,6 +19,8 @@ from engine.models.registry import (
     OpenAIConfig,
     models_dir,
 )
+
+__all__ = ["ModelService", "ModelStatus"]
 
 
 class ModelStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -50,16 +51,18 @@ class ModelService:
         environ: Mapping[str, str] | None = None,
     ) -> None:
         self.registry = registry
-        self.pool = ModelPool(memory_budget() if budget is None else budget)
+        self.pool = ModelPool(memory_budget({}) if budget is None else budget)
         self.threads = threads
-        # Where API keys of models on servers are read from (the variables the registry names).
-        self.environ = os.environ if environ is None else environ
+        # Where API keys of models on servers are read from (the variables the registry names):
+        # the process's environment, handed over by whoever starts the service (none: no keys).
+        self.environ: Mapping[str, str] = {} if environ is None else environ
         self._remote: dict[str, openai.OpenAIModel] = {}
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> ModelService:
-        """From ``$NODELOOM_MODELS_DIR`` (its ``models.toml``) and
-        ``$NODELOOM_MODEL_MEMORY_BUDGET``; a bad value raises `ModelConfigInvalid`."""
+    def from_env(cls, environ: Mapping[str, str]) -> ModelService:
+        """From ``NODELOOM_MODELS_DIR`` (its ``models.toml``) and
+        ``NODELOOM_MODEL_MEMORY_BUDGET`` of a process's ``environ``, its API keys from there
+        too; a bad value raises `ModelConfigInvalid`."""
         return cls(
             ModelRegistry.load(models_dir(environ)),
             budget=memory_budget(environ),

@@ -15,6 +15,8 @@ from engine.storage.database import Database
 from engine.storage.keys import new_id, now
 from engine.storage.tables import ApiTokenRow, UserRow
 
+__all__ = ["TOKEN_PREFIX", "Accounts", "NameInvalid", "User", "token_hash"]
+
 TOKEN_PREFIX = "nl_"  # noqa: S105 - a prefix, not a secret
 
 

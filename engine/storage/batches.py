@@ -14,6 +14,8 @@ from engine.storage.database import Database
 from engine.storage.keys import new_id, now
 from engine.storage.tables import BatchRow, BatchRunRow, RunRow
 
+__all__ = ["BatchRun", "BatchStore", "StoredBatch"]
+
 
 class BatchRun(msgspec.Struct, kw_only=True):
     """One item of a batch and the run started for it (None until it is started)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,6 +20,15 @@ from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
 from engine.errors import NodeloomError
 
+__all__ = [
+    "DEFAULT_URL",
+    "MIGRATIONS",
+    "Database",
+    "StorageUnavailable",
+    "asyncpg_dsn",
+    "database_url",
+]
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 DEFAULT_URL = "sqlite+aiosqlite:///.nodeloom/nodeloom.db"
 _MIGRATION_LOCK = 7_402_113  # PostgreSQL advisory lock id for migrations
@@ -32,11 +40,11 @@ class StorageUnavailable(NodeloomError, ConnectionError):
 
 
 def database_url(url: str | None = None) -> URL:
-    """The URL to use: the argument, else ``NODELOOM_DATABASE_URL``, else SQLite in ``.nodeloom/``.
+    """The URL to use: the argument, else SQLite in ``.nodeloom/``.
 
     Plain ``sqlite://`` and ``postgresql://`` URLs get their async drivers.
     """
-    raw = url or os.environ.get("NODELOOM_DATABASE_URL") or DEFAULT_URL
+    raw = url or DEFAULT_URL
     try:
         parsed = make_url(raw)
     except ArgumentError:

@@ -17,6 +17,8 @@ import msgspec
 
 from engine.storage.tables import NodeResultRow
 
+__all__ = ["COMMIT", "FINISHED_COLUMNS", "Committer", "commit"]
+
 _encoder = msgspec.json.Encoder()
 
 _RESULT_COLUMNS = [c.name for c in NodeResultRow.__table__.columns if not c.primary_key]

@@ -10,11 +10,13 @@ from typing import Any
 import msgspec
 from sqlalchemy import delete, func, select, update
 
-from engine.document import Workflow, with_params
+from engine.documents.document import with_params
 from engine.errors import NotFound
+from engine.execution.results import REUSABLE, NodeState, RunStates
+from engine.execution.start import RunStart
 from engine.records import Page, RunRecord
-from engine.results import REUSABLE, NodeState, RunStates, reused_from
 from engine.storage.keys import keyset_page, now
+from engine.storage.result_rows import state_from_row
 from engine.storage.tables import (
     BlobRow,
     EventRow,
@@ -23,6 +25,8 @@ from engine.storage.tables import (
     RunRow,
 )
 from engine.storage.workflows import WorkflowQueries
+
+__all__ = ["Store", "new_run_row", "run_record"]
 
 
 class Store(WorkflowQueries):
@@ -65,18 +69,14 @@ class Store(WorkflowQueries):
         """Every committed node result of a run: its own rows, and the results it took over by
         reference from the runs that computed them."""
         started_at, own, taken, blobs = await self._results(run_id, NodeResultRow.__table__.c)
-        states = {row.node_id: _state(row, blobs) for row in own}
+        states = {row.node_id: state_from_row(row, _output(row, blobs)) for row in own}
         for row in taken:
-            states[row.node_id] = NodeState(
-                status="cached",
-                reason=reused_from(row.run_id),
+            states[row.node_id] = NodeState.reused(
+                row.run_id,
                 cache_key=row.cache_key,
                 output=_output(row, blobs),
-                started_at=started_at,
-                finished_at=started_at,
-                duration_ms=0.0,
                 digests=row.digests,
-                origin_run_id=row.run_id,
+                at=started_at,
             )
         return states
 
@@ -243,15 +243,7 @@ def _output(row: Any, blobs: dict[str, Any]) -> dict[str, Any] | None:
     return output
 
 
-_STATE_COLUMNS = [name for name in NodeState.__struct_fields__ if name != "output"]
 _RUN_COLUMNS = [name for name in RunRecord.__struct_fields__ if name != "nodes"]
-
-
-def _state(row: Any, blobs: dict[str, Any]) -> NodeState:
-    """A node_results row (every field of `NodeState` is a column) as a state."""
-    return NodeState(
-        output=_output(row, blobs), **{name: getattr(row, name) for name in _STATE_COLUMNS}
-    )
 
 
 def run_record(row: RunRow, states: RunStates) -> RunRecord:
@@ -259,38 +251,24 @@ def run_record(row: RunRow, states: RunStates) -> RunRecord:
     return RunRecord(nodes=states.records(), **{name: getattr(row, name) for name in _RUN_COLUMNS})
 
 
-def new_run_row(
-    run_id: str,
-    workflow: Workflow,
-    inputs: dict[str, Any],
-    *,
-    process: str,
-    root: str,
-    workflow_id: str | None,
-    workflow_version: int | None,
-    owner_id: str | None,
-    parent: str | None = None,
-    from_node: str | None = None,
-    changes: dict[str, Any] | None = None,
-    snapshot_blob: str,
-    snapshot_overrides: dict[str, Any] | None = None,
-) -> RunRow:
-    """The row of a run that ``process`` starts now: ``workflow`` is the stored document
-    ``snapshot_blob`` with ``snapshot_overrides`` applied."""
+def new_run_row(start: RunStart, process: str) -> RunRow:
+    """The row of a new run that ``process`` starts now."""
+    if start.snapshot is None:
+        raise ValueError(f"run {start.id} has no snapshot to be stored with")
     stamp = now()
     return RunRow(
-        id=run_id,
-        workflow_id=workflow_id,
-        workflow_version=workflow_version,
-        workflow_name=workflow.name,
-        owner_id=owner_id,
-        parent_run_id=parent,
-        root_run_id=root,
-        from_node=from_node,
-        changes=changes or {},
-        snapshot_blob=snapshot_blob,
-        snapshot_overrides=snapshot_overrides or {},
-        inputs=inputs,
+        id=start.id,
+        workflow_id=start.workflow_id,
+        workflow_version=start.workflow_version,
+        workflow_name=start.plan.workflow.name,
+        owner_id=start.owner_id,
+        parent_run_id=start.parent_run_id,
+        root_run_id=start.root,
+        from_node=start.from_node,
+        changes=dict(start.changes),
+        snapshot_blob=start.snapshot.blob,
+        snapshot_overrides={node: dict(given) for node, given in start.snapshot.overrides.items()},
+        inputs=dict(start.inputs),
         outputs={},
         status="running",
         error=None,

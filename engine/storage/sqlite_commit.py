@@ -13,6 +13,8 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.sql.expression import Executable
 
+__all__ = ["Processor", "SQLiteStatements"]
+
 Processor = Callable[[Any], Any] | None
 
 

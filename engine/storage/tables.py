@@ -19,6 +19,25 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+__all__ = [
+    "NAMING",
+    "AgentRow",
+    "ApiTokenRow",
+    "Base",
+    "BatchRow",
+    "BatchRunRow",
+    "BlobRow",
+    "EventRow",
+    "NodeResultRow",
+    "ReusedResultsRow",
+    "RunRow",
+    "Stamp",
+    "UserRow",
+    "ViewStateRow",
+    "WorkflowRow",
+    "WorkflowVersionRow",
+]
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -116,6 +135,7 @@ class NodeResultRow(Base):
     node_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text, default="")
+    reason_code: Mapped[str | None] = mapped_column(String(32))
     cache_key: Mapped[str | None] = mapped_column(String(64))
     # Small outputs live inline; large ones in `blobs`, by the digest of their JSON.
     output: Mapped[dict[str, Any] | None]

@@ -7,12 +7,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from engine.document import Workflow, to_builtins
+from engine.documents.document import Workflow, to_builtins
 from engine.errors import Conflict, NotFound
 from engine.records import Page, WorkflowRecord
 from engine.storage.database import Database
 from engine.storage.keys import keyset_page, new_id, now
 from engine.storage.tables import ViewStateRow, WorkflowRow, WorkflowVersionRow
+
+__all__ = ["CURRENT_VERSION", "WorkflowQueries"]
 
 # A workflow's current version and owner, read on PostgreSQL for every run started by id.
 CURRENT_VERSION = "SELECT version, owner_id FROM workflows WHERE id = $1"

@@ -4,7 +4,6 @@ transaction, and each node's result is durable before the executor announces it.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -14,20 +13,34 @@ import structlog
 from sqlalchemy import Connection, Table, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 
-from engine.document import Workflow, to_builtins
+from engine.documents.document import Workflow, to_builtins
 from engine.errors import NotFound
-from engine.events import AnyEvent, encode_event, event_type
-from engine.results import NodeState
+from engine.execution.events import AnyEvent, encode_event, event_type
+from engine.execution.results import NodeState
 from engine.storage import group_commit
 from engine.storage.database import Database, asyncpg_dsn
+from engine.storage.result_rows import Row, blob_row, result_row
 from engine.storage.sqlite_commit import SQLiteStatements
 from engine.storage.tables import BlobRow, EventRow, NodeResultRow, ReusedResultsRow, RunRow
 
+__all__ = [
+    "BLOBS",
+    "EVENTS",
+    "INSERT_REUSED",
+    "INSERT_RUNS",
+    "NODE_RESULTS",
+    "REUSED",
+    "RUNS",
+    "UPDATE_RUN",
+    "Batch",
+    "ResultWriter",
+    "document_blob",
+    "insert_blob",
+    "insert_for",
+    "reused_rows",
+]
+
 log = structlog.get_logger("nodeloom.storage")
-
-# A node_results row, and the blob row holding its output when that is large.
-Row = tuple[dict[str, Any], dict[str, Any] | None]
-
 
 @dataclass(slots=True)
 class Batch:
@@ -48,7 +61,6 @@ class Batch:
     deferred: bool = False
 
 
-BLOB_THRESHOLD = 4096  # bytes of JSON above which an output is stored once, by digest
 _encoder = msgspec.json.Encoder()
 
 NODE_RESULTS: Table = NodeResultRow.__table__  # type: ignore[assignment]
@@ -314,41 +326,6 @@ def _orphans(connection: Connection, results: list[Batch]) -> set[str]:
         return set()
     found = SQLiteStatements.stored(connection, "runs", list(set(children.values())))
     return {run_id for run_id, parent in children.items() if parent not in found}
-
-
-def result_row(
-    run_id: str, node_id: str, state: NodeState
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The node_results row for a state, and the blob row when the output is large."""
-    row: dict[str, Any] = {
-        "run_id": run_id,
-        "node_id": node_id,
-        "status": state.status,
-        "reason": state.reason,
-        "cache_key": state.cache_key,
-        "output": state.output,
-        "output_blob": None,
-        "digests": state.digests,
-        "origin_run_id": state.origin_run_id or run_id,
-        "error": state.error,
-        "attempt": state.attempt,
-        "started_at": state.started_at,
-        "finished_at": state.finished_at,
-        "duration_ms": state.duration_ms,
-        "usage": state.usage,
-    }
-    blob = None
-    if state.output:
-        data = _encoder.encode(state.output)
-        if len(data) > BLOB_THRESHOLD:
-            blob = blob_row(data)
-            row["output"], row["output_blob"] = None, blob["digest"]
-    return row, blob
-
-
-def blob_row(data: bytes) -> dict[str, Any]:
-    """The blobs row storing ``data`` (JSON) once, under its digest."""
-    return {"digest": hashlib.sha256(data).hexdigest(), "size": len(data), "data": data.decode()}
 
 
 def document_blob(workflow: Workflow) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from litestar import Controller, delete, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from engine.agents import AgentConfig, AgentRecord
+from engine.storage.agents import AgentConfig, AgentRecord
 from server.api.deps import EngineDep, PrincipalDep, paged
 from server.api.schemas import Limit
 from server.problems import documented

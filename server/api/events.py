@@ -19,8 +19,7 @@ from litestar.params import FromPath, HeaderParameter, Parameter
 from litestar.response import Stream
 
 from engine.errors import NotFound
-from engine.events import AnyEvent, decode_event
-from engine.runs import FINISHED
+from engine.execution.events import AnyEvent, decode_event
 from server.api.deps import EngineDep, PrincipalDep
 from server.api.schemas import MAX_INT
 from server.live import Subscription
@@ -62,14 +61,14 @@ async def run_events(
     None after `KEEPALIVE_S` seconds without one."""
     last = after
     try:
-        for _, data in await engine.runs.store.events(run_id, after=last):
+        for _, data in await engine.runs.events(run_id, after=last):
             event = decode_event(data.encode())
             last = event.seq
             yield event
             if _finished(event):
                 return
         if subscription is None:
-            async for event in _elsewhere(engine, run_id, last):
+            async for event in engine.runs.events_elsewhere(run_id, last):
                 yield event
             return
         for event in subscription.past:
@@ -94,30 +93,6 @@ async def run_events(
     finally:
         if subscription is not None:
             subscription.close()
-
-
-def _elsewhere(engine: Engine, run_id: str, last: int) -> AsyncIterator[AnyEvent]:
-    """The events of a run that does not execute in this process, after ``last``."""
-    feed = getattr(engine.runs.queue, "feed", None)  # runs execute on workers
-    if feed is not None:
-        events: AsyncIterator[AnyEvent] = feed.follow(run_id, after_seq=last)
-        return events
-    return _poll(engine, run_id, last)
-
-
-async def _poll(engine: Engine, run_id: str, last: int) -> AsyncIterator[AnyEvent]:
-    """A run not executing here: what is stored, again until the run is over."""
-    while True:
-        row = await engine.runs.store.run_row(run_id)
-        for _, data in await engine.runs.store.events(run_id, after=last):
-            event = decode_event(data.encode())
-            last = event.seq
-            yield event
-            if _finished(event):
-                return
-        if row.status in FINISHED:
-            return
-        await asyncio.sleep(POLL_S)
 
 
 async def _frames(events: AsyncIterator[AnyEvent | None]) -> AsyncIterator[bytes]:
@@ -151,7 +126,7 @@ class RunEventsController(Controller):
         after: Annotated[int | None, Parameter(ge=0, le=MAX_INT, required=False)] = None,
     ) -> Stream:
         try:
-            await engine.runs.store.run_row(run_id, owner_id=principal.owner_id)
+            await engine.runs.row(run_id, owner_id=principal.owner_id)
         except NotFound:  # 404, unless it executes here and its row is not stored yet
             if engine.runs.unstored(run_id, principal.owner_id) is None:
                 raise

@@ -19,12 +19,12 @@ from litestar.params import JSONBody
 from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK
 
-from engine.active import ActiveRun
-from engine.document import Workflow
+from engine.documents.document import Workflow
+from engine.documents.inputs import input_schemas
 from engine.errors import NodeloomError, NotFound, WorkflowInvalid
-from engine.events import NodeToken, RunFinished
-from engine.inputs import input_schemas
+from engine.execution.events import NodeToken, RunFinished
 from engine.records import RunRecord
+from engine.runs.launch import RunHandle
 from server.api.deps import EngineDep, PrincipalDep
 from server.api.events import SSE_HEADERS
 from server.live import Subscription
@@ -165,7 +165,7 @@ def _chunk(
 
 
 async def _stream(
-    engine: Engine, active: ActiveRun, door: Door, model: str, events: Subscription[Any]
+    engine: Engine, active: RunHandle, door: Door, model: str, events: Subscription[Any]
 ) -> AsyncIterator[bytes]:
     created = int(time.time())
     streamed = False
@@ -226,7 +226,7 @@ async def chat_completions(
     except WorkflowInvalid as exc:
         raise OpenAIError(422, exc.detail, "invalid_request_error") from None
     text = question(data.messages)
-    active = await engine.start_run(
+    active = await engine.runs.start(
         workflow,
         {door.input: text},
         workflow_id=workflow_id,
@@ -260,7 +260,7 @@ async def chat_completions(
 async def models(engine: EngineDep, principal: PrincipalDep) -> dict[str, Any]:
     data, cursor = [], None
     while True:
-        page = await engine.runs.store.list_workflows(
+        page = await engine.workflows.list_workflows(
             owner_id=principal.owner_id, limit=200, cursor=cursor
         )
         data += [

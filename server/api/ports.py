@@ -9,7 +9,7 @@ import msgspec
 from litestar import Controller, post
 from litestar.params import JSONBody
 
-from nodes.base import Port
+from engine.nodes.types import Port
 from server.api.deps import EngineDep
 from server.problems import documented
 

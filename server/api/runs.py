@@ -10,9 +10,9 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED
 
-from engine.active import ActiveRun
-from engine.events import RunStatus
+from engine.execution.events import RunStatus
 from engine.records import RunRecord
+from engine.runs.launch import RunHandle
 from server.api.deps import EngineDep, PrincipalDep, paged
 from server.api.schemas import Diff, Limit, Rerun, Resume, RunPage, StartRun, TreeNode
 from server.problems import documented
@@ -22,7 +22,7 @@ FINISHED_RUN = ResponseSpec(RunRecord, generate_examples=False, description="The
 
 
 async def answer(
-    engine: Engine, active: ActiveRun, wait: bool, owner_id: str | None
+    engine: Engine, active: RunHandle, wait: bool, owner_id: str | None
 ) -> Response[RunRecord]:
     """201 with the finished run when the caller waits, else 202 with the run as it stands."""
     if wait:
@@ -51,7 +51,7 @@ class StartController(Controller):
     ) -> Response[RunRecord]:
         request = data or StartRun()
         record, workflow = await engine.current_workflow(workflow_id, owner_id=principal.owner_id)
-        active = await engine.start_run(
+        active = await engine.runs.start(
             workflow,
             request.inputs,
             workflow_id=record.id,
@@ -78,7 +78,7 @@ class RunController(Controller):
         cursor: FromQuery[str | None] = None,
     ) -> RunPage:
         page = await paged(
-            lambda: engine.runs.store.list_runs(
+            lambda: engine.runs.list_runs(
                 workflow_id=workflow_id,
                 status=status,
                 owner_id=principal.owner_id,
@@ -118,11 +118,9 @@ class RunController(Controller):
         run_id: FromPath[str],
         data: JSONBody[Resume | None] = None,
     ) -> Response[RunRecord]:
-        active = await engine.runs.resume(
-            run_id, owner_id=principal.owner_id, listeners=[engine.live.publish]
-        )
+        active = await engine.runs.resume(run_id, owner_id=principal.owner_id)
         wait = (data or Resume()).wait
-        return await answer(engine, engine.follow(active), wait, principal.owner_id)
+        return await answer(engine, active, wait, principal.owner_id)
 
     @post(
         "/{run_id:str}/rerun",
@@ -144,10 +142,9 @@ class RunController(Controller):
             params=request.params,
             inputs=request.inputs,
             owner_id=principal.owner_id,
-            listeners=[engine.live.publish],
             caller_waits=request.wait,
         )
-        return await answer(engine, engine.follow(active), request.wait, principal.owner_id)
+        return await answer(engine, active, request.wait, principal.owner_id)
 
     @get(
         "/{run_id:str}/tree",

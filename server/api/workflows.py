@@ -10,9 +10,9 @@ from litestar.datastructures import ResponseHeader
 from litestar.params import Body, FromPath, FromQuery, HeaderParameter, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from engine.document import Workflow, from_builtins
+from engine.documents.document import Workflow, from_builtins
+from engine.documents.graph import analyse
 from engine.errors import WorkflowInvalid
-from engine.graph import analyse
 from engine.records import WorkflowRecord
 from server.api.deps import EngineDep, PrincipalDep, etag, if_match_version, paged
 from server.api.schemas import (
@@ -82,7 +82,7 @@ class WorkflowController(Controller):
     async def create(
         self, engine: EngineDep, principal: PrincipalDep, data: JSONBody[Workflow]
     ) -> Response[WorkflowRecord]:
-        record = await engine.runs.store.create_workflow(
+        record = await engine.workflows.create_workflow(
             checked(engine, data), owner_id=principal.owner_id
         )
         return with_etag(record, HTTP_201_CREATED)
@@ -96,7 +96,7 @@ class WorkflowController(Controller):
         cursor: FromQuery[str | None] = None,
     ) -> WorkflowPage:
         page = await paged(
-            lambda: engine.runs.store.list_workflows(
+            lambda: engine.workflows.list_workflows(
                 owner_id=principal.owner_id, limit=limit, cursor=cursor
             )
         )
@@ -114,7 +114,7 @@ class WorkflowController(Controller):
     async def read(
         self, engine: EngineDep, principal: PrincipalDep, workflow_id: FromPath[str]
     ) -> Response[WorkflowRecord]:
-        record = await engine.runs.store.get_workflow(workflow_id, owner_id=principal.owner_id)
+        record = await engine.workflows.get_workflow(workflow_id, owner_id=principal.owner_id)
         return with_etag(record)
 
     @put(
@@ -135,7 +135,7 @@ class WorkflowController(Controller):
         ] = None,
     ) -> Response[WorkflowRecord]:
         expected = if_match_version(if_match)
-        record = await engine.runs.store.save_workflow(
+        record = await engine.workflows.save_workflow(
             workflow_id,
             checked(engine, data),
             expected_version=expected,
@@ -152,7 +152,7 @@ class WorkflowController(Controller):
     async def remove(
         self, engine: EngineDep, principal: PrincipalDep, workflow_id: FromPath[str]
     ) -> None:
-        await engine.runs.store.delete_workflow(workflow_id, owner_id=principal.owner_id)
+        await engine.workflows.delete_workflow(workflow_id, owner_id=principal.owner_id)
 
     @get(
         "/{workflow_id:str}/versions",
@@ -170,7 +170,7 @@ class WorkflowController(Controller):
             Parameter(description="The last version of the previous page", ge=1, le=MAX_INT),
         ] = None,
     ) -> VersionPage:
-        found = await engine.runs.store.workflow_versions(workflow_id, owner_id=principal.owner_id)
+        found = await engine.workflows.workflow_versions(workflow_id, owner_id=principal.owner_id)
         items = [item for item in found if cursor is None or item["version"] < cursor]
         more = len(items) > limit
         items = items[:limit]
@@ -191,7 +191,7 @@ class WorkflowController(Controller):
         workflow_id: FromPath[str],
         version: Annotated[int, Parameter(ge=1, le=MAX_INT)],
     ) -> WorkflowRecord:
-        return await engine.runs.store.get_workflow(
+        return await engine.workflows.get_workflow(
             workflow_id, version, owner_id=principal.owner_id
         )
 
@@ -203,7 +203,7 @@ class WorkflowController(Controller):
     async def view(
         self, engine: EngineDep, principal: PrincipalDep, workflow_id: FromPath[str]
     ) -> ViewState:
-        data = await engine.runs.store.view_state(workflow_id, owner_id=principal.owner_id)
+        data = await engine.workflows.view_state(workflow_id, owner_id=principal.owner_id)
         return ViewState() if data is None else msgspec.convert(data, ViewState)
 
     @put(
@@ -218,7 +218,7 @@ class WorkflowController(Controller):
         workflow_id: FromPath[str],
         data: JSONBody[ViewState],
     ) -> ViewState:
-        await engine.runs.store.save_view_state(
+        await engine.workflows.save_view_state(
             workflow_id, msgspec.to_builtins(data), owner_id=principal.owner_id
         )
         return data

@@ -7,8 +7,8 @@ import asyncio
 import time
 from typing import Any, ClassVar
 
-from nodes.base import NodeContext, NodeType, Port
-from nodes.registry import NodeRegistry
+from engine.nodes.registry import NodeRegistry
+from engine.nodes.types import NodeContext, NodeType, Port
 from tests.nodes_for_tests import test_registry
 
 

@@ -11,7 +11,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from engine import runs
+from engine.runs import launch as runs
 from tests.api.conftest import saved
 
 Client = AsyncTestClient[Litestar]
@@ -99,7 +99,7 @@ async def test_events_of_a_run_whose_row_is_not_stored_yet(
 
     async def start() -> Any:
         record, workflow = await engine.current_workflow(workflow_id, owner_id=None)
-        return await engine.start_run(
+        return await engine.runs.start(
             workflow, {}, workflow_id=record.id, workflow_version=record.version, owner_id=None,
             caller_waits=True,
         )

@@ -12,8 +12,8 @@ import httpx
 import openai
 import pytest
 
-from engine.document import from_builtins
-from engine.runs import RunService
+from engine.documents.document import from_builtins
+from engine.runs.service import RunService
 from engine.storage.database import Database
 from tests.api.conftest import GREETING, LiveServer
 from tests.api.nodes import Ticker, api_test_registry

@@ -126,8 +126,8 @@ async def test_cancel_and_resume(client: Client) -> None:
 
 async def test_resume_an_interrupted_run(client: Client, database_url: str, tmp_path: Any) -> None:
     """A run left behind by a process that stopped is resumed through the API."""
-    from engine.document import from_builtins
-    from engine.runs import RunService
+    from engine.documents.document import from_builtins
+    from engine.runs.service import RunService
     from engine.storage.database import Database
     from tests.api.nodes import api_test_registry
 

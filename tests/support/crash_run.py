@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from engine.runs import RunService
+from engine.runs.service import RunService
 from engine.storage.database import Database
 from tests.conftest import workflow
 from tests.nodes_for_tests import test_registry

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from engine.distributed.launch import Queued
 from engine.distributed.pgq import PgQueuerDispatcher
-from engine.distributed.runs import RunQueue
-from engine.runs import RunService
+from engine.runs.service import RunService
 from engine.storage.database import Database
 from tests.conftest import ROOT
 from tests.nodes_for_tests import test_registry
@@ -111,7 +111,7 @@ async def queued(database: Database) -> AsyncIterator[RunService]:
         database,
         test_registry(),
         lease_timeout_s=LEASE_S,
-        queue=RunQueue(database, PgQueuerDispatcher()),
+        launcher=Queued(database, workspace=Path("workspace"), dispatcher=PgQueuerDispatcher()),
     )
     yield service
     await service.close()

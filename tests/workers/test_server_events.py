@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
-from engine.runs import RunService
+from engine.distributed.launch import Queued
+from engine.runs.service import RunService
 from server.app import create_app
 from tests.api.conftest import make_config
 from tests.api.nodes import api_test_registry
@@ -25,14 +26,14 @@ async def test_events_of_a_run_queued_by_another_server(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("NODELOOM_EXECUTION", "workers")
     workers(1)
-    app = create_app(make_config(tmp_path, pg_url), registry=api_test_registry())
+    config = make_config(tmp_path, pg_url, execution="workers")
+    app = create_app(config, registry=api_test_registry())
     nodes, edges = fan_out(2, 0.3)
     active = await queued.start(workflow(nodes, edges))  # through the other server
     async with AsyncTestClient(app=app) as client:
         engine = app.state.engine
-        assert getattr(engine.runs.queue, "feed", None) is not None
+        assert isinstance(engine.runs.launcher, Queued)  # it follows the LISTEN feed
         async with client.stream("GET", f"/api/runs/{active.id}/events") as response:
             assert response.status_code == 200
             frames = parse((await response.aread()).decode())

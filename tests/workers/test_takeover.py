@@ -11,8 +11,8 @@ from typing import Any
 
 from sqlalchemy import text
 
-from engine.events import NodeCompleted, decode_event
-from engine.runs import RunService
+from engine.execution.events import NodeCompleted, decode_event
+from engine.runs.service import RunService
 from engine.storage.database import Database
 from tests.conftest import workflow
 from tests.workers.conftest import LEASE_S, WorkerProcess, fan_out, live_jobs_after_draining

@@ -7,6 +7,7 @@ import asyncio
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -15,15 +16,15 @@ from sqlalchemy import text
 
 from engine.distributed.dispatcher import NodeJob
 from engine.distributed.events import follow
+from engine.distributed.launch import Queued
 from engine.distributed.pgq import QUEUE_SCHEMA, PgDelivery, PgQueuerDispatcher
-from engine.distributed.runs import RunQueue
 from engine.distributed.scheduler import Scheduler, driver_connection
-from engine.events import NodeCompleted, NodeStarted, NodeToken, RunFinished, RunStarted
-from engine.graph import Plan
-from engine.results import NodeState
-from engine.runs import RunService
+from engine.documents.graph import Plan
+from engine.execution.events import NodeCompleted, NodeStarted, NodeToken, RunFinished, RunStarted
+from engine.execution.results import NodeState
+from engine.nodes.types import NodeContext, NodeType, Port
+from engine.runs.service import RunService
 from engine.storage.database import Database
-from nodes.base import NodeContext, NodeType, Port
 from tests.conftest import ROOT, workflow
 from tests.nodes_for_tests import test_registry
 from tests.workers.conftest import LEASE_S, fan_out, live_jobs_after_draining
@@ -127,7 +128,9 @@ async def test_a_node_type_the_worker_lacks_fails_that_node(
 ) -> None:
     registry = test_registry()
     registry.register(OnlyOnTheServer)
-    service = RunService(database, registry, queue=RunQueue(database))
+    service = RunService(
+        database, registry, launcher=Queued(database, workspace=Path("workspace"))
+    )
     workers(1)
     document = workflow(
         [

@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from engine.events import RunStatus
-from engine.graph import Plan
-from engine.results import REUSABLE, NodeState
+from engine.documents.graph import Plan
+from engine.execution.events import RunStatus
+from engine.execution.results import REUSABLE, NodeState
+
+__all__ = ["run_outputs", "run_status"]
 
 
 def run_outputs(plan: Plan, states: Mapping[str, NodeState]) -> dict[str, Any]:

@@ -8,10 +8,22 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import msgspec
 
-from engine.issues import Issue
+from engine.documents.issues import Issue
 
 if TYPE_CHECKING:
     from engine.models import ModelService
+
+__all__ = [
+    "PORT_TYPES",
+    "CheckContext",
+    "NodeContext",
+    "NodeType",
+    "Port",
+    "PortType",
+    "Role",
+    "compatible",
+    "json_schema_port_type",
+]
 
 PortType = Literal["string", "number", "integer", "boolean", "object", "array", "any"]
 PORT_TYPES: tuple[PortType, ...] = (

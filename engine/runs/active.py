@@ -5,28 +5,42 @@ from __future__ import annotations
 
 import asyncio
 
-from engine.executor import Execution
+from engine.execution.executor import Execution
+from engine.execution.results import RunResult
 from engine.records import RunRecord
 from engine.storage.repository import run_record
 from engine.storage.tables import RunRow
 
+__all__ = ["ActiveRun"]
+
 
 class ActiveRun:
-    """A run executing in this process."""
+    """A run executing in this process (a `RunHandle`)."""
+
+    task: asyncio.Task[RunRecord]
 
     def __init__(self, row: RunRow, execution: Execution) -> None:
         self.id = row.id
-        self.row: RunRow | None = row
+        self.row = row
         self.execution = execution
-        self.task: asyncio.Task[RunRecord] | None = None
 
     def record(self) -> RunRecord:
         """The run as it is now."""
-        assert self.row is not None
         return run_record(self.row, self.execution.run_states())
 
+    def unstored(self, owner_id: str | None) -> RunRecord | None:
+        if owner_id not in (None, self.row.owner_id):
+            return None
+        return self.record()
+
+    def finished(self, result: RunResult) -> RunRecord:
+        """The run as it ended with ``result``."""
+        row = self.row
+        row.status, row.outputs, row.error = result.status, result.outputs, result.error
+        row.finished_at = result.finished_at
+        return run_record(row, result.nodes)
+
     async def wait(self) -> RunRecord:
-        assert self.task is not None
         return await asyncio.shield(self.task)
 
     def cancel(self) -> None:

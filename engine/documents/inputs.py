@@ -8,8 +8,10 @@ from typing import Any
 
 import jsonschema
 
+from engine.documents.graph import Plan
 from engine.errors import InputsInvalid
-from engine.graph import Plan
+
+__all__ = ["coerce", "input_schemas", "resolve_inputs"]
 
 _BOOLEANS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
 

@@ -13,13 +13,16 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from engine.distributed.scheduler import QUEUE_OWNER
 from engine.storage.keys import now
 
 if TYPE_CHECKING:
     from engine.storage.repository import Store
 
+__all__ = ["QUEUE_OWNER", "heartbeat", "interrupt_orphans", "process_alive", "process_name"]
+
 log = structlog.get_logger("nodeloom.runs")
+
+QUEUE_OWNER = "queue"  # runs.owner_process of the runs `nodeloom worker`s execute
 
 
 def process_name() -> str:

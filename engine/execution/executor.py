@@ -4,96 +4,105 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 
-from engine.announcer import Announcer
-from engine.attempts import execute_node, fail
-from engine.events import Listener, RunStatus
-from engine.graph import Plan, PlanNode
-from engine.node_data import (
-    cache_key,
-    describe,
-    gather,
-    instantiate,
-)
-from engine.outcome import run_outputs, run_status
-from engine.results import NodeState, ResultStore, RunResult, RunStates
-from engine.reuse import reason_to_execute, reusable, take_over
+from engine.documents.graph import PlanNode
+from engine.errors import describe
+from engine.execution.announcer import Announcer
+from engine.execution.events import Listener, RunStatus
+from engine.execution.lifecycle import RunScope, cache_key, gather, prepare, settle
+from engine.execution.outcome import run_outputs, run_status
+from engine.execution.reasons import Reason
+from engine.execution.results import NodeState, ResultStore, RunResult, RunStates
+from engine.execution.start import RunStart
+from engine.execution.takeover import take_over
 from engine.storage.keys import now
-from nodes.base import NodeContext, NodeType
 
 if TYPE_CHECKING:
     from engine.models import ModelService
 
+__all__ = ["DEFAULT_CONCURRENCY", "MAX_INLINE", "Execution", "InProcessAttempts"]
+
 log = structlog.get_logger("nodeloom.executor")
+T = TypeVar("T")
 
 DEFAULT_CONCURRENCY = 32
 MAX_INLINE = 64  # nodes one task settles in a row before yielding its place
-_TERMINAL_FAILURES = ("failed", "cancelled")
+
+
+class InProcessAttempts:
+    """A node's attempts in this process (see `Attempts`): numbered here, announced at once;
+    a cancelled run cancels the tasks themselves."""
+
+    __slots__ = ("_events",)
+
+    def __init__(self, events: Announcer) -> None:
+        self._events = events
+
+    async def begin(self, node_id: str, previous: int) -> int:
+        self._events.node_started(node_id, previous + 1)
+        return previous + 1
+
+    def retrying(self, node_id: str, attempt: int, error: str) -> None:
+        self._events.retrying(node_id, attempt, error)
+
+    async def run(self, work: Awaitable[T]) -> T:
+        return await work
 
 
 class Execution:
-    """One run of a plan. `execute` runs it to the end; `cancel` stops it from anywhere.
+    """One run of a plan, in this process. `execute` runs it to the end; `cancel` stops it from
+    anywhere.
 
-    The inputs must already be resolved (`engine.inputs.resolve_inputs`). ``reuse`` offers earlier
-    results by node id, as the nodes' states in the runs that computed them (a finished run's
-    `RunResult.nodes`, say): one is taken, without executing the node, when its cache key is
-    unchanged and the node is neither in ``force`` nor marked ``cache: never``. ``reasons``
-    says why a node executes when that is known beforehand (``params changed: …``). ``done``
-    holds node states this run committed before it was interrupted; they stand and are not
-    executed again.
-    ``changed`` names the nodes whose type, params or edges may differ from those in the run
-    ``reuse`` comes from (None: any node): any other node is taken over when all it depends on
-    is, without its key being made again.
-    ``store`` commits each node result before the event announcing it goes to the ``listeners``.
+    The ``start``'s inputs must already be resolved (`engine.documents.inputs.resolve_inputs`).
+    What it may reuse is taken over before anything runs (`take_over`); the results it
+    committed before it was interrupted (``done``) stand and are not executed again.
+    ``store`` commits each node result before the event announcing it goes to the
+    ``listeners``. File nodes work in ``workspace``.
     """
 
     def __init__(
         self,
-        plan: Plan,
-        inputs: Mapping[str, Any],
+        start: RunStart,
         *,
-        run_id: str,
         listeners: Iterable[Listener] = (),
         store: ResultStore | None = None,
-        reuse: Mapping[str, NodeState] | None = None,
-        force: Collection[str] = (),
-        reasons: Mapping[str, str] | None = None,
-        changed: Collection[str] | None = None,
-        done: Mapping[str, NodeState] | None = None,
-        max_concurrency: int = DEFAULT_CONCURRENCY,
         workspace: Path | None = None,
-        first_seq: int = 0,
         models: ModelService | None = None,
+        max_concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
-        if reuse and done:
-            raise ValueError("a run either reuses earlier results or resumes, not both")
+        plan = start.plan
+        self.start = start
         self.plan = plan
-        self.inputs = dict(inputs)
-        self.run_id = run_id
+        self.inputs = dict(start.inputs)
+        self.run_id = run_id = start.id
+        reuse = start.reuse
+        self._scope = RunScope(
+            run_id=run_id,
+            inputs=self.inputs,
+            workspace=workspace or Path("workspace"),
+            models=models,
+            reuse=reuse,
+            force=start.force,
+            reasons=start.reasons,
+        )
         # With results to reuse, `take_over` fills the states and counts.
         self.states = {} if reuse else {node_id: NodeState() for node_id in plan.nodes}
-        self._events = Announcer(run_id, listeners, first_seq, store.event if store else None)
+        self._events = Announcer(run_id, listeners, start.first_seq, store.event if store else None)
+        self._attempts = InProcessAttempts(self._events)
         self._store = store
-        self._reuse = reuse or {}
-        self._force = frozenset(force)
-        self._reasons = reasons or {}
-        self._changed = changed
         self._limit = max_concurrency
         self._running = 0  # tasks holding a slot
         self._ready: deque[PlanNode] = deque()  # ready, waiting for a free slot
-        self._workspace = workspace or Path("workspace")
-        self._models = models
         # What each node this run settles waits for: how many of its predecessors.
         self._waiting = (
             {} if reuse else {n: len(node.predecessors) for n, node in plan.nodes.items()}
         )
-        self._blocked: set[str] = set()  # failed, cancelled, or skipped because of a failure
         self._remaining = len(plan.nodes)
         self._tasks: dict[str, asyncio.Task[None]] = {}  # by the node a task started with
         self._cancelled = False
@@ -105,7 +114,7 @@ class Execution:
         # The last node's state, when its result is committed with the run's end.
         self._last: tuple[str, NodeState] | None = None
         self._interrupted = False
-        for node_id, state in (done or {}).items():
+        for node_id, state in start.done.items():
             self._settled(plan.nodes[node_id], state)
 
     # -- public ---------------------------------------------------------------------------
@@ -213,12 +222,20 @@ class Execution:
         """
         state = self.states[node.id]
         try:
-            await self._settle(node, state)
+            await settle(
+                node,
+                state,
+                self._scope,
+                self.states,
+                attempts=self._attempts,
+                emit_token=self._events.token_emitter(node.id),
+            )
         except asyncio.CancelledError:
-            state.status = "cancelled"
-            state.finished_at = now()
-            self._blocked.add(node.id)
+            state.cancel(now())
             return None
+        except Exception as exc:  # noqa: BLE001 - a fault of the engine's own fails the node
+            self._log.exception("node failed in the engine", node_id=node.id)
+            state.fail(f"internal error: {describe(exc)}", now())
         follow: PlanNode | None = None
         for successor in self._settled(node, state):
             if self._cancelled:
@@ -247,8 +264,6 @@ class Execution:
     def _settled(self, node: PlanNode, state: NodeState) -> list[str]:
         """Account for a node that reached its final state; returns the successors now ready."""
         self.states[node.id] = state
-        if state.status in _TERMINAL_FAILURES or state.reason.startswith("upstream failed"):
-            self._blocked.add(node.id)
         self._remaining -= 1
         ready = []
         for successor in node.successors:
@@ -268,14 +283,14 @@ class Execution:
         if self._taken is not None:
             return self._taken
         taken: dict[str, list[str]] = {}
-        if self._reuse:
+        if self.start.reuse:
             taken = await take_over(
                 self.plan,
                 self.states,
                 self._waiting,
-                self._reuse,
-                changed=self._changed,
-                force=self._force,
+                self.start.reuse,
+                changed=self.start.changed,
+                force=self.start.force,
                 key_if_ready=self._key_if_ready,
             )
             self._taken_at = now()
@@ -286,24 +301,24 @@ class Execution:
     def run_states(self) -> RunStates:
         """The node states as users see them: a result taken over, as taken over (see
         `RunStates`); ``states`` holds it as its prior state."""
-        return RunStates(self.states, self._waiting.keys() if self._reuse else None, self._taken_at)
+        own = self._waiting.keys() if self.start.reuse else None
+        return RunStates(self.states, own, self._taken_at)
 
     async def _key_if_ready(self, node: PlanNode) -> str | None:
         """The node's cache key, made as it would be to run it; None when it cannot run."""
-        state = NodeState()
         if node.node_type.reads_outside_world:
-            prepared = await self._prepare(node, state)
-            return None if isinstance(prepared, str) else state.cache_key
-        gathered = gather(node, self.states, self._blocked)  # the key alone: no instance
-        return None if isinstance(gathered, str) else cache_key(node, gathered[1], None)
+            state = NodeState()
+            prepared = await prepare(node, state, self._scope, self.states, _no_tokens)
+            return None if prepared is None else state.cache_key
+        gathered = gather(node, self.states)  # the key alone: no instance
+        return None if isinstance(gathered, Reason) else cache_key(node, gathered[1], None)
 
     async def _finish(self, started_at: datetime) -> RunResult:
         finished_at = now()
         for node_id in self._waiting:  # the nodes this run settles (not those taken over)
             state = self.states[node_id]
             if not state.done:
-                state.status = "cancelled"
-                state.finished_at = finished_at
+                state.cancel(finished_at)
             if state.status == "cancelled" and self._store is not None and not self._fatal:
                 try:
                     await self._store.node_finished(self.run_id, node_id, state)
@@ -360,47 +375,6 @@ class Execution:
             raise
         self._events.release()
 
-    # -- one node -------------------------------------------------------------------------
 
-    async def _settle(self, node: PlanNode, state: NodeState) -> None:
-        prepared = await self._prepare(node, state)
-        if isinstance(prepared, str):
-            if state.error is not None:
-                fail(state, state.error)
-            else:
-                state.status, state.reason, state.finished_at = "skipped", prepared, now()
-            return
-        prior = self._reuse.get(node.id)
-        if prior is not None and reusable(node, state.cache_key, prior, self._force):
-            state.take_over(prior, now())
-            return
-        state.reason = reason_to_execute(
-            node, prior, self.states, force=self._force, reasons=self._reasons, reuse=self._reuse
-        )
-        await execute_node(node, state, *prepared, events=self._events)
-
-    async def _prepare(
-        self, node: PlanNode, state: NodeState
-    ) -> tuple[NodeType, dict[str, Any], NodeContext] | str:
-        """Gather the inputs, make the node and its cache key; or say why it cannot run (a skip
-        reason, or with ``state.error`` set, a failure)."""
-        gathered = gather(node, self.states, self._blocked)
-        if isinstance(gathered, str):
-            return gathered
-        inputs, input_digests = gathered
-        context = NodeContext(
-            run_id=self.run_id,
-            node_id=node.id,
-            attempt=0,
-            run_inputs=self.inputs,
-            emit_token=self._events.token_emitter(node.id),
-            workspace=self._workspace,
-            models=self._models,
-        )
-        try:
-            instance, fingerprint = await instantiate(node, inputs, context)
-        except Exception as exc:  # noqa: BLE001 - a node's own set-up failed
-            state.error = describe(exc)
-            return state.error
-        state.cache_key = cache_key(node, input_digests, fingerprint)
-        return instance, inputs, context
+def _no_tokens(text: str) -> None:
+    """A node made only for its cache key streams nothing."""

@@ -8,12 +8,15 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from engine.document import Workflow
+from engine.documents.document import Workflow
+from engine.documents.graph import Plan, replan
+from engine.documents.issues import Issue, pointer
 from engine.errors import WorkflowInvalid
-from engine.graph import Plan, replan
-from engine.issues import Issue, pointer
-from nodes.base import CheckContext
-from nodes.registry import COMMON_PARAMS, NodeRegistry
+from engine.execution.reasons import Reason
+from engine.nodes.registry import COMMON_PARAMS, NodeRegistry
+from engine.nodes.types import CheckContext
+
+__all__ = ["Rerun", "changed_params", "override", "plan_rerun", "reasons"]
 
 
 class Rerun(NamedTuple):
@@ -25,7 +28,7 @@ class Rerun(NamedTuple):
     overrides: dict[str, dict[str, Any]]
     changes: dict[str, Any]  # the child's own overrides, as its row records them
     forced: set[str]  # ``from_node`` and what lies downstream of it
-    reasons: dict[str, str]  # why nodes will execute, as far as the documents tell
+    reasons: dict[str, Reason]  # why nodes will execute, as far as the documents tell
     # The nodes whose type, params or edges may differ from the parent's (None: any node, when
     # the parent's plan is not at hand); the others are taken over on their keys alone when
     # all they depend on is.
@@ -157,7 +160,7 @@ def changed_params(old_params: Mapping[str, Any], new_params: Mapping[str, Any])
 
 def reasons(
     old: Workflow, new: Workflow, from_node: str | None, forced: set[str]
-) -> dict[str, str]:
+) -> dict[str, Reason]:
     """Why each node of a rerun would execute, as far as the documents tell. ``new`` is ``old``
     as `override` made it: the same nodes in the same order, those with new params replaced."""
     reasons = {}
@@ -168,9 +171,9 @@ def reasons(
             key for key in changed_params(previous.params, node.params) if key not in COMMON_PARAMS
         ]
         if changed:
-            reasons[node.id] = "params changed: " + ", ".join(changed)
+            reasons[node.id] = Reason("params_changed", tuple(changed))
         elif node.id == from_node:
-            reasons[node.id] = "forced: from_node"
-        elif node.id in forced:
-            reasons[node.id] = f"forced: downstream of {from_node}"
+            reasons[node.id] = Reason("forced", ("from_node",))
+        elif node.id in forced and from_node is not None:
+            reasons[node.id] = Reason("forced_downstream", (from_node,))
     return reasons

@@ -12,13 +12,25 @@ import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from engine.document import Workflow
+from engine.documents.document import Workflow
 from engine.errors import NotFound
 from engine.records import Page
 from engine.storage.database import Database
 from engine.storage.keys import keyset_page, new_id, now
 from engine.storage.tables import AgentRow
-from nodes.agent import DEFAULT_MAX_STEPS, DEFAULT_SYSTEM_PROMPT
+
+__all__ = [
+    "DEFAULT_MAX_STEPS",
+    "DEFAULT_SYSTEM_PROMPT",
+    "AgentConfig",
+    "AgentRecord",
+    "AgentStore",
+    "decode_config",
+]
+
+# What an agent does when neither its node nor its saved agent says (the agent node too).
+DEFAULT_MAX_STEPS = 5
+DEFAULT_SYSTEM_PROMPT = "You solve the task step by step, using the tools when they help."
 
 
 class AgentConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -7,6 +7,8 @@ from typing import Any
 
 import msgspec
 
+__all__ = ["canonical", "digest"]
+
 _encoder = msgspec.json.Encoder(order="sorted")
 
 

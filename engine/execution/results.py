@@ -9,15 +9,19 @@ from typing import Any, Protocol
 import msgspec
 from msgspec.structs import replace
 
-from engine.events import AnyEvent, RunStatus
+from engine.execution.events import AnyEvent, RunStatus
+from engine.execution.reasons import BLOCKING, Reason
 from engine.records import NodeRecord
 
+__all__ = ["REUSABLE", "NodeState", "ResultStore", "RunResult", "RunStates", "reused_from"]
+
 REUSABLE = ("succeeded", "cached")  # the states whose result a later run may take over
+_FAILED = ("failed", "cancelled")
 
 
 def reused_from(run_id: str) -> str:
-    """The reason of a node whose result was taken over from run ``run_id``."""
-    return f"reused from run {run_id}"
+    """The reason, in words, of a node whose result was taken over from run ``run_id``."""
+    return Reason("reused", (run_id,)).words
 
 
 class NodeState(NodeRecord, kw_only=True, gc=False):
@@ -33,6 +37,25 @@ class NodeState(NodeRecord, kw_only=True, gc=False):
     def done(self) -> bool:
         return self.status in ("succeeded", "cached", "failed", "skipped", "cancelled")
 
+    @property
+    def blocks(self) -> bool:
+        """Whether the node's successors are skipped as after a failure: it failed, was
+        cancelled, or was skipped because of a failure upstream."""
+        return self.status in _FAILED or self.reason_code in BLOCKING
+
+    def because(self, reason: Reason) -> None:
+        self.reason, self.reason_code = reason.words, reason.code
+
+    def skip(self, reason: Reason, at: datetime) -> None:
+        self.status, self.finished_at = "skipped", at
+        self.because(reason)
+
+    def fail(self, error: str, at: datetime) -> None:
+        self.status, self.error, self.finished_at = "failed", error, at
+
+    def cancel(self, at: datetime) -> None:
+        self.status, self.finished_at = "cancelled", at
+
     def taken_over(self, reason: str, at: datetime | None) -> NodeState:
         """A new state holding this one's result (a node's state in an earlier run), taken over
         at ``at`` for the reason ``reused_from(self.origin_run_id)``: its key, output, digests
@@ -41,6 +64,7 @@ class NodeState(NodeRecord, kw_only=True, gc=False):
             self,
             status="cached",
             reason=reason,
+            reason_code="reused",
             error=None,
             attempt=0,
             started_at=at,
@@ -49,9 +73,35 @@ class NodeState(NodeRecord, kw_only=True, gc=False):
             usage=None,
         )
 
+    @classmethod
+    def reused(
+        cls,
+        origin: str,
+        *,
+        cache_key: str | None,
+        output: dict[str, Any] | None,
+        digests: dict[str, str] | None,
+        at: datetime | None = None,
+    ) -> NodeState:
+        """The state of a node whose result, computed by the run ``origin``, a run took over
+        (at ``at``)."""
+        return cls(
+            status="cached",
+            reason=reused_from(origin),
+            reason_code="reused",
+            cache_key=cache_key,
+            output=output,
+            started_at=at,
+            finished_at=at,
+            duration_ms=0.0,
+            digests=digests,
+            origin_run_id=origin,
+        )
+
     def take_over(self, prior: NodeState, at: datetime) -> None:
         """Hold ``prior``'s result (a node's state in an earlier run), taken over at ``at``."""
-        self.status, self.reason = "cached", reused_from(prior.origin_run_id or "")
+        self.status = "cached"
+        self.because(Reason("reused", (prior.origin_run_id or "",)))
         self.cache_key, self.output, self.digests = prior.cache_key, prior.output, prior.digests
         self.origin_run_id = prior.origin_run_id
         self.started_at = self.finished_at = at
@@ -62,6 +112,7 @@ class NodeState(NodeRecord, kw_only=True, gc=False):
         return NodeRecord(
             status=self.status,
             reason=self.reason,
+            reason_code=self.reason_code,
             cache_key=self.cache_key,
             output=self.output,
             error=self.error,
@@ -132,6 +183,7 @@ class RunStates(Mapping[str, NodeState]):
                 template = shown[state.origin_run_id] = NodeRecord(  # as `taken_over` makes it
                     status="cached",
                     reason=self._reason(state),
+                    reason_code="reused",
                     started_at=self._at,
                     finished_at=self._at,
                     duration_ms=0.0,

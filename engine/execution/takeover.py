@@ -1,12 +1,15 @@
-"""What a run takes over from earlier runs instead of executing: which results may stand for a
-node's, taking them over before anything runs, and why a node executes when it is not."""
+"""What a rerun takes over from earlier runs before anything runs: every result that may stand
+for its node's whose upstream is taken over too (one node's own decision: `take_prior`)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Mapping
 
-from engine.graph import Plan, PlanNode
-from engine.results import REUSABLE, NodeState
+from engine.documents.graph import Plan, PlanNode
+from engine.execution.lifecycle import reusable
+from engine.execution.results import REUSABLE, NodeState
+
+__all__ = ["take_over"]
 
 
 async def take_over(
@@ -70,45 +73,3 @@ async def take_over(
         kept = {origin: [n for n in found if n not in left] for origin, found in taken.items()}
         taken = {origin: found for origin, found in kept.items() if found}
     return taken
-
-
-def reusable(node: PlanNode, key: str | None, prior: NodeState, force: Collection[str]) -> bool:
-    """Whether ``prior``, a node's state in an earlier run, may stand for its result in this
-    run, where its cache key is ``key``."""
-    return (
-        prior.cache_key == key
-        and prior.status in REUSABLE
-        and prior.origin_run_id is not None
-        and node.settings.cache == "auto"
-        and node.id not in force
-    )
-
-
-def reason_to_execute(
-    node: PlanNode,
-    prior: NodeState | None,
-    states: Mapping[str, NodeState],
-    *,
-    force: Collection[str],
-    reasons: Mapping[str, str],
-    reuse: Mapping[str, NodeState],
-) -> str:
-    """Why a node of a run that may reuse results executes instead, in words."""
-    if node.id in force:
-        return reasons.get(node.id, "forced")
-    if node.settings.cache == "never":
-        return "cache: never"
-    if node.id in reasons:
-        return reasons[node.id]
-    if prior is None or prior.status not in REUSABLE:
-        return "no earlier result" if reuse else ""
-    changed = [
-        predecessor
-        for predecessor in node.predecessors
-        if predecessor not in reuse or states[predecessor].digests != reuse[predecessor].digests
-    ]
-    if changed:
-        return "upstream changed: " + ", ".join(changed)
-    if node.node_type.role == "input":
-        return f"input changed: {node.params['name']}"
-    return "cache key changed"

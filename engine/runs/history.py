@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from engine.errors import Conflict
-from engine.reruns import changed_params
-from engine.results import NodeState
+from engine.execution.results import NodeState
+from engine.runs.reruns import changed_params
 from engine.storage.repository import Store
+
+__all__ = ["branch", "diff", "tree"]
 
 
 async def tree(store: Store, run_id: str, *, owner_id: str | None = None) -> dict[str, Any]:

@@ -9,10 +9,12 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 
-from engine.document import Workflow
-from engine.graph import Plan
-from engine.results import NodeState
+from engine.documents.document import Workflow
+from engine.documents.graph import Plan
+from engine.execution.results import NodeState
 from engine.storage.tables import RunRow
+
+__all__ = ["FREE_AFTER_S", "RECENT_PLANS", "RECENT_RUNS", "Recent", "RecentRun"]
 
 RECENT_RUNS = 8  # finished runs whose plan and results stay in memory for quick reruns
 RECENT_PLANS = 64  # documents whose compiled plan (and stored form) is kept

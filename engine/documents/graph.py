@@ -8,12 +8,23 @@ from typing import Any, Literal
 
 import networkx as nx
 
-from engine.digest import canonical
-from engine.document import Workflow
+from engine.documents.digest import canonical
+from engine.documents.document import Workflow
+from engine.documents.issues import Issue, pointer
 from engine.errors import WorkflowInvalid
-from engine.issues import Issue, pointer
-from nodes.base import CheckContext, NodeType, Port, compatible
-from nodes.registry import COMMON_PARAMS, ID_PATTERN, NodeRegistry
+from engine.nodes.registry import COMMON_PARAMS, ID_PATTERN, NodeRegistry
+from engine.nodes.types import CheckContext, NodeType, Port, compatible
+
+__all__ = [
+    "Plan",
+    "PlanNode",
+    "Settings",
+    "analyse",
+    "compile_plan",
+    "replan",
+    "split_params",
+    "validate",
+]
 
 
 @dataclass(slots=True, frozen=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 import structlog
 
-from engine.events import (
+from engine.execution.events import (
     AnyEvent,
     Listener,
     NodeCompleted,
@@ -19,7 +19,9 @@ from engine.events import (
     RunStarted,
     RunStatus,
 )
-from engine.results import NodeState
+from engine.execution.results import NodeState
+
+__all__ = ["Announcer"]
 
 log = structlog.get_logger("nodeloom.events")
 
@@ -126,7 +128,13 @@ class Announcer:
             return
         if state.status == "skipped":
             self.emit(
-                NodeSkipped(run_id=self.run_id, seq=self._next(), node=node, reason=state.reason)
+                NodeSkipped(
+                    run_id=self.run_id,
+                    seq=self._next(),
+                    node=node,
+                    reason=state.reason,
+                    reason_code=state.reason_code,
+                )
             )
         elif state.status == "failed":
             self.emit(
@@ -147,6 +155,7 @@ class Announcer:
                     status=state.status,  # type: ignore[arg-type]
                     cache_key=state.cache_key or "",
                     reason=state.reason,
+                    reason_code=state.reason_code,
                     output=state.output or {},
                     duration_ms=state.duration_ms or 0.0,
                     usage=state.usage,

@@ -7,6 +7,26 @@ from typing import Any, Literal
 
 import msgspec
 
+from engine.execution.reasons import ReasonCode
+
+__all__ = [
+    "AnyEvent",
+    "Event",
+    "Listener",
+    "NodeCompleted",
+    "NodeFailed",
+    "NodeSkipped",
+    "NodeStarted",
+    "NodeStatus",
+    "NodeToken",
+    "RunFinished",
+    "RunStarted",
+    "RunStatus",
+    "decode_event",
+    "encode_event",
+    "event_type",
+]
+
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
 NodeStatus = Literal["pending", "running", "succeeded", "failed", "skipped", "cached", "cancelled"]
 
@@ -41,6 +61,7 @@ class NodeCompleted(Event, tag="node.completed"):
     reason: str
     output: dict[str, Any]
     duration_ms: float
+    reason_code: ReasonCode | None = None
     usage: dict[str, int] | None = None
 
 
@@ -54,6 +75,7 @@ class NodeFailed(Event, tag="node.failed"):
 class NodeSkipped(Event, tag="node.skipped"):
     node: str
     reason: str
+    reason_code: ReasonCode | None = None
 
 
 class RunFinished(Event, tag="run.finished"):

@@ -8,8 +8,22 @@ from typing import Any, Literal
 
 import msgspec
 
+from engine.documents.issues import Issue, pointer
 from engine.errors import WorkflowInvalid
-from engine.issues import Issue, pointer
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Edge",
+    "Node",
+    "NodeUI",
+    "Workflow",
+    "decode_workflow",
+    "export_workflow",
+    "from_builtins",
+    "to_builtins",
+    "with_params",
+    "workflow_json_schema",
+]
 
 SCHEMA_VERSION = 1
 

@@ -11,9 +11,11 @@ from typing import Any
 import jsonschema
 import msgspec
 
-from engine.digest import canonical
+from engine.documents.digest import canonical
 from engine.errors import PluginError
-from nodes.base import NodeType
+from engine.nodes.types import NodeType
+
+__all__ = ["COMMON_PARAMS", "ENTRY_POINT_GROUP", "ID_PATTERN", "NodeRegistry", "ParamsErrors"]
 
 ENTRY_POINT_GROUP = "nodeloom.nodes"
 _PARAMS_CACHE_SIZE = 50_000
@@ -56,24 +58,6 @@ class NodeRegistry:
         self._params_errors: dict[tuple[str, bytes], ParamsErrors] = {}
         for node_type in node_types:
             self.register(node_type)
-
-    @classmethod
-    def builtin(cls) -> NodeRegistry:
-        """A registry holding the node types that ship with nodeloom."""
-        from nodes import builtin_node_types  # noqa: PLC0415 - avoids an import cycle
-
-        return cls(builtin_node_types())
-
-    @classmethod
-    def default(cls) -> NodeRegistry:
-        """Built-in node types plus those installed through the ``nodeloom.nodes`` entry points;
-        the `tool` node gets the built-in tools plus the ``nodeloom.tools`` entry points."""
-        from nodes import builtin_node_types  # noqa: PLC0415 - avoids an import cycle
-        from nodes.tools import ToolRegistry  # noqa: PLC0415
-
-        registry = cls(builtin_node_types(ToolRegistry.default()))
-        registry.load_entry_points()
-        return registry
 
     def register(self, node_type: type[NodeType]) -> type[NodeType]:
         if not (isinstance(node_type, type) and issubclass(node_type, NodeType)):

@@ -6,6 +6,8 @@ from typing import Literal
 
 import msgspec
 
+__all__ = ["Issue", "IssueCode", "pointer"]
+
 IssueCode = Literal[
     "invalid_document",
     "unknown_node_type",

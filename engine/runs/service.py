@@ -1,0 +1,321 @@
+"""The run service: starts, reruns, resumes and cancels stored runs; its launcher executes them
+(in this process, or queued for workers), storage keeps every result, observers and listeners
+hear about them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from engine.documents.document import Workflow, from_builtins
+from engine.documents.graph import Plan, compile_plan
+from engine.documents.inputs import resolve_inputs
+from engine.errors import Conflict, NotFound
+from engine.execution.events import AnyEvent, Listener
+from engine.execution.executor import DEFAULT_CONCURRENCY
+from engine.execution.start import RunStart, Snapshot
+from engine.nodes.registry import NodeRegistry
+from engine.nodes.types import CheckContext
+from engine.records import Page, RunRecord
+from engine.runs import history
+from engine.runs.launch import (
+    FINISHED,
+    InProcess,
+    Launcher,
+    RunHandle,
+    RunObserver,
+)
+from engine.runs.processes import interrupt_orphans, process_name
+from engine.runs.recent import Recent
+from engine.runs.reruns import plan_rerun
+from engine.settings import owner_workspace
+from engine.storage.agents import AgentStore
+from engine.storage.database import Database
+from engine.storage.keys import new_id
+from engine.storage.repository import Store, new_run_row
+from engine.storage.tables import RunRow
+from engine.storage.writer import document_blob
+
+if TYPE_CHECKING:
+    from engine.models import ModelService
+
+__all__ = ["RunService"]
+
+log = structlog.get_logger("nodeloom.runs")
+
+
+class RunService:
+    """Everything a caller does with runs. One per process and database."""
+
+    def __init__(
+        self,
+        database: Database,
+        registry: NodeRegistry,
+        *,
+        workspace: Path | None = None,
+        max_concurrency: int = DEFAULT_CONCURRENCY,
+        lease_timeout_s: float = 30.0,
+        check_context: CheckContext | None = None,
+        models: ModelService | None = None,
+        launcher: Launcher | None = None,
+        observers: Iterable[RunObserver] = (),
+    ) -> None:
+        """Runs execute in this process unless a ``launcher`` says where (the queue for
+        `nodeloom worker`s: engine/distributed/launch.py); ``observers`` hear every run."""
+        self.store = Store(database)
+        self.agents = AgentStore(database)
+        self.registry = registry
+        self.workspace = workspace or Path("workspace")
+        self.lease_timeout_s = lease_timeout_s
+        self.models = models
+        self.check_context = check_context or CheckContext(
+            workspace=self.workspace, models=models.names if models else None
+        )
+        self.process = process_name()
+        self.observers = list(observers)
+        self._recent = Recent()
+        self.launcher: Launcher = launcher or InProcess(
+            self.store,
+            process=self.process,
+            lease_timeout_s=lease_timeout_s,
+            workspace=self.workspace,
+            models=models,
+            max_concurrency=max_concurrency,
+            finished=self._recent.finished,
+        )
+
+    @property
+    def active(self) -> Mapping[str, RunHandle]:
+        """The runs launched from this process that have not ended."""
+        return self.launcher.active
+
+    def workspace_of(self, owner_id: str | None) -> Path:
+        """Where a run's file nodes read and write (see `owner_workspace`)."""
+        return owner_workspace(self.workspace, owner_id)
+
+    # -- starting runs --------------------------------------------------------------------
+
+    def plan(self, workflow: Workflow) -> Plan:
+        """The compiled plan, made once per document object (see `Recent.plan`)."""
+        return self._recent.plan(
+            workflow, lambda document: compile_plan(document, self.registry, self.check_context)
+        )
+
+    async def start(
+        self,
+        workflow: Workflow,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        workflow_id: str | None = None,
+        workflow_version: int | None = None,
+        owner_id: str | None = None,
+        listeners: Iterable[Listener] = (),
+        caller_waits: bool = False,
+    ) -> RunHandle:
+        """Validate, store and start a run; bad documents or inputs raise, storing nothing.
+        Saved agents the workflow names are copied into the run's snapshot.
+
+        A caller that waits for the run's end (``caller_waits``) lets its row be stored with
+        its first commit, within `DEFERRED_START_S`: this returns before it is."""
+        workflow = await self.agents.inline(workflow, owner_id=owner_id)
+        plan = self.plan(workflow)
+        document = self._recent.blob(workflow, document_blob)
+        start = RunStart(
+            id=new_id("run"),
+            plan=plan,
+            inputs=resolve_inputs(plan, inputs or {}),
+            snapshot=Snapshot(document["digest"], document=document),
+            workflow_id=workflow_id,
+            workflow_version=workflow_version,
+            owner_id=owner_id,
+            caller_waits=caller_waits,
+        )
+        return await self.launch(start, listeners)
+
+    async def rerun(
+        self,
+        run_id: str,
+        *,
+        from_node: str | None = None,
+        params: Mapping[str, Mapping[str, Any]] | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        owner_id: str | None = None,
+        listeners: Iterable[Listener] = (),
+        caller_waits: bool = False,
+    ) -> RunHandle:
+        """A child run of ``run_id`` with the overrides applied, reusing every result whose cache
+        key did not change, except ``from_node`` and what lies downstream of it. As `start`
+        with ``caller_waits``."""
+        recent = self._recent.run(run_id)
+        if recent is None:
+            parent = await self.store.run_row(run_id, owner_id=owner_id)
+        elif owner_id is not None and recent.row.owner_id != owner_id:
+            raise NotFound(f"run {run_id} not found")
+        else:  # storing the child checks that it is still there
+            parent = recent.row
+        if parent.status not in FINISHED:
+            raise Conflict(f"run {run_id} is still {parent.status}; rerun it when it has finished")
+        if recent is not None:
+            base = recent.plan.workflow
+        else:
+            base = from_builtins(await self.store.snapshot(parent))
+        child = plan_rerun(
+            parent.id,
+            base,
+            recent.plan if recent else None,
+            overridden=parent.snapshot_overrides,
+            from_node=from_node,
+            params=params or {},
+            inputs=inputs or {},
+            registry=self.registry,
+            context=self.check_context,
+            compile_plan=self.plan,
+        )
+        plan = child.plan
+        start = RunStart(
+            id=new_id("run"),
+            plan=plan,
+            inputs=resolve_inputs(plan, {**parent.inputs, **(inputs or {})}),
+            snapshot=Snapshot(parent.snapshot_blob, child.overrides),
+            workflow_id=parent.workflow_id,
+            workflow_version=parent.workflow_version,
+            owner_id=parent.owner_id,
+            parent_run_id=parent.id,
+            root_run_id=parent.root_run_id,
+            from_node=from_node,
+            changes=child.changes,
+            reuse=recent.states if recent else await self.store.prior_results(run_id),
+            force=frozenset(child.forced),
+            reasons=child.reasons,
+            changed=None if child.changed is None else frozenset(child.changed),
+            caller_waits=caller_waits,
+        )
+        return await self.launch(start, listeners)
+
+    async def resume(
+        self, run_id: str, *, owner_id: str | None = None, listeners: Iterable[Listener] = ()
+    ) -> RunHandle:
+        """Finish an interrupted run: committed node results stand, the rest executes."""
+        await self.recover()
+        row = await self.store.run_row(run_id, owner_id=owner_id)
+        if row.status != "interrupted":
+            raise Conflict(f"run {run_id} is {row.status}; only an interrupted run can be resumed")
+        plan = self.plan(from_builtins(await self.store.snapshot(row)))
+        done = {
+            node_id: state
+            for node_id, state in (await self.store.node_states(run_id)).items()
+            if state.status != "cancelled" and node_id in plan.nodes
+        }
+        if not await self.store.claim_for_resume(run_id, self.process):
+            raise Conflict(f"run {run_id} is being resumed elsewhere")
+        row.status, row.owner_process = "running", self.process
+        start = RunStart(
+            id=row.id,
+            plan=plan,
+            inputs=row.inputs,
+            owner_id=row.owner_id,
+            resuming=True,
+            done=done,
+            first_seq=await self.store.last_seq(run_id),
+        )
+        return await self._launch(start, row, listeners)
+
+    async def launch(self, start: RunStart, listeners: Iterable[Listener] = ()) -> RunHandle:
+        """Store and launch a new run (see `start` and `rerun`)."""
+        return await self._launch(start, new_run_row(start, self.process), listeners)
+
+    async def _launch(
+        self, start: RunStart, row: RunRow, listeners: Iterable[Listener]
+    ) -> RunHandle:
+        """The one way runs are launched: with the observers' listeners, then shown to them."""
+        handle = await self.launcher.launch(start, row, self._listeners(listeners))
+        for observer in self.observers:
+            observer.launched(handle)
+        return handle
+
+    def _listeners(self, listeners: Iterable[Listener]) -> list[Listener]:
+        return [*(observer.publish for observer in self.observers), *listeners]
+
+    # -- control --------------------------------------------------------------------------
+
+    async def execute(
+        self, workflow: Workflow, inputs: Mapping[str, Any] | None = None, **options: Any
+    ) -> RunRecord:
+        """Start a run and wait for it."""
+        handle: RunHandle = await self.start(workflow, inputs, caller_waits=True, **options)
+        return await handle.wait()
+
+    async def cancel(self, run_id: str, *, owner_id: str | None = None) -> RunRecord:
+        """Cancel a run executing here (or on workers, when they execute this service's runs)
+        and wait for its end."""
+        try:
+            row = await self.store.run_row(run_id, owner_id=owner_id)
+        except NotFound:
+            if self.unstored(run_id, owner_id) is None:
+                raise
+            row = None
+        return await self.launcher.cancel(run_id, row)
+
+    async def recover(self) -> list[str]:
+        """Mark runs whose process died (or stopped its heartbeat) as interrupted."""
+        return await interrupt_orphans(self.store, self.process, self.lease_timeout_s)
+
+    async def close(self) -> None:
+        """Stop: runs still executing here are stopped and left `interrupted`, to be resumed."""
+        await self.launcher.close()
+
+    # -- reading --------------------------------------------------------------------------
+
+    async def get(self, run_id: str, *, owner_id: str | None = None) -> RunRecord:
+        try:
+            return await self.store.get_run(run_id, owner_id=owner_id)
+        except NotFound:
+            record = self.unstored(run_id, owner_id)
+            if record is None:
+                raise
+            return record
+
+    def unstored(self, run_id: str, owner_id: str | None) -> RunRecord | None:
+        """A run executing here whose row may not be stored yet (see `start`'s
+        ``caller_waits``), as it stands, when ``owner_id`` may see it."""
+        handle = self.active.get(run_id)
+        return None if handle is None else handle.unstored(owner_id)
+
+    async def row(self, run_id: str, *, owner_id: str | None = None) -> RunRow:
+        """The run's row; `NotFound` when it is not stored or ``owner_id`` may not see it."""
+        return await self.store.run_row(run_id, owner_id=owner_id)
+
+    async def list_runs(
+        self,
+        *,
+        workflow_id: str | None = None,
+        status: str | None = None,
+        owner_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """Stored runs, newest first, a page at a time."""
+        return await self.store.list_runs(
+            workflow_id=workflow_id, status=status, owner_id=owner_id, limit=limit, cursor=cursor
+        )
+
+    async def events(self, run_id: str, *, after: int = 0) -> list[tuple[int, str]]:
+        """The stored events of a run after ``after``: (seq, JSON)."""
+        return await self.store.events(run_id, after=after)
+
+    def events_elsewhere(self, run_id: str, after: int) -> AsyncIterator[AnyEvent]:
+        """The events of a run that does not execute in this process, after ``after``, until
+        its end (read where its launcher executes runs)."""
+        return self.launcher.elsewhere(run_id, after)
+
+    async def tree(self, run_id: str, *, owner_id: str | None = None) -> dict[str, Any]:
+        return await history.tree(self.store, run_id, owner_id=owner_id)
+
+    async def branch(self, run_id: str, *, owner_id: str | None = None) -> list[str]:
+        return await history.branch(self.store, run_id, owner_id=owner_id)
+
+    async def diff(self, a: str, b: str, *, owner_id: str | None = None) -> dict[str, Any]:
+        return await history.diff(self.store, a, b, owner_id=owner_id)
