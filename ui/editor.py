@@ -11,11 +11,11 @@ from nicegui import background_tasks, ui
 from ui.canvas import Canvas
 from ui.client import Api, ApiError
 from ui.forms import MISSING, params_form
-from ui.history import History
+from ui.history import History, HistoryNeeds
 from ui.layout import layered_positions
 from ui.palette import new_node_id, palette, port_view, starting_params
 from ui.problems import NodeProblems, canvas_marks, locate
-from ui.run_panel import RunPanel
+from ui.run_panel import RunPanel, RunPanelNeeds
 from ui.view_state import PANELS, ViewState
 
 UNDO_DEPTH = 100
@@ -38,7 +38,6 @@ class Editor:
         self.redo: list[dict[str, Any]] = []
         self.clipboard: dict[str, Any] | None = None
         self.dirty = False
-        self.runs = RunPanel(self)
         self.view = ViewState(api, workflow_id)
         self.problems: dict[str, NodeProblems] = {}
 
@@ -66,9 +65,9 @@ class Editor:
             ui.button("Auto-layout", on_click=self.auto_layout).props("flat")
             ui.button("Validate", on_click=self.validate).props("outline")
             ui.button("Save", on_click=self.save)
-            self.run_button = ui.button("Run", on_click=self.runs.ask_inputs)
+            self.run_button = ui.button("Run")  # Run and Cancel are wired in _run_panel
             self.run_button.props("color=positive")
-            self.cancel_button = ui.button("Cancel", on_click=self.runs.cancel)
+            self.cancel_button = ui.button("Cancel")
             self.cancel_button.props("color=negative")
             self.cancel_button.set_visibility(False)
         with ui.splitter(value=14, limits=(8, 30)).classes("w-full nl-main") as outer:
@@ -88,17 +87,38 @@ class Editor:
                     tabs, value=self.view.panel,
                     on_change=lambda e: self.view.set_panel(str(e.value)),
                 ).classes("w-full") as panels:
-                    self.panels = panels
                     with ui.tab_panel("params"):
                         self.params_box = ui.column().classes("w-full")
                     with ui.tab_panel("run"):
-                        self.run_box = ui.column().classes("w-full")
+                        self.runs = self._run_panel(ui.column().classes("w-full"), panels)
                     with ui.tab_panel("history"):
-                        self.history = History(self.api, self)
+                        self.history = self._history()
                         await self.history.build()
                         self.history.node_selected(self.selected)
         self._show_params()
         self._keys()
+
+    def _run_panel(self, box: ui.column, panels: ui.tab_panels) -> RunPanel:
+        """The run tab's panel, drawing into ``box``; the Run and Cancel buttons call it."""
+        runs = RunPanel(self.api, self.canvas, RunPanelNeeds(
+            workflow_id=self.workflow_id, document=lambda: self.document,
+            dirty=lambda: self.dirty, save=self.save, show_errors=self.show_errors,
+            cancel_button=self.cancel_button, box=box, panels=panels,
+            on_finished=self._run_finished,
+        ))
+        self.run_button.on_click(runs.ask_inputs)
+        self.cancel_button.on_click(runs.cancel)
+        return runs
+
+    async def _run_finished(self) -> None:
+        """A followed run ended: the history panel (made after the run panel) lists it."""
+        await self.history.refresh()
+
+    def _history(self) -> History:
+        return History(self.api, self.canvas, HistoryNeeds(
+            workflow_id=self.workflow_id, node=self.node, types=self.types, models=self.models,
+            follow=self.runs.follow,
+        ))
 
     def _keys(self) -> None:
         def handle(event: Any) -> None:

@@ -4,15 +4,26 @@ a node with changed params, and the diff of two runs."""
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
 from nicegui import background_tasks, ui
 
+from ui.canvas import Canvas
 from ui.client import Api, ApiError
 from ui.forms import MISSING, params_form
 
-if TYPE_CHECKING:
-    from ui.editor import Editor
+
+@dataclass(frozen=True)
+class HistoryNeeds:
+    """What the history panel reads and calls, besides the API and the canvas."""
+
+    workflow_id: str
+    node: Callable[[str], dict[str, Any]]  # a node of the document as edited now, by id
+    types: dict[str, dict[str, Any]]  # the node-type catalogue, by type
+    models: list[str]  # the model names a params form offers
+    follow: Callable[[str], Awaitable[None]]  # show a run's events as they happen
 
 
 def _label(run: dict[str, Any]) -> str:
@@ -34,9 +45,10 @@ def _tree(run: dict[str, Any]) -> dict[str, Any]:
 
 
 class History:
-    def __init__(self, api: Api, editor: Editor) -> None:
+    def __init__(self, api: Api, canvas: Canvas, needs: HistoryNeeds) -> None:
         self.api = api
-        self.editor = editor
+        self.canvas = canvas
+        self.needs = needs
         self.run: dict[str, Any] | None = None
         self.node_ids: list[str] = []
 
@@ -55,7 +67,7 @@ class History:
 
     async def refresh(self) -> None:
         try:
-            page = await self.api.get("/api/runs", workflow_id=self.editor.workflow_id, limit=50)
+            page = await self.api.get("/api/runs", workflow_id=self.needs.workflow_id, limit=50)
         except ApiError as exc:
             self.hint.set_text(f"Runs unavailable: {exc.detail}")
             return
@@ -94,15 +106,15 @@ class History:
                 "status": state["status"], "reason": state.get("reason", ""),
                 "text": text if isinstance(text, str) else "", "error": state.get("error") or "",
             }
-        self.editor.canvas.set_states(states)
+        self.canvas.set_states(states)
         self._update_buttons()
 
     async def ask_rerun(self) -> None:
         if self.run is None or len(self.node_ids) != 1:
             return
         run, node_id = self.run, self.node_ids[0]
-        snapshot_node = self.editor.node(node_id)
-        info = self.editor.types.get(snapshot_node["type"], {})
+        snapshot_node = self.needs.node(node_id)
+        info = self.needs.types.get(snapshot_node["type"], {})
         changes: dict[str, Any] = {}
 
         def changed(name: str, value: Any) -> None:
@@ -115,7 +127,7 @@ class History:
             ui.label(f"Rerun {run['id'][-6:]} from {node_id}").classes("font-bold")
             ui.label("Change params (optional); upstream results are reused.").classes("text-xs")
             params_form(info.get("params_schema", {}), dict(snapshot_node.get("params", {})),
-                        changed, models=self.editor.models)
+                        changed, models=self.needs.models)
 
             async def go() -> None:
                 dialog.close()
@@ -125,7 +137,7 @@ class History:
                 except ApiError as exc:
                     ui.notify(f"Rerun refused: {exc.detail}", type="negative")
                     return
-                background_tasks.create(self.editor.runs.follow(child["id"]))
+                background_tasks.create(self.needs.follow(child["id"]))
 
             with ui.row():
                 ui.button("Rerun", on_click=go).props("color=positive")

@@ -4,29 +4,46 @@ they happen (states, streamed tokens, outputs), cancel it."""
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
 from nicegui import ui
 
-from ui.client import ApiError
+from ui.canvas import Canvas
+from ui.client import Api, ApiError
 from ui.forms import inputs_form
 
-if TYPE_CHECKING:
-    from ui.editor import Editor
+
+@dataclass(frozen=True)
+class RunPanelNeeds:
+    """What the run panel reads, draws into and calls, besides the API and the canvas."""
+
+    workflow_id: str
+    document: Callable[[], dict[str, Any]]  # the document as edited now
+    dirty: Callable[[], bool]  # unsaved changes?
+    save: Callable[[], Awaitable[bool]]  # False when the save was refused
+    show_errors: Callable[[list[dict[str, Any]], str], None]
+    cancel_button: ui.button  # shown while a run is followed
+    box: ui.column  # the run tab: the run's link, status and outputs
+    panels: ui.tab_panels  # switched to the run tab when a run is followed
+    on_finished: Callable[[], Awaitable[None]]  # once a run's events ended
 
 
 class RunPanel:
-    def __init__(self, editor: Editor) -> None:
-        self.editor = editor
+    def __init__(self, api: Api, canvas: Canvas, needs: RunPanelNeeds) -> None:
+        self.api = api
+        self.canvas = canvas
+        self.needs = needs
         self.run_id: str | None = None
 
     async def ask_inputs(self) -> None:
-        if self.editor.dirty and not await self.editor.save():
+        if self.needs.dirty() and not await self.needs.save():
             return
         specs = [
             {"name": n["params"]["name"], "schema": n["params"].get("schema"),
              "default": n["params"].get("default")}
-            for n in self.editor.document["nodes"] if n["type"] == "input"
+            for n in self.needs.document()["nodes"] if n["type"] == "input"
         ]
         if not specs:
             await self.start({})
@@ -52,13 +69,13 @@ class RunPanel:
     async def start(self, inputs: dict[str, Any], dialog: ui.dialog | None = None) -> bool:
         """Start a run and follow it; False (and a notice) when the server refused it."""
         try:
-            path = f"/api/workflows/{self.editor.workflow_id}/runs"
-            run = await self.editor.api.post(path, {"inputs": inputs})
+            path = f"/api/workflows/{self.needs.workflow_id}/runs"
+            run = await self.api.post(path, {"inputs": inputs})
         except ApiError as exc:
             if exc.status == 0:
                 ui.notify(f"Not started: {exc.detail}", type="warning", classes="nl-offline")
             else:
-                self.editor.show_errors(exc.errors, exc.detail)
+                self.needs.show_errors(exc.errors, exc.detail)
             return False
         if dialog is not None:
             dialog.close()
@@ -68,16 +85,16 @@ class RunPanel:
     async def follow(self, run_id: str) -> None:
         """Show a run's events on the canvas as they happen."""
         self.run_id = run_id
-        self.editor.canvas.clear_states()
-        self.editor.cancel_button.set_visibility(True)
-        self.editor.run_box.clear()
-        with self.editor.run_box:
+        self.canvas.clear_states()
+        self.needs.cancel_button.set_visibility(True)
+        self.needs.box.clear()
+        with self.needs.box:
             ui.link(f"Run {run_id}", f"/runs/{run_id}").classes("font-bold")
             status = ui.label("running").props("data-run-status=running")
             outputs = ui.column().classes("w-full")
-        self.editor.panels.set_value("run")
+        self.needs.panels.set_value("run")
         try:
-            async for event in self.editor.api.events(run_id):
+            async for event in self.api.events(run_id):
                 self._apply_event(event)
                 if event["type"] == "run.finished":
                     data = event["data"]
@@ -95,13 +112,13 @@ class RunPanel:
         except ApiError as exc:
             ui.notify(f"Lost the run's events: {exc.detail}", type="warning")
         finally:
-            self.editor.cancel_button.set_visibility(False)
-            await self.editor.history.refresh()
+            self.needs.cancel_button.set_visibility(False)
+            await self.needs.on_finished()
 
     async def _final_states(self, run_id: str) -> None:
         """Nodes a cancel or a failure stopped get no event of their own: the run record says."""
-        run = await self.editor.api.get(f"/api/runs/{run_id}")
-        self.editor.canvas.set_states({
+        run = await self.api.get(f"/api/runs/{run_id}")
+        self.canvas.set_states({
             node_id: {"status": state["status"], "error": state.get("error") or ""}
             for node_id, state in run["nodes"].items()
             if state["status"] in ("cancelled", "failed", "skipped", "pending")
@@ -109,7 +126,7 @@ class RunPanel:
 
     def _apply_event(self, event: dict[str, Any]) -> None:
         kind, node, data = event["type"], event.get("node"), event.get("data") or {}
-        canvas = self.editor.canvas
+        canvas = self.canvas
         if kind == "run.started":
             reused = data.get("reused") or {}
             canvas.set_states({
@@ -132,6 +149,6 @@ class RunPanel:
     async def cancel(self) -> None:
         if self.run_id:
             try:
-                await self.editor.api.post(f"/api/runs/{self.run_id}/cancel")
+                await self.api.post(f"/api/runs/{self.run_id}/cancel")
             except ApiError as exc:
                 ui.notify(exc.detail, type="warning")
