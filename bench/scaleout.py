@@ -34,10 +34,10 @@ sys.path.insert(0, str(ROOT))
 from engine.distributed.launch import Queued  # noqa: E402
 from engine.runs.service import RunService  # noqa: E402
 from engine.storage.database import Database  # noqa: E402
-from tests.conftest import workflow  # noqa: E402
-from tests.nodes_for_tests import test_registry  # noqa: E402
 from tests.support import postgres  # noqa: E402
-from tests.workers.conftest import fan_out, start_worker, wait_ready  # noqa: E402
+from tests.support.documents import workflow  # noqa: E402
+from tests.support.nodes import test_registry  # noqa: E402
+from tests.support.workers import fan_out, start_worker, wait_ready  # noqa: E402
 
 WAIT_S = 0.1
 TARGET_SPEEDUP_4 = 3.5

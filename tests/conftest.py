@@ -1,17 +1,14 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog
 
-from engine.documents.document import Workflow, from_builtins
 from engine.nodes.registry import NodeRegistry
+from tests.support.documents import ROOT
 from tests.support.engine import builtin_registry
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
@@ -25,21 +22,6 @@ def _structlog_defaults() -> Any:
 @pytest.fixture
 def registry() -> NodeRegistry:
     return builtin_registry()
-
-
-def workflow(
-    nodes: list[dict[str, Any]], edges: Sequence[tuple[str, str]] = (), **extra: Any
-) -> Workflow:
-    """A workflow document from terse test data: edges as ``("a.text", "b.x")`` pairs."""
-    return from_builtins(
-        {
-            "schema_version": 1,
-            "name": extra.pop("name", "test"),
-            "nodes": nodes,
-            "edges": [{"from": source, "to": target} for source, target in edges],
-            **extra,
-        }
-    )
 
 
 @pytest.fixture(scope="session")
@@ -75,7 +57,7 @@ async def database(database_url: str) -> Any:
 @pytest.fixture
 async def service(database: Any, tmp_path: Any) -> Any:
     from engine.runs.service import RunService
-    from tests.nodes_for_tests import test_registry
+    from tests.support.nodes import test_registry
 
     runs = RunService(
         database, test_registry(), workspace=tmp_path / "workspace", lease_timeout_s=2

@@ -6,7 +6,6 @@ below."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,30 +15,13 @@ import pytest
 from engine.documents.graph import compile_plan, validate
 from engine.documents.inputs import resolve_inputs
 from engine.execution.results import RunResult
-from engine.models import Completion, GenerationRequest, ModelRegistry, ModelService
+from engine.models import ModelRegistry, ModelService
 from engine.nodes.types import CheckContext
 from nodes.agent import step_schema
 from nodes.tools import ToolRegistry
-from tests.conftest import ROOT, workflow
+from tests.support.agents import MODEL, ScriptedModels
+from tests.support.documents import ROOT, workflow
 from tests.support.engine import builtin_registry, new_execution
-
-MODEL = "gemma-3-270m"
-
-
-class ScriptedModels:
-    """Answers each generation with the next text of a script; records the requests."""
-
-    names = frozenset({MODEL})
-
-    def __init__(self, script: list[str]) -> None:
-        self.script: Iterator[str] = iter(script)
-        self.requests: list[GenerationRequest] = []
-
-    async def generate(self, model: str, request: GenerationRequest, on_text: Any) -> Completion:
-        self.requests.append(request)
-        text = next(self.script)
-        on_text(text)
-        return Completion(text=text, prompt_tokens=10, completion_tokens=5, finish_reason="stop")
 
 
 def agent_workflow(task: str, **params: Any) -> Any:

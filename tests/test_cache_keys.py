@@ -5,9 +5,9 @@ from typing import Any
 from engine.documents.graph import compile_plan
 from engine.documents.inputs import resolve_inputs
 from engine.execution.reasons import Reason
-from tests.conftest import workflow
-from tests.nodes_for_tests import Sleep, test_registry
+from tests.support.documents import workflow
 from tests.support.engine import new_execution
+from tests.support.nodes import Sleep, test_registry
 
 
 def document(

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -23,36 +22,9 @@ from tests.support.cli import (
 
 __all__ = ["database"]  # the autouse fixture giving each test its own database
 
-# A driver that runs the CLI with one extra node type, `stream`, which emits tokens slowly:
-# the way to test token display and Ctrl+C without an LLM.
-DRIVER = textwrap.dedent('''
-    import asyncio
-    import sys
-
-    from engine.nodes import NodeRegistry, NodeType, Port
-    from nodes import builtin_node_types
-    from server.cli import main
-
-    class Stream(NodeType):
-        type = "stream"
-        title = "Stream"
-        params_schema = {"type": "object", "properties": {
-            "words": {"type": "integer"}, "delay_s": {"type": "number"}}}
-        inputs = (Port("prompt", "string"),)
-        outputs = (Port("text", "string"),)
-
-        async def run(self, inputs, context):
-            words = []
-            for index in range(self.params["words"]):
-                await asyncio.sleep(self.params["delay_s"])
-                words.append(f"word{index} ")
-                context.emit_token(words[-1])
-            return {"text": "".join(words)}
-
-    registry = NodeRegistry(builtin_node_types())
-    registry.register(Stream)
-    sys.exit(main(sys.argv[1:], registry=registry))
-''')
+# The CLI with one extra node type, `stream`, which emits tokens slowly: the way to test token
+# display and Ctrl+C without an LLM.
+DRIVER = (sys.executable, "-m", "tests.support.stream_cli")
 
 
 @pytest.fixture
@@ -63,13 +35,6 @@ def counter(tmp_path: Path) -> Path:
         {"id": "add", "type": "template", "params": {"template": "{{ n + 1 }}"}},
         {"id": "out", "type": "output", "params": {"name": "next"}},
     ], [("n.value", "add.n"), ("add.text", "out.value")])
-
-
-@pytest.fixture
-def driver(tmp_path: Path) -> Path:
-    path = tmp_path / "driver.py"
-    path.write_text(DRIVER)
-    return path
 
 
 def stream_workflow(tmp_path: Path, words: int, delay_s: float) -> Path:
@@ -226,9 +191,9 @@ def test_failing_run_as_json(failing: Path) -> None:
 
 
 @pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
-def test_ctrl_c_cancels_the_run(driver: Path, tmp_path: Path, as_json: bool) -> None:
+def test_ctrl_c_cancels_the_run(tmp_path: Path, as_json: bool) -> None:
     workflow = stream_workflow(tmp_path, words=10_000, delay_s=0.05)
-    command = [sys.executable, str(driver), "run", str(workflow), *(["--json"] if as_json else [])]
+    command = [*DRIVER, "run", str(workflow), *(["--json"] if as_json else [])]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
     try:
@@ -259,13 +224,13 @@ def test_ctrl_c_cancels_the_run(driver: Path, tmp_path: Path, as_json: bool) -> 
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
-def test_live_display_on_a_terminal_shows_nodes_and_tokens(driver: Path, tmp_path: Path) -> None:
+def test_live_display_on_a_terminal_shows_nodes_and_tokens(tmp_path: Path) -> None:
     import pty  # POSIX only
 
     workflow = stream_workflow(tmp_path, words=5, delay_s=0.05)
     primary, secondary = pty.openpty()
     env = {**os.environ, "COLUMNS": "120", "TERM": "xterm-256color"}
-    process = subprocess.Popen([sys.executable, str(driver), "run", str(workflow)], cwd=ROOT,
+    process = subprocess.Popen([*DRIVER, "run", str(workflow)], cwd=ROOT,
                                stdin=secondary, stdout=secondary, stderr=secondary, env=env)
     os.close(secondary)
     screen = b""

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.support.documents import ROOT
 
 
 @pytest.fixture(autouse=True)

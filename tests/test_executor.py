@@ -19,9 +19,9 @@ from engine.execution.events import (
     RunStarted,
 )
 from engine.execution.results import RunResult
-from tests.conftest import workflow
-from tests.nodes_for_tests import Flaky, Sleep, test_registry
+from tests.support.documents import workflow
 from tests.support.engine import new_execution
+from tests.support.nodes import Flaky, Sleep, test_registry
 
 
 def sleep(node_id: str, seconds: float = 0, **params: Any) -> dict[str, Any]:

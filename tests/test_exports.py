@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.documents import ROOT
+
 ENGINE = ROOT / "engine"
 def _is_bare(path: Path) -> bool:
     """A package face holding only its docstring."""

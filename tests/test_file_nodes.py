@@ -11,7 +11,7 @@ from engine.documents.inputs import resolve_inputs
 from engine.execution.results import NodeState, RunResult
 from engine.nodes.registry import NodeRegistry
 from engine.nodes.types import CheckContext
-from tests.conftest import workflow
+from tests.support.documents import workflow
 from tests.support.engine import new_execution
 
 

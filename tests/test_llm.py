@@ -21,7 +21,7 @@ from engine.execution.events import AnyEvent, NodeCompleted, NodeToken
 from engine.execution.results import RunResult
 from engine.models import ModelRegistry, ModelService
 from engine.nodes.types import CheckContext
-from tests.conftest import ROOT, workflow
+from tests.support.documents import ROOT, workflow
 from tests.support.engine import builtin_registry, new_execution
 from tests.support.prompts import FEW_SHOT, PERSON
 

@@ -26,7 +26,7 @@ from engine.models.memory import estimate_gguf, memory_budget, parse_size
 from engine.models.registry import DEFAULT_MODEL, LlamaCppConfig, models_dir, parse
 from engine.nodes.registry import NodeRegistry
 from engine.nodes.types import CheckContext
-from tests.conftest import ROOT, workflow
+from tests.support.documents import ROOT, workflow
 
 MiB = 1024**2
 

@@ -9,7 +9,7 @@ from engine.documents.inputs import coerce, resolve_inputs
 from engine.errors import InputsInvalid
 from engine.nodes.registry import NodeRegistry
 from nodes.aggregate import json_merge, normalise, vote
-from tests.conftest import workflow
+from tests.support.documents import workflow
 from tests.support.engine import new_execution
 
 

@@ -28,7 +28,7 @@ from engine.execution.events import AnyEvent, NodeCompleted, NodeToken
 from engine.models import ModelError, ModelRegistry, ModelService
 from engine.models.base import GenerationRequest
 from engine.nodes.types import CheckContext
-from tests.conftest import ROOT, workflow
+from tests.support.documents import ROOT, workflow
 from tests.support.engine import builtin_registry, new_execution
 from tests.support.prompts import FEW_SHOT, PERSON
 

@@ -15,8 +15,8 @@ from engine.runs.service import RunService
 from engine.storage.database import Database
 from engine.storage.tables import EventRow, NodeResultRow, ReusedResultsRow, RunRow
 from engine.storage.writer import ResultWriter
-from tests.conftest import workflow
-from tests.test_runs import count, deleted_since
+from tests.support.documents import workflow
+from tests.support.runs import count, deleted_since
 
 NODES: list[dict[str, Any]] = [
     {"id": "a", "type": "template", "params": {"template": "a"}},

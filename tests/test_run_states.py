@@ -12,9 +12,9 @@ import msgspec
 from engine.documents.graph import compile_plan
 from engine.execution.results import NodeState, RunStates, reused_from
 from engine.records import NodeRecord
-from tests.conftest import workflow
-from tests.nodes_for_tests import test_registry
+from tests.support.documents import workflow
 from tests.support.engine import new_execution
+from tests.support.nodes import test_registry
 
 NODES: list[dict[str, Any]] = [
     {"id": "a", "type": "template", "params": {"template": "a"}},

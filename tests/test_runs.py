@@ -5,24 +5,20 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from engine.documents.document import Workflow
 from engine.errors import Conflict, InputsInvalid, NotFound, WorkflowInvalid
 from engine.execution.events import NodeCompleted, RunStarted, decode_event
-from engine.records import RunRecord
 from engine.runs.recent import RECENT_RUNS
 from engine.runs.service import RunService
 from engine.storage.database import Database
 from engine.storage.tables import BlobRow, NodeResultRow, RunRow
-from tests.conftest import workflow
-from tests.nodes_for_tests import Sleep, test_registry
-
-ROOT = Path(__file__).parent.parent
+from tests.support.documents import ROOT, workflow
+from tests.support.nodes import Sleep, test_registry
+from tests.support.runs import count, deleted_since
 
 # topic -> ask -> slow (expensive) -> shout -> out ; side branch: topic -> other -> out2
 NODES: list[dict[str, Any]] = [
@@ -46,11 +42,6 @@ EDGES = [
     ("topic.value", "other.x"),
     ("other.y", "out2.value"),
 ]
-
-
-async def count(database: Database, table: Any) -> int:
-    async with database.engine.connect() as connection:
-        return int(await connection.scalar(select(func.count()).select_from(table)) or 0)
 
 
 async def test_a_run_is_stored_with_every_node_and_event(service: RunService) -> None:
@@ -184,15 +175,6 @@ async def test_bad_reruns_create_nothing(service: RunService, database: Database
     with pytest.raises(InputsInvalid, match="unknown input 'nope'"):
         await service.rerun(parent.id, inputs={"nope": 1})
     assert await count(database, RunRow) == 1
-
-
-async def deleted_since(service: RunService, document: Workflow) -> RunRecord:
-    """A run of ``document`` that finished in this process (a rerun of it does not read it),
-    deleted since with its workflow."""
-    saved = await service.store.create_workflow(document)
-    parent = await service.execute(document, workflow_id=saved.id, workflow_version=1)
-    await service.store.delete_workflow(saved.id)  # its runs go with it
-    return parent
 
 
 async def test_rerun_of_a_run_deleted_since_is_not_found(

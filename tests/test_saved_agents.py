@@ -14,10 +14,10 @@ from engine.runs.service import RunService
 from engine.storage.agents import AgentConfig, AgentStore, decode_config
 from engine.storage.database import Database
 from engine.storage.tables import RunRow
-from tests.conftest import workflow
+from tests.support.agents import MODEL, ScriptedModels
+from tests.support.documents import workflow
 from tests.support.engine import builtin_registry
-from tests.test_agent import MODEL, ScriptedModels
-from tests.test_runs import count
+from tests.support.runs import count
 
 CONFIG = AgentConfig(name="Reckoner", model=MODEL, tools=["calculator"], max_steps=2)
 

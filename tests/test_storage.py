@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from engine.runs.service import RunService
 from engine.storage.database import MIGRATIONS, Database, StorageUnavailable
-from tests.conftest import workflow
+from tests.support.documents import workflow
 from tests.support.engine import builtin_registry
 
 

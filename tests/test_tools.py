@@ -25,7 +25,7 @@ from nodes.tools import Tool, ToolError, ToolRegistry
 from nodes.tools.calculator import evaluate
 from nodes.tools.http_request import MAX_RESPONSE_BYTES, HttpRequest
 from server.plugins import installed_registry
-from tests.conftest import workflow
+from tests.support.documents import workflow
 from tests.support.engine import builtin_registry, new_execution
 
 

@@ -7,7 +7,7 @@ import pytest
 from engine.documents.graph import analyse, validate
 from engine.documents.issues import Issue
 from engine.nodes.registry import NodeRegistry
-from tests.conftest import workflow
+from tests.support.documents import workflow
 
 INPUT = {"id": "topic", "type": "input", "params": {"name": "topic", "schema": {"type": "string"}}}
 NUMBER = {"id": "n", "type": "input", "params": {"name": "n", "schema": {"type": "integer"}}}

@@ -6,7 +6,7 @@ import pytest
 
 from engine.errors import Conflict, NotFound
 from engine.runs.service import RunService
-from tests.conftest import workflow
+from tests.support.documents import workflow
 
 NODES = [
     {"id": "x", "type": "input", "params": {"name": "x", "default": 1}},

@@ -13,8 +13,8 @@ from engine.storage.accounts import Accounts
 from engine.storage.database import Database
 from server.app import create_app
 from server.cli import main
-from tests.api.conftest import GREETING, make_config
-from tests.api.nodes import api_test_registry
+from tests.support.api import GREETING, make_config
+from tests.support.nodes import api_test_registry
 
 
 async def tokens_for(database_url: str, *names: str) -> list[str]:

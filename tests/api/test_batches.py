@@ -10,8 +10,7 @@ from typing import Any
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from tests.api.conftest import GREETING, saved
-from tests.api.test_events import parse
+from tests.support.api import GREETING, parse, saved
 
 Client = AsyncTestClient[Litestar]
 

@@ -8,8 +8,8 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from server.app import create_app
-from tests.api.conftest import GREETING, make_config, saved
-from tests.api.nodes import api_test_registry
+from tests.support.api import GREETING, make_config, saved
+from tests.support.nodes import api_test_registry
 
 Client = AsyncTestClient[Litestar]
 

@@ -4,7 +4,6 @@ Last-Event-ID, the end after run.finished."""
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 import pytest
@@ -12,7 +11,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from engine.runs import launch as runs
-from tests.api.conftest import saved
+from tests.support.api import parse, saved
 
 Client = AsyncTestClient[Litestar]
 
@@ -25,20 +24,6 @@ TOKENS: dict[str, Any] = {
     ],
     "edges": [{"from": "words.text", "to": "out.value"}],
 }
-
-
-def parse(stream: str) -> list[dict[str, Any]]:
-    """SSE frames as dicts of their fields (data decoded from JSON)."""
-    frames = []
-    for block in stream.split("\n\n"):
-        fields: dict[str, Any] = {}
-        for line in block.splitlines():
-            name, _, value = line.partition(": ")
-            if name in ("id", "event", "data"):
-                fields[name] = json.loads(value) if name == "data" else value
-        if "data" in fields:
-            frames.append(fields)
-    return frames
 
 
 async def read_events(client: Client, run_id: str, **headers: str) -> list[dict[str, Any]]:

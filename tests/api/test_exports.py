@@ -11,7 +11,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from openpyxl import load_workbook
 
-from tests.api.conftest import saved
+from tests.support.api import saved
 
 Client = AsyncTestClient[Litestar]
 

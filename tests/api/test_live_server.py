@@ -15,9 +15,8 @@ import pytest
 from engine.documents.document import from_builtins
 from engine.runs.service import RunService
 from engine.storage.database import Database
-from tests.api.conftest import GREETING, LiveServer
-from tests.api.nodes import Ticker, api_test_registry
-from tests.api.test_events import parse
+from tests.support.api import GREETING, LiveServer, parse
+from tests.support.nodes import Ticker, api_test_registry
 
 STREAMING: dict[str, Any] = {
     "schema_version": 1,

@@ -9,7 +9,7 @@ from typing import Any
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from tests.api.conftest import saved
+from tests.support.api import saved
 
 Client = AsyncTestClient[Litestar]
 
@@ -129,7 +129,7 @@ async def test_resume_an_interrupted_run(client: Client, database_url: str, tmp_
     from engine.documents.document import from_builtins
     from engine.runs.service import RunService
     from engine.storage.database import Database
-    from tests.api.nodes import api_test_registry
+    from tests.support.nodes import api_test_registry
 
     short = dict(
         SLOW,

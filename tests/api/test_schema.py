@@ -17,7 +17,7 @@ from schemathesis.specs.openapi.checks import (
 )
 from syrupy.assertion import SnapshotAssertion
 
-from tests.api.conftest import LiveServer, saved
+from tests.support.api import LiveServer, saved
 
 Client = AsyncTestClient[Litestar]
 EXAMPLES = 10  # generated requests per operation

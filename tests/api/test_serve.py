@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.conftest import GREETING, free_port
+from tests.support.api import GREETING
+from tests.support.network import free_port
 
 
 def test_serve_answers_and_logs_json(tmp_path: Path) -> None:

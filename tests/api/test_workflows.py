@@ -8,7 +8,7 @@ import copy
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from tests.api.conftest import GREETING, saved
+from tests.support.api import GREETING, saved
 
 Client = AsyncTestClient[Litestar]
 

@@ -10,7 +10,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -28,11 +27,13 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 
+from tests.support.documents import ROOT
+from tests.support.network import free_port
+
 CHROMIUM_FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,900",
 )
-ROOT = Path(__file__).resolve().parent.parent.parent
 
 SERVE = """
 import sys
@@ -48,12 +49,6 @@ config = ServerConfig(
 )
 uvicorn.run(create_web_app(config), host="127.0.0.1", port=port, log_level="warning")
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager

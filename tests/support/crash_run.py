@@ -10,8 +10,8 @@ import sys
 
 from engine.runs.service import RunService
 from engine.storage.database import Database
-from tests.conftest import workflow
-from tests.nodes_for_tests import test_registry
+from tests.support.documents import workflow
+from tests.support.nodes import test_registry
 
 NODES = [
     {"id": "a", "type": "sleep", "params": {"seconds": 0.01, "label": "A"}},

@@ -12,7 +12,7 @@ import sys
 
 from engine.distributed import worker
 from server.cli import main
-from tests.nodes_for_tests import test_registry
+from tests.support.nodes import test_registry
 
 if __name__ == "__main__":
     if "CANCEL_POLL_S" in os.environ:

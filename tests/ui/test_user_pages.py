@@ -15,7 +15,7 @@ from nicegui import Client, ui
 from nicegui.storage import Storage
 from nicegui.testing import User, user_simulation
 
-from tests.support.browser import free_port
+from tests.support.network import free_port
 
 MAIN = Path(__file__).with_name("pages_main.py")
 RETRIES = 50  # 0.1 s apart: each step waits for a real API

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.support.documents import ROOT
 
 
 def test_compose_file_is_valid() -> None:

@@ -12,11 +12,10 @@ from litestar.testing import AsyncTestClient
 from engine.distributed.launch import Queued
 from engine.runs.service import RunService
 from server.app import create_app
-from tests.api.conftest import make_config
-from tests.api.nodes import api_test_registry
-from tests.api.test_events import parse
-from tests.conftest import workflow
-from tests.workers.conftest import fan_out
+from tests.support.api import make_config, parse
+from tests.support.documents import workflow
+from tests.support.nodes import api_test_registry
+from tests.support.workers import fan_out
 
 
 async def test_events_of_a_run_queued_by_another_server(

@@ -14,8 +14,8 @@ from sqlalchemy import text
 from engine.execution.events import NodeCompleted, decode_event
 from engine.runs.service import RunService
 from engine.storage.database import Database
-from tests.conftest import workflow
-from tests.workers.conftest import LEASE_S, WorkerProcess, fan_out, live_jobs_after_draining
+from tests.support.documents import workflow
+from tests.support.workers import LEASE_S, WorkerProcess, fan_out, live_jobs_after_draining
 
 WIDTH = 40
 

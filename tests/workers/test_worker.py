@@ -25,9 +25,9 @@ from engine.execution.results import NodeState
 from engine.nodes.types import NodeContext, NodeType, Port
 from engine.runs.service import RunService
 from engine.storage.database import Database
-from tests.conftest import ROOT, workflow
-from tests.nodes_for_tests import test_registry
-from tests.workers.conftest import LEASE_S, fan_out, live_jobs_after_draining
+from tests.support.documents import ROOT, workflow
+from tests.support.nodes import test_registry
+from tests.support.workers import LEASE_S, fan_out, live_jobs_after_draining
 
 ONLY = {"id": "only", "type": "sleep", "params": {}}
 
