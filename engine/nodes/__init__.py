@@ -2,7 +2,14 @@
 `CheckContext`), the common params every node takes, and the `NodeRegistry` an engine is given.
 Node packages import this; the engine never imports them."""
 
-from engine.nodes.registry import COMMON_PARAMS, ENTRY_POINT_GROUP, ID_PATTERN, NodeRegistry
+from engine.nodes.registry import (
+    COMMON_PARAMS,
+    ENTRY_POINT_GROUP,
+    ID_PATTERN,
+    NodeRegistry,
+    NodeSettings,
+    split_params,
+)
 from engine.nodes.types import (
     PORT_TYPES,
     CheckContext,
@@ -23,10 +30,12 @@ __all__ = [
     "CheckContext",
     "NodeContext",
     "NodeRegistry",
+    "NodeSettings",
     "NodeType",
     "Port",
     "PortType",
     "Role",
     "compatible",
     "json_schema_port_type",
+    "split_params",
 ]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from functools import cached_property
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, Literal
 
 import jsonschema
 import msgspec
@@ -15,7 +17,15 @@ from engine.documents.digest import canonical
 from engine.errors import PluginError
 from engine.nodes.types import NodeType
 
-__all__ = ["COMMON_PARAMS", "ENTRY_POINT_GROUP", "ID_PATTERN", "NodeRegistry", "ParamsErrors"]
+__all__ = [
+    "COMMON_PARAMS",
+    "ENTRY_POINT_GROUP",
+    "ID_PATTERN",
+    "NodeRegistry",
+    "NodeSettings",
+    "ParamsErrors",
+    "split_params",
+]
 
 ENTRY_POINT_GROUP = "nodeloom.nodes"
 _PARAMS_CACHE_SIZE = 50_000
@@ -49,6 +59,23 @@ COMMON_PARAMS: dict[str, Any] = {
 }
 
 
+@dataclass(slots=True, frozen=True)
+class NodeSettings:
+    """The common params: how the executor treats a node, never what it computes."""
+
+    timeout_s: float | None = None
+    retries: int = 0
+    retry_backoff_s: float = 1.0
+    cache: Literal["auto", "never"] = "auto"
+
+
+def split_params(params: dict[str, Any]) -> tuple[dict[str, Any], NodeSettings]:
+    """A node's own params, and its common ones."""
+    own = {key: value for key, value in params.items() if key not in COMMON_PARAMS}
+    common = {key: params[key] for key in COMMON_PARAMS if key in params}
+    return own, NodeSettings(**common)
+
+
 class NodeRegistry:
     """Node types by name. Build one per engine; tests build their own."""
 
@@ -80,6 +107,7 @@ class NodeRegistry:
         self._validators.pop(name, None)
         self._params_errors.clear()
         self.__dict__.pop("catalogue", None)
+        self.__dict__.pop("signature", None)
         return node_type
 
     def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> None:
@@ -140,6 +168,16 @@ class NodeRegistry:
             validator = jsonschema.Draft202012Validator(self.params_schema(name))
             self._validators[name] = validator
         return validator
+
+    @cached_property
+    def signature(self) -> str:
+        """A digest of the node types held and their versions: what a compiled plan depends
+        on besides its document."""
+        kinds = sorted(
+            (name, node_type.version, f"{node_type.__module__}.{node_type.__qualname__}")
+            for name, node_type in self._types.items()
+        )
+        return hashlib.sha256(canonical(kinds)).hexdigest()
 
     @cached_property
     def catalogue(self) -> list[dict[str, Any]]:
