@@ -8,7 +8,10 @@
    one leaf node: wall time, nodes executed, ratio to the full run's wall time. Measured with
    trivial nodes (the full run is then nothing but overhead: the worst case for the ratio), with
    nodes that wait 1 ms (a local lookup, say) and with nodes that wait 10 ms (I/O-bound work,
-   about the cheapest a tool or model call gets).
+   about the cheapest a tool or model call gets). Each rerun is timed with the parent in the
+   service's memory of recent runs, in a new service (as `nodeloom rerun` or a restarted server
+   finds it: only in the database) and after 10 other runs pushed it out of memory; the same
+   for a 40-node chain, whose rerun should cost no more than its full run.
 2. Persistence: 40- and 1,000-node sequential chains of trivial nodes run through the run service
    (every result committed, every event stored) against the same chain run in memory by the bare
    executor; ms per node for both, and the difference.
@@ -84,24 +87,42 @@ def chains(count: int, length: int, wait_s: float = 0.0) -> Workflow:
     return from_builtins(document)
 
 
-async def rerun_figures(service: RunService, wait_s: float, repeats: int) -> dict[str, float]:
-    workflow = chains(10, 100, wait_s)
-    full_times, rerun_times, executed = [], [], set()
+async def rerun_figures(
+    service: RunService, wait_s: float, repeats: int, workflow: Workflow | None = None
+) -> dict[str, Any]:
+    """A one-leaf rerun, timed three ways: with the parent among the runs the service keeps in
+    memory; in a new service (as `nodeloom rerun` or a restarted server: nothing in memory, a
+    registry of its own); and in this service after 10 other runs pushed the parent out."""
+    workflow = workflow or chains(10, 100, wait_s)
+    leaf = workflow.nodes[-1].id
+    times: dict[str, list[float]] = {"full": [], "memory": [], "new": [], "evicted": []}
+    executed = set()
+
+    async def rerun(on: RunService, parent_id: str, key: str, tag: int) -> None:
+        started = time.perf_counter()
+        # As the API reruns with `"wait": true` (and `execute` runs): the caller waits.
+        handle = await on.rerun(parent_id, params={leaf: {"tag": tag}}, caller_waits=True)
+        child = await handle.wait()
+        times[key].append(time.perf_counter() - started)
+        assert child.status == "succeeded", child.error
+        executed.add(sum(1 for state in child.nodes.values() if state.status == "succeeded"))
+
     for repeat in range(repeats):
         started = time.perf_counter()
         parent = await service.execute(workflow)
-        full_times.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        changed = {"c3_99": {"tag": 2 + repeat}}
-        # As the API reruns with `"wait": true` (and `execute` runs): the caller waits.
-        rerun = await service.rerun(parent.id, params=changed, caller_waits=True)
-        child = await rerun.wait()
-        rerun_times.append(time.perf_counter() - started)
-        assert child.status == "succeeded", child.error
-        executed.add(sum(1 for state in child.nodes.values() if state.status == "succeeded"))
-    full, rerun = statistics.median(full_times), statistics.median(rerun_times)
+        times["full"].append(time.perf_counter() - started)
+        await rerun(service, parent.id, "memory", 2 + repeat)
+        fresh = RunService(service.store.database, registry())
+        try:
+            await rerun(fresh, parent.id, "new", 2 + repeat)
+        finally:
+            await fresh.close()
+        for _ in range(10):
+            await service.execute(chains(1, 3))
+        await rerun(service, parent.id, "evicted", 2 + repeat)
+    medians = {key: statistics.median(found) for key, found in times.items()}
     (count,) = executed
-    return {"full_s": full, "rerun_s": rerun, "executed": count, "ratio": rerun / full}
+    return {**medians, "executed": count}
 
 
 async def in_memory_ms_per_node(workflow: Workflow, repeats: int) -> float:
@@ -141,11 +162,13 @@ async def measure(label: str, url: str, repeats: int) -> None:
         for wait_s in WAITS:
             figures = await rerun_figures(service, wait_s, repeats)
             kind = f"{wait_s * 1000:g} ms nodes" if wait_s else "trivial nodes"
-            print(
-                f"  {kind:>14}: full run {figures['full_s'] * 1000:7.1f} ms"
-                f"   rerun {figures['rerun_s'] * 1000:6.1f} ms"
-                f"   executed {figures['executed']}   rerun/full {figures['ratio']:6.1%}"
-            )
+            print(f"  {kind:>14}: {_rerun_line(figures)}")
+        print(
+            f"{label}: rerun after changing the leaf of a 40-node chain "
+            "(target: no slower than its full run)"
+        )
+        figures = await rerun_figures(service, 0.0, repeats, chains(1, 40))
+        print(f"  {'40 nodes':>14}: {_rerun_line(figures)}")
         print(
             f"{label}: persistence per node on sequential chains "
             "(target: SQLite <= 1 ms, PostgreSQL <= 3 ms, flat from 40 to 1,000)"
@@ -159,6 +182,14 @@ async def measure(label: str, url: str, repeats: int) -> None:
     finally:
         await service.close()
         await database.close()
+
+
+def _rerun_line(figures: dict[str, Any]) -> str:
+    full = figures["full"]
+    parts = [f"full run {full * 1000:6.1f} ms"]
+    for key, label in (("memory", "in memory"), ("new", "new process"), ("evicted", "evicted")):
+        parts.append(f"{label} {figures[key] * 1000:5.1f} ms {figures[key] / full:6.1%}")
+    return "   ".join(parts) + f"   executed {figures['executed']}"
 
 
 async def main() -> None:

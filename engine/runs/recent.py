@@ -14,10 +14,18 @@ from engine.documents.graph import Plan
 from engine.execution.results import NodeState
 from engine.storage.tables import RunRow
 
-__all__ = ["FREE_AFTER_S", "RECENT_PLANS", "RECENT_RUNS", "Recent", "RecentRun"]
+__all__ = [
+    "FREE_AFTER_S",
+    "RECENT_PLANS",
+    "RECENT_RUNS",
+    "STORED_PLAN_KEYS",
+    "Recent",
+    "RecentRun",
+]
 
 RECENT_RUNS = 8  # finished runs whose plan and results stay in memory for quick reruns
 RECENT_PLANS = 64  # documents whose compiled plan (and stored form) is kept
+STORED_PLAN_KEYS = 4096  # keys of compiled plans known to be stored
 # Freeing a run dropped from memory takes about as long as a rerun of it (thousands of objects):
 # it is done this long after, not while the run that pushed it out is ending.
 FREE_AFTER_S = 0.5
@@ -39,6 +47,7 @@ class Recent:
         self._plans: OrderedDict[int, tuple[Workflow, Plan]] = OrderedDict()
         self._blobs: OrderedDict[int, tuple[Workflow, dict[str, Any]]] = OrderedDict()
         self._dropped: list[RecentRun] = []  # to be freed
+        self._plan_keys: OrderedDict[str, None] = OrderedDict()  # of plans stored
         self._freeing: asyncio.TimerHandle | None = None
 
     def plan(self, workflow: Workflow, compile_plan: Callable[[Workflow], Plan]) -> Plan:
@@ -51,6 +60,19 @@ class Recent:
     ) -> dict[str, Any]:
         """The blob row storing ``workflow``, made once per document object like its plan."""
         return _made_once(self._blobs, workflow, make)
+
+    def new_plan_key(self, key: str) -> bool:
+        """Whether the plan stored under ``key`` is not known to be stored (now it is)."""
+        if key in self._plan_keys:
+            self._plan_keys.move_to_end(key)
+            return False
+        self._plan_keys[key] = None
+        while len(self._plan_keys) > STORED_PLAN_KEYS:
+            self._plan_keys.popitem(last=False)
+        return True
+
+    def forget_plan_key(self, key: str) -> None:
+        self._plan_keys.pop(key, None)
 
     def run(self, run_id: str) -> RecentRun | None:
         """A run kept here (now the most recently used), or None."""

@@ -4,18 +4,21 @@ hear about them."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from engine.documents.document import Workflow, from_builtins
-from engine.documents.graph import Plan, compile_plan
+from engine.documents.document import Workflow, from_builtins, with_params
+from engine.documents.graph import Plan, compile_plan, replan
 from engine.documents.inputs import resolve_inputs
-from engine.errors import Conflict, NotFound
+from engine.documents.stored import decode_plan, encode_plan, plan_key
+from engine.errors import Conflict, NotFound, describe
 from engine.execution.events import AnyEvent, Listener
 from engine.execution.executor import DEFAULT_CONCURRENCY
+from engine.execution.results import NodeState
 from engine.execution.start import RunStart, Snapshot
 from engine.nodes.registry import NodeRegistry
 from engine.nodes.types import CheckContext
@@ -77,6 +80,7 @@ class RunService:
         self.process = process_name()
         self.observers = list(observers)
         self._recent = Recent()
+        self._storing: set[asyncio.Task[None]] = set()
         self.launcher: Launcher = launcher or InProcess(
             self.store,
             process=self.process,
@@ -123,6 +127,7 @@ class RunService:
         workflow = await self.agents.inline(workflow, owner_id=owner_id)
         plan = self.plan(workflow)
         document = self._recent.blob(workflow, document_blob)
+        self._keep_plan(plan_key(document["digest"], self.registry), plan)
         start = RunStart(
             id=new_id("run"),
             plan=plan,
@@ -158,14 +163,18 @@ class RunService:
             parent = recent.row
         if parent.status not in FINISHED:
             raise Conflict(f"run {run_id} is still {parent.status}; rerun it when it has finished")
+        parent_plan: Plan | None
+        reuse: Mapping[str, NodeState]
         if recent is not None:
-            base = recent.plan.workflow
-        else:
-            base = from_builtins(await self.store.snapshot(parent))
+            base, parent_plan, reuse = recent.plan.workflow, recent.plan, recent.states
+        else:  # its document, plan and results, read at once
+            (base, parent_plan), reuse = await asyncio.gather(
+                self._parent(parent), self.store.prior_results(run_id)
+            )
         child = plan_rerun(
             parent.id,
             base,
-            recent.plan if recent else None,
+            parent_plan,
             overridden=parent.snapshot_overrides,
             from_node=from_node,
             params=params or {},
@@ -187,13 +196,46 @@ class RunService:
             root_run_id=parent.root_run_id,
             from_node=from_node,
             changes=child.changes,
-            reuse=recent.states if recent else await self.store.prior_results(run_id),
+            reuse=reuse,
             force=frozenset(child.forced),
             reasons=child.reasons,
             changed=None if child.changed is None else frozenset(child.changed),
             caller_waits=caller_waits,
         )
         return await self.launch(start, listeners)
+
+    async def _parent(self, row: RunRow) -> tuple[Workflow, Plan | None]:
+        """The document a run ran and, when it can be had without compiling that document
+        whole, its plan: its stored document's plan (compiled once, by whichever process ran
+        it first) with the run's param overrides analysed again."""
+        key = plan_key(row.snapshot_blob, self.registry)
+        stored, data = await asyncio.gather(self.store.document(row), self.store.compiled_plan(key))
+        root = from_builtins(stored)
+        overrides = row.snapshot_overrides
+        base = from_builtins(with_params(stored, overrides)) if overrides else root
+        plan = None if data is None else decode_plan(data, root, self.registry)
+        if plan is None:
+            plan = self.plan(root)
+            self._keep_plan(key, plan)
+        if overrides:
+            return base, replan(plan, base, overrides, self.registry, self.check_context)
+        return base, plan
+
+    def _keep_plan(self, key: str, plan: Plan) -> None:
+        """Store the plan of a document about to run, once, so that no other process compiles
+        it again (in the background: a run does not wait for it)."""
+        if not self._recent.new_plan_key(key):
+            return
+        task = asyncio.create_task(self._store_plan(key, plan))
+        self._storing.add(task)
+        task.add_done_callback(self._storing.discard)
+
+    async def _store_plan(self, key: str, plan: Plan) -> None:
+        try:
+            await self.store.store_compiled_plan(key, encode_plan(plan))
+        except Exception as exc:  # noqa: BLE001 - without it, others compile the plan again
+            self._recent.forget_plan_key(key)
+            log.warning("compiled plan not stored", error=describe(exc))
 
     async def resume(
         self, run_id: str, *, owner_id: str | None = None, listeners: Iterable[Listener] = ()
@@ -266,6 +308,7 @@ class RunService:
     async def close(self) -> None:
         """Stop: runs still executing here are stopped and left `interrupted`, to be resumed."""
         await self.launcher.close()
+        await asyncio.gather(*self._storing, return_exceptions=True)
 
     # -- reading --------------------------------------------------------------------------
 

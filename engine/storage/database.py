@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -137,13 +138,22 @@ class Database:
         a small asyncpg pool of its own: for a lookup by key, SQLAlchemy's async layers cost
         the server several times what the query does. Connections the database closed are
         replaced when taken from the pool."""
+        return await (await self._read_pool()).fetchrow(query, *args)
+
+    @contextlib.asynccontextmanager
+    async def reads(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection of the same pool, for a read of a few statements (PostgreSQL)."""
+        async with (await self._read_pool()).acquire() as connection:
+            yield connection
+
+    async def _read_pool(self) -> asyncpg.Pool:
         if self._reads is None:
             async with self._reads_made:
                 if self._reads is None:
                     self._reads = await asyncpg.create_pool(
                         asyncpg_dsn(self.engine.url), min_size=1, max_size=4
                     )
-        return await self._reads.fetchrow(query, *args)
+        return self._reads
 
     async def transaction(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` (synchronous SQLAlchemy code) in one transaction, without blocking the

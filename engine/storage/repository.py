@@ -9,16 +9,19 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.documents.document import with_params
 from engine.errors import NotFound
-from engine.execution.results import REUSABLE, NodeState, RunStates
+from engine.execution.results import NodeState, RunStates
 from engine.execution.start import RunStart
 from engine.records import Page, RunRecord
+from engine.storage import priors
 from engine.storage.keys import keyset_page, now
 from engine.storage.result_rows import state_from_row
 from engine.storage.tables import (
     BlobRow,
+    CompiledPlanRow,
     EventRow,
     NodeResultRow,
     ReusedResultsRow,
@@ -52,13 +55,38 @@ class Store(WorkflowQueries):
     async def snapshot(self, row: RunRow) -> dict[str, Any]:
         """The exact document a run ran (stored form): its stored document with its param
         overrides applied."""
+        return with_params(await self.document(row), row.snapshot_overrides)
+
+    async def document(self, row: RunRow) -> dict[str, Any]:
+        """The stored document a run ran, without its param overrides (stored form)."""
         async with self.sessions() as session:
             data = await session.scalar(
                 select(BlobRow.data).where(BlobRow.digest == row.snapshot_blob)
             )
         if data is None:
             raise NotFound(f"the document of run {row.id} is not stored")
-        return with_params(msgspec.json.decode(data), row.snapshot_overrides)
+        document: dict[str, Any] = msgspec.json.decode(data)
+        return document
+
+    async def compiled_plan(self, key: str) -> bytes | None:
+        """The compiled plan stored under ``key`` (`engine.documents.stored.plan_key`)."""
+        async with self.sessions() as session:
+            data: bytes | None = await session.scalar(
+                select(CompiledPlanRow.data).where(CompiledPlanRow.key == key)
+            )
+        return data
+
+    async def store_compiled_plan(self, key: str, data: bytes) -> None:
+        """Store a compiled plan once; one stored already under ``key`` stays (the same)."""
+        insert = (
+            postgresql.insert(CompiledPlanRow)
+            if self.database.dialect == "postgresql"
+            else sqlite.insert(CompiledPlanRow)
+        )
+        async with self.sessions.begin() as session:
+            await session.execute(
+                insert.values(key=key, data=data).on_conflict_do_nothing(index_elements=["key"])
+            )
 
     async def get_run(self, run_id: str, *, owner_id: str | None = None) -> RunRecord:
         row = await self.run_row(run_id, owner_id=owner_id)
@@ -82,30 +110,8 @@ class Store(WorkflowQueries):
 
     async def prior_results(self, run_id: str) -> dict[str, NodeState]:
         """What a rerun of ``run_id`` may take over: each result it has, with the run that
-        computed it (reading only what that needs)."""
-        c = NodeResultRow.__table__.c
-        columns = [
-            c.run_id,
-            c.node_id,
-            c.status,
-            c.cache_key,
-            c.output,
-            c.output_blob,
-            c.digests,
-            c.origin_run_id,
-        ]
-        _, own, taken, blobs = await self._results(run_id, columns)
-        return {
-            row.node_id: NodeState(
-                status=row.status,
-                cache_key=row.cache_key,
-                output=_output(row, blobs),
-                digests=row.digests,
-                origin_run_id=row.origin_run_id or row.run_id,
-            )
-            for row in (*own, *taken)
-            if row.status in REUSABLE and row.cache_key
-        }
+        computed it (reading only what that needs, see engine/storage/priors.py)."""
+        return await priors.prior_results(self.database, run_id)
 
     async def _results(
         self, run_id: str, columns: Any

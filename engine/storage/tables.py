@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -27,6 +28,7 @@ __all__ = [
     "BatchRow",
     "BatchRunRow",
     "BlobRow",
+    "CompiledPlanRow",
     "EventRow",
     "NodeResultRow",
     "ReusedResultsRow",
@@ -156,6 +158,16 @@ class BlobRow(Base):
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     size: Mapped[int] = mapped_column(Integer)
     data: Mapped[str] = mapped_column(Text)
+
+
+class CompiledPlanRow(Base):
+    """A stored document's compiled plan (engine/documents/stored.py), by `plan_key`: made once
+    per document, its overrides and the node types compiling it, whatever process needs it."""
+
+    __tablename__ = "compiled_plans"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class EventRow(Base):
