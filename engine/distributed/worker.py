@@ -288,7 +288,10 @@ class WorkerAttempts:
     def retrying(self, node_id: str, attempt: int, error: str) -> None:
         self._failure = error
 
-    async def run(self, work: Awaitable[T]) -> T:
+    def run(self, work: Awaitable[T]) -> Awaitable[T]:
+        return self._guarded(work)
+
+    async def _guarded(self, work: Awaitable[T]) -> T:
         try:
             return await self._worker.running.cancellable(self._job.run_id, work)
         except Cancelled:

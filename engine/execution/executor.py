@@ -51,8 +51,8 @@ class InProcessAttempts:
     def retrying(self, node_id: str, attempt: int, error: str) -> None:
         self._events.retrying(node_id, attempt, error)
 
-    async def run(self, work: Awaitable[T]) -> T:
-        return await work
+    def run(self, work: Awaitable[T]) -> Awaitable[T]:
+        return work  # awaited as it is: no coroutine of its own
 
 
 class Execution:

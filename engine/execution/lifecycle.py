@@ -77,9 +77,9 @@ class Attempts(Protocol):
     def retrying(self, node_id: str, attempt: int, error: str) -> None:
         """Announce that ``attempt`` failed with ``error`` and the node will be tried again."""
 
-    async def run(self, work: Awaitable[T]) -> T:
-        """Await an attempt's work or its backoff; `NodeCancelled` when the run is cancelled
-        meanwhile (in this process, the task is cancelled instead)."""
+    def run(self, work: Awaitable[T]) -> Awaitable[T]:
+        """An attempt's work or its backoff, to be awaited; `NodeCancelled` when the run is
+        cancelled meanwhile (in this process, the task is cancelled instead)."""
         ...
 
 
