@@ -39,7 +39,8 @@ from overhead_workloads import (
 )
 
 from engine.documents.document import decode_workflow, from_builtins
-from engine.documents.graph import Plan, compile_plan, validate
+from engine.documents.graph import compile_plan, validate
+from engine.documents.plan import Plan
 from engine.execution.executor import Execution
 from engine.execution.start import RunStart
 from engine.nodes.registry import NodeRegistry

@@ -12,7 +12,8 @@ from typing import TextIO
 import structlog
 
 from engine.documents.document import Workflow, decode_workflow
-from engine.documents.graph import Plan, analyse
+from engine.documents.graph import analyse
+from engine.documents.plan import Plan
 from engine.errors import NodeloomError, WorkflowInvalid
 from engine.execution.executor import DEFAULT_CONCURRENCY
 from engine.models import ModelRegistry

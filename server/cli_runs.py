@@ -18,8 +18,8 @@ from rich.table import Table
 from rich.tree import Tree
 
 from engine.documents.document import Workflow, from_builtins
-from engine.documents.graph import Plan
 from engine.documents.inputs import coerce, input_schemas
+from engine.documents.plan import Plan
 from engine.errors import InputsInvalid, NodeloomError
 from engine.execution.events import Listener
 from engine.models import ModelService

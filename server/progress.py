@@ -19,7 +19,7 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-from engine.documents.graph import Plan
+from engine.documents.plan import Plan
 from engine.execution.events import (
     AnyEvent,
     NodeCompleted,

@@ -15,7 +15,8 @@ from sqlalchemy import select
 
 from engine.distributed.tables import DispatchedRunRow
 from engine.documents.document import Workflow, from_builtins
-from engine.documents.graph import Plan, compile_plan
+from engine.documents.graph import compile_plan
+from engine.documents.plan import Plan
 from engine.errors import NodeFailure
 from engine.execution.lifecycle import RunScope
 from engine.execution.reasons import Reason

@@ -11,7 +11,7 @@ import msgspec
 
 from engine.distributed import statements as sql
 from engine.distributed.results import load_states, store_result
-from engine.documents.graph import Plan
+from engine.documents.plan import Plan
 from engine.execution.announcer import Announcer
 from engine.execution.events import AnyEvent, RunFinished, encode_event, event_type
 from engine.execution.outcome import run_outputs, run_status

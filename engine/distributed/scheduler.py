@@ -36,7 +36,7 @@ from engine.distributed.progress import (
 )
 from engine.distributed.results import load_states, result_values
 from engine.distributed.tables import DispatchedRunRow, NodeExecutionRow
-from engine.documents.graph import Plan
+from engine.documents.plan import Plan
 from engine.execution.results import NodeState
 from engine.execution.start import RunStart
 from engine.runs.processes import QUEUE_OWNER

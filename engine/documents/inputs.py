@@ -8,7 +8,7 @@ from typing import Any
 
 import jsonschema
 
-from engine.documents.graph import Plan
+from engine.documents.plan import Plan
 from engine.errors import InputsInvalid
 
 __all__ = ["coerce", "input_schemas", "resolve_inputs"]

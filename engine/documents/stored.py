@@ -12,7 +12,7 @@ import msgspec
 
 from engine.documents.digest import canonical
 from engine.documents.document import Workflow
-from engine.documents.graph import Plan, PlanNode, collection_paused
+from engine.documents.plan import Plan, PlanNode, collection_paused
 from engine.nodes.registry import NodeRegistry, NodeSettings
 from engine.nodes.types import Port
 
@@ -84,7 +84,10 @@ def decode_plan(data: bytes, workflow: Workflow, registry: NodeRegistry) -> Plan
     with collection_paused():
         for node in stored:
             node_type = registry.get(node.type)
-            if node_type is None or workflow.nodes[node.index].id != node.id:
+            fits = 0 <= node.index < len(workflow.nodes) and (
+                workflow.nodes[node.index].id == node.id
+            )
+            if node_type is None or not fits:
                 return None
             made = settings.get(node.settings)
             if made is None:

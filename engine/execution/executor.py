@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 
-from engine.documents.graph import PlanNode
+from engine.documents.plan import PlanNode
 from engine.errors import describe
 from engine.execution.announcer import Announcer
 from engine.execution.events import Listener, RunStatus

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
 from engine.documents.digest import canonical, digest
-from engine.documents.graph import PlanNode
+from engine.documents.plan import PlanNode
 from engine.errors import NodeFailure, describe
 from engine.execution.reasons import Reason
 from engine.execution.results import REUSABLE, NodeState

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from engine.documents.graph import Plan
+from engine.documents.plan import Plan
 from engine.execution.events import RunStatus
 from engine.execution.results import REUSABLE, NodeState
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.documents.graph import Plan
+from engine.documents.plan import Plan
 from engine.execution.reasons import Reason
 from engine.execution.results import NodeState
 

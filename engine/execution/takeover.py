@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Mapping
 
-from engine.documents.graph import Plan, PlanNode
+from engine.documents.plan import Plan, PlanNode
 from engine.execution.lifecycle import reusable
 from engine.execution.results import REUSABLE, NodeState
 

@@ -25,7 +25,7 @@ from engine.storage.tables import RunRow
 from engine.storage.writer import ResultWriter
 
 if TYPE_CHECKING:
-    from engine.documents.graph import Plan
+    from engine.documents.plan import Plan
     from engine.execution.results import NodeState, ResultStore
     from engine.models import ModelService
 

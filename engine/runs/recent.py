@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 
 from engine.documents.document import Workflow
-from engine.documents.graph import Plan
+from engine.documents.plan import Plan
 from engine.execution.results import NodeState
 from engine.storage.tables import RunRow
 

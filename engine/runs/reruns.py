@@ -9,8 +9,9 @@ from typing import Any, NamedTuple
 import msgspec
 
 from engine.documents.document import Workflow
-from engine.documents.graph import Plan, replan
+from engine.documents.graph import replan
 from engine.documents.issues import Issue, pointer
+from engine.documents.plan import Plan
 from engine.errors import WorkflowInvalid
 from engine.execution.reasons import Reason
 from engine.nodes.registry import COMMON_PARAMS, NodeRegistry

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from engine.documents.document import Workflow, from_builtins, with_params
-from engine.documents.graph import Plan, compile_plan, replan
+from engine.documents.graph import compile_plan, replan
 from engine.documents.inputs import resolve_inputs
+from engine.documents.plan import Plan
 from engine.documents.stored import decode_plan, encode_plan, plan_key
 from engine.errors import Conflict, NotFound, describe
 from engine.execution.events import AnyEvent, Listener

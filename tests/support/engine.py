@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from engine.documents.graph import Plan
+from engine.documents.plan import Plan
 from engine.execution.events import Listener
 from engine.execution.executor import DEFAULT_CONCURRENCY, Execution
 from engine.execution.results import ResultStore

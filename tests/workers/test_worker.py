@@ -19,7 +19,7 @@ from engine.distributed.events import follow
 from engine.distributed.launch import Queued
 from engine.distributed.pgq import QUEUE_SCHEMA, PgDelivery, PgQueuerDispatcher
 from engine.distributed.scheduler import Scheduler, driver_connection
-from engine.documents.graph import Plan
+from engine.documents.plan import Plan
 from engine.execution.events import NodeCompleted, NodeStarted, NodeToken, RunFinished, RunStarted
 from engine.execution.results import NodeState
 from engine.nodes.types import NodeContext, NodeType, Port
