@@ -10,6 +10,7 @@ from nicegui import background_tasks, ui
 
 from ui.canvas import Canvas
 from ui.client import Api, ApiError
+from ui.clipboard import copied, pasted
 from ui.forms import MISSING, params_form
 from ui.history import History, HistoryNeeds
 from ui.layout import layered_positions
@@ -326,40 +327,17 @@ class Editor:
         chosen = set(self.selected)
         if not chosen:
             return
-        nodes = [copy.deepcopy(n) for n in self.document["nodes"] if n["id"] in chosen]
-        edges = [
-            dict(e) for e in self.document["edges"]
-            if e["from"].split(".")[0] in chosen and e["to"].split(".")[0] in chosen
-        ]
-        self.clipboard = {"nodes": nodes, "edges": edges}
-        ui.notify(f"Copied {len(nodes)} node(s)")
+        self.clipboard = copied(self.document, chosen)
+        ui.notify(f"Copied {len(self.clipboard['nodes'])} node(s)")
 
     async def paste(self) -> None:
         if not self.clipboard:
             return
-        taken = {node["id"] for node in self.document["nodes"]}
-        renamed: dict[str, str] = {}
-        for node in self.clipboard["nodes"]:
-            number, base = 2, node["id"]
-            while f"{base}_{number}" in taken:
-                number += 1
-            renamed[node["id"]] = f"{base}_{number}"
-            taken.add(renamed[node["id"]])
+        nodes, edges = pasted(self.document, self.clipboard)
         self._checkpoint()
-        for node in copy.deepcopy(self.clipboard["nodes"]):
-            position = node.get("ui") or {}
-            node["id"] = renamed[node["id"]]
-            x, y = position.get("x", 0) + 40, position.get("y", 0) + 40
-            node["ui"] = {**position, "x": x, "y": y}
-            self.document["nodes"].append(node)
-        for edge in self.clipboard["edges"]:
-            source, source_port = edge["from"].split(".", 1)
-            target, target_port = edge["to"].split(".", 1)
-            self.document["edges"].append({
-                "from": f"{renamed[source]}.{source_port}",
-                "to": f"{renamed[target]}.{target_port}",
-            })
-        await self._refresh_ports(list(renamed.values()))
+        self.document["nodes"].extend(nodes)
+        self.document["edges"].extend(edges)
+        await self._refresh_ports([node["id"] for node in nodes])
         self._restore(self.document)
 
     def auto_layout(self) -> None:
