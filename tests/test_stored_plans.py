@@ -1,0 +1,99 @@
+"""A document's compiled plan is stored once and read back by a process that did not compile
+it; a plan stored under other node types is not used. Reasons are stored as codes beside their
+words. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import engine.runs.service as service_module
+from engine.documents.stored import plan_key
+from engine.runs.service import RunService
+from engine.storage.database import Database
+from engine.storage.tables import CompiledPlanRow
+from tests.support.documents import workflow
+from tests.support.nodes import Sleep, test_registry
+from tests.support.runs import count
+
+NODES: list[dict[str, Any]] = [
+    {"id": "topic", "type": "input", "params": {"name": "topic", "default": "bees"}},
+    {"id": "ask", "type": "template", "params": {"template": "About {{ topic }}."}},
+    {"id": "slow", "type": "sleep", "params": {"seconds": 0}},
+    {"id": "shout", "type": "template", "params": {"template": "{{ text | upper }}"}},
+    {"id": "out", "type": "output", "params": {"name": "result"}},
+]
+EDGES = [
+    ("topic.value", "ask.topic"),
+    ("ask.text", "slow.x"),
+    ("slow.y", "shout.text"),
+    ("shout.text", "out.value"),
+]
+
+
+async def rerun_elsewhere(
+    database: Database, run_id: str, params: dict[str, dict[str, Any]], registry: Any = None
+) -> Any:
+    """A rerun by a run service that knows nothing of the parent but what is stored."""
+    fresh = RunService(database, registry or test_registry())
+    try:
+        return await (await fresh.rerun(run_id, params=params)).wait()
+    finally:
+        await fresh.close()
+
+
+def no_compiling(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the document was compiled again")
+
+    monkeypatch.setattr(service_module, "compile_plan", refuse)
+
+
+async def test_a_rerun_elsewhere_reads_the_stored_plan_instead_of_compiling(
+    service: RunService, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parent = await service.execute(workflow(NODES, EDGES))
+    await service.close()  # its plan is stored by now
+    assert await count(database, CompiledPlanRow) == 1
+    no_compiling(monkeypatch)
+    Sleep.executions.clear()
+    child = await rerun_elsewhere(database, parent.id, {"shout": {"template": "{{ text }}!"}})
+    # A rerun of the child: its overrides are analysed again on the stored plan.
+    grandchild = await rerun_elsewhere(database, child.id, {"ask": {"template": "On {{ topic }}."}})
+    assert child.outputs == {"result": "About bees.!"}
+    assert child.nodes["shout"].reason_code == "params_changed"
+    assert child.nodes["slow"].reason_code == "reused"
+    assert Sleep.executions == ["slow"]  # in the grandchild only: its input changed
+    assert grandchild.outputs == {"result": "On bees.!"}
+    assert grandchild.nodes["slow"].reason == "upstream changed: ask"
+    assert grandchild.nodes["slow"].reason_code == "upstream_changed"
+
+
+async def test_a_plan_stored_under_other_node_types_is_not_used(
+    service: RunService, database: Database
+) -> None:
+    parent = await service.execute(workflow(NODES, EDGES))
+    await service.close()
+    row = await service.store.run_row(parent.id)
+    registry = test_registry()
+    registry.register(type("Extra", (Sleep,), {"type": "extra", "title": "Extra"}))
+    assert plan_key(row.snapshot_blob, registry) != plan_key(row.snapshot_blob, test_registry())
+    changed = {"shout": {"template": "{{ text }}!"}}
+    child = await rerun_elsewhere(database, parent.id, changed, registry)
+    assert child.status == "succeeded"
+    assert await count(database, CompiledPlanRow) == 2  # compiled under its own types, stored
+
+
+async def test_reason_codes_are_stored_with_their_words(
+    service: RunService, database: Database
+) -> None:
+    nodes = [*NODES, {"id": "never", "type": "sleep", "params": {"seconds": 0, "cache": "never"}}]
+    parent = await service.execute(workflow(nodes, [*EDGES, ("ask.text", "never.x")]))
+    child = await (await service.rerun(parent.id, from_node="shout")).wait()
+    stored = await RunService(database, test_registry()).get(child.id)
+    codes = {node: (state.reason_code, state.reason) for node, state in stored.nodes.items()}
+    assert codes["shout"] == ("forced", "forced: from_node")
+    assert codes["out"] == ("forced_downstream", "forced: downstream of shout")
+    assert codes["never"] == ("cache_never", "cache: never")
+    assert codes["ask"] == ("reused", f"reused from run {parent.id}")
