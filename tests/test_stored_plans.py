@@ -7,12 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import delete
 
 import engine.runs.service as service_module
+from engine.errors import NotFound
 from engine.documents.stored import plan_key
 from engine.runs.service import RunService
 from engine.storage.database import Database
-from engine.storage.tables import CompiledPlanRow
+from engine.storage.tables import BlobRow, CompiledPlanRow, RunRow
 from tests.support.documents import workflow
 from tests.support.nodes import Sleep, test_registry
 from tests.support.runs import count
@@ -97,3 +99,34 @@ async def test_reason_codes_are_stored_with_their_words(
     assert codes["out"] == ("forced_downstream", "forced: downstream of shout")
     assert codes["never"] == ("cache_never", "cache: never")
     assert codes["ask"] == ("reused", f"reused from run {parent.id}")
+
+
+async def test_a_parent_read_from_the_database_is_checked_like_one_in_memory(
+    service: RunService, database: Database
+) -> None:
+    parent = await service.execute(workflow(NODES, EDGES), owner_id="ada")
+    await service.close()
+    fresh = RunService(database, test_registry())
+    changed = {"shout": {"template": "{{ text }}!"}}
+    try:
+        with pytest.raises(NotFound, match=f"run {parent.id} not found"):
+            await fresh.rerun(parent.id, params=changed, owner_id="bob")
+        with pytest.raises(NotFound, match="run run_nothing not found"):
+            await fresh.rerun("run_nothing", params=changed)
+        child = await (await fresh.rerun(parent.id, params=changed, owner_id="ada")).wait()
+        assert (await fresh.row(child.id)).owner_id == "ada"
+        assert child.inputs == parent.inputs
+        assert child.root_run_id == parent.id
+        assert child.nodes["slow"].reason_code == "reused"
+        # Without its document, a run cannot be rerun: a clear error, nothing stored.
+        async with database.engine.begin() as connection:
+            await connection.execute(delete(BlobRow))
+        other = RunService(database, test_registry())
+        try:
+            with pytest.raises(NotFound, match=f"the document of run {parent.id} is not stored"):
+                await other.rerun(parent.id, params=changed)
+        finally:
+            await other.close()
+        assert await count(database, RunRow) == 2
+    finally:
+        await fresh.close()

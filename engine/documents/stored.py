@@ -6,11 +6,11 @@ compiled with: its key (`plan_key`) includes the registry's `signature`."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
 
-from engine.documents.digest import canonical
 from engine.documents.document import Workflow
 from engine.documents.plan import Plan, PlanNode, collection_paused
 from engine.nodes.registry import NodeRegistry, NodeSettings
@@ -18,7 +18,7 @@ from engine.nodes.types import Port
 
 __all__ = ["decode_plan", "encode_plan", "plan_key"]
 
-FORMAT = 1  # of the stored form below; part of the key
+FORMAT = 2  # of the stored form below; part of the key
 
 
 class _Node(msgspec.Struct, array_like=True, gc=False):
@@ -33,6 +33,7 @@ class _Node(msgspec.Struct, array_like=True, gc=False):
     sources: dict[str, list[tuple[str, str]]]
     successors: list[str]
     predecessors: list[str]
+    key_material: bytes
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -64,6 +65,7 @@ def encode_plan(plan: Plan) -> bytes:
                 sources=node.sources,
                 successors=node.successors,
                 predecessors=node.predecessors,
+                key_material=node.key_material,
             )
             for node in plan.nodes.values()
         ]
@@ -73,41 +75,56 @@ def encode_plan(plan: Plan) -> bytes:
 def decode_plan(data: bytes, workflow: Workflow, registry: NodeRegistry) -> Plan | None:
     """The plan ``encode_plan`` stored for ``workflow``; None when it does not fit (a node type
     the registry lacks, a node the document does not have)."""
-    try:
-        stored = _decoder.decode(data)
-    except msgspec.DecodeError:
-        return None
+    with collection_paused():
+        try:
+            stored = _decoder.decode(data)
+        except msgspec.DecodeError:
+            return None
+        return _plan(stored, workflow, registry)
+
+
+def _plan(stored: list[_Node], workflow: Workflow, registry: NodeRegistry) -> Plan | None:
     if len(stored) != len(workflow.nodes):
         return None
     nodes: dict[str, PlanNode] = {}
     settings: dict[tuple[Any, ...], NodeSettings] = {}
-    with collection_paused():
-        for node in stored:
-            node_type = registry.get(node.type)
-            fits = 0 <= node.index < len(workflow.nodes) and (
-                workflow.nodes[node.index].id == node.id
+    # The ports of each type without dynamic ones, shared by its nodes (no one changes them).
+    ports: dict[str, tuple[dict[str, Port], dict[str, Port]]] = {}
+    documented = workflow.nodes
+    for node in stored:
+        node_type = registry.get(node.type)
+        fits = 0 <= node.index < len(documented) and documented[node.index].id == node.id
+        if node_type is None or not fits:
+            return None
+        made = settings.get(node.settings)
+        if made is None:
+            timeout_s, retries, backoff, cache = node.settings
+            made = settings[node.settings] = NodeSettings(
+                timeout_s, retries, backoff, "never" if cache == "never" else "auto"
             )
-            if node_type is None or not fits:
-                return None
-            made = settings.get(node.settings)
-            if made is None:
-                timeout_s, retries, backoff, cache = node.settings
-                made = settings[node.settings] = NodeSettings(
-                    timeout_s, retries, backoff, "never" if cache == "never" else "auto"
-                )
-            inputs = node_type.inputs if node.inputs is None else node.inputs
-            outputs = node_type.outputs if node.outputs is None else node.outputs
-            nodes[node.id] = PlanNode(
-                id=node.id,
-                index=node.index,
-                node_type=node_type,
-                params=node.params,
-                settings=made,
-                inputs={port.name: port for port in inputs},
-                outputs={port.name: port for port in outputs},
-                sources=node.sources,
-                successors=node.successors,
-                predecessors=node.predecessors,
-                key_material=canonical([node.type, node_type.version, node.params]),
-            )
+        if node.inputs is None and node.outputs is None:
+            own = ports.get(node.type)
+            if own is None:
+                own = ports[node.type] = (_by_name(node_type.inputs), _by_name(node_type.outputs))
+            inputs, outputs = own
+        else:
+            inputs = _by_name(node_type.inputs if node.inputs is None else node.inputs)
+            outputs = _by_name(node_type.outputs if node.outputs is None else node.outputs)
+        nodes[node.id] = PlanNode(
+            id=node.id,
+            index=node.index,
+            node_type=node_type,
+            params=node.params,
+            settings=made,
+            inputs=inputs,
+            outputs=outputs,
+            sources=node.sources,
+            successors=node.successors,
+            predecessors=node.predecessors,
+            key_material=node.key_material,
+        )
     return Plan(workflow, nodes)
+
+
+def _by_name(ports: Iterable[Port]) -> dict[str, Port]:
+    return {port.name: port for port in ports}

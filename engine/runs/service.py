@@ -39,6 +39,7 @@ from engine.settings import owner_workspace
 from engine.storage.agents import AgentStore
 from engine.storage.database import Database
 from engine.storage.keys import new_id
+from engine.storage.priors import ParentRow, parent_row
 from engine.storage.repository import Store, new_run_row
 from engine.storage.tables import RunRow
 from engine.storage.writer import document_blob
@@ -156,22 +157,18 @@ class RunService:
         key did not change, except ``from_node`` and what lies downstream of it. As `start`
         with ``caller_waits``."""
         recent = self._recent.run(run_id)
-        if recent is None:
-            parent = await self.store.run_row(run_id, owner_id=owner_id)
+        parent: ParentRow
+        parent_plan: Plan | None
+        reuse: Mapping[str, NodeState]
+        if recent is None:  # its row, document, plan and results, read at once
+            parent, base, parent_plan, reuse = await self._parent(run_id, owner_id)
         elif owner_id is not None and recent.row.owner_id != owner_id:
             raise NotFound(f"run {run_id} not found")
         else:  # storing the child checks that it is still there
-            parent = recent.row
+            parent = parent_row(recent.row)
+            base, parent_plan, reuse = recent.plan.workflow, recent.plan, recent.states
         if parent.status not in FINISHED:
             raise Conflict(f"run {run_id} is still {parent.status}; rerun it when it has finished")
-        parent_plan: Plan | None
-        reuse: Mapping[str, NodeState]
-        if recent is not None:
-            base, parent_plan, reuse = recent.plan.workflow, recent.plan, recent.states
-        else:  # its document, plan and results, read at once
-            (base, parent_plan), reuse = await asyncio.gather(
-                self._parent(parent), self.store.prior_results(run_id)
-            )
         child = plan_rerun(
             parent.id,
             base,
@@ -205,22 +202,27 @@ class RunService:
         )
         return await self.launch(start, listeners)
 
-    async def _parent(self, row: RunRow) -> tuple[Workflow, Plan | None]:
-        """The document a run ran and, when it can be had without compiling that document
-        whole, its plan: its stored document's plan (compiled once, by whichever process ran
-        it first) with the run's param overrides analysed again."""
-        key = plan_key(row.snapshot_blob, self.registry)
-        stored, data = await asyncio.gather(self.store.document(row), self.store.compiled_plan(key))
+    async def _parent(
+        self, run_id: str, owner_id: str | None
+    ) -> tuple[ParentRow, Workflow, Plan | None, dict[str, NodeState]]:
+        """A run that is not in memory, as its rerun needs it: its row, the document it ran, the
+        plan of that document when it can be had without compiling it whole (its stored
+        document's plan, compiled once by whichever process ran it first, with the run's param
+        overrides analysed again), and its reusable results."""
+        found = await self.store.parent(
+            run_id, lambda digest: plan_key(digest, self.registry), owner_id=owner_id
+        )
+        row, stored = found.row, found.document
         root = from_builtins(stored)
         overrides = row.snapshot_overrides
         base = from_builtins(with_params(stored, overrides)) if overrides else root
-        plan = None if data is None else decode_plan(data, root, self.registry)
+        plan = None if found.plan is None else decode_plan(found.plan, root, self.registry)
         if plan is None:
             plan = self.plan(root)
-            self._keep_plan(key, plan)
+            self._keep_plan(plan_key(row.snapshot_blob, self.registry), plan)
         if overrides:
-            return base, replan(plan, base, overrides, self.registry, self.check_context)
-        return base, plan
+            plan = replan(plan, base, overrides, self.registry, self.check_context)
+        return row, base, plan, found.results
 
     def _keep_plan(self, key: str, plan: Plan) -> None:
         """Store the plan of a document about to run, once, so that no other process compiles

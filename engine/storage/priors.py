@@ -1,18 +1,52 @@
-"""What a rerun may take over from its parent, read straight from the driver: each reusable
-result's key, digests, origin and output, in a few statements. A rerun of yesterday's run reads
-its parent from the database, and through the ORM's row objects and per-value type processing
-that read cost a tenth of a 1,000-node run by itself."""
+"""What a rerun reads of a parent that is not in memory, straight from the driver and in one
+hop (one thread hop on SQLite, one pooled connection on PostgreSQL): the parent's row, its stored
+document, the compiled plan of that document, and each reusable result's key, digests, origin
+and output. A rerun of yesterday's run reads its parent from the database; through the ORM's
+row objects, per-value type processing and a session per statement, these reads cost more than
+the full run of a 40-node workflow."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import msgspec
 
+from engine.errors import NotFound
 from engine.execution.results import NodeState
 from engine.storage.database import Database
+from engine.storage.tables import RunRow
 
-__all__ = ["prior_results"]
+__all__ = ["Parent", "ParentRow", "parent_row", "prior_results", "read_parent"]
+
+
+class ParentRow(NamedTuple):
+    """What a rerun takes from its parent's row."""
+
+    id: str
+    status: str
+    owner_id: str | None
+    workflow_id: str | None
+    workflow_version: int | None
+    root_run_id: str
+    snapshot_blob: str
+    snapshot_overrides: dict[str, Any]
+    inputs: dict[str, Any]
+
+
+def parent_row(row: RunRow) -> ParentRow:
+    """What a rerun takes from a run's row at hand."""
+    return ParentRow(*(getattr(row, name) for name in ParentRow._fields))
+
+
+class Parent(NamedTuple):
+    """A parent run as a rerun reads it (see `read_parent`)."""
+
+    row: ParentRow
+    document: dict[str, Any]  # its stored document, without its param overrides
+    plan: bytes | None  # the compiled plan of that document, when one is stored
+    results: dict[str, NodeState]  # what the rerun may take over (see `prior_results`)
+
 
 _COLUMNS = "node_id, run_id, status, cache_key, output, output_blob, digests, origin_run_id"
 _REUSABLE = "status IN ('succeeded', 'cached') AND cache_key IS NOT NULL"
@@ -23,8 +57,7 @@ _SQLITE_TAKEN = f"""
 """  # noqa: S608 - column names only
 _SQLITE_BLOBS = "SELECT digest, data FROM blobs WHERE digest IN (SELECT value FROM json_each(?))"
 _PG_COLUMNS = (
-    "node_id, run_id, status, cache_key, output::text, output_blob, digests::text, "
-    "origin_run_id"
+    "node_id, run_id, status, cache_key, output::text, output_blob, digests::text, origin_run_id"
 )
 _PG_OWN = f"SELECT {_PG_COLUMNS} FROM node_results WHERE run_id = $1 AND {_REUSABLE}"  # noqa: S608
 _PG_TAKEN = f"""
@@ -33,18 +66,57 @@ _PG_TAKEN = f"""
 """  # noqa: S608 - column names only
 _PG_BLOBS = "SELECT digest, data FROM blobs WHERE digest = ANY($1::text[])"
 _REFERENCES = "SELECT origin_run_id, nodes FROM reused_results WHERE run_id = "
+_ROW = (
+    "SELECT id, status, owner_id, workflow_id, workflow_version, root_run_id, snapshot_blob, "
+    "snapshot_overrides{json}, inputs{json} FROM runs WHERE id = "
+)
+_SQLITE_ROW = _ROW.format(json="") + "?"
+_PG_ROW = _ROW.format(json="::text") + "$1"
+_SQLITE_DOCUMENT = (
+    "SELECT (SELECT data FROM blobs WHERE digest = ?), "
+    "(SELECT data FROM compiled_plans WHERE key = ?)"
+)
+_PG_DOCUMENT = (
+    "SELECT (SELECT data FROM blobs WHERE digest = $1), "
+    "(SELECT data FROM compiled_plans WHERE key = $2)"
+)
 _decode = msgspec.json.decode
 _encode = msgspec.json.encode
 Row = tuple[str, str, Any, str, str | None, str | None, str | None, str | None]
+
+
+async def read_parent(
+    database: Database, run_id: str, plan_key: Callable[[str], str], *, owner_id: str | None
+) -> Parent:
+    """The run ``run_id`` as its rerun needs it; ``plan_key`` makes the key of a stored
+    document's compiled plan from the document's digest. `NotFound` when the run is not stored,
+    ``owner_id`` may not see it, or its document is gone."""
+    if database.dialect == "postgresql":
+        found = await _postgresql_parent(database, run_id, plan_key)
+    else:
+        found = await database.transaction(lambda c: _sqlite_parent(c.connection, run_id, plan_key))
+    if found is None:
+        raise NotFound(f"run {run_id} not found")
+    row, document, plan, rows, blobs = found
+    if owner_id is not None and row.owner_id != owner_id:
+        raise NotFound(f"run {run_id} not found")
+    if document is None:
+        raise NotFound(f"the document of run {run_id} is not stored")
+    return Parent(row, _decode(document), plan, _states(rows, blobs))
 
 
 async def prior_results(database: Database, run_id: str) -> dict[str, NodeState]:
     """What a rerun of ``run_id`` may take over: each result it has (its own, and those it took
     over by reference), with the run that computed it."""
     if database.dialect == "postgresql":
-        rows, blobs = await _postgresql(database, run_id)
+        async with database.reads() as connection:
+            rows, blobs = await _postgresql(connection, run_id)
     else:
-        rows, blobs = await database.transaction(lambda c: _sqlite(c.connection, run_id))
+        rows, blobs = await database.transaction(lambda c: _sqlite_priors(c.connection, run_id))
+    return _states(rows, blobs)
+
+
+def _states(rows: list[Row], blobs: dict[str, Any]) -> dict[str, NodeState]:
     states = {}
     for node_id, row_run, status, cache_key, output, output_blob, digests, origin in rows:
         states[node_id] = NodeState(
@@ -61,33 +133,74 @@ def _json(text: str | None) -> Any:
     return None if text is None else _decode(text)
 
 
-def _sqlite(connection: Any, run_id: str) -> tuple[list[Row], dict[str, Any]]:
+Found = tuple[ParentRow, Any, bytes | None, list[Row], dict[str, Any]]
+
+
+def _parent_row(found: Any) -> ParentRow:
+    id_, status, owner, workflow, version, root, blob, overrides, inputs = found
+    return ParentRow(
+        id_, status, owner, workflow, version, root, blob, _json(overrides), _json(inputs)
+    )
+
+
+def _sqlite_parent(connection: Any, run_id: str, plan_key: Callable[[str], str]) -> Found | None:
     """On the write thread's connection: one hop for the whole read."""
     cursor = connection.cursor()
     try:
-        rows: list[Row] = cursor.execute(_SQLITE_OWN, (run_id,)).fetchall()
-        references = cursor.execute(_REFERENCES + "?", (run_id,)).fetchall()
-        for origin, nodes in references:
-            rows += cursor.execute(_SQLITE_TAKEN, (origin, nodes)).fetchall()
-        wanted = [row[5] for row in rows if row[5]]
-        blobs = {}
-        if wanted:
-            found = cursor.execute(_SQLITE_BLOBS, (_encode(wanted).decode(),)).fetchall()
-            blobs = {digest: _decode(data) for digest, data in found}
+        found = cursor.execute(_SQLITE_ROW, (run_id,)).fetchone()
+        if found is None:
+            return None
+        row = _parent_row(found)
+        key = plan_key(row.snapshot_blob)
+        document, plan = cursor.execute(_SQLITE_DOCUMENT, (row.snapshot_blob, key)).fetchone()
+        return row, document, plan, *_sqlite(cursor, run_id)
     finally:
         cursor.close()
+
+
+def _sqlite_priors(connection: Any, run_id: str) -> tuple[list[Row], dict[str, Any]]:
+    cursor = connection.cursor()
+    try:
+        return _sqlite(cursor, run_id)
+    finally:
+        cursor.close()
+
+
+def _sqlite(cursor: Any, run_id: str) -> tuple[list[Row], dict[str, Any]]:
+    rows: list[Row] = cursor.execute(_SQLITE_OWN, (run_id,)).fetchall()
+    references = cursor.execute(_REFERENCES + "?", (run_id,)).fetchall()
+    for origin, nodes in references:
+        rows += cursor.execute(_SQLITE_TAKEN, (origin, nodes)).fetchall()
+    wanted = [row[5] for row in rows if row[5]]
+    blobs = {}
+    if wanted:
+        found = cursor.execute(_SQLITE_BLOBS, (_encode(wanted).decode(),)).fetchall()
+        blobs = {digest: _decode(data) for digest, data in found}
     return rows, blobs
 
 
-async def _postgresql(database: Database, run_id: str) -> tuple[list[Row], dict[str, Any]]:
+async def _postgresql_parent(
+    database: Database, run_id: str, plan_key: Callable[[str], str]
+) -> Found | None:
     async with database.reads() as connection:
-        rows: list[Any] = list(await connection.fetch(_PG_OWN, run_id))
-        for origin, nodes in await connection.fetch(_REFERENCES + "$1", run_id):
-            found = await connection.fetch(_PG_TAKEN, origin, _decode(nodes))
-            rows += found
-        wanted = [row[5] for row in rows if row[5]]
-        blobs = {}
-        if wanted:
-            found = await connection.fetch(_PG_BLOBS, wanted)
-            blobs = {digest: _decode(data) for digest, data in found}
+        found = await connection.fetchrow(_PG_ROW, run_id)
+        if found is None:
+            return None
+        row = _parent_row(found)
+        document, plan = await connection.fetchrow(
+            _PG_DOCUMENT, row.snapshot_blob, plan_key(row.snapshot_blob)
+        )
+        return row, document, plan, *await _postgresql(connection, run_id)
+
+
+async def _postgresql(connection: Any, run_id: str) -> tuple[list[Row], dict[str, Any]]:
+    rows: list[Any] = list(await connection.fetch(_PG_OWN, run_id))
+    for origin, nodes in await connection.fetch(_REFERENCES + "$1", run_id):
+        found = await connection.fetch(_PG_TAKEN, origin, _decode(nodes))
+        rows += found
+    wanted = [row[5] for row in rows if row[5]]
+    blobs = {}
+    if wanted:
+        found = await connection.fetch(_PG_BLOBS, wanted)
+        blobs = {digest: _decode(data) for digest, data in found}
     return [tuple(row) for row in rows], blobs

@@ -3,7 +3,7 @@ the workflow queries (engine/storage/workflows.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -108,6 +108,13 @@ class Store(WorkflowQueries):
             )
         return states
 
+    async def parent(
+        self, run_id: str, plan_key: Callable[[str], str], *, owner_id: str | None = None
+    ) -> priors.Parent:
+        """A parent run as its rerun needs it, in one read: its row, stored document, that
+        document's compiled plan (stored under ``plan_key(digest)``) and reusable results."""
+        return await priors.read_parent(self.database, run_id, plan_key, owner_id=owner_id)
+
     async def prior_results(self, run_id: str) -> dict[str, NodeState]:
         """What a rerun of ``run_id`` may take over: each result it has, with the run that
         computed it (reading only what that needs, see engine/storage/priors.py)."""
@@ -164,9 +171,7 @@ class Store(WorkflowQueries):
         rows, next_cursor = await keyset_page(
             self.sessions, query, RunRow.created_at, RunRow.id, limit=limit, cursor=cursor
         )
-        return Page(
-            items=[run_record(row, RunStates({})) for row in rows], next_cursor=next_cursor
-        )
+        return Page(items=[run_record(row, RunStates({})) for row in rows], next_cursor=next_cursor)
 
     async def tree_rows(self, root_run_id: str) -> list[RunRow]:
         async with self.sessions() as session:
