@@ -66,6 +66,22 @@ async def test_concurrency_is_bounded() -> None:
     assert all(earlier[1] <= later[0] for earlier, later in itertools.pairwise(spans))
 
 
+async def test_a_wide_fan_keeps_to_its_slots_and_each_node_to_its_timeout() -> None:
+    """Tasks that finish a node go on with nodes waiting for a slot: never more at once than
+    the limit, and each node's timeout is still its own."""
+    fan = [sleep(f"n{i}", 0.01) for i in range(30)]
+    fan[17] = sleep("n17", 1.0, timeout_s=0.05)
+    result = await run(
+        [sleep("src"), *fan], [("src.y", f"n{i}.x") for i in range(30)], max_concurrency=3
+    )
+    assert result.nodes["n17"].status == "failed"
+    assert result.nodes["n17"].error == "timed out after 0.05 s"
+    assert all(result.nodes[f"n{i}"].status == "succeeded" for i in range(30) if i != 17)
+    spans = [span for node_id, span in Sleep.spans.items() if node_id != "n17"]
+    at_once = max(sum(1 for start, end in spans if start <= moment < end) for moment, _ in spans)
+    assert at_once <= 3
+
+
 async def test_dependencies_run_in_order_and_values_flow() -> None:
     nodes = [
         {"id": "topic", "type": "input", "params": {"name": "topic", "schema": {"type": "string"}}},

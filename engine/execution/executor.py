@@ -190,8 +190,10 @@ class Execution:
 
     async def _process(self, first: PlanNode) -> None:
         """Settle ``first`` and go on in this task with one successor it made ready (the others
-        get tasks of their own): a chain costs one task, not one per node. Only without a store:
-        with one, a successor starts while its predecessor's result is being committed."""
+        get tasks of their own), or else with a ready node waiting for a slot: a chain costs one
+        task, and a fan of a thousand nodes as many tasks as may run at once. Only without a
+        store: with one, a successor starts while its predecessor's result is being committed.
+        """
         slot = [True]  # whether this task still holds its slot
 
         def free() -> None:
@@ -206,6 +208,8 @@ class Execution:
                 may_inline = self._store is None and inline < MAX_INLINE
                 node = await self._process_one(node, may_inline, free)
                 inline += 1
+                if node is None and may_inline and self._ready and not self._cancelled:
+                    node = self._ready.popleft()  # its slot is this task's
         finally:
             free()
             self._tasks.pop(first.id, None)
