@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
+from engine.documents.plan import collection_paused
 from engine.errors import NotFound
 from engine.execution.results import NodeState
 from engine.storage.database import Database
@@ -117,15 +118,18 @@ async def prior_results(database: Database, run_id: str) -> dict[str, NodeState]
 
 
 def _states(rows: list[Row], blobs: dict[str, Any]) -> dict[str, NodeState]:
+    """The states of the rows, made with the collector paused (see `collection_paused`): two
+    small dicts a row, that live on."""
     states = {}
-    for node_id, row_run, status, cache_key, output, output_blob, digests, origin in rows:
-        states[node_id] = NodeState(
-            status=status,
-            cache_key=cache_key,
-            output=blobs[output_blob] if output_blob else _json(output),
-            digests=_json(digests),
-            origin_run_id=origin or row_run,
-        )
+    with collection_paused():
+        for node_id, row_run, status, cache_key, output, output_blob, digests, origin in rows:
+            states[node_id] = NodeState(
+                status=status,
+                cache_key=cache_key,
+                output=blobs[output_blob] if output_blob else _json(output),
+                digests=_json(digests),
+                origin_run_id=origin or row_run,
+            )
     return states
 
 
