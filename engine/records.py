@@ -28,6 +28,8 @@ class NodeRecord(msgspec.Struct, kw_only=True, gc=False):
     finished_at: datetime | None = None
     duration_ms: float | None = None
     usage: dict[str, int] | None = None
+    # A body node's instances (items, iterations) ended, failed of those, and known so far.
+    progress: dict[str, int] | None = None
 
 
 class RunRecord(msgspec.Struct, kw_only=True, gc=False):

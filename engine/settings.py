@@ -13,6 +13,7 @@ from engine.errors import NodeloomError
 __all__ = [
     "EXECUTION_MODES",
     "MAX_BODY_BYTES",
+    "MAX_ITEMS",
     "Execution",
     "SettingInvalid",
     "Settings",
@@ -20,11 +21,13 @@ __all__ = [
     "parse_execution",
     "parse_lease_timeout",
     "parse_max_body_bytes",
+    "parse_max_items",
 ]
 
 Execution = Literal["in-process", "workers"]
 EXECUTION_MODES: tuple[Execution, ...] = ("in-process", "workers")
 MAX_BODY_BYTES = 10 * 1024 * 1024
+MAX_ITEMS = 10_000
 
 
 class SettingInvalid(NodeloomError, ValueError):
@@ -49,6 +52,8 @@ class Settings:
     max_body_bytes: int = MAX_BODY_BYTES
     # NODELOOM_EXECUTION: where runs execute, in the server's process or on `nodeloom worker`s
     execution: Execution = "in-process"
+    # NODELOOM_MAP_MAX_ITEMS: the most items (or instances) one body node may run
+    map_max_items: int = MAX_ITEMS
 
 
 def owner_workspace(root: Path, owner_id: str | None) -> Path:
@@ -80,6 +85,16 @@ def parse_max_body_bytes(raw: str, name: str = "NODELOOM_MAX_BODY_BYTES") -> int
     if size < 1:
         raise SettingInvalid(f"{name} must be a positive whole number, got {raw!r}")
     return size
+
+
+def parse_max_items(raw: str, name: str = "NODELOOM_MAP_MAX_ITEMS") -> int:
+    try:
+        count = int(raw)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise SettingInvalid(f"{name} must be a positive whole number, got {raw!r}")
+    return count
 
 
 def parse_execution(raw: str, name: str = "NODELOOM_EXECUTION") -> Execution:

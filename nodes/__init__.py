@@ -15,6 +15,7 @@ def builtin_node_types(tools: ToolRegistry | None = None) -> list[type[NodeType]
     tools)."""
     from nodes.agent import agent_node_type  # noqa: PLC0415 - keep `import nodes` light
     from nodes.aggregate import AggregateNode  # noqa: PLC0415
+    from nodes.bodies import LoopNode, MapNode, SubgraphNode  # noqa: PLC0415
     from nodes.condition import ConditionNode  # noqa: PLC0415
     from nodes.file_read import FileReadNode  # noqa: PLC0415
     from nodes.file_write import FileWriteNode  # noqa: PLC0415
@@ -37,4 +38,7 @@ def builtin_node_types(tools: ToolRegistry | None = None) -> list[type[NodeType]
         agent_node_type(tools),
         FileReadNode,
         FileWriteNode,
+        SubgraphNode,
+        MapNode,
+        LoopNode,
     ]

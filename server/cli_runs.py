@@ -147,6 +147,7 @@ async def _drive(
         models=models,
         workspace=settings.workspace,
         lease_timeout_s=settings.lease_timeout_s,
+        max_items=settings.map_max_items,
     )
     try:
         await service.recover()

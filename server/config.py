@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.settings import MAX_BODY_BYTES, Execution
+from engine.settings import MAX_BODY_BYTES, MAX_ITEMS, Execution
 from server.settings import read_settings
 
 DEFAULT_HOST = "127.0.0.1"
@@ -27,6 +27,7 @@ class ServerConfig:
     model_memory_budget: int | None = None
     # Where runs execute: here, or queued for `nodeloom worker`s (PostgreSQL only).
     execution: Execution = "in-process"
+    map_max_items: int = MAX_ITEMS
     # Runs of one batch executing at once.
     batch_parallelism: int = 4
 
@@ -55,4 +56,5 @@ class ServerConfig:
             lease_timeout_s=settings.lease_timeout_s,
             model_memory_budget=settings.model_memory_budget,
             execution=settings.execution,
+            map_max_items=settings.map_max_items,
         )

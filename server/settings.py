@@ -11,11 +11,13 @@ from engine.models.memory import memory_budget
 from engine.models.registry import models_dir
 from engine.settings import (
     MAX_BODY_BYTES,
+    MAX_ITEMS,
     Execution,
     Settings,
     parse_execution,
     parse_lease_timeout,
     parse_max_body_bytes,
+    parse_max_items,
 )
 
 __all__ = ["DATABASE_URL_ENV", "read_settings"]
@@ -41,6 +43,7 @@ def read_settings(
     lease = given("NODELOOM_LEASE_TIMEOUT_S")
     body = given("NODELOOM_MAX_BODY_BYTES")
     mode = given("NODELOOM_EXECUTION")
+    items = given("NODELOOM_MAP_MAX_ITEMS")
     return Settings(
         database_url=database_url or given(DATABASE_URL_ENV) or None,
         workspace=workspace or Path(given("NODELOOM_WORKSPACE") or "workspace"),
@@ -49,4 +52,5 @@ def read_settings(
         lease_timeout_s=lease_timeout_s or (parse_lease_timeout(lease) if lease else 30.0),
         max_body_bytes=parse_max_body_bytes(body) if body else MAX_BODY_BYTES,
         execution=execution or (parse_execution(mode) if mode else "in-process"),
+        map_max_items=parse_max_items(items) if items else MAX_ITEMS,
     )

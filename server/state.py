@@ -90,6 +90,7 @@ async def open_engine(
         registry or installed_registry(),
         workspace=config.workspace,
         lease_timeout_s=config.lease_timeout_s,
+        max_items=config.map_max_items,
         models=models,
         launcher=launcher,
         observers=[live],

@@ -71,6 +71,7 @@ RUN_KEYS = {
 NODE_KEYS = {
     "status", "reason", "reason_code", "cache_key", "output", "error", "attempt", "started_at",
     "finished_at", "duration_ms", "usage",
+    "progress",  # a body node's (SPEC §12); null for the others
 }
 
 

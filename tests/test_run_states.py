@@ -60,7 +60,8 @@ def test_a_result_taken_over_keeps_its_value_and_nothing_of_how_it_was_computed(
     values = {name: f"v-{name}" for name in NodeState.__struct_fields__}
     at = datetime.now(UTC)
     taken = NodeState(**values).taken_over("reused from run v", at)  # type: ignore[arg-type]
-    kept = ("cache_key", "output", "digests", "origin_run_id")
+    # A body node's progress tells how its instances ended: it stands with its output.
+    kept = ("cache_key", "output", "digests", "origin_run_id", "progress")
     assert msgspec.structs.asdict(taken) == {  # every field: a new one must be decided on
         **{name: values[name] for name in kept},
         "status": "cached",

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import delete
 
 import engine.runs.service as service_module
-from engine.errors import NotFound
 from engine.documents.stored import plan_key
+from engine.errors import NotFound
 from engine.runs.service import RunService
 from engine.storage.database import Database
 from engine.storage.tables import BlobRow, CompiledPlanRow, RunRow

@@ -16,6 +16,7 @@ __all__ = [
     "Edge",
     "Node",
     "NodeUI",
+    "Subgraph",
     "Workflow",
     "decode_workflow",
     "export_workflow",
@@ -53,12 +54,22 @@ class Edge(msgspec.Struct, forbid_unknown_fields=True):
     target: str = msgspec.field(name="to")
 
 
+class Subgraph(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """A named body, run by `subgraph`, `map` and `loop` nodes: a graph like the top level,
+    whose `input` nodes are its input ports and whose `output` nodes are its output ports."""
+
+    nodes: list[Node]
+    edges: list[Edge] = []
+    description: str = ""
+
+
 class Workflow(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     schema_version: Literal[1]
     name: str
     nodes: list[Node]
     edges: list[Edge] = []
     description: str = ""
+    subgraphs: dict[str, Subgraph] = {}
 
 
 _decoder = msgspec.json.Decoder(Workflow)
@@ -127,16 +138,56 @@ def to_builtins(workflow: Workflow) -> dict[str, Any]:
 
 
 def with_params(stored: dict[str, Any], params: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """A stored document with param overrides ({node: {param: value}}) applied."""
+    """A stored document with param overrides ({node: {param: value}}) applied.
+
+    A key that is a path (``m/llm``, ``m/s/llm``) changes a node inside a body node's body, for
+    that body node alone: the body is copied as the node's own (``<graph>--<node>``, made once
+    and changed in place after) and the node runs the copy. The result is a document that runs
+    exactly as the overrides say."""
     if not params:
         return stored
-    nodes = [
-        {**node, "params": {**node.get("params", {}), **params[node["id"]]}}
-        if node["id"] in params
-        else node
-        for node in stored["nodes"]
+    subgraphs = dict(stored.get("subgraphs") or {})
+    result = {**stored, "nodes": _apply(stored["nodes"], params, subgraphs)}
+    if subgraphs:
+        result["subgraphs"] = subgraphs
+    return result
+
+
+def _apply(
+    nodes: list[dict[str, Any]],
+    params: Mapping[str, Mapping[str, Any]],
+    subgraphs: dict[str, Any],
+) -> list[dict[str, Any]]:
+    own = {node: changes for node, changes in params.items() if "/" not in node}
+    inner: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for path, changes in params.items():
+        if "/" in path:
+            node, _, rest = path.partition("/")
+            inner.setdefault(node, {})[rest] = changes
+    return [
+        _with_own(node, own.get(node["id"]), inner.get(node["id"]), subgraphs) for node in nodes
     ]
-    return {**stored, "nodes": nodes}
+
+
+def _with_own(
+    node: dict[str, Any],
+    changes: Mapping[str, Any] | None,
+    inner: Mapping[str, Mapping[str, Any]] | None,
+    subgraphs: dict[str, Any],
+) -> dict[str, Any]:
+    """One node with its overrides, and those of the nodes in its body (``inner``, by path
+    from the body), its body copied as its own into ``subgraphs``."""
+    if not changes and not inner:
+        return node
+    params = {**node.get("params", {}), **(changes or {})}
+    graph = params.get("graph")
+    if inner and isinstance(graph, str) and graph in subgraphs:
+        suffix = f"--{node['id']}"
+        private = graph if graph.endswith(suffix) else (graph[: 64 - len(suffix)] + suffix)
+        body = subgraphs[graph]
+        subgraphs[private] = {**body, "nodes": _apply(body.get("nodes", []), inner, subgraphs)}
+        params["graph"] = private
+    return {**node, "params": params}
 
 
 def from_builtins(value: Any) -> Workflow:

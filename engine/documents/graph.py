@@ -7,17 +7,19 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
+import msgspec
 import networkx as nx
 
-from engine.documents.digest import canonical
+from engine.documents.digest import canonical, digest
 from engine.documents.document import Workflow
 from engine.documents.issues import Issue, pointer
 from engine.documents.plan import Plan, PlanNode, collection_paused
 from engine.errors import WorkflowInvalid
+from engine.nodes.body import BodyNode
 from engine.nodes.registry import ID_PATTERN, NodeRegistry, NodeSettings, split_params
 from engine.nodes.types import CheckContext, Port, compatible
 
-__all__ = ["analyse", "compile_plan", "replan", "validate"]
+__all__ = ["MAX_DEPTH", "analyse", "body_material", "compile_plan", "replan", "validate"]
 
 
 def _parse_ref(ref: str) -> tuple[str, str] | None:
@@ -27,13 +29,28 @@ def _parse_ref(ref: str) -> tuple[str, str] | None:
     return node, port
 
 
-class _Builder:
-    """Collects every issue while gathering what a `Plan` needs."""
+MAX_DEPTH = 8  # bodies within bodies
 
-    def __init__(self, workflow: Workflow, registry: NodeRegistry, context: CheckContext) -> None:
+
+class _Builder:
+    """Collects every issue while gathering what a `Plan` needs. A body's builder (``within``:
+    the names of the bodies it is inside, outermost first) shares the document's bodies."""
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        registry: NodeRegistry,
+        context: CheckContext,
+        *,
+        within: tuple[str, ...] = (),
+        bodies: dict[str, Plan | None] | None = None,
+    ) -> None:
         self.workflow = workflow
         self.registry = registry
         self.context = context
+        self.within = within
+        # The plans of the document's bodies, by name, made once (None: invalid).
+        self.bodies: dict[str, Plan | None] = {} if bodies is None else bodies
         self.issues: list[Issue] = []
         self.nodes: dict[str, PlanNode] = {}
         self.graph: nx.DiGraph = nx.DiGraph()
@@ -60,11 +77,93 @@ class _Builder:
         for index, edge in enumerate(self.workflow.edges):
             self._edge(index, edge.source, edge.target)
         self._missing_inputs()
+        if not self.within:  # every body is checked, whether a node runs it or not
+            for name in self.workflow.subgraphs:
+                self._body(name, None)
         order = self._order()
         if self.issues or order is None:
             return None
         nodes = {node_id: self.nodes[node_id] for node_id in order}
         return Plan(self.workflow, nodes, self.graph)
+
+    def _body(self, name: str, node_id: str | None) -> Plan | None:
+        """The plan of the document's body ``name`` (its issues reported once, with their
+        paths in the document), or None when it is invalid or contains itself."""
+        if name in self.within:
+            chain = " → ".join([*self.within[self.within.index(name) :], name])
+            self.add(
+                "recursive_workflow",
+                f"subgraph {name!r} contains itself: {chain}",
+                node=node_id,
+                path=pointer("subgraphs", name),
+            )
+            return None
+        if name in self.bodies:
+            return self.bodies[name]
+        if len(self.within) >= MAX_DEPTH:
+            self.add(
+                "invalid_params",
+                f"bodies nest deeper than {MAX_DEPTH}: " + " → ".join([*self.within, name]),
+                node=node_id,
+                path=pointer("subgraphs", name),
+            )
+            return None
+        self.bodies[name] = None  # while it is being built
+        body = self.workflow.subgraphs[name]
+        document = Workflow(
+            schema_version=1,
+            name=name,
+            nodes=body.nodes,
+            edges=body.edges,
+            description=body.description,
+            subgraphs=self.workflow.subgraphs,
+        )
+        builder = _Builder(
+            document,
+            self.registry,
+            self.context,
+            within=(*self.within, name),
+            bodies=self.bodies,
+        )
+        plan = builder.build()
+        prefix = pointer("subgraphs", name)
+        for issue in builder.issues:
+            path = (
+                issue.path
+                if issue.path and issue.path.startswith("/subgraphs/")
+                else (prefix + (issue.path or ""))
+            )
+            self.issues.append(msgspec.structs.replace(issue, path=path))
+        self.bodies[name] = plan
+        return plan
+
+    def _body_ports(
+        self, node_id: str, path: str, node_type: type[BodyNode], params: dict[str, Any]
+    ) -> tuple[Plan, tuple[Port, ...], tuple[Port, ...]] | None:
+        """A body node's body and ports; None (reported) when its body is unknown or invalid."""
+        name = node_type.body_name(params)
+        if name is None or name not in self.workflow.subgraphs:
+            known = ", ".join(sorted(self.workflow.subgraphs)) or "none"
+            self.add(
+                "unknown_subgraph",
+                f"graph {name!r} is not a subgraph of this document (its subgraphs: {known})",
+                node=node_id,
+                path=path + "/params/graph",
+            )
+            return None
+        body = self._body(name, node_id)
+        if body is None:
+            return None
+        ports = body.body_ports()
+        found = list(node_type.check_body(params, ports))
+        for issue in found:
+            self.add(
+                issue.code, issue.message, node=node_id, path=path + "/params" + (issue.path or "")
+            )
+        if found:
+            return None
+        inputs, outputs = node_type.body_ports(params, ports)
+        return body, inputs, outputs
 
     def _node(
         self, index: int, node_id: str, type_name: str, params: dict[str, Any], known_ids: set[str]
@@ -115,6 +214,9 @@ class _Builder:
                     path=path + "/params" + (issue.path or ""),
                 )
             )
+        body: Plan | None = None
+        own, settings = split_params(params)
+        material: list[Any] = [type_name, node_type.version, own]
         try:
             inputs, outputs = node_type.input_ports(params), node_type.output_ports(params)
         except Exception:  # noqa: BLE001 - bad params (reported above) leave the ports unknown
@@ -122,7 +224,13 @@ class _Builder:
             self.broken.add(node_id)
         if errors:
             self.broken.add(node_id)
-        own, settings = split_params(params)
+        elif issubclass(node_type, BodyNode):
+            found = self._body_ports(node_id, path, node_type, own)
+            if found is None:
+                self.broken.add(node_id)
+            else:
+                body, inputs, outputs = found
+                material.append(body_material(body))
         self.nodes[node_id] = PlanNode(
             id=node_id,
             index=index,
@@ -131,7 +239,8 @@ class _Builder:
             settings=NodeSettings() if errors else settings,
             inputs={port.name: port for port in inputs},
             outputs={port.name: port for port in outputs},
-            key_material=b"" if errors else canonical([type_name, node_type.version, own]),
+            key_material=b"" if errors else canonical(material),
+            body=body,
         )
 
     def _endpoint(self, index: int, ref: str, end: str) -> tuple[PlanNode, Port] | None:
@@ -242,6 +351,14 @@ class _Builder:
         return None
 
 
+def body_material(body: Plan) -> str:
+    """What a body node's cache key takes from its body: a digest of its nodes' key material
+    (theirs include their own bodies') and wiring."""
+    return digest(
+        [[node.id, node.key_material.decode(), node.sources] for node in body.nodes.values()]
+    )
+
+
 def analyse(
     workflow: Workflow, registry: NodeRegistry, context: CheckContext | None = None
 ) -> tuple[Plan | None, list[Issue]]:
@@ -266,13 +383,14 @@ def replan(
     context: CheckContext | None = None,
 ) -> Plan | None:
     """The plan of ``workflow``, a copy of ``base``'s document but for the params of the
-    ``changed`` nodes, made by analysing those nodes alone (a rerun with new params).
+    ``changed`` nodes (or of nodes inside their bodies: paths), made by analysing those nodes
+    alone (a rerun with new params).
 
     Raises `WorkflowInvalid` for bad params; returns None when a changed node's ports differ
     from before (the edges must then be checked again: compile the whole document)."""
     builder = _Builder(workflow, registry, context or CheckContext())
     nodes = dict(base.nodes)
-    changed = set(changed)
+    changed = {node_id.partition("/")[0] for node_id in changed}  # a path: its body node
     for node_id in changed:
         index = base.nodes[node_id].index  # the same in both documents
         document_node = workflow.nodes[index]
@@ -281,7 +399,11 @@ def replan(
         if after is None or after.inputs != before.inputs or after.outputs != before.outputs:
             return None
         nodes[node_id] = replace(
-            before, params=after.params, settings=after.settings, key_material=after.key_material
+            before,
+            params=after.params,
+            settings=after.settings,
+            key_material=after.key_material,
+            body=after.body,
         )
     if builder.issues:
         raise WorkflowInvalid(builder.issues)

@@ -23,6 +23,9 @@ IssueCode = Literal[
     "template_syntax",
     "unknown_model",
     "path_outside_workspace",
+    "unknown_subgraph",
+    "unknown_workflow",
+    "recursive_workflow",
 ]
 
 

@@ -9,11 +9,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import networkx as nx
 
 from engine.documents.document import Workflow
+from engine.nodes.body import Body
 from engine.nodes.registry import NodeSettings
-from engine.nodes.types import NodeType, Port
+from engine.nodes.types import NodeType, Port, json_schema_port_type
 
 __all__ = ["Plan", "PlanNode", "collection_paused"]
 
@@ -31,8 +33,11 @@ class PlanNode:
     sources: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     successors: list[str] = field(default_factory=list)
     predecessors: list[str] = field(default_factory=list)
-    # Canonical bytes of type, version and params: the fixed part of the cache key.
+    # Canonical bytes of type, version and params (and of a body node's body): the fixed part
+    # of the cache key.
     key_material: bytes = b""
+    # The plan of the body a body node runs (engine/nodes/body.py), else None.
+    body: Plan | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -46,6 +51,34 @@ class Plan:
     _special: tuple[frozenset[str], frozenset[str]] | None = field(
         default=None, init=False, repr=False
     )
+    _body: Body | None = field(default=None, init=False, repr=False)
+
+    @property
+    def has_bodies(self) -> bool:
+        return any(node.body is not None for node in self.nodes.values())
+
+    def body_ports(self) -> Body:
+        """The plan's ports as a body: its input and output nodes, by name (document order).
+        Made once."""
+        if self._body is None:
+            self._body = self._make_body_ports()
+        return self._body
+
+    def _make_body_ports(self) -> Body:
+        inputs = sorted(self.by_role("input"), key=lambda node: node.index)
+        outputs = sorted(self.by_role("output"), key=lambda node: node.index)
+        return Body(
+            inputs=tuple(
+                Port(
+                    node.params["name"],
+                    json_schema_port_type(node.params.get("schema") or {}),
+                    required="default" not in node.params,
+                    default=node.params.get("default", msgspec.UNSET),
+                )
+                for node in inputs
+            ),
+            outputs=tuple(Port(node.params["name"]) for node in outputs),
+        )
 
     @property
     def graph(self) -> nx.DiGraph:

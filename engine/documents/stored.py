@@ -74,7 +74,10 @@ def encode_plan(plan: Plan) -> bytes:
 
 def decode_plan(data: bytes, workflow: Workflow, registry: NodeRegistry) -> Plan | None:
     """The plan ``encode_plan`` stored for ``workflow``; None when it does not fit (a node type
-    the registry lacks, a node the document does not have)."""
+    the registry lacks, a node the document does not have) or the document has bodies (their
+    plans are not stored: such a document is compiled)."""
+    if workflow.subgraphs:
+        return None
     with collection_paused():
         try:
             stored = _decoder.decode(data)

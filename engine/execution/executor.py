@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -12,26 +13,44 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import structlog
 
 from engine.documents.plan import PlanNode
-from engine.errors import describe
+from engine.errors import NodeFailure, describe
 from engine.execution.announcer import Announcer
+from engine.execution.bodies import BodyRun, Instance, relabel
 from engine.execution.events import Listener, RunStatus
-from engine.execution.lifecycle import RunScope, cache_key, gather, prepare, settle
+from engine.execution.lifecycle import (
+    Prepared,
+    RunScope,
+    cache_key,
+    check_output,
+    gather,
+    prepare,
+    settle,
+)
 from engine.execution.outcome import run_outputs, run_status
 from engine.execution.reasons import Reason
 from engine.execution.results import NodeState, ResultStore, RunResult, RunStates
 from engine.execution.start import RunStart
 from engine.execution.takeover import take_over
+from engine.nodes.body import BodyNode
+from engine.settings import MAX_ITEMS
 from engine.storage.keys import now
 
 if TYPE_CHECKING:
     from engine.models import ModelService
 
-__all__ = ["DEFAULT_CONCURRENCY", "MAX_INLINE", "Execution", "InProcessAttempts"]
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_MAX_ITEMS",
+    "MAX_INLINE",
+    "Execution",
+    "InProcessAttempts",
+]
 
 log = structlog.get_logger("nodeloom.executor")
 T = TypeVar("T")
 
 DEFAULT_CONCURRENCY = 32
+DEFAULT_MAX_ITEMS = MAX_ITEMS  # instances a body node may run (NODELOOM_MAP_MAX_ITEMS)
 MAX_INLINE = 64  # nodes one task settles in a row before yielding its place
 
 
@@ -75,6 +94,7 @@ class Execution:
         workspace: Path | None = None,
         models: ModelService | None = None,
         max_concurrency: int = DEFAULT_CONCURRENCY,
+        max_items: int = DEFAULT_MAX_ITEMS,
     ) -> None:
         plan = start.plan
         self.start = start
@@ -114,6 +134,13 @@ class Execution:
         # The last node's state, when its result is committed with the run's end.
         self._last: tuple[str, NodeState] | None = None
         self._interrupted = False
+        # The nodes by id: the plan's, and those of the bodies running (made a copy of the
+        # plan's when the first body starts).
+        self._nodes: dict[str, PlanNode] = plan.nodes
+        self._max_items = max_items
+        self._scopes: dict[str, RunScope] = {}  # of nodes inside bodies, by node
+        self._instances: dict[str, tuple[BodyRun, Instance]] = {}  # what they are part of
+        self._concluded: list[BodyRun] = []  # body nodes answered, to be committed
         for node_id, state in start.done.items():
             self._settled(plan.nodes[node_id], state)
 
@@ -129,7 +156,7 @@ class Execution:
         else:
             for node_id, waiting in self._waiting.items():
                 if waiting == 0 and not self.states[node_id].done:
-                    self._launch(self.plan.nodes[node_id])
+                    self._launch(self._nodes[node_id])
         try:
             await self._done
         except asyncio.CancelledError:
@@ -218,18 +245,17 @@ class Execution:
     async def _process_one(
         self, node: PlanNode, may_inline: bool, free_slot: Callable[[], None]
     ) -> PlanNode | None:
-        """Settle one node, start what it unblocks, then commit its result and announce it.
-
-        Successors start while the result is being committed (commits are FIFO, so a result is
-        never durable before the results it was computed from); the event announcing a result
-        goes out only once it is committed.
-        """
+        """Settle one node, start what it unblocks, then commit its result and announce it
+        (and those of the body nodes that its end answered). A body node's body starts
+        instead: the last of its nodes to settle answers it."""
         state = self.states[node.id]
+        scope = self._scopes.get(node.id, self._scope)
+        body: Prepared | None = None
         try:
-            await settle(
+            body = await settle(
                 node,
                 state,
-                self._scope,
+                scope,
                 self.states,
                 attempts=self._attempts,
                 emit_token=self._events.token_emitter(node.id),
@@ -240,14 +266,29 @@ class Execution:
         except Exception as exc:  # noqa: BLE001 - a fault of the engine's own fails the node
             self._log.exception("node failed in the engine", node_id=node.id)
             state.fail(f"internal error: {describe(exc)}", now())
+        if body is not None:
+            self._start_body(node, state, body, scope)
+            follow = None
+        else:
+            follow = await self._conclude(node, state, may_inline, free_slot)
+        while self._concluded and follow is None:
+            answered = self._concluded.pop()
+            follow = await self._conclude(answered.node, answered.state, may_inline, free_slot)
+        return follow
+
+    async def _conclude(
+        self, node: PlanNode, state: NodeState, may_inline: bool, free_slot: Callable[[], None]
+    ) -> PlanNode | None:
+        """Account for a node in its final state: start what it unblocks, commit its result,
+        announce it. Returns a successor to settle next in this task, if it may."""
         follow: PlanNode | None = None
         for successor in self._settled(node, state):
             if self._cancelled:
                 continue
             if follow is None and may_inline:
-                follow = self.plan.nodes[successor]
+                follow = self._nodes[successor]
             else:
-                self._launch(self.plan.nodes[successor])
+                self._launch(self._nodes[successor])
         if self._store is not None:
             free_slot()
             if self._remaining == 0 and len(self._tasks) == 1 and not self._cancelled:
@@ -265,6 +306,91 @@ class Execution:
         self._events.result(node.id, state)
         return follow
 
+    # -- bodies ---------------------------------------------------------------------------
+
+    def _start_body(
+        self, node: PlanNode, state: NodeState, prepared: Prepared, scope: RunScope
+    ) -> None:
+        """Start a body node's body: its first instances, as many as may run at once."""
+        state.status, state.started_at, state.attempt = "running", now(), 1
+        self._events.node_started(node.id, 1)
+        instance, body = prepared.instance, node.body
+        assert isinstance(instance, BodyNode)
+        assert body is not None
+        try:
+            first = instance.instances(prepared.inputs, body.body_ports())
+        except NodeFailure as exc:
+            state.fail(exc.detail, now())
+            self._concluded.append(
+                BodyRun(
+                    node, state, instance=instance, inputs=prepared.inputs, first=[], scope=scope
+                )
+            )
+            return
+        if len(first) > self._max_items:
+            state.fail(
+                f"{len(first)} items, more than the {self._max_items} a body may run "
+                "(NODELOOM_MAP_MAX_ITEMS)",
+                now(),
+            )
+            self._concluded.append(
+                BodyRun(
+                    node, state, instance=instance, inputs=prepared.inputs, first=[], scope=scope
+                )
+            )
+            return
+        self._advance(
+            BodyRun(
+                node, state, instance=instance, inputs=prepared.inputs, first=first, scope=scope
+            )
+        )
+
+    def _advance(self, run: BodyRun) -> None:
+        """Start the instances that may start; answer the body node when none is left."""
+        if not self._cancelled:
+            for index, prefix, inputs in run.next_instances():
+                self._expand(run, Instance(index, prefix, relabel(run.body, prefix)), inputs)
+        if run.done and run.state.status == "running":
+            state = run.state
+            try:
+                output = run.answer()
+                state.digests = check_output(run.node, output)
+            except NodeFailure as exc:
+                state.fail(exc.detail, now())
+            else:
+                state.status, state.output, state.origin_run_id = "succeeded", output, self.run_id
+                state.finished_at = now()
+            started = state.started_at or state.finished_at
+            if started is not None and state.finished_at is not None:
+                state.duration_ms = (state.finished_at - started).total_seconds() * 1000
+            self._concluded.append(run)
+
+    def _expand(self, run: BodyRun, instance: Instance, inputs: dict[str, Any]) -> None:
+        """Make one instance's nodes nodes of the run and start those that wait for nothing."""
+        if self._nodes is self.plan.nodes:
+            self._nodes = dict(self.plan.nodes)
+        scope = run.scope
+        force = scope.force
+        if run.node.id in force:  # a node forced to execute runs its body again, all of it
+            force = force | {node.id for node in instance.nodes}
+        scope = replace(scope, inputs=inputs, force=force)
+        for node in instance.nodes:
+            self._nodes[node.id] = node
+            self.states[node.id] = NodeState()
+            self._waiting[node.id] = len(node.predecessors)
+            self._scopes[node.id] = scope
+            self._instances[node.id] = (run, instance)
+        self._remaining += len(instance.nodes)
+        if not instance.nodes:
+            self._instance_ended(run, instance)
+        for node in instance.nodes:
+            if not node.predecessors:
+                self._launch(node)
+
+    def _instance_ended(self, run: BodyRun, instance: Instance) -> None:
+        run.ended(instance.index, instance.prefix, self.states)
+        self._advance(run)
+
     def _settled(self, node: PlanNode, state: NodeState) -> list[str]:
         """Account for a node that reached its final state; returns the successors now ready."""
         self.states[node.id] = state
@@ -274,6 +400,12 @@ class Execution:
             self._waiting[successor] -= 1
             if self._waiting[successor] == 0:
                 ready.append(successor)
+        owner = self._instances.pop(node.id, None)
+        if owner is not None:  # a node of a body's instance
+            run, instance = owner
+            instance.left -= 1
+            if instance.left == 0:
+                self._instance_ended(run, instance)
         return ready
 
     async def take_over(self) -> dict[str, list[str]]:
@@ -298,7 +430,8 @@ class Execution:
                 key_if_ready=self._key_if_ready,
             )
             self._taken_at = now()
-            self._remaining -= sum(len(nodes) for nodes in taken.values())
+            top_level = self.plan.nodes  # not the nodes of the bodies taken over with them
+            self._remaining -= sum(n in top_level for nodes in taken.values() for n in nodes)
         self._taken = taken
         return taken
 
@@ -329,8 +462,9 @@ class Execution:
                 except Exception as exc:  # noqa: BLE001 - reported as the run's error
                     self._fatal = f"storing node {node_id} failed: {describe(exc)}"
         outputs = run_outputs(self.plan, self.states)
+        top_level = (node_id for node_id in self._waiting if node_id in self.plan.nodes)
         status, error = run_status(
-            self._waiting, self.states, cancelled=self._cancelled, fatal=self._fatal
+            top_level, self.states, cancelled=self._cancelled, fatal=self._fatal
         )
         if status == "cancelled" and self._interrupted:
             status = "interrupted"

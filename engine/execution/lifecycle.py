@@ -21,6 +21,7 @@ from engine.documents.plan import PlanNode
 from engine.errors import NodeFailure, describe
 from engine.execution.reasons import Reason
 from engine.execution.results import REUSABLE, NodeState
+from engine.nodes.body import template
 from engine.nodes.types import NodeContext, NodeType
 from engine.storage.keys import now
 
@@ -114,12 +115,19 @@ async def settle(
     *,
     attempts: Attempts,
     emit_token: Callable[[str], None],
-) -> None:
+) -> Prepared | None:
     """Take the node to its final state in ``state``: skipped, failed to set up, taken over from
-    ``scope.reuse``, or executed. ``states`` holds its predecessors' final states."""
+    ``scope.reuse``, or executed. ``states`` holds its predecessors' final states.
+
+    A body node (engine/nodes/body.py) is not executed: it is returned, prepared, for the
+    caller to run its body."""
     prepared = await prepare(node, state, scope, states, emit_token)
-    if prepared is not None and not take_prior(node, state, scope, states):
-        await execute(node, state, prepared, attempts)
+    if prepared is None or take_prior(node, state, scope, states):
+        return None
+    if node.body is not None:
+        return prepared
+    await execute(node, state, prepared, attempts)
+    return None
 
 
 async def prepare(
@@ -336,6 +344,8 @@ def reason_to_execute(
     if node.settings.cache == "never":
         return Reason("cache_never")
     found = reasons.get(node.id)
+    if found is None and "/" in node.id:  # inside a body: what the rerun says of every instance
+        found = reasons.get(template(node.id))
     if found is not None:
         return found
     if prior is None or prior.status not in REUSABLE:

@@ -14,6 +14,7 @@ ReasonCode = Literal[
     "reused",
     # executes: what the documents or the keys tell
     "params_changed",  # details: the params that differ from the parent's
+    "body_changed",  # details: the nodes of its body given new params (by path)
     "upstream_changed",  # details: the predecessors whose output changed
     "input_changed",  # details: the run input's name
     "forced",  # details: the option that forced it (``from_node``), if any
@@ -47,6 +48,8 @@ class Reason(msgspec.Struct, frozen=True, gc=False, array_like=True):
                 return f"reused from run {listed}"
             case "params_changed":
                 return f"params changed: {listed}"
+            case "body_changed":
+                return f"body changed: {listed}"
             case "upstream_changed":
                 return f"upstream changed: {listed}"
             case "input_changed":

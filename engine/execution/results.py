@@ -121,6 +121,7 @@ class NodeState(NodeRecord, kw_only=True, gc=False):
             finished_at=self.finished_at,
             duration_ms=self.duration_ms,
             usage=self.usage,
+            progress=self.progress,
         )
 
 

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from engine.documents.plan import Plan, PlanNode
 from engine.execution.lifecycle import reusable
 from engine.execution.results import REUSABLE, NodeState
+from engine.nodes.body import body_of
 
 __all__ = ["take_over"]
 
@@ -72,4 +73,26 @@ async def take_over(
     if len(left) > settled:  # some were left to run after all
         kept = {origin: [n for n in found if n not in left] for origin, found in taken.items()}
         taken = {origin: found for origin, found in kept.items() if found}
+    _take_bodies(plan, states, reuse, taken)
     return taken
+
+
+def _take_bodies(
+    plan: Plan,
+    states: dict[str, NodeState],
+    reuse: Mapping[str, NodeState],
+    taken: dict[str, list[str]],
+) -> None:
+    """A body node taken over brings the nodes of its body with it, as they ended."""
+    bodies = {
+        node_id
+        for found in taken.values()
+        for node_id in found
+        if plan.nodes[node_id].body is not None
+    }
+    if not bodies:
+        return
+    for node_id, prior in reuse.items():
+        if "/" in node_id and body_of(node_id) in bodies:
+            states[node_id] = prior
+            taken.setdefault(prior.origin_run_id or "", []).append(node_id)

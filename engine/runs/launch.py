@@ -14,7 +14,7 @@ import structlog
 
 from engine.errors import Conflict
 from engine.execution.events import AnyEvent, Listener, decode_event
-from engine.execution.executor import DEFAULT_CONCURRENCY, Execution
+from engine.execution.executor import DEFAULT_CONCURRENCY, DEFAULT_MAX_ITEMS, Execution
 from engine.execution.start import RunStart
 from engine.records import RunRecord
 from engine.runs.active import ActiveRun
@@ -120,6 +120,7 @@ class InProcess:
         workspace: Path,
         models: ModelService | None,
         max_concurrency: int = DEFAULT_CONCURRENCY,
+        max_items: int = DEFAULT_MAX_ITEMS,
         finished: Callable[[RunRow, Plan, dict[str, NodeState]], None],
     ) -> None:
         self.store = store
@@ -129,6 +130,7 @@ class InProcess:
         self.workspace = workspace
         self.models = models
         self.max_concurrency = max_concurrency
+        self.max_items = max_items
         self._finished = finished
         self._active: dict[str, ActiveRun] = {}
         self._heartbeat: asyncio.Task[None] | None = None
@@ -147,6 +149,7 @@ class InProcess:
             workspace=self.workspace,
             models=self.models,
             max_concurrency=self.max_concurrency,
+            max_items=self.max_items,
         )
         # What it takes over is stored with its row, as references.
         reused = await execution.take_over()
@@ -220,6 +223,7 @@ def execution_for(
     workspace: Path,
     models: ModelService | None,
     max_concurrency: int = DEFAULT_CONCURRENCY,
+    max_items: int = DEFAULT_MAX_ITEMS,
 ) -> Execution:
     """The run's execution here, its file nodes in its owner's part of ``workspace``."""
     return Execution(
@@ -229,6 +233,7 @@ def execution_for(
         workspace=owner_workspace(workspace, start.owner_id),
         models=models,
         max_concurrency=max_concurrency,
+        max_items=max_items,
     )
 
 

@@ -8,12 +8,13 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from engine.documents.document import Workflow
+from engine.documents.document import Workflow, from_builtins, to_builtins, with_params
 from engine.documents.graph import replan
 from engine.documents.issues import Issue, pointer
 from engine.documents.plan import Plan
 from engine.errors import WorkflowInvalid
 from engine.execution.reasons import Reason
+from engine.nodes.body import BodyNode
 from engine.nodes.registry import COMMON_PARAMS, NodeRegistry
 from engine.nodes.types import CheckContext
 
@@ -53,8 +54,10 @@ def plan_rerun(
     the param overrides ``overridden``). With the parent's plan (of ``base``), only the nodes
     with new params are analysed again; bad overrides raise `WorkflowInvalid` naming each."""
     workflow = override(base, parent_id, from_node, params, registry, plan=parent_plan)
-    plan = replan(parent_plan, workflow, params, registry, context) if parent_plan else None
-    changed = set(params) if plan is not None else None
+    # The top-level nodes given new params: those named, and the body nodes of those inside.
+    top_level = {path.partition("/")[0] for path in params}
+    plan = replan(parent_plan, workflow, top_level, registry, context) if parent_plan else None
+    changed = top_level if plan is not None else None
     if plan is None:
         plan = compile_plan(workflow)
     forced = {from_node, *plan.downstream(from_node)} if from_node else set()
@@ -69,7 +72,7 @@ def plan_rerun(
         },
         changes=changes,
         forced=forced,
-        reasons=reasons(base, workflow, from_node, forced),
+        reasons=reasons(base, workflow, from_node, forced, params),
         changed=changed,
     )
 
@@ -100,7 +103,12 @@ def override(
                 path="/from_node",
             )
         )
+    inside = {path: changes for path, changes in params.items() if "/" in path}
+    for path, changes in inside.items():
+        issues += _inner_issues(base, run_id, path, changes, registry=registry, position=position)
     for node_id, changes in params.items():
+        if node_id in inside:
+            continue
         if node_id not in position:
             issues.append(
                 Issue(
@@ -127,7 +135,66 @@ def override(
         nodes[position[node_id]] = msgspec.structs.replace(node, params={**node.params, **changes})
     if issues:
         raise WorkflowInvalid(issues)
-    return msgspec.structs.replace(base, nodes=nodes)
+    workflow = msgspec.structs.replace(base, nodes=nodes)
+    if inside:  # their bodies are copied as their body nodes' own (see `with_params`)
+        workflow = from_builtins(with_params(to_builtins(workflow), inside))
+    return workflow
+
+
+def _inner_issues(
+    base: Workflow,
+    run_id: str,
+    path: str,
+    changes: Mapping[str, Any],
+    *,
+    registry: NodeRegistry,
+    position: Mapping[str, int],
+) -> list[Issue]:
+    """What is wrong with overrides of the node at ``path`` inside bodies (``m/s/llm``)."""
+    first, *inner = path.split("/")
+    where = pointer("params", path)
+    if first not in position:
+        return [
+            Issue("missing_node", f"node {first!r} is not in run {run_id}", node=first, path=where)
+        ]
+    node = base.nodes[position[first]]
+    walked = [first]
+    for step in inner:
+        node_type = registry.get(node.type)
+        graph = node.params.get("graph")
+        if node_type is None or not issubclass(node_type, BodyNode) or graph not in base.subgraphs:
+            return [
+                Issue(
+                    "missing_node",
+                    f"node {'/'.join(walked)!r} runs no body, so {path!r} names no node",
+                    node=first,
+                    path=where,
+                )
+            ]
+        found = [candidate for candidate in base.subgraphs[graph].nodes if candidate.id == step]
+        if not found:
+            return [
+                Issue(
+                    "missing_node",
+                    f"the body of {'/'.join(walked)!r} ({graph!r}) has no node {step!r}",
+                    node=first,
+                    path=where,
+                )
+            ]
+        node = found[0]
+        walked.append(step)
+    known = registry.params_schema(node.type)["properties"] if node.type in registry else {}
+    names = ", ".join(sorted(known))
+    return [
+        Issue(
+            "invalid_params",
+            f"{node.type} node {path!r} has no param {name!r} (its params: {names})",
+            node=first,
+            path=pointer("params", path, name),
+        )
+        for name in changes
+        if name not in known
+    ]
 
 
 class _Positions(Mapping[str, int]):
@@ -160,18 +227,34 @@ def changed_params(old_params: Mapping[str, Any], new_params: Mapping[str, Any])
 
 
 def reasons(
-    old: Workflow, new: Workflow, from_node: str | None, forced: set[str]
+    old: Workflow,
+    new: Workflow,
+    from_node: str | None,
+    forced: set[str],
+    params: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Reason]:
     """Why each node of a rerun would execute, as far as the documents tell. ``new`` is ``old``
-    as `override` made it: the same nodes in the same order, those with new params replaced."""
-    reasons = {}
+    as `override` made it with ``params``: the same nodes in the same order, those with new
+    params replaced. A node inside a body has its reason under its path without numbers
+    (``m/llm``), and its body node says which of them changed."""
+    reasons: dict[str, Reason] = {}
+    inside = sorted(path for path in params or {} if "/" in path)
+    for path in inside:
+        names = tuple(sorted(name for name in (params or {})[path] if name not in COMMON_PARAMS))
+        if names:
+            reasons[path] = Reason("params_changed", names)
+    bodies: dict[str, list[str]] = {path.partition("/")[0]: [] for path in inside}
+    for path in inside:
+        bodies[path.partition("/")[0]].append(path.partition("/")[2])
     for previous, node in zip(old.nodes, new.nodes, strict=True):
         if previous is node and node.id not in forced:
             continue  # shared with the parent's document: unchanged
         changed = [
             key for key in changed_params(previous.params, node.params) if key not in COMMON_PARAMS
         ]
-        if changed:
+        if node.id in bodies and set(changed) <= {"graph"}:  # its body was copied as its own
+            reasons[node.id] = Reason("body_changed", tuple(bodies[node.id]))
+        elif changed:
             reasons[node.id] = Reason("params_changed", tuple(changed))
         elif node.id == from_node:
             reasons[node.id] = Reason("forced", ("from_node",))

@@ -18,7 +18,7 @@ from engine.documents.plan import Plan
 from engine.documents.stored import decode_plan, encode_plan, plan_key
 from engine.errors import Conflict, NotFound, describe
 from engine.execution.events import AnyEvent, Listener
-from engine.execution.executor import DEFAULT_CONCURRENCY
+from engine.execution.executor import DEFAULT_CONCURRENCY, DEFAULT_MAX_ITEMS
 from engine.execution.results import NodeState
 from engine.execution.start import RunStart, Snapshot
 from engine.nodes.registry import NodeRegistry
@@ -62,6 +62,7 @@ class RunService:
         *,
         workspace: Path | None = None,
         max_concurrency: int = DEFAULT_CONCURRENCY,
+        max_items: int = DEFAULT_MAX_ITEMS,
         lease_timeout_s: float = 30.0,
         check_context: CheckContext | None = None,
         models: ModelService | None = None,
@@ -90,6 +91,7 @@ class RunService:
             workspace=self.workspace,
             models=models,
             max_concurrency=max_concurrency,
+            max_items=max_items,
             finished=self._recent.finished,
         )
 
@@ -226,8 +228,9 @@ class RunService:
 
     def _keep_plan(self, key: str, plan: Plan) -> None:
         """Store the plan of a document about to run, once, so that no other process compiles
-        it again (in the background: a run does not wait for it)."""
-        if not self._recent.new_plan_key(key):
+        it again (in the background: a run does not wait for it). The plans of documents with
+        bodies are not stored (they are compiled)."""
+        if plan.has_bodies or not self._recent.new_plan_key(key):
             return
         task = asyncio.create_task(self._store_plan(key, plan))
         self._storing.add(task)

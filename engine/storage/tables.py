@@ -134,7 +134,8 @@ class NodeResultRow(Base):
     __tablename__ = "node_results"
 
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
-    node_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # A node's id, or for a node inside a body its path (`m[3]/s/llm`).
+    node_id: Mapped[str] = mapped_column(String(1024), primary_key=True)
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text, default="")
     reason_code: Mapped[str | None] = mapped_column(String(32))
@@ -150,6 +151,7 @@ class NodeResultRow(Base):
     finished_at: Mapped[datetime | None]
     duration_ms: Mapped[float | None] = mapped_column(Float)
     usage: Mapped[dict[str, Any] | None]
+    progress: Mapped[dict[str, Any] | None]  # a body node's: {"done", "failed", "total"}
 
 
 class BlobRow(Base):

@@ -1,0 +1,148 @@
+"""Running a body node (SPEC §12) inside a run: each instance of its body (an item, an
+iteration, the one run of a subgraph) is expanded into the run's nodes under its path
+(``m[3]/``) when it starts, and its nodes are settled like any other; when every node of an
+instance has settled, its outcome tells the body node what comes next (`BodyRun`)."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from engine.documents.plan import Plan, PlanNode
+from engine.errors import NodeFailure
+from engine.execution.lifecycle import RunScope
+from engine.execution.results import NodeState
+from engine.nodes.body import Body, BodyNode, Outcome, body_of
+
+__all__ = ["BodyRun", "Instance", "inner_ids", "outcome_of", "relabel"]
+
+def relabel(body: Plan, prefix: str) -> list[PlanNode]:
+    """The body's nodes as nodes of the run, under ``prefix``, in the body's order."""
+    return [
+        PlanNode(
+            id=prefix + node.id,
+            index=node.index,
+            node_type=node.node_type,
+            params=node.params,
+            settings=node.settings,
+            inputs=node.inputs,
+            outputs=node.outputs,
+            sources={
+                port: [(prefix + source, out) for source, out in found]
+                for port, found in node.sources.items()
+            },
+            successors=[prefix + successor for successor in node.successors],
+            predecessors=[prefix + predecessor for predecessor in node.predecessors],
+            key_material=node.key_material,
+            body=node.body,
+        )
+        for node in body.nodes.values()
+    ]
+
+
+def inner_ids(states: Iterable[str], body_node: str) -> list[str]:
+    """The ids among ``states`` of nodes inside ``body_node`` (a path's first part)."""
+    return [node_id for node_id in states if "/" in node_id and body_of(node_id) == body_node]
+
+
+class Instance:
+    """One run of a body: its path, its nodes, and how many of them have not settled."""
+
+    __slots__ = ("index", "left", "nodes", "prefix")
+
+    def __init__(self, index: int, prefix: str, nodes: list[PlanNode]) -> None:
+        self.index = index
+        self.prefix = prefix
+        self.nodes = nodes
+        self.left = len(nodes)
+
+
+class BodyRun:
+    """A body node while its body runs: the instances waiting to start, those running, and
+    the outcomes of those that ended. The executor starts what `next_instances` gives and
+    reports each instance's end to `ended`; `done` tells when the node can be answered."""
+
+    def __init__(
+        self,
+        node: PlanNode,
+        state: NodeState,
+        *,
+        instance: BodyNode,
+        inputs: dict[str, Any],
+        first: list[dict[str, Any]],
+        scope: RunScope,
+    ) -> None:
+        assert node.body is not None
+        self.node = node
+        self.scope = scope  # the body node's: its nodes' is this, with their instance's inputs
+        self.state = state
+        self.instance = instance
+        self.inputs = inputs
+        self.body: Plan = node.body
+        self.ports: Body = node.body.body_ports()
+        self._pending: deque[dict[str, Any]] = deque(first)
+        self._started = 0
+        self._running = 0
+        self._stopped = False
+        self.outcomes: list[Outcome] = []
+        self.failure: str | None = None  # why the node fails whatever its answer
+        self._limit = 1 if instance.sequential else max(1, instance.concurrency())
+        state.progress = {"done": 0, "failed": 0, "total": len(first)}
+
+    def next_instances(self) -> list[tuple[int, str, dict[str, Any]]]:
+        """The instances to start now: (index, path prefix, body inputs)."""
+        starting = []
+        while self._pending and not self._stopped and self._running < self._limit:
+            inputs = self._pending.popleft()
+            index = self._started
+            self._started += 1
+            self._running += 1
+            starting.append((index, self.instance.instance_path(self.node.id, index), inputs))
+        return starting
+
+    def ended(self, index: int, prefix: str, states: Mapping[str, NodeState]) -> None:
+        """Instance ``index`` (under ``prefix``) has no node left to settle."""
+        self._running -= 1
+        outcome = outcome_of(self.body, index, prefix, states)
+        self.outcomes.append(outcome)
+        progress = self.state.progress or {}
+        progress["done"] += 1
+        if outcome.outputs is None:
+            progress["failed"] += 1
+            self._stopped = self._stopped or self.instance.stops_on_failure()
+        if self.instance.sequential and not self._stopped:
+            try:
+                following = self.instance.following(self.inputs, outcome)
+            except NodeFailure as exc:
+                self.failure, self._stopped = exc.detail, True
+                return
+            if following is not None:
+                self._pending.append(following)
+                progress["total"] += 1
+
+    @property
+    def done(self) -> bool:
+        return self._running == 0 and (self._stopped or not self._pending)
+
+    def answer(self) -> dict[str, Any]:
+        """The node's outputs; `NodeFailure` when it fails."""
+        if self.failure is not None:
+            raise NodeFailure(self.failure, retryable=False)
+        outcomes = sorted(self.outcomes, key=lambda outcome: outcome.index)
+        return self.instance.answer(self.inputs, outcomes, self.ports)
+
+
+def outcome_of(body: Plan, index: int, prefix: str, states: Mapping[str, NodeState]) -> Outcome:
+    """How an instance ended: its output nodes' values by name, or the error of the first
+    of its nodes that failed (by path)."""
+    for node_id in body.nodes:
+        state = states[prefix + node_id]
+        if state.status in ("failed", "cancelled"):
+            return Outcome(index, None, f"{prefix}{node_id}: {state.error or state.status}")
+    outputs = {}
+    for node in body.by_role("output"):
+        state = states[prefix + node.id]
+        if state.output is not None and "value" in state.output:
+            outputs[node.params["name"]] = state.output["value"]
+    return Outcome(index, outputs)
