@@ -227,6 +227,10 @@ async def test_a_rerun_with_one_item_changed_executes_that_item_alone(
     assert child.nodes["m[1]/wait"].reason_code == "upstream_changed"
     assert child.nodes["m[0]/up"].reason_code == "reused"
     assert child.nodes["m[2]/wait"].reason == f"reused from run {parent.id}"
+    stored = await RunService(database, test_registry()).get(child.id)
+    assert stored.nodes["m[1]/up"].status == "succeeded"
+    assert stored.nodes["m[1]/up"].output == {"text": "B!"}
+    assert stored.nodes["m[0]/up"].reason == f"reused from run {parent.id}"
     # A rerun elsewhere (only what is stored) with nothing changed takes the map over whole,
     # its inner nodes with it.
     Sleep.executions.clear()
@@ -420,3 +424,17 @@ async def test_bad_params_for_nodes_inside_bodies_are_named(
         await service.rerun(parent.id, params=params)
     (issue,) = raised.value.issues
     assert message in issue.message
+
+
+async def test_a_map_given_new_params_takes_over_the_items_whose_keys_stand(
+    service: RunService, database: Database
+) -> None:
+    parent = await service.execute(mapped(), {"words": ["a", "b"]})
+    Sleep.executions.clear()
+    child = await (await service.rerun(parent.id, params={"m": {"on_item_error": "null"}})).wait()
+    assert child.nodes["m"].reason == "params changed: on_item_error"
+    assert Sleep.executions == []
+    assert child.outputs["loud"] == ["A!", "B!"]
+    stored = await RunService(database, test_registry()).get(child.id)
+    assert stored.nodes["m[1]/wait"].reason == f"reused from run {parent.id}"
+    assert stored.nodes["m"].progress == {"done": 2, "failed": 0, "total": 2}

@@ -88,10 +88,7 @@ async def load_states(
             "SELECT origin_run_id, nodes::text FROM reused_results WHERE run_id = $1", run_id
         )
         refs = {
-            node: origin
-            for origin, nodes in found
-            for node in _decode(nodes)
-            if node in missing
+            node: origin for origin, nodes in found for node in _decode(nodes) if node in missing
         }
         if refs:
             found = await connection.fetch(_SELECT_RESULTS, list(set(refs.values())), list(refs))

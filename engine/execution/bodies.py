@@ -6,7 +6,7 @@ instance has settled, its outcome tells the body node what comes next (`BodyRun`
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from engine.documents.plan import Plan, PlanNode
@@ -15,7 +15,8 @@ from engine.execution.lifecycle import RunScope
 from engine.execution.results import NodeState
 from engine.nodes.body import Body, BodyNode, Outcome, body_of
 
-__all__ = ["BodyRun", "Instance", "inner_ids", "outcome_of", "relabel"]
+__all__ = ["BodyRun", "Instance", "Prefixed", "inner_ids", "outcome_of", "relabel"]
+
 
 def relabel(body: Plan, prefix: str) -> list[PlanNode]:
     """The body's nodes as nodes of the run, under ``prefix``, in the body's order."""
@@ -44,6 +45,29 @@ def relabel(body: Plan, prefix: str) -> list[PlanNode]:
 def inner_ids(states: Iterable[str], body_node: str) -> list[str]:
     """The ids among ``states`` of nodes inside ``body_node`` (a path's first part)."""
     return [node_id for node_id in states if "/" in node_id and body_of(node_id) == body_node]
+
+
+class Prefixed(Mapping[str, NodeState]):
+    """The states under a path prefix, by the ids of the body's own nodes."""
+
+    __slots__ = ("_prefix", "_states")
+
+    def __init__(self, states: Mapping[str, NodeState], prefix: str) -> None:
+        self._states = states
+        self._prefix = prefix
+
+    def __getitem__(self, node_id: str) -> NodeState:
+        return self._states[self._prefix + node_id]
+
+    def __contains__(self, node_id: object) -> bool:
+        return isinstance(node_id, str) and self._prefix + node_id in self._states
+
+    def __iter__(self) -> Iterator[str]:
+        size = len(self._prefix)
+        return (key[size:] for key in self._states if key.startswith(self._prefix))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 class Instance:
@@ -81,8 +105,8 @@ class BodyRun:
         self.inputs = inputs
         self.body: Plan = node.body
         self.ports: Body = node.body.body_ports()
-        self._pending: deque[dict[str, Any]] = deque(first)
-        self._started = 0
+        self._pending: deque[tuple[int, dict[str, Any]]] = deque(enumerate(first))
+        self._count = len(first)  # instances known so far
         self._running = 0
         self._stopped = False
         self.outcomes: list[Outcome] = []
@@ -94,12 +118,24 @@ class BodyRun:
         """The instances to start now: (index, path prefix, body inputs)."""
         starting = []
         while self._pending and not self._stopped and self._running < self._limit:
-            inputs = self._pending.popleft()
-            index = self._started
-            self._started += 1
+            index, inputs = self._pending.popleft()
             self._running += 1
-            starting.append((index, self.instance.instance_path(self.node.id, index), inputs))
+            starting.append((index, self.path(index), inputs))
         return starting
+
+    def path(self, index: int) -> str:
+        return self.instance.instance_path(self.node.id, index)
+
+    def taken(self, instances: Iterable[tuple[int, str]], states: Mapping[str, NodeState]) -> None:
+        """Instances (index, path prefix) whose every node was taken over from an earlier run:
+        they have ended, before any other started."""
+        found = dict(instances)
+        if not found:
+            return
+        self._pending = deque(item for item in self._pending if item[0] not in found)
+        for index, prefix in sorted(found.items()):
+            self._running += 1
+            self.ended(index, prefix, states)
 
     def ended(self, index: int, prefix: str, states: Mapping[str, NodeState]) -> None:
         """Instance ``index`` (under ``prefix``) has no node left to settle."""
@@ -118,7 +154,8 @@ class BodyRun:
                 self.failure, self._stopped = exc.detail, True
                 return
             if following is not None:
-                self._pending.append(following)
+                self._pending.append((self._count, following))
+                self._count += 1
                 progress["total"] += 1
 
     @property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 
-from engine.documents.plan import PlanNode
+from engine.documents.digest import digest
+from engine.documents.plan import PlanNode, collection_paused
 from engine.errors import NodeFailure, describe
 from engine.execution.announcer import Announcer
-from engine.execution.bodies import BodyRun, Instance, relabel
+from engine.execution.bodies import BodyRun, Instance, Prefixed, relabel
 from engine.execution.events import Listener, RunStatus
 from engine.execution.lifecycle import (
     Prepared,
@@ -28,10 +29,10 @@ from engine.execution.lifecycle import (
 )
 from engine.execution.outcome import run_outputs, run_status
 from engine.execution.reasons import Reason
-from engine.execution.results import NodeState, ResultStore, RunResult, RunStates
+from engine.execution.results import REUSABLE, NodeState, ResultStore, RunResult, RunStates
 from engine.execution.start import RunStart
 from engine.execution.takeover import take_over
-from engine.nodes.body import BodyNode
+from engine.nodes.body import BodyNode, body_of
 from engine.settings import MAX_ITEMS
 from engine.storage.keys import now
 
@@ -141,6 +142,9 @@ class Execution:
         self._scopes: dict[str, RunScope] = {}  # of nodes inside bodies, by node
         self._instances: dict[str, tuple[BodyRun, Instance]] = {}  # what they are part of
         self._concluded: list[BodyRun] = []  # body nodes answered, to be committed
+        # Results of bodies' nodes taken over while the run went on, by the run that made them:
+        # stored by reference with its end.
+        self._taken_later: dict[str, list[str]] = {}
         for node_id, state in start.done.items():
             self._settled(plan.nodes[node_id], state)
 
@@ -267,7 +271,7 @@ class Execution:
             self._log.exception("node failed in the engine", node_id=node.id)
             state.fail(f"internal error: {describe(exc)}", now())
         if body is not None:
-            self._start_body(node, state, body, scope)
+            await self._start_body(node, state, body, scope)
             follow = None
         else:
             follow = await self._conclude(node, state, may_inline, free_slot)
@@ -308,10 +312,11 @@ class Execution:
 
     # -- bodies ---------------------------------------------------------------------------
 
-    def _start_body(
+    async def _start_body(
         self, node: PlanNode, state: NodeState, prepared: Prepared, scope: RunScope
     ) -> None:
-        """Start a body node's body: its first instances, as many as may run at once."""
+        """Start a body node's body: its first instances, as many as may run at once. In a
+        rerun, the instances whose every node may be taken over are taken over whole first."""
         state.status, state.started_at, state.attempt = "running", now(), 1
         self._events.node_started(node.id, 1)
         instance, body = prepared.instance, node.body
@@ -339,11 +344,66 @@ class Execution:
                 )
             )
             return
-        self._advance(
-            BodyRun(
-                node, state, instance=instance, inputs=prepared.inputs, first=first, scope=scope
-            )
+        run = BodyRun(
+            node, state, instance=instance, inputs=prepared.inputs, first=first, scope=scope
         )
+        if scope.reuse and not instance.sequential and node.id not in scope.force:
+            with collection_paused():  # states of every node of every item, that live on
+                run.taken(await self._instances_taken(run, first), self.states)
+        self._advance(run)
+
+    async def _instances_taken(
+        self, run: BodyRun, first: list[dict[str, Any]]
+    ) -> list[tuple[int, str]]:
+        """Take over the instances of a body whose every node has a result in the run's reuse
+        that its cache key lets stand; returns them (index, path prefix). Their nodes'
+        results are held as they are and stored by reference with the run's end. No node of
+        the body may be ``cache: never``, read the outside world but its inputs, or run a
+        body of its own.
+
+        When the body is the one the reuse comes from (its body node is not among the
+        start's ``changed``), a key is what it was exactly when the inputs are: only the
+        body's inputs are compared. Otherwise every key is made again."""
+        body = run.body
+        never, outside = body.special()
+        inputs_only = all(body.nodes[node_id].node_type.role == "input" for node_id in outside)
+        if never or not inputs_only or body.has_bodies:
+            return []
+        changed = self.start.changed
+        same_body = changed is not None and body_of(run.node.id) not in changed
+        entries = [body.nodes[node.id] for node in body.by_role("input")]
+        reuse, taken = run.scope.reuse, []
+        for index, inputs in enumerate(first):
+            prefix = run.path(index)
+            priors = [reuse.get(prefix + node_id) for node_id in body.nodes]
+            if not all(p is not None and p.origin_run_id and p.status in REUSABLE for p in priors):
+                continue
+            stands = (
+                all(
+                    (reuse[prefix + node.id].digests or {}).get("value")
+                    == digest(inputs.get(node.params["name"]))
+                    for node in entries
+                )
+                if same_body
+                else await self._keys_stand(run, prefix, inputs)
+            )
+            if not stands:
+                continue
+            taken.append((index, prefix))
+            for node_id, prior in zip(body.nodes, priors, strict=True):
+                assert prior is not None
+                self.states[prefix + node_id] = prior
+                self._taken_later.setdefault(prior.origin_run_id or "", []).append(prefix + node_id)
+        return taken
+
+    async def _keys_stand(self, run: BodyRun, prefix: str, inputs: dict[str, Any]) -> bool:
+        """Whether the key of every node of an instance, made again, is its prior's."""
+        view = Prefixed(run.scope.reuse, prefix)
+        scope = replace(run.scope, inputs=inputs)
+        for node in run.body.nodes.values():
+            if await self._key_if_ready(node, scope, view) != view[node.id].cache_key:
+                return False
+        return True
 
     def _advance(self, run: BodyRun) -> None:
         """Start the instances that may start; answer the body node when none is left."""
@@ -441,13 +501,20 @@ class Execution:
         own = self._waiting.keys() if self.start.reuse else None
         return RunStates(self.states, own, self._taken_at)
 
-    async def _key_if_ready(self, node: PlanNode) -> str | None:
-        """The node's cache key, made as it would be to run it; None when it cannot run."""
+    async def _key_if_ready(
+        self,
+        node: PlanNode,
+        scope: RunScope | None = None,
+        states: Mapping[str, NodeState] | None = None,
+    ) -> str | None:
+        """The node's cache key, made as it would be to run it (in ``scope``, after
+        ``states``: the run's by default); None when it cannot run."""
+        states = self.states if states is None else states
         if node.node_type.reads_outside_world:
             state = NodeState()
-            prepared = await prepare(node, state, self._scope, self.states, _no_tokens)
+            prepared = await prepare(node, state, scope or self._scope, states, _no_tokens)
             return None if prepared is None else state.cache_key
-        gathered = gather(node, self.states)  # the key alone: no instance
+        gathered = gather(node, states)  # the key alone: no instance
         return None if isinstance(gathered, Reason) else cache_key(node, gathered[1], None)
 
     async def _finish(self, started_at: datetime) -> RunResult:
@@ -507,6 +574,7 @@ class Execution:
                 error=error,
                 finished_at=finished_at,
                 last_seq=self._events.seq,
+                reused=self._taken_later,
             )
         except BaseException:
             self._events.discard()  # none of it is stored: none of it is announced

@@ -225,5 +225,8 @@ class ResultStore(Protocol):
         error: str | None,
         finished_at: datetime,
         last_seq: int,
+        reused: Mapping[str, list[str]],
     ) -> None:
-        """Commit how the run ended, its ``last`` node result and ``events`` at once."""
+        """Commit how the run ended, its ``last`` node result and ``events`` at once, with the
+        results it took over while it went on (``reused``: nodes by the run that made their
+        result; the nodes of bodies), by reference."""

@@ -97,9 +97,7 @@ class BodyNode(NodeType):
         """Whether an instance's failure stops the node from starting more of them."""
         return True
 
-    def answer(
-        self, inputs: dict[str, Any], outcomes: list[Outcome], body: Body
-    ) -> dict[str, Any]:
+    def answer(self, inputs: dict[str, Any], outcomes: list[Outcome], body: Body) -> dict[str, Any]:
         """The node's outputs from every instance's outcome, in order; `NodeFailure` when the
         node fails for them."""
         raise NotImplementedError

@@ -162,4 +162,3 @@ def _record(row: AgentRow) -> AgentRecord:
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
-

@@ -40,6 +40,8 @@ WITH new_runs AS (
     INSERT INTO reused_results
     SELECT reused.* FROM json_populate_recordset(NULL::reused_results, $2::json) AS reused
     WHERE reused.run_id NOT IN (SELECT id FROM refused)
+    ON CONFLICT (run_id, origin_run_id) DO UPDATE
+        SET nodes = (reused_results.nodes::jsonb || excluded.nodes::jsonb)::json
 ), stored_blobs AS (
     INSERT INTO blobs SELECT * FROM json_populate_recordset(NULL::blobs, $3::json)
     ON CONFLICT (digest) DO NOTHING

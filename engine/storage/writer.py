@@ -4,13 +4,13 @@ transaction, and each node's result is durable before the executor announces it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import msgspec
 import structlog
-from sqlalchemy import Connection, Table, bindparam
+from sqlalchemy import ColumnElement, Connection, Table, bindparam, literal_column
 from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.documents.document import Workflow, to_builtins
@@ -41,6 +41,7 @@ __all__ = [
 ]
 
 log = structlog.get_logger("nodeloom.storage")
+
 
 @dataclass(slots=True)
 class Batch:
@@ -73,6 +74,11 @@ REUSED: Table = ReusedResultsRow.__table__  # type: ignore[assignment]
 INSERT_RUNS = RUNS.insert()
 INSERT_REUSED = REUSED.insert()
 UPDATE_RUN = RUNS.update().where(RUNS.c.id == bindparam("finished_run_id"))
+# A run's results taken over from a run it already took some from: the nodes are added.
+_MORE_NODES: ColumnElement[Any] = literal_column(
+    "(SELECT json_group_array(value) FROM (SELECT value FROM json_each(reused_results.nodes)"
+    " UNION ALL SELECT value FROM json_each(excluded.nodes)))"
+)
 
 
 def insert_for(database: Database, table: Table) -> postgresql.Insert | sqlite.Insert:
@@ -114,7 +120,9 @@ class ResultWriter:
             {
                 "blobs": insert_blob(database),
                 "runs": INSERT_RUNS,
-                "reused": INSERT_REUSED,
+                "reused": insert_for(database, REUSED).on_conflict_do_update(
+                    index_elements=["run_id", "origin_run_id"], set_={"nodes": _MORE_NODES}
+                ),
                 "results": upsert_result,
                 "events": insert_event,
                 "finished": UPDATE_RUN,
@@ -158,14 +166,22 @@ class ResultWriter:
         *,
         last: tuple[str, NodeState] | None,
         events: Sequence[AnyEvent],
+        reused: Mapping[str, list[str]] | None = None,
         **values: Any,
     ) -> None:
         """Store how a run ended, with its ``last`` result and ``events``, after its other
-        results and every pending event."""
+        results and every pending event, and the results it took over on the way (``reused``,
+        nodes by the run that made their result) beside those it took over at its start."""
         rows = [result_row(run_id, *last)] if last is not None else []
         try:
             await self._commit(
-                Batch(run_id, rows=rows, events=[_event_row(e) for e in events], finished=values)
+                Batch(
+                    run_id,
+                    rows=rows,
+                    events=[_event_row(e) for e in events],
+                    finished=values,
+                    run_reused=reused_rows(run_id, reused or {}),
+                )
             )
         finally:
             self._lost.pop(run_id, None)  # its last commit
@@ -262,9 +278,7 @@ class ResultWriter:
             return await self._write_postgres(results, events)
         return await self._database.transaction(write)
 
-    async def _write_postgres(
-        self, results: list[Batch], events: list[dict[str, Any]]
-    ) -> set[str]:
+    async def _write_postgres(self, results: list[Batch], events: list[dict[str, Any]]) -> set[str]:
         """`_write`'s transaction as one statement (see engine/storage/group_commit.py)."""
         if self._committer is None:
             self._committer = group_commit.Committer(asyncpg_dsn(self._database.engine.url))
@@ -279,7 +293,7 @@ def _table_rows(results: list[Batch], events: list[dict[str, Any]]) -> dict[str,
     return {
         "blobs": list(blobs.values()),
         "runs": [batch.run for batch in results if batch.run is not None],
-        "reused": [row for batch in results for row in batch.run_reused],
+        "reused": _merged_reused(row for batch in results for row in batch.run_reused),
         "results": [row for batch in results for row, _ in batch.rows],
         "events": [*events, *(event for batch in results for event in batch.events)],
         "finished": [
@@ -288,6 +302,20 @@ def _table_rows(results: list[Batch], events: list[dict[str, Any]]) -> dict[str,
             if batch.finished is not None
         ],
     }
+
+
+def _merged_reused(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One reused_results row per run and origin: a run's start and its end may take over
+    results of the same run, and go in one commit."""
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in rows:
+        key = (row["run_id"], row["origin_run_id"])
+        found = merged.get(key)
+        if found is None:
+            merged[key] = row
+        else:
+            merged[key] = {**found, "nodes": [*found["nodes"], *row["nodes"]]}
+    return list(merged.values())
 
 
 def _finished_values(end: dict[str, Any]) -> dict[str, Any]:

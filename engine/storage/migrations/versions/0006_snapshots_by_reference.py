@@ -104,7 +104,7 @@ def downgrade() -> None:
     rows = bind.execute(sa.select(runs.c.id, runs.c.snapshot_blob, runs.c.snapshot_overrides))
     for run_id, digest, overrides in list(rows):
         data = bind.scalar(sa.select(blobs.c.data).where(blobs.c.digest == digest))
-        document: dict[str, Any] = msgspec.json.decode(data or "{\"nodes\": []}")
+        document: dict[str, Any] = msgspec.json.decode(data or '{"nodes": []}')
         document["nodes"] = [
             {**node, "params": {**node.get("params", {}), **overrides[node["id"]]}}
             if node["id"] in overrides

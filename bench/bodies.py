@@ -1,0 +1,159 @@
+"""Bodies: what a `map` costs against the same nodes as a flat graph, and what a rerun with one
+item changed costs against the full run.
+
+    .venv/bin/python bench/bodies.py            # 1,000 items (under a minute)
+    .venv/bin/python bench/bodies.py --quick    # fewer repetitions
+
+1. In memory (the bare executor, no store): a `map` over 1,000 items whose body is 3 nodes
+   (the item's input, a step, the output), against 1,000 chains of 3 nodes in one flat graph,
+   in the same process, alternating; per inner node, and the ratio (target <= 1.5x).
+2. Stored (the run service on SQLite): the map's full run, then a rerun with one item changed,
+   with the parent in the service's memory and read from the database by a new service
+   (target: exactly the changed item's 3 inner nodes execute; <= 5% of the full run).
+
+Figures are medians over the repetitions; the service logs JSON lines to a temporary file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from reruns import registry
+
+from engine.documents.document import Workflow, from_builtins
+from engine.documents.graph import compile_plan
+from engine.documents.inputs import resolve_inputs
+from engine.execution.executor import Execution
+from engine.execution.start import RunStart
+from engine.runs.service import RunService
+from engine.storage.database import Database
+from server.logs import configure_logging
+
+ITEMS = 1000
+
+
+def mapped() -> Workflow:
+    body = {
+        "nodes": [
+            {"id": "x", "type": "input", "params": {"name": "x", "schema": {"type": "integer"}}},
+            {"id": "step", "type": "step", "params": {"tag": 1}},
+            {"id": "y", "type": "output", "params": {"name": "y"}},
+        ],
+        "edges": [{"from": "x.value", "to": "step.x"}, {"from": "step.y", "to": "y.value"}],
+    }
+    nodes = [
+        {"id": "items", "type": "input", "params": {"name": "items", "schema": {"type": "array"}}},
+        {"id": "m", "type": "map", "params": {"graph": "body", "concurrency": 32}},
+        {"id": "ys", "type": "output", "params": {"name": "ys"}},
+    ]
+    edges = [{"from": "items.value", "to": "m.items"}, {"from": "m.y", "to": "ys.value"}]
+    document = {"schema_version": 1, "name": "map", "nodes": nodes, "edges": edges}
+    return from_builtins({**document, "subgraphs": {"body": body}})
+
+
+def flat() -> Workflow:
+    """The same 3,000 nodes as 1,000 chains of a constant, a step and a pass-through."""
+    nodes, edges = [], []
+    for item in range(ITEMS):
+        nodes += [
+            {"id": f"x{item}", "type": "step", "params": {"tag": item}},
+            {"id": f"s{item}", "type": "step", "params": {"tag": 1}},
+            {"id": f"y{item}", "type": "step", "params": {"tag": 0}},
+        ]
+        edges += [
+            {"from": f"x{item}.y", "to": f"s{item}.x"},
+            {"from": f"s{item}.y", "to": f"y{item}.x"},
+        ]
+    return from_builtins({"schema_version": 1, "name": "flat", "nodes": nodes, "edges": edges})
+
+
+async def in_memory(repeats: int) -> tuple[float, float]:
+    """Seconds per inner node: the map's, the flat graph's (medians)."""
+    built = registry()
+    map_plan, flat_plan = compile_plan(mapped(), built), compile_plan(flat(), built)
+    items = {"items": list(range(ITEMS))}
+    ours, theirs = [], []
+    for repeat in range(repeats + 1):
+        started = time.perf_counter()
+        result = await Execution(
+            RunStart(id=f"m{repeat}", plan=map_plan, inputs=resolve_inputs(map_plan, items))
+        ).execute()
+        middle = time.perf_counter()
+        flat_result = await Execution(
+            RunStart(id=f"f{repeat}", plan=flat_plan, inputs={})
+        ).execute()
+        ended = time.perf_counter()
+        assert result.status == "succeeded", result.error
+        assert result.outputs["ys"][:3] == [1, 2, 3]
+        assert flat_result.status == "succeeded"
+        if repeat:  # the first warms up
+            ours.append((middle - started) / (3 * ITEMS))
+            theirs.append((ended - middle) / (3 * ITEMS))
+    return statistics.median(ours), statistics.median(theirs)
+
+
+async def stored(url: str, repeats: int) -> dict[str, Any]:
+    database = await Database.connect(url)
+    service = RunService(database, registry())
+    times: dict[str, list[float]] = {"full": [], "memory": [], "new": []}
+    executed: set[int] = set()
+    try:
+        for repeat in range(repeats):
+            items = [repeat * ITEMS + item for item in range(ITEMS)]
+            started = time.perf_counter()
+            parent = await service.execute(mapped(), {"items": items})
+            times["full"].append(time.perf_counter() - started)
+            assert parent.status == "succeeded", parent.error
+            for key, on in (("memory", service), ("new", RunService(database, registry()))):
+                changed = [*items[:500], -1, *items[501:]]
+                started = time.perf_counter()
+                handle = await on.rerun(parent.id, inputs={"items": changed}, caller_waits=True)
+                child = await handle.wait()
+                times[key].append(time.perf_counter() - started)
+                assert child.status == "succeeded", child.error
+                executed.add(sum(state.status == "succeeded" for state in child.nodes.values()))
+                if on is not service:
+                    await on.close()
+    finally:
+        await service.close()
+        await database.close()
+    return {key: statistics.median(found) for key, found in times.items()} | {"executed": executed}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    options = parser.parse_args()
+    repeats = 3 if options.quick else 7
+    ours, theirs = await in_memory(repeats)
+    print(
+        f"in memory: a map over {ITEMS:,} items of a 3-node body against {3 * ITEMS:,} flat nodes"
+    )
+    print(
+        f"  map {ours * 1e6:6.2f} µs per inner node   flat {theirs * 1e6:6.2f} µs per node"
+        f"   ratio {ours / theirs:4.2f}x (target <= 1.5x)"
+    )
+    with tempfile.TemporaryDirectory() as folder, (Path(folder) / "log").open("w") as log:
+        configure_logging(json=True, file=log)
+        figures = await stored(f"sqlite+aiosqlite:///{folder}/bench.db", repeats)
+    full = figures["full"]
+    print("SQLite: rerun of the map with one item changed (target: <= 5% of the full run)")
+    print(
+        f"  full run {full * 1000:7.1f} ms"
+        f"   in memory {figures['memory'] * 1000:6.1f} ms {figures['memory'] / full:6.1%}"
+        f"   new process {figures['new'] * 1000:6.1f} ms {figures['new'] / full:6.1%}"
+        f"   nodes executed {sorted(figures['executed'])} (the map and its outputs count too)"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
