@@ -5,8 +5,8 @@ item changed costs against the full run.
     .venv/bin/python bench/bodies.py --quick    # fewer repetitions
 
 1. In memory (the bare executor, no store): a `map` over 1,000 items whose body is 3 nodes
-   (the item's input, a step, the output), against 1,000 chains of 3 nodes in one flat graph,
-   in the same process, alternating; per inner node, and the ratio (target <= 1.5x).
+   (the item's input, a step, the output), against the same 3,000 nodes as 1,000 chains in one
+   flat graph (1,000 inputs, steps and outputs), in the same process, alternating; per inner node, and the ratio (target <= 1.5x).
 2. Stored (the run service on SQLite): the map's full run, then a rerun with one item changed,
    with the parent in the service's memory and read from the database by a new service
    (target: exactly the changed item's 3 inner nodes execute; <= 5% of the full run).
@@ -61,17 +61,18 @@ def mapped() -> Workflow:
 
 
 def flat() -> Workflow:
-    """The same 3,000 nodes as 1,000 chains of a constant, a step and a pass-through."""
+    """The same 3,000 nodes as 1,000 chains: an input, a step and an output each."""
     nodes, edges = [], []
     for item in range(ITEMS):
+        schema = {"type": "integer"}
         nodes += [
-            {"id": f"x{item}", "type": "step", "params": {"tag": item}},
+            {"id": f"x{item}", "type": "input", "params": {"name": f"x{item}", "schema": schema}},
             {"id": f"s{item}", "type": "step", "params": {"tag": 1}},
-            {"id": f"y{item}", "type": "step", "params": {"tag": 0}},
+            {"id": f"y{item}", "type": "output", "params": {"name": f"y{item}"}},
         ]
         edges += [
-            {"from": f"x{item}.y", "to": f"s{item}.x"},
-            {"from": f"s{item}.y", "to": f"y{item}.x"},
+            {"from": f"x{item}.value", "to": f"s{item}.x"},
+            {"from": f"s{item}.y", "to": f"y{item}.value"},
         ]
     return from_builtins({"schema_version": 1, "name": "flat", "nodes": nodes, "edges": edges})
 
@@ -81,6 +82,7 @@ async def in_memory(repeats: int) -> tuple[float, float]:
     built = registry()
     map_plan, flat_plan = compile_plan(mapped(), built), compile_plan(flat(), built)
     items = {"items": list(range(ITEMS))}
+    flat_inputs = resolve_inputs(flat_plan, {f"x{item}": item for item in range(ITEMS)})
     ours, theirs = [], []
     for repeat in range(repeats + 1):
         started = time.perf_counter()
@@ -89,7 +91,7 @@ async def in_memory(repeats: int) -> tuple[float, float]:
         ).execute()
         middle = time.perf_counter()
         flat_result = await Execution(
-            RunStart(id=f"f{repeat}", plan=flat_plan, inputs={})
+            RunStart(id=f"f{repeat}", plan=flat_plan, inputs=flat_inputs)
         ).execute()
         ended = time.perf_counter()
         assert result.status == "succeeded", result.error

@@ -21,7 +21,9 @@ MODEL_TYPES = {"llm", "agent"}
 
 
 def uses_a_model(path: Path) -> bool:
-    nodes = json.loads(path.read_text())["nodes"]
+    document = json.loads(path.read_text())
+    bodies = document.get("subgraphs", {}).values()
+    nodes = [*document["nodes"], *(node for body in bodies for node in body["nodes"])]
     return any(
         node["type"] in MODEL_TYPES or node["params"].get("mode") == "synthesis" for node in nodes
     )
@@ -60,6 +62,11 @@ EXPECTED_OUTPUTS: dict[str, dict[str, Any]] = {
     "csv-pipeline.json": {
         "written": "slogans.txt",
         "lines": lambda lines: len(lines) == 3 and all(isinstance(line, str) for line in lines),
+    },
+    "draft-critique-revise.json": {
+        "slogan": str,
+        "score": lambda score: isinstance(score, int) and 1 <= score <= 10,
+        "rounds": lambda rounds: rounds in (1, 2, 3),
     },
 }
 
@@ -133,7 +140,12 @@ def test_example_runs_as_json(path: Path) -> None:
     for stamp in ("created_at", "started_at", "finished_at"):
         datetime.fromisoformat(run[stamp])
     document = json.loads(path.read_text())
-    assert set(run["nodes"]) == {node["id"] for node in document["nodes"]}
+    top_level = {node_id for node_id in run["nodes"] if "/" not in node_id}
+    assert top_level == {node["id"] for node in document["nodes"]}
+    # The nodes inside bodies, by path (`slogans[2]/write`), each a node of the body.
+    bodies = document.get("subgraphs", {})
+    inner = {node["id"] for body in bodies.values() for node in body["nodes"]}
+    assert {node_id.rpartition("/")[2] for node_id in run["nodes"].keys() - top_level} <= inner
     for node in run["nodes"].values():
         assert set(node) == NODE_KEYS
         assert node["status"] in ("succeeded", "skipped")
@@ -172,5 +184,24 @@ def test_csv_pipeline_writes_one_line_per_row(tmp_path: Path) -> None:
     written = (tmp_path / "workspace" / "slogans.txt").read_text().splitlines()
     assert written == run["outputs"]["lines"]
     assert len(written) == len(rows) == 3
-    assert len(run["nodes"]["write_lines"]["output"]["text"]) == 3
-    assert run["nodes"]["write_lines"]["usage"]["completion_tokens"] > 0
+    # One run of the `slogan` body per row, its `llm` node's usage its own.
+    assert run["nodes"]["slogans"]["progress"] == {"done": 3, "failed": 0, "total": 3}
+    assert run["nodes"]["slogans[1]/prompt"]["output"]["text"].endswith(
+        "Product: lamp, made of brass, for reading\nSlogan:"
+    )
+    assert all(run["nodes"][f"slogans[{row}]/write"]["usage"]["completion_tokens"] > 0
+               for row in range(3))
+
+
+def test_a_csv_row_changed_writes_only_its_line_again(tmp_path: Path) -> None:
+    first = json.loads(nodeloom("run", ROOT / "workflows/csv-pipeline.json", "--json").stdout)
+    rows = (tmp_path / "workspace" / "products.csv").read_text().replace("brass", "glass")
+    (tmp_path / "workspace" / "products.csv").write_text(rows)
+    result = nodeloom("rerun", first["id"], "--json")
+    assert result.returncode == 0, result.stderr
+    child = json.loads(result.stdout)
+    executed = sorted(n for n, node in child["nodes"].items() if node["status"] == "succeeded")
+    assert [n for n in executed if n.startswith("slogans[")] == [
+        f"slogans[1]/{node}" for node in ("line", "prompt", "row", "tidy", "write")
+    ]
+    assert child["nodes"]["slogans[0]/write"]["reason"] == f"reused from run {first['id']}"

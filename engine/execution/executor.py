@@ -409,7 +409,9 @@ class Execution:
         """Start the instances that may start; answer the body node when none is left."""
         if not self._cancelled:
             for index, prefix, inputs in run.next_instances():
-                self._expand(run, Instance(index, prefix, relabel(run.body, prefix)), inputs)
+                with collection_paused():  # the nodes made live as long as the run
+                    nodes = relabel(run.body, prefix)
+                self._expand(run, Instance(index, prefix, nodes), inputs)
         if run.done and run.state.status == "running":
             state = run.state
             try:

@@ -344,7 +344,7 @@ def reason_to_execute(
     if node.settings.cache == "never":
         return Reason("cache_never")
     found = reasons.get(node.id)
-    if found is None and "/" in node.id:  # inside a body: what the rerun says of every instance
+    if found is None and reasons and "/" in node.id:  # in a body: what a rerun says of them all
         found = reasons.get(template(node.id))
     if found is not None:
         return found
