@@ -6,7 +6,8 @@ item changed costs against the full run.
 
 1. In memory (the bare executor, no store): a `map` over 1,000 items whose body is 3 nodes
    (the item's input, a step, the output), against the same 3,000 nodes as 1,000 chains in one
-   flat graph (1,000 inputs, steps and outputs), in the same process, alternating; per inner node, and the ratio (target <= 1.5x).
+   flat graph (1,000 inputs, steps and outputs), in the same process, alternating; per inner
+   node, and the ratio (target <= 1.5x).
 2. Stored (the run service on SQLite): the map's full run, then a rerun with one item changed,
    with the parent in the service's memory and read from the database by a new service
    (target: exactly the changed item's 3 inner nodes execute; <= 5% of the full run).

@@ -41,6 +41,7 @@ function LoomNode({ id, data: d }) {
       ...d.outputs.map((port) => portRow(id, port, "output", portErrors[port.name])),
     ]),
   ];
+  if (d.progress) children.push(h("div", { class: "nl-progress", "data-progress": id }, d.progress));
   if (d.text) children.push(h("div", { class: "nl-text" }, d.text));
   if (d.error) children.push(h("div", { class: "nl-error" }, d.error));
   return h(
@@ -188,7 +189,9 @@ export default {
     },
     clearStates() {
       for (const node of this.flow.getNodes.value) {
-        this.flow.updateNodeData(node.id, { status: "idle", reason: "", text: "", error: "", invalid: null });
+        this.flow.updateNodeData(node.id, {
+          status: "idle", reason: "", text: "", error: "", invalid: null, progress: "",
+        });
       }
     },
     markInvalid(marks) {

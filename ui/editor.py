@@ -105,11 +105,18 @@ class Editor:
             workflow_id=self.workflow_id, document=lambda: self.document,
             dirty=lambda: self.dirty, save=self.save, show_errors=self.show_errors,
             cancel_button=self.cancel_button, box=box, panels=panels,
-            on_finished=self._run_finished,
+            on_finished=self._run_finished, body_size=self._body_size,
         ))
         self.run_button.on_click(runs.ask_inputs)
         self.cancel_button.on_click(runs.cancel)
         return runs
+
+    def _body_size(self, node_id: str) -> int:
+        """How many nodes the body the node ``node_id`` runs has (0: it runs none)."""
+        found = [node for node in self.document["nodes"] if node["id"] == node_id]
+        graph = found[0].get("params", {}).get("graph") if found else None
+        body = (self.document.get("subgraphs") or {}).get(graph) if graph else None
+        return len(body.get("nodes", [])) if body else 0
 
     async def _run_finished(self) -> None:
         """A followed run ended: the history panel (made after the run panel) lists it."""
@@ -174,7 +181,10 @@ class Editor:
         asked = {node_id: self._port_asks.get(node_id, 0) + 1 for node_id in wanted}
         self._port_asks |= asked
         try:
-            answer = await self.api.post("/api/node-types/ports", {"nodes": wanted})
+            bodies = self.document.get("subgraphs") or {}
+            answer = await self.api.post(
+                "/api/node-types/ports", {"nodes": wanted, "subgraphs": bodies}
+            )
         except ApiError:
             return set()  # bad params: the ports stay as they were until they are fixed
         fresh = {

@@ -28,6 +28,7 @@ class RunPanelNeeds:
     box: ui.column  # the run tab: the run's link, status and outputs
     panels: ui.tab_panels  # switched to the run tab when a run is followed
     on_finished: Callable[[], Awaitable[None]]  # once a run's events ended
+    body_size: Callable[[str], int]  # how many nodes the body a node runs has (0: none)
 
 
 class RunPanel:
@@ -36,6 +37,10 @@ class RunPanel:
         self.canvas = canvas
         self.needs = needs
         self.run_id: str | None = None
+        # Bodies while a run is followed: the nodes of an instance (`m[3]`) settled so far, and
+        # the instances of each body node that have ended.
+        self._settled: dict[str, int] = {}
+        self._ended: dict[str, int] = {}
 
     async def ask_inputs(self) -> None:
         if self.needs.dirty() and not await self.needs.save():
@@ -85,6 +90,8 @@ class RunPanel:
     async def follow(self, run_id: str) -> None:
         """Show a run's events on the canvas as they happen."""
         self.run_id = run_id
+        self._settled.clear()
+        self._ended.clear()
         self.canvas.clear_states()
         self.needs.cancel_button.set_visibility(True)
         self.needs.box.clear()
@@ -116,13 +123,32 @@ class RunPanel:
             await self.needs.on_finished()
 
     async def _final_states(self, run_id: str) -> None:
-        """Nodes a cancel or a failure stopped get no event of their own: the run record says."""
+        """Nodes a cancel or a failure stopped get no event of their own: the run record says;
+        and how many instances of each body ran."""
         run = await self.api.get(f"/api/runs/{run_id}")
         self.canvas.set_states({
             node_id: {"status": state["status"], "error": state.get("error") or ""}
             for node_id, state in run["nodes"].items()
             if state["status"] in ("cancelled", "failed", "skipped", "pending")
         })
+        self.canvas.set_states({
+            node_id: {"progress": progress_text(state["progress"])}
+            for node_id, state in run["nodes"].items()
+            if state.get("progress") and "/" not in node_id
+        })
+
+    def _inner_settled(self, path: str) -> None:
+        """A node inside a body settled: its body node shows how many instances have ended
+        (an instance has ended when as many of its nodes have settled as its body has)."""
+        instance = path.rpartition("/")[0]
+        if "/" in instance:
+            return  # deeper bodies: their top-level node counts its own instances only
+        body_node = instance.partition("[")[0].partition("#")[0]
+        size = self.needs.body_size(body_node)
+        self._settled[instance] = self._settled.get(instance, 0) + 1
+        if size and self._settled[instance] == size:
+            self._ended[body_node] = self._ended.get(body_node, 0) + 1
+            self.canvas.set_states({body_node: {"progress": f"{self._ended[body_node]} done"}})
 
     def _apply_event(self, event: dict[str, Any]) -> None:
         kind, node, data = event["type"], event.get("node"), event.get("data") or {}
@@ -145,6 +171,10 @@ class RunPanel:
             canvas.set_states({node: {"status": "failed", "error": data.get("error", "")}})
         elif kind == "node.skipped" and node:
             canvas.set_states({node: {"status": "skipped", "reason": data.get("reason", "")}})
+        else:
+            return
+        if node and "/" in node:
+            self._inner_settled(node)
 
     async def cancel(self) -> None:
         if self.run_id:
@@ -152,3 +182,9 @@ class RunPanel:
                 await self.api.post(f"/api/runs/{self.run_id}/cancel")
             except ApiError as exc:
                 ui.notify(exc.detail, type="warning")
+
+
+def progress_text(progress: dict[str, int]) -> str:
+    """A body node's progress as it shows: ``7/10``, and the failed ones."""
+    failed = f", {progress['failed']} failed" if progress.get("failed") else ""
+    return f"{progress['done']}/{progress['total']}{failed}"

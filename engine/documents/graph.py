@@ -19,7 +19,15 @@ from engine.nodes.body import BodyNode
 from engine.nodes.registry import ID_PATTERN, NodeRegistry, NodeSettings, split_params
 from engine.nodes.types import CheckContext, Port, compatible
 
-__all__ = ["MAX_DEPTH", "analyse", "body_material", "compile_plan", "replan", "validate"]
+__all__ = [
+    "MAX_DEPTH",
+    "analyse",
+    "body_material",
+    "body_node_ports",
+    "compile_plan",
+    "replan",
+    "validate",
+]
 
 
 def _parse_ref(ref: str) -> tuple[str, str] | None:
@@ -357,6 +365,21 @@ def body_material(body: Plan) -> str:
     return digest(
         [[node.id, node.key_material.decode(), node.sources] for node in body.nodes.values()]
     )
+
+
+def body_node_ports(
+    workflow: Workflow,
+    node_type: type[BodyNode],
+    params: dict[str, Any],
+    registry: NodeRegistry,
+    context: CheckContext | None = None,
+) -> tuple[tuple[Port, ...], tuple[Port, ...]] | None:
+    """A body node's ports with these params in ``workflow`` (whose `subgraphs` it may run);
+    None when its body is unknown or invalid (for editors: validation says why)."""
+    builder = _Builder(workflow, registry, context or CheckContext())
+    with collection_paused():
+        found = builder._body_ports("", "", node_type, split_params(params)[0])
+    return None if found is None else found[1:]
 
 
 def analyse(

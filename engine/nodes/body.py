@@ -57,6 +57,7 @@ class BodyNode(NodeType):
     path_format: ClassVar[str] = ""
     # Whether the instances follow one another (each may depend on the last).
     sequential: ClassVar[bool] = False
+    dynamic_ports = True  # the body's (see `body_ports`)
 
     @classmethod
     def body_name(cls, params: Mapping[str, Any]) -> str | None:

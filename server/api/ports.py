@@ -9,6 +9,9 @@ import msgspec
 from litestar import Controller, post
 from litestar.params import JSONBody
 
+from engine.documents.document import Subgraph, Workflow
+from engine.documents.graph import body_node_ports
+from engine.nodes.body import BodyNode
 from engine.nodes.types import Port
 from server.api.deps import EngineDep
 from server.problems import documented
@@ -23,6 +26,8 @@ class NodeParams(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class PortsRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     nodes: dict[str, NodeParams]
+    # The document's bodies: the ports of `subgraph`, `map` and `loop` nodes are their body's.
+    subgraphs: dict[str, Subgraph] = {}
 
 
 class NodePorts(msgspec.Struct, kw_only=True):
@@ -47,13 +52,20 @@ class PortsController(Controller):
     )
     async def ports(self, engine: EngineDep, data: JSONBody[PortsRequest]) -> PortsAnswer:
         answer: dict[str, NodePorts] = {}
+        document = Workflow(schema_version=1, name="", nodes=[], subgraphs=data.subgraphs)
         for node_id, node in list(data.nodes.items())[:MAX_NODES]:
             node_type = engine.registry.get(node.type)
             if node_type is None:
                 continue
             try:
-                inputs = node_type.input_ports(node.params)
-                outputs = node_type.output_ports(node.params)
+                if issubclass(node_type, BodyNode):
+                    found = body_node_ports(document, node_type, node.params, engine.registry)
+                    if found is None:
+                        continue
+                    inputs, outputs = found
+                else:
+                    inputs = node_type.input_ports(node.params)
+                    outputs = node_type.output_ports(node.params)
             except Exception:  # noqa: BLE001, S112 - params that yield no ports yet (a bad template)
                 continue
             answer[node_id] = NodePorts(inputs=list(inputs), outputs=list(outputs))

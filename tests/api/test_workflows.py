@@ -126,3 +126,37 @@ async def test_view_state(client: Client) -> None:
     bad = await client.put(f"/api/workflows/{workflow_id}/view", json={"zoom": -1})
     assert bad.status_code == 400
     assert (await client.get("/api/workflows/wf_nope/view")).status_code == 404
+
+
+async def test_the_ports_of_a_body_node_are_its_bodys(client: Client) -> None:
+    body = {
+        "nodes": [
+            {
+                "id": "text",
+                "type": "input",
+                "params": {"name": "text", "schema": {"type": "string"}},
+            },
+            {"id": "out", "type": "output", "params": {"name": "short"}},
+        ],
+        "edges": [{"from": "text.value", "to": "out.value"}],
+    }
+    asked = {
+        "nodes": {
+            "m": {"type": "map", "params": {"graph": "cut"}},
+            "lp": {"type": "loop", "params": {"graph": "cut", "max_iterations": 2}},
+            "lost": {"type": "subgraph", "params": {"graph": "nowhere"}},
+        },
+        "subgraphs": {"cut": body},
+    }
+    answer = await client.post("/api/node-types/ports", json=asked)
+    assert answer.status_code == 200
+    nodes = answer.json()["nodes"]
+    names = {
+        node: [[p["name"] for p in nodes[node][side]] for side in ("inputs", "outputs")]
+        for node in nodes
+    }
+    assert names == {
+        "m": [["items"], ["short", "errors"]],
+        "lp": [["text"], ["short", "iterations"]],
+    }
+    assert nodes["m"]["outputs"][0]["type"] == "array"

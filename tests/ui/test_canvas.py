@@ -243,3 +243,44 @@ def test_delete_undo_redo_copy_paste_and_auto_layout(browser: WebDriver, base_ur
     assert positions["name"][0] < positions["greet"][0] == positions["greet_2"][0]
     assert positions["greet"][1] != positions["greet_2"][1]
     assert positions["greeting"][0] > positions["greet"][0]
+
+
+def test_a_map_node_draws_its_bodys_ports_and_shows_its_progress(
+    browser: WebDriver, base_url: str
+) -> None:
+    body = {
+        "nodes": [
+            {"id": "word", "type": "input", "params": {"name": "word"}},
+            {"id": "up", "type": "template", "params": {"template": "{{ word.upper() }}"}},
+            {"id": "out", "type": "output", "params": {"name": "loud"}},
+        ],
+        "edges": [{"from": "word.value", "to": "up.word"}, {"from": "up.text", "to": "out.value"}],
+    }
+    document = {
+        "schema_version": 1,
+        "name": "Shout each",
+        "subgraphs": {"shout": body},
+        "nodes": [
+            {"id": "words", "type": "input",
+             "params": {"name": "words", "schema": {"type": "array"}, "default": ["a", "b", "c"]}},
+            {"id": "m", "type": "map", "params": {"graph": "shout"}, "ui": {"x": 300, "y": 40}},
+            {"id": "loud", "type": "output", "params": {"name": "loud"}, "ui": {"x": 600, "y": 40}},
+        ],
+        "edges": [{"from": "words.value", "to": "m.items"}, {"from": "m.loud", "to": "loud.value"}],
+    }
+    workflow_id = create(base_url, document)
+    open_editor(browser, base_url, workflow_id)
+    ports = ('[data-port="m.items"]', '[data-port="m.loud"]')
+    wait_for(lambda: all(find(browser, port) for port in ports), what="the map's body's ports")
+    assert find(browser, '[data-port="m.errors"]')
+    edges = {e.get_attribute("data-edge") for e in find(browser, "[data-edge]")}
+    assert edges == {"words.value->m.items", "m.loud->loud.value"}
+    button(browser, "Run").click()
+    button(browser, "Start").click()
+    wait_for(lambda: status(browser, "loud") == "succeeded", timeout=30, what="the run to end")
+    progress = wait_for(lambda: [e.text for e in find(browser, '[data-progress="m"]')
+                                 if e.text == "3/3"], what="the map's progress")
+    assert progress == ["3/3"]
+    output = wait_for(lambda: find(browser, '[data-output="loud"]'), what="the output panel")
+    assert all(f'"{word}"' in output[0].text for word in "ABC")
+    screenshot(browser, "map")
