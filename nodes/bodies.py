@@ -17,6 +17,11 @@ from engine.nodes.types import CheckContext, Port
 from nodes.jinja import compile_expression, syntax_issue
 
 _GRAPH = {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"}
+# A saved workflow as the body, at a version (without one: the current one when a run starts).
+_SAVED = {
+    "workflow": {"type": "string", "minLength": 1},
+    "version": {"type": "integer", "minimum": 1},
+}
 
 
 class SubgraphNode(BodyNode):
@@ -26,8 +31,7 @@ class SubgraphNode(BodyNode):
     description = "Runs a body of this document once: its inputs and outputs are the body's."
     params_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
-        "properties": {"graph": _GRAPH},
-        "required": ["graph"],
+        "properties": {"graph": _GRAPH, **_SAVED},
         "additionalProperties": False,
     }
 
@@ -54,11 +58,11 @@ class MapNode(BodyNode):
         "type": "object",
         "properties": {
             "graph": _GRAPH,
+            **_SAVED,
             "over": {"type": "string", "minLength": 1},
             "concurrency": {"type": "integer", "minimum": 1, "maximum": 256, "default": 4},
             "on_item_error": {"enum": ["fail", "skip", "null"], "default": "fail"},
         },
-        "required": ["graph"],
         "additionalProperties": False,
     }
 
@@ -84,13 +88,15 @@ class MapNode(BodyNode):
         over = cls._over(params, body)
         if over is None:
             yield Issue(
-                "invalid_params", f"body {params['graph']!r} has no input to map over", path=""
+                "invalid_params",
+                f"body {cls.body_name(params)!r} has no input to map over",
+                path="",
             )
         elif over not in names:
             known = ", ".join(names)
             yield Issue(
                 "invalid_params",
-                f"over: body {params['graph']!r} has no input {over!r} (its inputs: {known})",
+                f"over: body {cls.body_name(params)!r} has no input {over!r} (its inputs: {known})",
                 path="/over",
             )
         for clash in {"items"} & {*names} - {over}:
@@ -149,10 +155,11 @@ class LoopNode(BodyNode):
         "type": "object",
         "properties": {
             "graph": _GRAPH,
+            **_SAVED,
             "max_iterations": {"type": "integer", "minimum": 1, "maximum": 1000},
             "until": {"type": "string", "minLength": 1},
         },
-        "required": ["graph", "max_iterations"],
+        "required": ["max_iterations"],
         "additionalProperties": False,
     }
 
@@ -164,6 +171,7 @@ class LoopNode(BodyNode):
 
     @classmethod
     def check(cls, params: Mapping[str, Any], context: CheckContext) -> Iterable[Issue]:
+        yield from super().check(params, context)
         source = params.get("until")
         if isinstance(source, str) and (
             issue := syntax_issue(source, expression=True, path="/until")

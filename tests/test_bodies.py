@@ -14,8 +14,10 @@ from engine.errors import WorkflowInvalid
 from engine.execution.events import AnyEvent, NodeCompleted
 from engine.runs.service import RunService
 from engine.storage.database import Database
+from engine.storage.tables import RunRow
 from tests.support.documents import workflow
 from tests.support.nodes import Sleep, test_registry
+from tests.support.runs import count
 
 
 def edges(*pairs: tuple[str, str]) -> list[dict[str, str]]:
@@ -438,3 +440,73 @@ async def test_a_map_given_new_params_takes_over_the_items_whose_keys_stand(
     stored = await RunService(database, test_registry()).get(child.id)
     assert stored.nodes["m[1]/wait"].reason == f"reused from run {parent.id}"
     assert stored.nodes["m"].progress == {"done": 2, "failed": 0, "total": 2}
+
+
+SHOUT_DOCUMENT = {"schema_version": 1, "name": "Shout", **SHOUT}
+
+
+async def test_a_map_runs_a_saved_workflow_at_its_current_version_recorded(
+    service: RunService,
+) -> None:
+    store = service.store
+    saved = await store.create_workflow(workflow(**_terse(SHOUT_DOCUMENT)))
+    caller = mapped()
+    caller.nodes[1].params = {"workflow": saved.id}
+    first = await service.execute(caller, {"words": ["a"]})
+    assert first.status == "succeeded", first.error
+    assert first.outputs["loud"] == ["A!"]
+    document = await store.snapshot(await service.row(first.id))
+    assert document["nodes"][1]["params"] == {"workflow": saved.id, "version": 1}
+    assert document["subgraphs"][f"{saved.id}@1"]["nodes"] == SHOUT["nodes"]
+    # A new version is what the next run runs; a node naming a version keeps to it.
+    quieter = [dict(node) for node in SHOUT["nodes"]]
+    quieter[1] = {**quieter[1], "params": {"name": "suffix", "default": "."}}
+    newer = {**SHOUT_DOCUMENT, "nodes": quieter}
+    await store.save_workflow(saved.id, workflow(**_terse(newer)), expected_version=1)
+    second = await service.execute(caller, {"words": ["a"]})
+    assert second.outputs["loud"] == ["A."]
+    caller.nodes[1].params = {"workflow": saved.id, "version": 1}
+    pinned = await service.execute(caller, {"words": ["a"]})
+    assert pinned.outputs["loud"] == ["A!"]
+
+
+def _terse(document: dict[str, Any]) -> dict[str, Any]:
+    """A document as `workflow` takes it: edges as pairs."""
+    edges = [(edge["from"], edge["to"]) for edge in document.get("edges", [])]
+    rest = {key: value for key, value in document.items() if key not in ("nodes", "edges")}
+    rest.pop("schema_version", None)
+    return {"nodes": document["nodes"], "edges": edges, **rest}
+
+
+async def test_a_saved_workflow_that_cannot_be_seen_is_unknown(service: RunService) -> None:
+    saved = await service.store.create_workflow(workflow(**_terse(SHOUT_DOCUMENT)), owner_id="ada")
+    caller = mapped()
+    caller.nodes[1].params = {"workflow": saved.id}
+    with pytest.raises(WorkflowInvalid) as raised:
+        await service.start(caller, {"words": ["a"]}, owner_id="bob")
+    (issue,) = raised.value.issues
+    assert (issue.code, issue.node, issue.path) == (
+        "unknown_workflow",
+        "m",
+        "/nodes/1/params/workflow",
+    )
+    assert issue.message == f"workflow {saved.id!r} is not a saved workflow this document can use"
+    assert await count(service.store.database, RunRow) == 0  # nothing stored
+
+
+async def test_a_saved_workflow_that_runs_itself_is_refused_naming_the_chain(
+    service: RunService,
+) -> None:
+    store = service.store
+    b = await store.create_workflow(workflow(**_terse(SHOUT_DOCUMENT)))
+    a_document = mapped()
+    a_document.nodes[1].params = {"workflow": b.id}
+    a = await store.create_workflow(a_document)
+    # b, saved again to run a, would contain itself through it.
+    b_again = mapped()
+    b_again.nodes[1].params = {"workflow": a.id}
+    with pytest.raises(WorkflowInvalid) as raised:
+        await service.with_saved_bodies(b_again, owner_id=None, workflow_id=b.id)
+    (issue,) = raised.value.issues
+    assert issue.code == "recursive_workflow"
+    assert issue.message == f"workflow {b.id} contains itself: {b.id} → {a.id} → {b.id}"

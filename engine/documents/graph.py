@@ -150,6 +150,17 @@ class _Builder:
     ) -> tuple[Plan, tuple[Port, ...], tuple[Port, ...]] | None:
         """A body node's body and ports; None (reported) when its body is unknown or invalid."""
         name = node_type.body_name(params)
+        saved = params.get("workflow")
+        if isinstance(saved, str) and (name is None or name not in self.workflow.subgraphs):
+            version = params.get("version")
+            which = f"version {version} of " if version is not None else ""
+            self.add(
+                "unknown_workflow",
+                f"{which}workflow {saved!r} is not a saved workflow this document can use",
+                node=node_id,
+                path=path + "/params/workflow",
+            )
+            return None
         if name is None or name not in self.workflow.subgraphs:
             known = ", ".join(sorted(self.workflow.subgraphs)) or "none"
             self.add(

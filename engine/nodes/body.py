@@ -13,9 +13,9 @@ from typing import Any, ClassVar, NamedTuple
 import msgspec
 
 from engine.documents.issues import Issue
-from engine.nodes.types import NodeContext, NodeType, Port
+from engine.nodes.types import CheckContext, NodeContext, NodeType, Port
 
-__all__ = ["Body", "BodyNode", "Outcome", "body_of", "template"]
+__all__ = ["Body", "BodyNode", "Outcome", "body_of", "saved_body", "template"]
 
 _INDEX = re.compile(r"\[\d+\]|#\d+")
 
@@ -24,6 +24,12 @@ def template(path: str) -> str:
     """A path without its item and iteration numbers (``m[3]/llm`` → ``m/llm``): how rerun
     params and reasons address a body's node for every instance."""
     return _INDEX.sub("", path)
+
+
+def saved_body(workflow_id: str, version: int) -> str:
+    """The name under which a run's document holds a saved workflow's version it runs as a
+    body (engine/runs/saved_bodies.py)."""
+    return f"{workflow_id}@{version}"
 
 
 def body_of(path: str) -> str:
@@ -61,8 +67,27 @@ class BodyNode(NodeType):
 
     @classmethod
     def body_name(cls, params: Mapping[str, Any]) -> str | None:
-        name = params.get("graph")
-        return name if isinstance(name, str) else None
+        """The name of the body among the document's subgraphs: ``graph``, or the saved
+        workflow's (``workflow`` at ``version``) once it is copied in."""
+        name, saved, version = params.get("graph"), params.get("workflow"), params.get("version")
+        if isinstance(name, str):
+            return name
+        if isinstance(saved, str) and isinstance(version, int):
+            return saved_body(saved, version)
+        return None
+
+    @classmethod
+    def check(cls, params: Mapping[str, Any], context: CheckContext) -> Iterable[Issue]:
+        named = [key for key in ("graph", "workflow") if key in params]
+        if len(named) != 1:
+            yield Issue(
+                "invalid_params",
+                "name the body with `graph` (a subgraph of this document) or `workflow` "
+                "(a saved workflow), one of them",
+                path="",
+            )
+        elif "version" in params and "workflow" not in params:
+            yield Issue("invalid_params", "`version` goes with `workflow`", path="/version")
 
     @classmethod
     def body_ports(

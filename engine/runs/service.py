@@ -35,6 +35,7 @@ from engine.runs.launch import (
 from engine.runs.processes import interrupt_orphans, process_name
 from engine.runs.recent import Recent
 from engine.runs.reruns import plan_rerun
+from engine.runs.saved_bodies import with_saved_bodies
 from engine.settings import owner_workspace
 from engine.storage.agents import AgentStore
 from engine.storage.database import Database
@@ -129,6 +130,9 @@ class RunService:
         A caller that waits for the run's end (``caller_waits``) lets its row be stored with
         its first commit, within `DEFERRED_START_S`: this returns before it is."""
         workflow = await self.agents.inline(workflow, owner_id=owner_id)
+        workflow = await self.with_saved_bodies(
+            workflow, owner_id=owner_id, workflow_id=workflow_id
+        )
         plan = self.plan(workflow)
         document = self._recent.blob(workflow, document_blob)
         self._keep_plan(plan_key(document["digest"], self.registry), plan)
@@ -143,6 +147,15 @@ class RunService:
             caller_waits=caller_waits,
         )
         return await self.launch(start, listeners)
+
+    async def with_saved_bodies(
+        self, workflow: Workflow, *, owner_id: str | None, workflow_id: str | None = None
+    ) -> Workflow:
+        """The document with the saved workflows its body nodes run copied in, as it is
+        validated and run (see engine/runs/saved_bodies.py)."""
+        return await with_saved_bodies(
+            workflow, self.store, self.registry, owner_id=owner_id, workflow_id=workflow_id
+        )
 
     async def rerun(
         self,

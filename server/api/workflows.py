@@ -37,9 +37,16 @@ Document = Annotated[
 ]
 
 
-def checked(engine: Engine, workflow: Workflow) -> Workflow:
-    """The workflow if it validates; `WorkflowInvalid` with every issue if not."""
-    plan, issues = analyse(workflow, engine.registry, engine.runs.check_context)
+async def checked(
+    engine: Engine, workflow: Workflow, owner_id: str | None, workflow_id: str | None = None
+) -> Workflow:
+    """The workflow if it validates, with the saved workflows it runs as bodies; else
+    `WorkflowInvalid` with every issue. It is stored as given (the saved workflows by
+    reference)."""
+    resolved = await engine.runs.with_saved_bodies(
+        workflow, owner_id=owner_id, workflow_id=workflow_id
+    )
+    plan, issues = analyse(resolved, engine.registry, engine.runs.check_context)
     if plan is None:
         raise WorkflowInvalid(issues)
     return workflow
@@ -60,9 +67,13 @@ class WorkflowController(Controller):
         description="Every problem with the document, each with its node, port and JSON pointer.",
         responses=documented(),
     )
-    async def validate(self, engine: EngineDep, data: Document) -> Validation:
+    async def validate(
+        self, engine: EngineDep, principal: PrincipalDep, data: Document
+    ) -> Validation:
         try:
-            workflow = from_builtins(data)
+            workflow = await engine.runs.with_saved_bodies(
+                from_builtins(data), owner_id=principal.owner_id
+            )
         except WorkflowInvalid as exc:
             issues = exc.issues
         else:
@@ -83,7 +94,7 @@ class WorkflowController(Controller):
         self, engine: EngineDep, principal: PrincipalDep, data: JSONBody[Workflow]
     ) -> Response[WorkflowRecord]:
         record = await engine.workflows.create_workflow(
-            checked(engine, data), owner_id=principal.owner_id
+            await checked(engine, data, principal.owner_id), owner_id=principal.owner_id
         )
         return with_etag(record, HTTP_201_CREATED)
 
@@ -137,7 +148,7 @@ class WorkflowController(Controller):
         expected = if_match_version(if_match)
         record = await engine.workflows.save_workflow(
             workflow_id,
-            checked(engine, data),
+            await checked(engine, data, principal.owner_id, workflow_id),
             expected_version=expected,
             owner_id=principal.owner_id,
         )

@@ -160,3 +160,35 @@ async def test_the_ports_of_a_body_node_are_its_bodys(client: Client) -> None:
         "lp": [["text"], ["short", "iterations"]],
     }
     assert nodes["m"]["outputs"][0]["type"] == "array"
+
+
+async def test_a_workflow_runs_a_saved_one_and_may_not_run_itself(client: Client) -> None:
+    callee = (await client.post("/api/workflows", json=GREETING)).json()
+    caller = {
+        "schema_version": 1,
+        "name": "Greets through another",
+        "nodes": [
+            {"id": "s", "type": "subgraph", "params": {"workflow": callee["id"]}},
+            {"id": "out", "type": "output", "params": {"name": "greeting"}},
+        ],
+        "edges": [{"from": "s.greeting", "to": "out.value"}],
+    }
+    created = await client.post("/api/workflows", json=caller)
+    assert created.status_code == 201, created.text
+    assert created.json()["document"]["nodes"][0]["params"] == {"workflow": callee["id"]}
+    run = await client.post(f"/api/workflows/{created.json()['id']}/runs", json={"wait": True})
+    assert run.status_code in (200, 201), run.text
+    assert run.json()["outputs"] == {"greeting": "Hello, world!"}
+    # The callee, saved again to run its caller, would run itself.
+    looping = copy.deepcopy(caller)
+    looping["nodes"][0]["params"] = {"workflow": created.json()["id"]}
+    refused = await client.put(
+        f"/api/workflows/{callee['id']}", json=looping, headers={"If-Match": '"1"'}
+    )
+    assert refused.status_code == 422
+    (error,) = refused.json()["errors"]
+    assert error["code"] == "recursive_workflow"
+    unknown = copy.deepcopy(caller)
+    unknown["nodes"][0]["params"] = {"workflow": "wf_nothing"}
+    result = (await client.post("/api/workflows/validate", json=unknown)).json()
+    assert [e["code"] for e in result["errors"]] == ["unknown_workflow"]
