@@ -435,7 +435,8 @@ class Execution:
         force = scope.force
         if run.node.id in force:  # a node forced to execute runs its body again, all of it
             force = force | {node.id for node in instance.nodes}
-        scope = replace(scope, inputs=inputs, force=force)
+        scope = RunScope(scope.run_id, inputs, scope.workspace, scope.models, scope.reuse, force,
+                         scope.reasons)  # fmt: skip
         for node in instance.nodes:
             self._nodes[node.id] = node
             self.states[node.id] = NodeState()
