@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections import Counter
 from dataclasses import dataclass
 from types import TracebackType
 from typing import ClassVar, Self, TextIO
@@ -30,6 +31,7 @@ from engine.execution.events import (
     NodeToken,
     RunStarted,
 )
+from engine.nodes.body import body_of
 from engine.records import RunRecord
 
 _TOKEN_TAIL = 60  # characters of streamed text a live row shows
@@ -46,12 +48,48 @@ def format_duration(ms: float) -> str:
     return f"{int(minutes)} min {seconds:.0f} s"
 
 
+class Instances:
+    """How many items (or iterations) of each body node have ended, counted from the events
+    of the nodes inside: an instance has ended when as many of its nodes have settled as its
+    body has. Bodies inside bodies count towards their own body node only."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.sizes = {
+            node_id: len(node.body.nodes)
+            for node_id, node in plan.nodes.items()
+            if node.body is not None
+        }
+        self._settled: Counter[str] = Counter()
+        self.ended: Counter[str] = Counter()
+
+    def settled(self, path: str) -> str | None:
+        """A node inside a body settled: the body node whose count went up, if one did."""
+        instance, _, rest = path.partition("/")
+        size = self.sizes.get(body_of(path))
+        if "/" in rest or not size:
+            return None
+        self._settled[instance] += 1
+        if self._settled[instance] != size:
+            return None
+        self.ended[body_of(path)] += 1
+        return body_of(path)
+
+
+def progress_text(progress: dict[str, int]) -> str:
+    """A body node's progress as a line says it: ``7/10 done, 1 failed``."""
+    failed = f", {progress['failed']} failed" if progress.get("failed") else ""
+    return f"{progress['done']}/{progress['total']} done{failed}"
+
+
 class RunDisplay(ABC):
-    """An event listener that shows a run's progress; use it as a context manager."""
+    """An event listener that shows a run's progress; use it as a context manager. The nodes
+    inside bodies are not shown one by one (a map may have thousands): their body node shows
+    how many items have ended, and their failures are shown."""
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self.run_id = ""  # known from the run.started event
+        self.instances = Instances(plan)
 
     def __enter__(self) -> Self:
         return self
@@ -83,12 +121,22 @@ class PlainDisplay(RunDisplay):
         self.stream.flush()
 
     def __call__(self, event: AnyEvent) -> None:
+        node = getattr(event, "node", None)
+        if node is not None and "/" in node:  # inside a body
+            if isinstance(event, NodeFailed) and not event.will_retry:
+                self._line(f"[{node}] failed: {event.error}")
+            if isinstance(event, NodeCompleted | NodeSkipped | NodeFailed) and not (
+                isinstance(event, NodeFailed) and event.will_retry
+            ):
+                self.instances.settled(node)
+            return
         match event:
             case RunStarted(workflow=workflow, node_count=count, reused=reused):
                 self._line(f"run {event.run_id} started: {workflow} ({count} nodes)")
                 for origin, taken in reused.items():
                     for node in taken:
-                        self._line(f"[{node}] cached: reused from run {origin}")
+                        if "/" not in node:
+                            self._line(f"[{node}] cached: reused from run {origin}")
             case NodeCompleted(node=node, status="cached", reason=reason):
                 self._line(f"[{node}] cached: {reason}" if reason else f"[{node}] cached")
             case NodeCompleted(node=node, status=status, duration_ms=duration_ms):
@@ -104,8 +152,12 @@ class PlainDisplay(RunDisplay):
 
     def finish(self, result: RunRecord) -> None:
         for node_id, state in result.nodes.items():
+            if "/" in node_id:
+                continue
             if state.status == "cancelled" and state.started_at is not None:
                 self._line(f"[{node_id}] cancelled")
+            if state.progress:
+                self._line(f"[{node_id}] {progress_text(state.progress)}")
 
 
 @dataclass(slots=True)
@@ -161,10 +213,21 @@ class LiveDisplay(RunDisplay):
             self._update(event)
 
     def _update(self, event: AnyEvent) -> None:
+        node = getattr(event, "node", None)
+        if node is not None and "/" in node:  # inside a body: its body node's row counts
+            final = isinstance(event, NodeCompleted | NodeSkipped) or (
+                isinstance(event, NodeFailed) and not event.will_retry
+            )
+            body = self.instances.settled(node) if final else None
+            if body is not None and body in self._rows:
+                self._rows[body].detail = f"{self.instances.ended[body]} done"
+            return
         match event:
             case RunStarted(reused=reused):
                 for origin, taken in reused.items():
                     for node in taken:
+                        if node not in self._rows:
+                            continue  # inside a body taken over with it
                         row = self._rows[node]
                         row.status, row.detail = "cached", f"reused from run {origin}"
             case NodeStarted(node=node, attempt=attempt):
@@ -196,10 +259,14 @@ class LiveDisplay(RunDisplay):
     def finish(self, result: RunRecord) -> None:
         with self._lock:
             for node_id, state in result.nodes.items():
-                row = self._rows[node_id]
+                row = self._rows.get(node_id)
+                if row is None:
+                    continue  # inside a body
                 if state.status == "cancelled" and row.status in ("pending", "running"):
                     row.status = "cancelled"
                     row.detail = "cancelled" if state.started_at else ""
+                if state.progress:
+                    row.detail = progress_text(state.progress)
 
     def _render(self) -> RenderableType:
         with self._lock:

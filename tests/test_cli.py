@@ -251,3 +251,65 @@ def test_live_display_on_a_terminal_shows_nodes_and_tokens(tmp_path: Path) -> No
     assert "succeeded" in text
     assert "word0 word1 word2 word3 word4" in text  # the streamed tokens on the writer's row
     assert "text: word0 word1 word2 word3 word4" in text  # the output after the display
+
+
+# -- bodies -------------------------------------------------------------------------------------
+
+
+def map_workflow(tmp_path: Path) -> Path:
+    """``words`` → a map of ``shout`` (a template that fails on a number) → ``loud``."""
+    path = tmp_path / "map.json"
+    document = {
+        "schema_version": 1, "name": "shout each",
+        "subgraphs": {"shout": {
+            "nodes": [
+                {"id": "w", "type": "input", "params": {"name": "w"}},
+                {"id": "up", "type": "template", "params": {"template": "{{ w.upper() }}"}},
+                {"id": "out", "type": "output", "params": {"name": "loud"}},
+            ],
+            "edges": [{"from": "w.value", "to": "up.w"}, {"from": "up.text", "to": "out.value"}],
+        }},
+        "nodes": [
+            {"id": "words", "type": "input",
+             "params": {"name": "words", "schema": {"type": "array"}, "default": ["a", 7, "c"]}},
+            {"id": "m", "type": "map", "params": {"graph": "shout", "on_item_error": "null"}},
+            {"id": "loud", "type": "output", "params": {"name": "loud"}},
+        ],
+        "edges": [{"from": "words.value", "to": "m.items"}, {"from": "m.loud", "to": "loud.value"}],
+    }
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_a_map_shows_its_progress_and_its_items_failures_not_each_node(tmp_path: Path) -> None:
+    result = nodeloom("run", map_workflow(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == 'loud: ["A",null,"C"]\n'
+    assert "[m] 3/3 done, 1 failed\n" in result.stderr
+    assert "[m[1]/up] failed: " in result.stderr
+    assert "[m[0]/up]" not in result.stderr  # the nodes inside are not listed one by one
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_live_display_shows_a_maps_progress(tmp_path: Path) -> None:
+    import pty  # POSIX only
+
+    primary, secondary = pty.openpty()
+    env = {**os.environ, "COLUMNS": "120", "TERM": "xterm-256color"}
+    process = subprocess.Popen([*DRIVER, "run", str(map_workflow(tmp_path))], cwd=ROOT,
+                               stdin=secondary, stdout=secondary, stderr=secondary, env=env)
+    os.close(secondary)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(primary)
+    assert process.wait(timeout=30) == 0
+    text = screen.decode(errors="replace")
+    assert "Traceback" not in text
+    assert "3/3 done, 1 failed" in text
