@@ -4,6 +4,8 @@ on a rerun. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import msgspec
@@ -510,3 +512,33 @@ async def test_a_saved_workflow_that_runs_itself_is_refused_naming_the_chain(
     (issue,) = raised.value.issues
     assert issue.code == "recursive_workflow"
     assert issue.message == f"workflow {b.id} contains itself: {b.id} → {a.id} → {b.id}"
+
+
+async def test_a_resumed_run_keeps_the_items_its_map_finished(
+    database: Database, tmp_path: Any
+) -> None:
+    slow = {**SHOUT, "nodes": [dict(node) for node in SHOUT["nodes"]]}
+    slow["nodes"][2] = {"id": "wait", "type": "sleep", "params": {"seconds": 0.15}}
+    document = workflow(
+        [msgspec.to_builtins(node) for node in mapped(concurrency=1).nodes],
+        [(edge.source, edge.target) for edge in mapped().edges],
+        subgraphs={"shout": slow},
+    )
+    first = RunService(database, test_registry(), workspace=tmp_path, lease_timeout_s=2)
+    handle = await first.start(document, {"words": ["a", "b", "c", "d"]})
+    deadline = time.monotonic() + 10
+    # Two items done, the third under way (what the sleeps record is a list, not an event).
+    while len(Sleep.executions) < 3 and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    await first.close()  # the process stops: the run is left interrupted
+    assert (await first.get(handle.id)).status == "interrupted"
+    Sleep.executions.clear()
+    again = RunService(database, test_registry(), workspace=tmp_path, lease_timeout_s=2)
+    try:
+        resumed = await (await again.resume(handle.id)).wait()
+    finally:
+        await again.close()
+    assert resumed.status == "succeeded", resumed.error
+    assert resumed.outputs["loud"] == ["A!", "B!", "C!", "D!"]
+    assert Sleep.executions == ["m[2]/wait", "m[3]/wait"]  # the first two stood
+    assert resumed.nodes["m"].progress == {"done": 4, "failed": 0, "total": 4}

@@ -145,8 +145,12 @@ class Execution:
         # Results of bodies' nodes taken over while the run went on, by the run that made them:
         # stored by reference with its end.
         self._taken_later: dict[str, list[str]] = {}
+        # Results inside bodies a resumed run committed before: they stand when their
+        # instance is expanded again.
+        self._inner_done = {node_id: s for node_id, s in start.done.items() if "/" in node_id}
         for node_id, state in start.done.items():
-            self._settled(plan.nodes[node_id], state)
+            if "/" not in node_id:
+                self._settled(plan.nodes[node_id], state)
 
     # -- public ---------------------------------------------------------------------------
 
@@ -446,8 +450,13 @@ class Execution:
         self._remaining += len(instance.nodes)
         if not instance.nodes:
             self._instance_ended(run, instance)
+        if self._inner_done:  # a resumed run: what the instance committed before stands
+            for node in instance.nodes:
+                state = self._inner_done.pop(node.id, None)
+                if state is not None:
+                    self._settled(node, state)
         for node in instance.nodes:
-            if not node.predecessors:
+            if self._waiting[node.id] == 0 and not self.states[node.id].done:
                 self._launch(node)
 
     def _instance_ended(self, run: BodyRun, instance: Instance) -> None:

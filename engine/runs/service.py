@@ -268,7 +268,7 @@ class RunService:
         done = {
             node_id: state
             for node_id, state in (await self.store.node_states(run_id)).items()
-            if state.status != "cancelled" and node_id in plan.nodes
+            if state.status != "cancelled" and (node_id in plan.nodes or "/" in node_id)
         }
         if not await self.store.claim_for_resume(run_id, self.process):
             raise Conflict(f"run {run_id} is being resumed elsewhere")
