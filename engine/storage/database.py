@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
 from engine.errors import NodeloomError
+from engine.storage.group_commit import Committer
 
 __all__ = [
     "DEFAULT_URL",
@@ -132,6 +133,7 @@ class Database:
         self._write_thread = write_thread
         self._reads: asyncpg.Pool | None = None  # PostgreSQL: see `fetchrow`
         self._reads_made = asyncio.Lock()
+        self._committer: Committer | None = None  # PostgreSQL: see `committer`
 
     async def fetchrow(self, query: str, *args: Any) -> Any:
         """The first row of a short read on PostgreSQL (asyncpg's ``$1`` parameters), through
@@ -154,6 +156,13 @@ class Database:
                         asyncpg_dsn(self.engine.url), min_size=1, max_size=4
                     )
         return self._reads
+
+    def committer(self) -> Committer:
+        """The connection group commits go on (PostgreSQL), shared by the writers of every run
+        service on this database (see engine/storage/group_commit.py)."""
+        if self._committer is None:
+            self._committer = Committer(asyncpg_dsn(self.engine.url))
+        return self._committer
 
     async def transaction(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` (synchronous SQLAlchemy code) in one transaction, without blocking the
@@ -212,6 +221,8 @@ class Database:
             await self._write_thread.close()
         if self._reads is not None:
             await self._reads.close()
+        if self._committer is not None:
+            await self._committer.close()
         await self.engine.dispose()
 
 

@@ -3,12 +3,14 @@
 commit around it (a statement is atomic): through SQLAlchemy, the same writes took a round trip
 per statement and about four times as long.
 
-The commits go one after the other (`ResultWriter` has one in flight at a time) on a connection
-of their own, where the statement stays prepared with one generic plan: planned again for each
-commit (as on a pool's many connections), it costs more than running it."""
+The commits go one after the other on a connection of their own, one per database a process
+uses (`Database.committer`: every run service's writer shares it), where the statement stays
+prepared with one generic plan: planned again for each commit (as on a pool's many
+connections), it costs more than running it."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -74,19 +76,22 @@ class Committer:
     def __init__(self, dsn: str) -> None:
         self._dsn = dsn
         self._connection: asyncpg.Connection | None = None
+        self._turn = asyncio.Lock()  # writers sharing it commit one after the other
 
     async def commit(self, **rows: Sequence[dict[str, Any]]) -> set[str]:
         """`commit` on this connection."""
-        if self._connection is None or self._connection.is_closed():
-            self._connection = await asyncpg.connect(
-                self._dsn, server_settings={"plan_cache_mode": "force_generic_plan"}
-            )
-        return await commit(self._connection, **rows)
+        async with self._turn:
+            if self._connection is None or self._connection.is_closed():
+                self._connection = await asyncpg.connect(
+                    self._dsn, server_settings={"plan_cache_mode": "force_generic_plan"}
+                )
+            return await commit(self._connection, **rows)
 
     async def close(self) -> None:
-        if self._connection is not None:
-            await self._connection.close()
-            self._connection = None
+        async with self._turn:
+            if self._connection is not None:
+                await self._connection.close()
+                self._connection = None
 
 
 async def commit(

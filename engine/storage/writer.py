@@ -18,7 +18,7 @@ from engine.errors import NotFound
 from engine.execution.events import AnyEvent, encode_event, event_type
 from engine.execution.results import NodeState
 from engine.storage import group_commit
-from engine.storage.database import Database, asyncpg_dsn
+from engine.storage.database import Database
 from engine.storage.result_rows import Row, blob_row, result_row
 from engine.storage.sqlite_commit import SQLiteStatements
 from engine.storage.tables import BlobRow, EventRow, NodeResultRow, ReusedResultsRow, RunRow
@@ -103,7 +103,6 @@ class ResultWriter:
         self._flusher: asyncio.Task[None] | None = None
         # Runs whose deferred row was not stored, and why: what comes after for them fails so.
         self._lost: dict[str, Exception] = {}
-        self._committer: group_commit.Committer | None = None  # on PostgreSQL
         upsert = insert_for(database, NODE_RESULTS)
         columns = {
             c.name: upsert.excluded[c.name]
@@ -203,10 +202,8 @@ class ResultWriter:
             self._events.append(_event_row(event))
 
     async def close(self) -> None:
-        """`flush`, then let go of the connection of its own (PostgreSQL)."""
+        """`flush` (the connection commits go on is the database's)."""
         await self.flush()
-        if self._committer is not None:
-            await self._committer.close()
 
     async def flush(self) -> None:
         """Write everything pending, events included."""
@@ -280,9 +277,7 @@ class ResultWriter:
 
     async def _write_postgres(self, results: list[Batch], events: list[dict[str, Any]]) -> set[str]:
         """`_write`'s transaction as one statement (see engine/storage/group_commit.py)."""
-        if self._committer is None:
-            self._committer = group_commit.Committer(asyncpg_dsn(self._database.engine.url))
-        return await self._committer.commit(**_table_rows(results, events))
+        return await self._database.committer().commit(**_table_rows(results, events))
 
 
 def _table_rows(results: list[Batch], events: list[dict[str, Any]]) -> dict[str, list[Any]]:
