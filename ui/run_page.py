@@ -76,14 +76,42 @@ class RunView:
             await self._children()
             ui.label("Nodes").classes("text-lg font-bold mt-2")
             self.rows = {}
+            inside = grouped([node_id for node_id in run["nodes"] if "/" in node_id])
             for node_id in order:
-                self.rows[node_id] = NodeRow(node_id)
-                self.rows[node_id].set(run["nodes"].get(node_id) or {"status": "pending"})
+                if "/" in node_id:
+                    continue  # listed under its body node, by item
+                self._row(node_id, run)
+                if node_id in inside:
+                    self._instances(node_id, inside[node_id], run)
             ui.label("Outputs").classes("text-lg font-bold mt-2")
             self.outputs = ui.column().classes("w-full")
             self._show_outputs(run.get("outputs") or {})
         if run["status"] not in FINISHED:
             background_tasks.create(self.follow(), name=f"follow {self.run_id}", context=self.box)
+
+    def _row(self, node_id: str, run: dict[str, Any]) -> None:
+        self.rows[node_id] = NodeRow(node_id)
+        self.rows[node_id].set(run["nodes"].get(node_id) or {"status": "pending"})
+
+    def _instances(
+        self, body_node: str, instances: dict[str, list[str]], run: dict[str, Any]
+    ) -> None:
+        """A body node's nodes, one fold per item or iteration (the first `MAX_INSTANCES`)."""
+        count = len(instances)
+        with ui.expansion(f"{body_node}: {count} item{'s' if count != 1 else ''}").classes(
+            "w-full ml-6"
+        ).props(f'data-run-body="{body_node}"'):
+            for instance, node_ids in list(instances.items())[:MAX_INSTANCES]:
+                failed = any(run["nodes"][n]["status"] == "failed" for n in node_ids)
+                with ui.expansion(instance + (" (failed)" if failed else "")).classes(
+                    "w-full"
+                ).props(f'data-run-instance="{instance}"'):
+                    for node_id in node_ids:
+                        self._row(node_id, run)
+            if count > MAX_INSTANCES:
+                ui.label(f"… and {count - MAX_INSTANCES} more (the API lists them all)").classes(
+                    "text-sm text-gray-500"
+                )
 
     async def _node_order(self, run: dict[str, Any]) -> list[str]:
         """The workflow's nodes in document order (the run lists only those that started)."""
@@ -185,6 +213,20 @@ class RunView:
             row.set({"status": "failed", "error": data.get("error", "")})
         elif kind == "node.skipped":
             row.set({"status": "skipped", "reason": data.get("reason", "")})
+
+
+MAX_INSTANCES = 50  # items or iterations of a body node listed on the page
+
+
+def grouped(paths: list[str]) -> dict[str, dict[str, list[str]]]:
+    """Paths of nodes inside bodies by their top-level body node, then by its instance
+    (``m[3]``, ``lp#2``, ``s``), in the order given."""
+    groups: dict[str, dict[str, list[str]]] = {}
+    for path in paths:
+        instance = path.partition("/")[0]
+        body_node = instance.partition("[")[0].partition("#")[0]
+        groups.setdefault(body_node, {}).setdefault(instance, []).append(path)
+    return groups
 
 
 def _find(tree: dict[str, Any], run_id: str) -> dict[str, Any] | None:

@@ -142,3 +142,39 @@ def test_a_running_run_is_followed_live_and_cancelled(browser: WebDriver, base_u
     httpx.post(f"{base_url}/api/runs/{run['id']}/cancel", timeout=30)
     wait_for(lambda: run_status(browser) == "cancelled", timeout=30, what="the end of the run")
     assert row_status(browser, "write") == "cancelled"
+
+
+def test_a_run_page_lists_the_nodes_inside_a_map_by_item(browser: WebDriver, base_url: str) -> None:
+    body = {
+        "nodes": [
+            {"id": "word", "type": "input", "params": {"name": "word"}},
+            {"id": "up", "type": "template", "params": {"template": "{{ word.upper() }}"}},
+            {"id": "out", "type": "output", "params": {"name": "loud"}},
+        ],
+        "edges": [{"from": "word.value", "to": "up.word"}, {"from": "up.text", "to": "out.value"}],
+    }
+    document = {
+        "schema_version": 1, "name": "Shout each", "subgraphs": {"shout": body},
+        "nodes": [
+            {"id": "words", "type": "input",
+             "params": {"name": "words", "schema": {"type": "array"}, "default": ["a", 7]}},
+            {"id": "m", "type": "map", "params": {"graph": "shout", "on_item_error": "null"}},
+            {"id": "loud", "type": "output", "params": {"name": "loud"}},
+        ],
+        "edges": [{"from": "words.value", "to": "m.items"}, {"from": "m.loud", "to": "loud.value"}],
+    }
+    run = run_now(base_url, create(base_url, document), wait=True)
+    browser.get(f"{base_url}/runs/{run['id']}")
+    wait_for(lambda: run_status(browser) == "succeeded", what="the run's status")
+    folds = wait_for(lambda: find(browser, '[data-run-body="m"]'), what="the map's items")
+    assert "m: 2 items" in folds[0].text
+    folds[0].click()  # opened, its items show
+    instances = wait_for(lambda: {e.get_attribute("data-run-instance"): e.text
+                                  for e in find(browser, "[data-run-instance]") if e.text},
+                         what="the items")
+    assert set(instances) == {"m[0]", "m[1]"}
+    assert "(failed)" in instances["m[1]"]
+    find(browser, '[data-run-instance="m[0]"]')[0].click()
+    wait_for(lambda: row_status(browser, "m[0]/up") == "succeeded", what="item 0's nodes")
+    wait_for(lambda: '"A"' in find(browser, '[data-run-node="m[0]/up"]')[0].text,
+             what="item 0's output, shown")
