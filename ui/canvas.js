@@ -80,7 +80,7 @@ export default {
                multi-selection-key-code="Shift" :apply-default="false"
                @nodes-change="onNodesChange" @edges-change="onEdgesChange" @connect="onConnect"
                @connect-start="onConnectStart" @connect-end="onConnectEnd"
-               @node-drag-stop="onDragStop" @pane-ready="onReady"
+               @node-drag-stop="onDragStop" @pane-ready="onReady" @node-double-click="onNodeOpen"
                @nodes-initialized="onNodesInitialized">
         <Background />
         <MiniMap v-if="minimap" pannable zoomable />
@@ -260,6 +260,9 @@ export default {
     // With apply-default off, every change (ours included) arrives here first: additions and
     // removals Python asked for are applied, a removal by the user (Delete) goes to Python,
     // which removes the node from the document and then from the drawing.
+    onNodeOpen({ node }) {
+      this.$emit("open", { id: node.id });
+    },
     onNodesChange(changes) {
       // Vue Flow has set a measured node's dimensions itself; applying them again would only cost
       // a pass over every node per change (O(n²) on a first draw).

@@ -41,6 +41,22 @@ class Editor:
         self.dirty = False
         self.view = ViewState(api, workflow_id)
         self.problems: dict[str, NodeProblems] = {}
+        # The bodies opened, outermost first: (the body node's id, the subgraph it runs). The
+        # canvas draws the innermost; empty, the workflow's own graph.
+        self.opened: list[tuple[str, str]] = []
+
+    @property
+    def graph(self) -> dict[str, Any]:
+        """The graph being edited: the document's own, or the body opened (a subgraph of it,
+        changed in place: saving saves the document)."""
+        if self.opened:
+            body = (self.document.get("subgraphs") or {}).get(self.opened[-1][1])
+            if isinstance(body, dict):
+                body.setdefault("nodes", [])
+                body.setdefault("edges", [])
+                return body
+            self.opened = []  # gone (an undo, say): back to the workflow
+        return self.document
 
     # -- building the page ------------------------------------------------------------------
 
@@ -61,6 +77,7 @@ class Editor:
         with ui.row().classes("w-full items-center gap-2 px-2"):
             ui.link("Workflows", "/")
             self.title = ui.label(self.document.get("name", "")).classes("text-lg font-bold")
+            self.crumbs = ui.row().classes("items-center gap-1 text-sm").props("data-breadcrumb")
             self.state_label = ui.label("").classes("text-sm text-gray-500")
             ui.space()
             ui.button("Auto-layout", on_click=self.auto_layout).props("flat")
@@ -79,7 +96,7 @@ class Editor:
                 with inner.before:
                     self.canvas = Canvas(self._graph(), self.view.viewport(), self.selected)
                     for name in ("connect", "refused", "remove-nodes", "remove-edges", "move",
-                                 "selection", "palette-drop", "viewport"):
+                                 "selection", "palette-drop", "viewport", "open"):
                         self.canvas.on(name, getattr(self, f"_on_{name.replace('-', '_')}"))
                 with inner.after, ui.tabs().classes("w-full") as tabs:
                     for name in PANELS:
@@ -110,6 +127,51 @@ class Editor:
         self.run_button.on_click(runs.ask_inputs)
         self.cancel_button.on_click(runs.cancel)
         return runs
+
+    # -- bodies ----------------------------------------------------------------------------
+
+    async def _on_open(self, event: Any) -> None:
+        """A double-click on a node that runs one of the document's bodies opens that body."""
+        node = next((n for n in self.graph["nodes"] if n["id"] == event.args.get("id")), None)
+        graph = (node or {}).get("params", {}).get("graph")
+        if node is None or graph not in (self.document.get("subgraphs") or {}):
+            return
+        self.opened.append((node["id"], graph))
+        await self._show_graph()
+
+    async def close_to(self, depth: int) -> None:
+        """Go back out to ``depth`` bodies deep (0: the workflow's own graph)."""
+        del self.opened[depth:]
+        await self._show_graph()
+
+    async def _show_graph(self) -> None:
+        """Draw the graph now being edited, with its ports, and the way back out."""
+        self.ports.clear()  # node ids repeat from one graph to another
+        await self._refresh_ports([node["id"] for node in self.graph["nodes"]])
+        self.canvas.load(self._graph())
+        self.canvas.fit()
+        self.selected = []
+        self.view.set_selection(self.selected)
+        self._show_params()
+        self._show_crumbs()
+
+    def _show_crumbs(self) -> None:
+        self.crumbs.clear()
+        if not self.opened:
+            return
+        with self.crumbs:
+            ui.button("Workflow", on_click=lambda: self.close_to(0)).props(
+                'flat dense no-caps data-crumb="0"'
+            )
+            for depth, (node_id, graph) in enumerate(self.opened, start=1):
+                ui.label("/")
+                label = f"{node_id} ({graph})"
+                if depth == len(self.opened):
+                    ui.label(label).classes("font-bold").props(f'data-crumb="{depth}"')
+                else:
+                    ui.button(label, on_click=lambda d=depth: self.close_to(d)).props(
+                        f'flat dense no-caps data-crumb="{depth}"'
+                    )
 
     def _body_size(self, node_id: str) -> int:
         """How many nodes the body the node ``node_id`` runs has (0: it runs none)."""
@@ -160,12 +222,12 @@ class Editor:
 
     def _graph(self) -> dict[str, Any]:
         return {
-            "nodes": [self._node_view(node) for node in self.document["nodes"]],
-            "edges": list(self.document["edges"]),
+            "nodes": [self._node_view(node) for node in self.graph["nodes"]],
+            "edges": list(self.graph["edges"]),
         }
 
     def node(self, node_id: str) -> dict[str, Any]:
-        return next(node for node in self.document["nodes"] if node["id"] == node_id)
+        return next(node for node in self.graph["nodes"] if node["id"] == node_id)
 
     async def _refresh_ports(self, node_ids: list[str]) -> set[str]:
         """Ports that depend on params (a template's variables, say) come from the server; the
@@ -173,7 +235,7 @@ class Editor:
         the node's latest ask is dropped, so a late answer cannot undo a newer one."""
         wanted = {
             node["id"]: {"type": node["type"], "params": copy.deepcopy(node.get("params", {}))}
-            for node in self.document["nodes"]
+            for node in self.graph["nodes"]
             if node["id"] in node_ids and self.types.get(node["type"], {}).get("dynamic_ports")
         }
         if not wanted:
@@ -208,10 +270,10 @@ class Editor:
 
     def _on_connect(self, event: Any) -> None:
         edge = {"from": event.args["from"], "to": event.args["to"]}
-        if edge in self.document["edges"]:
+        if edge in self.graph["edges"]:
             return
         self._checkpoint()
-        self.document["edges"].append(edge)
+        self.graph["edges"].append(edge)
         self.canvas.add_edge(edge)
         self._changed()
 
@@ -223,9 +285,9 @@ class Editor:
         ids = set(event.args["ids"])
         loose = set(event.args.get("edges") or [])
         self._checkpoint()
-        self.document["nodes"] = [n for n in self.document["nodes"] if n["id"] not in ids]
-        self.document["edges"] = [
-            e for e in self.document["edges"]
+        self.graph["nodes"] = [n for n in self.graph["nodes"] if n["id"] not in ids]
+        self.graph["edges"] = [
+            e for e in self.graph["edges"]
             if e["from"].split(".")[0] not in ids and e["to"].split(".")[0] not in ids
             and f"{e['from']}->{e['to']}" not in loose
         ]
@@ -240,8 +302,8 @@ class Editor:
     def _on_remove_edges(self, event: Any) -> None:
         ids = set(event.args["ids"])
         self._checkpoint()
-        self.document["edges"] = [
-            e for e in self.document["edges"] if f"{e['from']}->{e['to']}" not in ids
+        self.graph["edges"] = [
+            e for e in self.graph["edges"] if f"{e['from']}->{e['to']}" not in ids
         ]
         for edge_id in ids:
             self.canvas.remove_edge(edge_id)
@@ -263,12 +325,12 @@ class Editor:
     async def _on_palette_drop(self, event: Any) -> None:
         node_type = event.args["type"]
         info = self.types[node_type]
-        node_id = new_node_id(node_type, {node["id"] for node in self.document["nodes"]})
+        node_id = new_node_id(node_type, {node["id"] for node in self.graph["nodes"]})
         params = starting_params(info["params_schema"], node_id)
         node = {"id": node_id, "type": node_type, "params": params,
                 "ui": {"x": event.args["x"], "y": event.args["y"]}}
         self._checkpoint()
-        self.document["nodes"].append(node)
+        self.graph["nodes"].append(node)
         await self._refresh_ports([node["id"]])
         self.canvas.add_node(self._node_view(node))
         self._changed()
@@ -337,23 +399,23 @@ class Editor:
         chosen = set(self.selected)
         if not chosen:
             return
-        self.clipboard = copied(self.document, chosen)
+        self.clipboard = copied(self.graph, chosen)
         ui.notify(f"Copied {len(self.clipboard['nodes'])} node(s)")
 
     async def paste(self) -> None:
         if not self.clipboard:
             return
-        nodes, edges = pasted(self.document, self.clipboard)
+        nodes, edges = pasted(self.graph, self.clipboard)
         self._checkpoint()
-        self.document["nodes"].extend(nodes)
-        self.document["edges"].extend(edges)
+        self.graph["nodes"].extend(nodes)
+        self.graph["edges"].extend(edges)
         await self._refresh_ports([node["id"] for node in nodes])
         self._restore(self.document)
 
     def auto_layout(self) -> None:
-        positions = layered_positions(self.document)
+        positions = layered_positions(self.graph)
         self._checkpoint()
-        for node in self.document["nodes"]:
+        for node in self.graph["nodes"]:
             node["ui"] = {**(node.get("ui") or {}), **positions[node["id"]]}
         self.canvas.move_nodes(positions)
         self.canvas.fit()

@@ -284,3 +284,32 @@ def test_a_map_node_draws_its_bodys_ports_and_shows_its_progress(
     output = wait_for(lambda: find(browser, '[data-output="loud"]'), what="the output panel")
     assert all(f'"{word}"' in output[0].text for word in "ABC")
     screenshot(browser, "map")
+
+
+def test_double_click_opens_a_body_edits_it_and_the_breadcrumb_leads_back(
+    browser: WebDriver, base_url: str
+) -> None:
+    document = example("csv-pipeline.json")
+    workflow_id = create(base_url, document)
+    open_editor(browser, base_url, workflow_id)
+    node = find(browser, '[data-node-id="slogans"]')[0]
+    ActionChains(browser).double_click(node).perform()
+    body_ids = {node["id"] for node in document["subgraphs"]["slogan"]["nodes"]}
+    wait_for(lambda: {e.get_attribute("data-node-id") for e in find(browser, "[data-node-id]")}
+             == body_ids, what="the body's nodes")
+    assert find(browser, '[data-port="prompt.row"]')  # a template's ports, from the server
+    assert "slogans (slogan)" in find(browser, "[data-breadcrumb]")[0].text
+    find(browser, '[data-node-id="tidy"]')[0].click()
+    area = wait_for(lambda: find(browser, 'textarea[data-param="template"]'), what="the form")[0]
+    area.send_keys(" ")
+    button(browser, "Save").click()
+    wait_for(lambda: saved(base_url, workflow_id)["version"] == 2, what="the saved body")
+    stored = saved(base_url, workflow_id)["document"]
+    (tidy,) = [n for n in stored["subgraphs"]["slogan"]["nodes"] if n["id"] == "tidy"]
+    assert tidy["params"]["template"] == "{{ text | trim }} "
+    assert [n["id"] for n in stored["nodes"]] == [n["id"] for n in document["nodes"]]
+    find(browser, '[data-crumb="0"]')[0].click()
+    wait_for(lambda: {e.get_attribute("data-node-id") for e in find(browser, "[data-node-id]")}
+             == {node["id"] for node in document["nodes"]}, what="the workflow's nodes again")
+    assert find(browser, '[data-port="slogans.items"]')
+    screenshot(browser, "body")
