@@ -12,6 +12,7 @@ from ui.canvas import Canvas
 from ui.client import Api, ApiError
 from ui.clipboard import copied, pasted
 from ui.forms import MISSING, params_form
+from ui.grouping import GroupRefused, group_into_subgraph
 from ui.history import History, HistoryNeeds
 from ui.layout import layered_positions
 from ui.palette import new_node_id, palette, port_view, starting_params
@@ -80,6 +81,7 @@ class Editor:
             self.crumbs = ui.row().classes("items-center gap-1 text-sm").props("data-breadcrumb")
             self.state_label = ui.label("").classes("text-sm text-gray-500")
             ui.space()
+            ui.button("Group into subgraph", on_click=self.group).props("flat")
             ui.button("Auto-layout", on_click=self.auto_layout).props("flat")
             ui.button("Validate", on_click=self.validate).props("outline")
             ui.button("Save", on_click=self.save)
@@ -410,6 +412,28 @@ class Editor:
         self.graph["nodes"].extend(nodes)
         self.graph["edges"].extend(edges)
         await self._refresh_ports([node["id"] for node in nodes])
+        self._restore(self.document)
+
+    async def group(self) -> None:
+        """The selected nodes become a body of the document, run by one `subgraph` node."""
+        chosen = set(self.selected)
+        if not chosen:
+            ui.notify("Select the nodes to group first")
+            return
+        before = copy.deepcopy(self.document)
+        try:
+            node_id = group_into_subgraph(
+                self.graph, self.document.setdefault("subgraphs", {}), chosen
+            )
+        except GroupRefused as exc:
+            self.document = before
+            ui.notify(str(exc), type="warning")
+            return
+        self.undo.append(before)
+        del self.undo[:-UNDO_DEPTH]
+        self.redo.clear()
+        if node_id is not None:
+            await self._refresh_ports([node_id])
         self._restore(self.document)
 
     def auto_layout(self) -> None:

@@ -313,3 +313,23 @@ def test_double_click_opens_a_body_edits_it_and_the_breadcrumb_leads_back(
              == {node["id"] for node in document["nodes"]}, what="the workflow's nodes again")
     assert find(browser, '[data-port="slogans.items"]')
     screenshot(browser, "body")
+
+
+def test_group_into_subgraph_and_run_as_before(browser: WebDriver, base_url: str) -> None:
+    workflow_id = create(base_url, example("profile.json"))
+    open_editor(browser, base_url, workflow_id)
+    era, work = (find(browser, f'[data-node-id="{n}"]')[0] for n in ("era", "work"))
+    ActionChains(browser).click(era).key_down(Keys.SHIFT).click(work).key_up(Keys.SHIFT).perform()
+    wait_for(lambda: len(find(browser, ".vue-flow__node.selected")) == 2, what="two selected")
+    button(browser, "Group into subgraph").click()
+    wait_for(lambda: find(browser, '[data-node-id="group"]'), what="the subgraph node")
+    wait_for(lambda: find(browser, '[data-port="group.born"]'), what="its ports, from its body")
+    assert not find(browser, '[data-node-id="era"]')
+    button(browser, "Save").click()
+    wait_for(lambda: saved(base_url, workflow_id)["version"] == 2, what="the grouped document")
+    stored = saved(base_url, workflow_id)["document"]
+    assert {n["id"] for n in stored["subgraphs"]["group"]["nodes"]} >= {"era", "work"}
+    run = httpx.post(f"{base_url}/api/workflows/{workflow_id}/runs", json={"wait": True},
+                     timeout=60).json()
+    assert run["status"] == "succeeded", run["error"]
+    assert run["outputs"]["profile"]["century"] == 19
