@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 from typing import Any
 
 from nicegui import background_tasks, ui
@@ -45,6 +46,9 @@ class Editor:
         # The bodies opened, outermost first: (the body node's id, the subgraph it runs). The
         # canvas draws the innermost; empty, the workflow's own graph.
         self.opened: list[tuple[str, str]] = []
+        # Which item (map) or iteration (loop) of each body opened the canvas shows the states
+        # of, by depth (the first when not picked).
+        self.picked: dict[int, int] = {}
 
     @property
     def graph(self) -> dict[str, Any]:
@@ -140,11 +144,16 @@ class Editor:
             return
         self.opened.append((node["id"], graph))
         await self._show_graph()
+        await self._show_instance()
 
     async def close_to(self, depth: int) -> None:
         """Go back out to ``depth`` bodies deep (0: the workflow's own graph)."""
         del self.opened[depth:]
+        for deeper in [d for d in self.picked if d >= depth]:
+            del self.picked[deeper]
         await self._show_graph()
+        if self.opened:
+            await self._show_instance()
 
     async def _show_graph(self) -> None:
         """Draw the graph now being edited, with its ports, and the way back out."""
@@ -174,6 +183,71 @@ class Editor:
                     ui.button(label, on_click=lambda d=depth: self.close_to(d)).props(
                         f'flat dense no-caps data-crumb="{depth}"'
                     )
+                kind = self._body_kind(depth - 1)
+                if kind in ("map", "loop"):
+                    first = 0 if kind == "map" else 1
+                    ui.number(
+                        "item" if kind == "map" else "iteration",
+                        value=self.picked.get(depth - 1, first),
+                        min=first,
+                        precision=0,
+                        on_change=lambda e, d=depth - 1: self._pick(d, e.value),
+                    ).props(f'dense data-picker="{depth}"').classes("w-24")
+
+    def _body_kind(self, depth: int) -> str:
+        """The type of the body node opened at ``depth``, looked up in its own graph."""
+        graph = self.document
+        for level, (node_id, name) in enumerate(self.opened):
+            node = next((n for n in graph["nodes"] if n["id"] == node_id), None)
+            if node is None:
+                return ""
+            if level == depth:
+                return str(node["type"])
+            graph = (self.document.get("subgraphs") or {}).get(name) or {"nodes": []}
+        return ""
+
+    async def _pick(self, depth: int, value: Any) -> None:
+        if value is None:
+            return
+        self.picked[depth] = int(value)
+        await self._show_instance()
+
+    async def _show_instance(self) -> None:
+        """The states and values of the picked item or iteration of the bodies opened, in the
+        last run followed here (or the workflow's newest)."""
+        run_id = self.runs.run_id
+        if run_id is None:
+            page = await self.api.get("/api/runs", workflow_id=self.workflow_id, limit=1)
+            if not page.get("items"):
+                return
+            run_id = page["items"][0]["id"]
+        run = await self.api.get(f"/api/runs/{run_id}")
+        prefix = ""
+        for depth, (node_id, _) in enumerate(self.opened):
+            kind = self._body_kind(depth)
+            first = 0 if kind == "map" else 1
+            index = self.picked.get(depth, first)
+            prefix += (
+                f"{node_id}[{index}]/"
+                if kind == "map"
+                else f"{node_id}#{index}/"
+                if kind == "loop"
+                else f"{node_id}/"
+            )
+        states = {}
+        for node in self.graph["nodes"]:
+            found = run["nodes"].get(prefix + node["id"])
+            if found is None:
+                states[node["id"]] = {"status": "idle", "reason": "", "text": "", "error": ""}
+                continue
+            output = found.get("output")
+            states[node["id"]] = {
+                "status": found["status"],
+                "reason": found.get("reason") or "",
+                "error": found.get("error") or "",
+                "text": json.dumps(output)[:200] if output is not None else "",
+            }
+        self.canvas.set_states(states)
 
     def _body_size(self, node_id: str) -> int:
         """How many nodes the body the node ``node_id`` runs has (0: it runs none)."""

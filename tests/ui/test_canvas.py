@@ -333,3 +333,40 @@ def test_group_into_subgraph_and_run_as_before(browser: WebDriver, base_url: str
                      timeout=60).json()
     assert run["status"] == "succeeded", run["error"]
     assert run["outputs"]["profile"]["century"] == 19
+
+
+def test_an_opened_map_shows_the_picked_items_states_and_values(
+    browser: WebDriver, base_url: str
+) -> None:
+    body = {
+        "nodes": [
+            {"id": "word", "type": "input", "params": {"name": "word"}, "ui": {"x": 0, "y": 0}},
+            {"id": "up", "type": "template", "params": {"template": "{{ word.upper() }}"},
+             "ui": {"x": 250, "y": 0}},
+            {"id": "out", "type": "output", "params": {"name": "loud"}, "ui": {"x": 500, "y": 0}},
+        ],
+        "edges": [{"from": "word.value", "to": "up.word"}, {"from": "up.text", "to": "out.value"}],
+    }
+    document = {
+        "schema_version": 1, "name": "Shout each", "subgraphs": {"shout": body},
+        "nodes": [
+            {"id": "words", "type": "input",
+             "params": {"name": "words", "schema": {"type": "array"}, "default": ["a", "b", "c"]}},
+            {"id": "m", "type": "map", "params": {"graph": "shout"}, "ui": {"x": 300, "y": 0}},
+        ],
+        "edges": [{"from": "words.value", "to": "m.items"}],
+    }
+    workflow_id = create(base_url, document)
+    httpx.post(f"{base_url}/api/workflows/{workflow_id}/runs", json={"wait": True}, timeout=60)
+    open_editor(browser, base_url, workflow_id)
+    ActionChains(browser).double_click(find(browser, '[data-node-id="m"]')[0]).perform()
+
+    def shown_text() -> str:
+        found = find(browser, '[data-node-id="up"] .nl-text')
+        return found[0].text if found else ""
+
+    wait_for(lambda: status(browser, "up") == "succeeded" and '"A"' in shown_text(),
+             what="item 0's states")
+    picker = find(browser, 'input[data-picker="1"]')[0]
+    picker.send_keys(Keys.BACKSPACE, "2", Keys.ENTER)
+    wait_for(lambda: '"C"' in shown_text(), what="item 2's value")
