@@ -169,9 +169,12 @@ def test_a_run_page_lists_the_nodes_inside_a_map_by_item(browser: WebDriver, bas
     folds = wait_for(lambda: find(browser, '[data-run-body="m"]'), what="the map's items")
     assert "m: 2 items" in folds[0].text
     folds[0].click()  # opened, its items show
-    instances = wait_for(lambda: {e.get_attribute("data-run-instance"): e.text
-                                  for e in find(browser, "[data-run-instance]") if e.text},
-                         what="the items")
+    def shown() -> dict[str, str] | None:
+        found = {e.get_attribute("data-run-instance"): e.text
+                 for e in find(browser, "[data-run-instance]") if e.text}
+        return found if len(found) == 2 else None
+
+    instances = wait_for(shown, what="both items")
     assert set(instances) == {"m[0]", "m[1]"}
     assert "(failed)" in instances["m[1]"]
     find(browser, '[data-run-instance="m[0]"]')[0].click()
