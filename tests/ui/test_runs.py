@@ -104,6 +104,8 @@ def test_the_diff_of_two_runs(browser: WebDriver, base_url: str) -> None:
             ),
             what=f"the tick box of run {run['id']}",
         )
+    wait_for(lambda: len(find(browser, '.q-tree .q-checkbox[aria-checked="true"]')) == 2,
+             what="both runs ticked")
     button(browser, "Diff ticked").click()
     dialog = wait_for(lambda: [d for d in find(browser, ".q-dialog") if "→" in d.text],
                       what="the diff dialog")[0]
