@@ -139,8 +139,8 @@ class Execution:
         # plan's when the first body starts).
         self._nodes: dict[str, PlanNode] = plan.nodes
         self._max_items = max_items
-        self._scopes: dict[str, RunScope] = {}  # of nodes inside bodies, by node
-        self._instances: dict[str, tuple[BodyRun, Instance]] = {}  # what they are part of
+        # The nodes inside bodies not settled yet: their scope, and what they are part of.
+        self._inside: dict[str, tuple[RunScope, BodyRun, Instance]] = {}
         self._concluded: list[BodyRun] = []  # body nodes answered, to be committed
         # Results of bodies' nodes taken over while the run went on, by the run that made them:
         # stored by reference with its end.
@@ -257,7 +257,8 @@ class Execution:
         (and those of the body nodes that its end answered). A body node's body starts
         instead: the last of its nodes to settle answers it."""
         state = self.states[node.id]
-        scope = self._scopes.get(node.id, self._scope)
+        inside = self._inside.get(node.id)
+        scope = self._scope if inside is None else inside[0]
         body: Prepared | None = None
         try:
             body = await settle(
@@ -445,8 +446,7 @@ class Execution:
             self._nodes[node.id] = node
             self.states[node.id] = NodeState()
             self._waiting[node.id] = len(node.predecessors)
-            self._scopes[node.id] = scope
-            self._instances[node.id] = (run, instance)
+            self._inside[node.id] = (scope, run, instance)
         self._remaining += len(instance.nodes)
         if not instance.nodes:
             self._instance_ended(run, instance)
@@ -472,9 +472,9 @@ class Execution:
             self._waiting[successor] -= 1
             if self._waiting[successor] == 0:
                 ready.append(successor)
-        owner = self._instances.pop(node.id, None)
+        owner = self._inside.pop(node.id, None)
         if owner is not None:  # a node of a body's instance
-            run, instance = owner
+            _, run, instance = owner
             instance.left -= 1
             if instance.left == 0:
                 self._instance_ended(run, instance)
