@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -19,6 +20,9 @@ from engine.execution.executor import DEFAULT_CONCURRENCY
 from engine.models import ModelRegistry
 from engine.nodes.registry import NodeRegistry
 from engine.nodes.types import CheckContext
+from engine.runs.saved_bodies import names_saved, with_saved_bodies
+from engine.storage.database import Database
+from engine.storage.repository import Store
 from server import cli_models, cli_runs, cli_serve, cli_worker
 from server.cli_runs import UsageError
 from server.plugins import installed_registry
@@ -161,7 +165,7 @@ def _positive_int(text: str) -> int:
 
 def _validate(args: argparse.Namespace, registry: NodeRegistry) -> int:
     workflow = load(args.file)
-    if checked_plan(args.file, workflow, registry, out=sys.stdout) is None:
+    if checked_plan(args.file, with_saved(workflow, registry), registry, out=sys.stdout) is None:
         return 1
     print(f"{args.file}: valid ({len(workflow.nodes)} nodes, {len(workflow.edges)} edges)")
     return 0
@@ -169,10 +173,26 @@ def _validate(args: argparse.Namespace, registry: NodeRegistry) -> int:
 
 def _run(args: argparse.Namespace, registry: NodeRegistry) -> int:
     workflow = load(args.file)
-    plan = checked_plan(args.file, workflow, registry, out=sys.stderr)
+    plan = checked_plan(args.file, with_saved(workflow, registry), registry, out=sys.stderr)
     if plan is None:
         return 1
     return cli_runs.run(args, registry, workflow, plan)
+
+
+def with_saved(workflow: Workflow, registry: NodeRegistry) -> Workflow:
+    """The document with the saved workflows it runs as bodies, from the database (which is
+    opened only for a document that names one)."""
+    if not names_saved(workflow, registry):
+        return workflow
+
+    async def resolve() -> Workflow:
+        database = await Database.connect(read_settings().database_url)
+        try:
+            return await with_saved_bodies(workflow, Store(database), registry, owner_id=None)
+        finally:
+            await database.close()
+
+    return asyncio.run(resolve())
 
 
 def load(path: Path) -> Workflow:

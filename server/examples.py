@@ -1,10 +1,14 @@
 """`nodeloom serve --examples DIR`: the example workflows in DIR are added to the database (those
 whose name no stored workflow has yet), and their data files (DIR/data/*) are copied into the
-workspace unless a file of that name is there already. Nothing stored is ever replaced."""
+workspace unless a file of that name is there already. Nothing stored is ever replaced.
+
+Each example is stored under an id made from its file's name (`greeting.json`: `wf_greeting`),
+when no workflow has that id yet, so that an example can run another as a body."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 from pathlib import Path
 
@@ -21,7 +25,7 @@ def seed_examples(database_url: str | None, folder: Path, workspace: Path) -> li
     workflows = []
     for path in sorted(folder.glob("*.json")):
         try:
-            workflows.append(decode_workflow(path.read_bytes()))
+            workflows.append((example_id(path), decode_workflow(path.read_bytes())))
         except WorkflowInvalid:
             continue
     data = folder / "data"
@@ -34,16 +38,25 @@ def seed_examples(database_url: str | None, folder: Path, workspace: Path) -> li
     return asyncio.run(_add_missing(database_url, workflows))
 
 
-async def _add_missing(database_url: str | None, workflows: list[Workflow]) -> list[str]:
+def example_id(path: Path) -> str:
+    """The id an example is stored under: ``wf_`` and its file's name (``-`` as ``_``)."""
+    return "wf_" + re.sub(r"[^A-Za-z0-9]", "_", path.stem)
+
+
+async def _add_missing(
+    database_url: str | None, workflows: list[tuple[str, Workflow]]
+) -> list[str]:
     database = await Database.connect(database_url)
     try:
         store = Store(database)
         page = await store.list_workflows(limit=MAX_LISTED)
         known = {item["name"] for item in page.items}
+        ids = {item["id"] for item in page.items}
         added = []
-        for workflow in workflows:
+        for workflow_id, workflow in workflows:
             if workflow.name not in known:
-                await store.create_workflow(workflow)
+                stable = workflow_id if workflow_id not in ids else None
+                await store.create_workflow(workflow, workflow_id=stable)
                 known.add(workflow.name)
                 added.append(workflow.name)
     finally:

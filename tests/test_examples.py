@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from engine.documents.document import decode_workflow, export_workflow
+from server.examples import seed_examples
 from tests.support.cli import ROOT, database, matches, nodeloom
 
 __all__ = ["database"]  # the autouse fixture giving each test its own database and workspace
@@ -27,6 +29,20 @@ def uses_a_model(path: Path) -> bool:
     return any(
         node["type"] in MODEL_TYPES or node["params"].get("mode") == "synthesis" for node in nodes
     )
+
+
+def names_saved_workflows(path: Path) -> bool:
+    """Whether the example runs another example (saved under its stable id) as a body."""
+    return '"workflow": "wf_' in path.read_text()
+
+
+def with_examples_saved(path: Path) -> Path:
+    """The examples are added to the test's database first when ``path`` runs one of them, as
+    `nodeloom serve` adds them."""
+    if names_saved_workflows(path):
+        seed_examples(os.environ["NODELOOM_DATABASE_URL"], ROOT / "workflows",
+                      Path(os.environ["NODELOOM_WORKSPACE"]))
+    return path
 
 
 # The text display is the same for every workflow: shown for those without a model and one with.
@@ -63,6 +79,9 @@ EXPECTED_OUTPUTS: dict[str, dict[str, Any]] = {
         "written": "slogans.txt",
         "lines": lambda lines: len(lines) == 3 and all(isinstance(line, str) for line in lines),
     },
+    "greet-everyone.json": {
+        "greetings": [f"Hello, {name}! Welcome to nodeloom." for name in ("Ada", "Grace", "Alan")],
+    },
     "draft-critique-revise.json": {
         "slogan": str,
         "score": lambda score: isinstance(score, int) and 1 <= score <= 10,
@@ -98,14 +117,14 @@ def test_example_is_byte_stable(path: Path) -> None:
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)
 def test_example_validates(path: Path) -> None:
-    result = nodeloom("validate", path)
+    result = nodeloom("validate", with_examples_saved(path))
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith(f"{path}: valid (")
 
 
 @pytest.mark.parametrize("path", TEXT_RUNS, ids=lambda path: path.name)
 def test_example_runs(path: Path) -> None:
-    result = nodeloom("run", path)
+    result = nodeloom("run", with_examples_saved(path))
     assert result.returncode == 0, result.stderr
     expected = EXPECTED_OUTPUTS[path.name]
     shown: dict[str, Any] = {}
@@ -124,7 +143,7 @@ def test_example_runs(path: Path) -> None:
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)
 def test_example_runs_as_json(path: Path) -> None:
-    result = nodeloom("run", path, "--json")
+    result = nodeloom("run", with_examples_saved(path), "--json")
     assert result.returncode == 0, result.stderr
     run = json.loads(result.stdout)  # stdout holds the JSON and nothing else
     assert set(run) == RUN_KEYS
@@ -145,6 +164,10 @@ def test_example_runs_as_json(path: Path) -> None:
     # The nodes inside bodies, by path (`slogans[2]/write`), each a node of the body.
     bodies = document.get("subgraphs", {})
     inner = {node["id"] for body in bodies.values() for node in body["nodes"]}
+    for node in document["nodes"]:  # a saved workflow run as a body: its nodes
+        if "workflow" in node["params"]:
+            saved = ROOT / "workflows" / (node["params"]["workflow"].removeprefix("wf_") + ".json")
+            inner |= {inner_node["id"] for inner_node in json.loads(saved.read_text())["nodes"]}
     assert {node_id.rpartition("/")[2] for node_id in run["nodes"].keys() - top_level} <= inner
     for node in run["nodes"].values():
         assert set(node) == NODE_KEYS
@@ -205,3 +228,19 @@ def test_a_csv_row_changed_writes_only_its_line_again(tmp_path: Path) -> None:
         f"slogans[1]/{node}" for node in ("line", "prompt", "row", "tidy", "write")
     ]
     assert child["nodes"]["slogans[0]/write"]["reason"] == f"reused from run {first['id']}"
+
+
+def test_a_saved_example_runs_inside_another_at_the_version_it_had(tmp_path: Path) -> None:
+    result = nodeloom("run", with_examples_saved(ROOT / "workflows/greet-everyone.json"), "--json")
+    assert result.returncode == 0, result.stderr
+    run = json.loads(result.stdout)
+    assert run["nodes"]["greet_each[1]/greet"]["output"] == {
+        "text": "Hello, Grace! Welcome to nodeloom."
+    }
+    assert run["nodes"]["greet_each"]["progress"] == {"done": 3, "failed": 0, "total": 3}
+
+
+def test_an_example_naming_a_saved_workflow_not_there_says_so() -> None:
+    result = nodeloom("validate", ROOT / "workflows/greet-everyone.json")
+    assert result.returncode == 1
+    assert "workflow 'wf_greeting' is not a saved workflow this document can use" in result.stdout

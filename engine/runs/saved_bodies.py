@@ -18,7 +18,7 @@ from engine.nodes.body import BodyNode, saved_body
 from engine.nodes.registry import NodeRegistry
 from engine.records import WorkflowRecord
 
-__all__ = ["SavedWorkflows", "with_saved_bodies"]
+__all__ = ["SavedWorkflows", "names_saved", "with_saved_bodies"]
 
 
 class SavedWorkflows(Protocol):
@@ -40,9 +40,7 @@ async def with_saved_bodies(
     out: validation then says `unknown_workflow`, and nothing of it is shown. A saved workflow
     that contains itself (``workflow_id``: the one ``workflow`` is a version of) raises
     `WorkflowInvalid` naming the chain."""
-    bodies = workflow.subgraphs.values()
-    nodes = [*workflow.nodes, *(node for body in bodies for node in body.nodes)]
-    if not any(_names_saved({"type": n.type, "params": n.params}, registry) for n in nodes):
+    if not names_saved(workflow, registry):
         return workflow
     document = to_builtins(workflow)
     copier = _Copier(saved, registry, owner_id, dict(document.get("subgraphs", {})))
@@ -54,6 +52,13 @@ async def with_saved_bodies(
         copier.subgraphs[name] = {**body, "nodes": await copier.nodes(body["nodes"], chain, path)}
     document["subgraphs"] = copier.subgraphs
     return from_builtins(document)
+
+
+def names_saved(workflow: Workflow, registry: NodeRegistry) -> bool:
+    """Whether a body node of the document runs a saved workflow."""
+    bodies = workflow.subgraphs.values()
+    nodes = [*workflow.nodes, *(node for body in bodies for node in body.nodes)]
+    return any(_names_saved({"type": n.type, "params": n.params}, registry) for n in nodes)
 
 
 def _names_saved(node: Mapping[str, Any], registry: NodeRegistry) -> bool:

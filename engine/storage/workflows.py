@@ -51,11 +51,13 @@ class WorkflowQueries:
     # -- workflows ------------------------------------------------------------------------
 
     async def create_workflow(
-        self, workflow: Workflow, *, owner_id: str | None = None
+        self, workflow: Workflow, *, owner_id: str | None = None, workflow_id: str | None = None
     ) -> WorkflowRecord:
+        """Store a new workflow, under ``workflow_id`` when given (the shipped examples: other
+        documents name them), else a new id."""
         stamp = now()
         row = WorkflowRow(
-            id=new_id("wf"),
+            id=workflow_id or new_id("wf"),
             owner_id=owner_id,
             name=workflow.name,
             version=1,
