@@ -63,6 +63,10 @@ class BatchStartController(Controller):
         data: JSONBody[BatchRequest],
     ) -> Response[Batch]:
         record, workflow = await engine.current_workflow(workflow_id, owner_id=principal.owner_id)
+        # The saved workflows it runs as bodies, at their versions now: the same for every run.
+        workflow = await engine.runs.with_saved_bodies(
+            workflow, owner_id=principal.owner_id, workflow_id=workflow_id
+        )
         items = engine.batches.items(workflow, data.input_sets())
         stored = await engine.batches.start(record, workflow, items, owner_id=principal.owner_id)
         if data.wait:

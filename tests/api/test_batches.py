@@ -111,3 +111,28 @@ async def test_progress_is_streamed(client: Client) -> None:
     assert last["total"] == 5
     done = [frame["data"]["done"] for frame in frames]
     assert done == sorted(done)
+
+
+async def test_a_batch_of_a_workflow_running_a_saved_one(client: Client) -> None:
+    callee = await saved(client)
+    caller = {
+        "schema_version": 1,
+        "name": "Greets through another",
+        "nodes": [
+            {"id": "name", "type": "input", "params": {"name": "name"}},
+            {"id": "s", "type": "subgraph", "params": {"workflow": callee}},
+            {"id": "out", "type": "output", "params": {"name": "greeting"}},
+        ],
+        "edges": [
+            {"from": "name.value", "to": "s.name"},
+            {"from": "s.greeting", "to": "out.value"},
+        ],
+    }
+    workflow_id = (await client.post("/api/workflows", json=caller)).json()["id"]
+    response = await client.post(
+        f"/api/workflows/{workflow_id}/runs/batch",
+        json={"inputs": [{"name": "Ada"}, {"name": "Alan"}], "wait": True},
+    )
+    assert response.status_code == 201, response.text
+    outputs = [run["outputs"]["greeting"] for run in response.json()["runs"]]
+    assert outputs == ["Hello, Ada!", "Hello, Alan!"]
