@@ -542,3 +542,36 @@ async def test_a_resumed_run_keeps_the_items_its_map_finished(
     assert resumed.outputs["loud"] == ["A!", "B!", "C!", "D!"]
     assert Sleep.executions == ["m[2]/wait", "m[3]/wait"]  # the first two stood
     assert resumed.nodes["m"].progress == {"done": 4, "failed": 0, "total": 4}
+
+
+async def test_a_rerun_given_a_new_version_of_a_saved_body_reuses_what_did_not_change(
+    service: RunService, database: Database
+) -> None:
+    store = service.store
+    saved = await store.create_workflow(workflow(**_terse(SHOUT_DOCUMENT)))
+    caller = mapped()
+    caller.nodes[1].params = {"workflow": saved.id}
+    parent = await service.execute(caller, {"words": ["a", "b"]})
+    quieter = [dict(node) for node in SHOUT["nodes"]]
+    quieter[1] = {**quieter[1], "params": {"name": "suffix", "default": "."}}
+    await store.save_workflow(
+        saved.id, workflow(**_terse({**SHOUT_DOCUMENT, "nodes": quieter})), expected_version=1
+    )
+    Sleep.executions.clear()
+    child = await (await service.rerun(parent.id, params={"m": {"version": 2}})).wait()
+    assert child.status == "succeeded", child.error
+    assert child.outputs["loud"] == ["A.", "B."]
+    assert child.nodes["m"].reason == "params changed: version"
+    assert Sleep.executions == []  # upstream of the changed input, item by item
+    assert child.nodes["m[1]/suffix"].reason == "input changed: suffix"  # its default, now "."
+    document = await store.snapshot(await service.row(child.id))
+    assert document["nodes"][1]["params"] == {"workflow": saved.id, "version": 2}
+    assert f"{saved.id}@2" in document["subgraphs"]
+    # Its own rerun, elsewhere, runs the same version.
+    fresh = RunService(database, test_registry())
+    try:
+        again = await (await fresh.rerun(child.id, params={"loud": {}})).wait()
+    finally:
+        await fresh.close()
+    assert again.outputs["loud"] == ["A.", "B."]
+    assert again.nodes["m"].reason_code == "reused"

@@ -49,11 +49,14 @@ def plan_rerun(
     registry: NodeRegistry,
     context: CheckContext,
     compile_plan: Callable[[Workflow], Plan],
+    document: Workflow | None = None,
 ) -> Rerun:
     """The rerun of the run ``parent_id``, whose document is ``base`` (its stored document with
-    the param overrides ``overridden``). With the parent's plan (of ``base``), only the nodes
+    the param overrides ``overridden``). ``document``, when given, is the child's document
+    already made (``base`` with ``params``, and the saved workflows they name copied in).
+    With the parent's plan (of ``base``), only the nodes
     with new params are analysed again; bad overrides raise `WorkflowInvalid` naming each."""
-    workflow = override(base, parent_id, from_node, params, registry, plan=parent_plan)
+    workflow = document or override(base, parent_id, from_node, params, registry, plan=parent_plan)
     # The top-level nodes given new params: those named, and the body nodes of those inside.
     top_level = {path.partition("/")[0] for path in params}
     plan = replan(parent_plan, workflow, top_level, registry, context) if parent_plan else None

@@ -34,7 +34,7 @@ from engine.runs.launch import (
 )
 from engine.runs.processes import interrupt_orphans, process_name
 from engine.runs.recent import Recent
-from engine.runs.reruns import plan_rerun
+from engine.runs.reruns import override, plan_rerun
 from engine.runs.saved_bodies import with_saved_bodies
 from engine.settings import owner_workspace
 from engine.storage.agents import AgentStore
@@ -184,6 +184,15 @@ class RunService:
             base, parent_plan, reuse = recent.plan.workflow, recent.plan, recent.states
         if parent.status not in FINISHED:
             raise Conflict(f"run {run_id} is still {parent.status}; rerun it when it has finished")
+        # New params naming a saved workflow (or its version): the child's document copies it in,
+        # and is stored as a document of its own.
+        document = None
+        if any({"workflow", "version"} & changes.keys() for changes in (params or {}).values()):
+            document = await self.with_saved_bodies(
+                override(base, parent.id, from_node, params or {}, self.registry, plan=parent_plan),
+                owner_id=parent.owner_id,
+                workflow_id=parent.workflow_id,
+            )
         child = plan_rerun(
             parent.id,
             base,
@@ -195,13 +204,18 @@ class RunService:
             registry=self.registry,
             context=self.check_context,
             compile_plan=self.plan,
+            document=document,
         )
         plan = child.plan
         start = RunStart(
             id=new_id("run"),
             plan=plan,
             inputs=resolve_inputs(plan, {**parent.inputs, **(inputs or {})}),
-            snapshot=Snapshot(parent.snapshot_blob, child.overrides),
+            snapshot=(
+                Snapshot(parent.snapshot_blob, child.overrides)
+                if document is None
+                else self._snapshot(document)
+            ),
             workflow_id=parent.workflow_id,
             workflow_version=parent.workflow_version,
             owner_id=parent.owner_id,
@@ -216,6 +230,11 @@ class RunService:
             caller_waits=caller_waits,
         )
         return await self.launch(start, listeners)
+
+    def _snapshot(self, workflow: Workflow) -> Snapshot:
+        """A run's document stored as a document of its own (no overrides)."""
+        blob = self._recent.blob(workflow, document_blob)
+        return Snapshot(blob["digest"], document=blob)
 
     async def _parent(
         self, run_id: str, owner_id: str | None
