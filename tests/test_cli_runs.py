@@ -108,6 +108,16 @@ def test_bad_settings_stop_with_one_line(chain: Path, monkeypatch: pytest.Monkey
     )
 
 
+def test_a_bad_item_limit_stops_with_one_line(
+    chain: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NODELOOM_MAP_MAX_ITEMS", "-3")
+    assert_clean_failure(
+        nodeloom("run", chain),
+        "NODELOOM_MAP_MAX_ITEMS must be a positive whole number, got '-3'",
+    )
+
+
 def test_file_paths_are_checked_against_the_workspace(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

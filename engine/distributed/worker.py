@@ -226,15 +226,15 @@ class Worker:
             try:
                 if info.cancel_requested:
                     state.cancel(now())
-                else:
-                    await settle(
-                        node,
-                        state,
-                        spec.scope,
-                        states,
-                        attempts=attempts,
-                        emit_token=tokens.append,
-                    )
+                elif await settle(
+                    node,
+                    state,
+                    spec.scope,
+                    states,
+                    attempts=attempts,
+                    emit_token=tokens.append,
+                ):  # a body node (the queue refuses workflows with bodies: only if one got in)
+                    state.fail(f"{node.node_type.type} nodes do not run on workers yet", now())
             except NodeLost:
                 bound.warning("node taken over by another worker")
                 return False

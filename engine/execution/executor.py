@@ -280,7 +280,9 @@ class Execution:
             follow = None
         else:
             follow = await self._conclude(node, state, may_inline, free_slot)
-        while self._concluded and follow is None:
+        while self._concluded:  # body nodes answered meanwhile: each concluded here
+            if follow is not None:
+                self._launch(follow)  # in a task of its own: this one goes on with them
             answered = self._concluded.pop()
             follow = await self._conclude(answered.node, answered.state, may_inline, free_slot)
         return follow
