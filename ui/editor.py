@@ -128,7 +128,7 @@ class Editor:
             workflow_id=self.workflow_id, document=lambda: self.document,
             dirty=lambda: self.dirty, save=self.save, show_errors=self.show_errors,
             cancel_button=self.cancel_button, box=box, panels=panels,
-            on_finished=self._run_finished, body_size=self._body_size,
+            on_finished=self._run_finished, body_size=self._body_size, shown=self._shown_prefix,
         ))
         self.run_button.on_click(runs.ask_inputs)
         self.cancel_button.on_click(runs.cancel)
@@ -206,6 +206,21 @@ class Editor:
             graph = (self.document.get("subgraphs") or {}).get(name) or {"nodes": []}
         return ""
 
+    def _shown_prefix(self) -> str:
+        """The path of the nodes drawn: "" for the workflow's own, ``m[2]/`` for item 2 (the
+        one picked) of the map `m` opened, and so on, nested."""
+        prefix = ""
+        for depth, (node_id, _) in enumerate(self.opened):
+            kind = self._body_kind(depth)
+            index = self.picked.get(depth, 0 if kind == "map" else 1)
+            if kind == "map":
+                prefix += f"{node_id}[{index}]/"
+            elif kind == "loop":
+                prefix += f"{node_id}#{index}/"
+            else:
+                prefix += f"{node_id}/"
+        return prefix
+
     async def _pick(self, depth: int, value: Any) -> None:
         if value is None:
             return
@@ -222,18 +237,7 @@ class Editor:
                 return
             run_id = page["items"][0]["id"]
         run = await self.api.get(f"/api/runs/{run_id}")
-        prefix = ""
-        for depth, (node_id, _) in enumerate(self.opened):
-            kind = self._body_kind(depth)
-            first = 0 if kind == "map" else 1
-            index = self.picked.get(depth, first)
-            prefix += (
-                f"{node_id}[{index}]/"
-                if kind == "map"
-                else f"{node_id}#{index}/"
-                if kind == "loop"
-                else f"{node_id}/"
-            )
+        prefix = self._shown_prefix()
         states = {}
         for node in self.graph["nodes"]:
             found = run["nodes"].get(prefix + node["id"])

@@ -29,6 +29,9 @@ class RunPanelNeeds:
     panels: ui.tab_panels  # switched to the run tab when a run is followed
     on_finished: Callable[[], Awaitable[None]]  # once a run's events ended
     body_size: Callable[[str], int]  # how many nodes the body a node runs has (0: none)
+    # The path of the nodes the canvas shows: "" for the workflow's own, "m[2]/" for item 2
+    # of the map `m` opened.
+    shown: Callable[[], str]
 
 
 class RunPanel:
@@ -151,14 +154,17 @@ class RunPanel:
             self.canvas.set_states({body_node: {"progress": f"{self._ended[body_node]} done"}})
 
     def _apply_event(self, event: dict[str, Any]) -> None:
-        kind, node, data = event["type"], event.get("node"), event.get("data") or {}
+        kind, path, data = event["type"], event.get("node"), event.get("data") or {}
         canvas = self.canvas
+        shown = self.needs.shown()
+        node = _on_canvas(path, shown)
         if kind == "run.started":
             reused = data.get("reused") or {}
             canvas.set_states({
-                node_id: {"status": "cached", "reason": f"reused from run {origin}"}
+                found: {"status": "cached", "reason": f"reused from run {origin}"}
                 for origin, nodes in reused.items()
                 for node_id in nodes
+                if (found := _on_canvas(node_id, shown)) is not None
             })
         elif kind == "node.started" and node:
             canvas.set_states({node: {"status": "running", "text": "", "error": ""}})
@@ -171,10 +177,11 @@ class RunPanel:
             canvas.set_states({node: {"status": "failed", "error": data.get("error", "")}})
         elif kind == "node.skipped" and node:
             canvas.set_states({node: {"status": "skipped", "reason": data.get("reason", "")}})
-        else:
-            return
-        if node and "/" in node:
-            self._inner_settled(node)
+        final = kind in ("node.completed", "node.skipped") or (
+            kind == "node.failed" and not data.get("will_retry")
+        )
+        if final and path and "/" in path and not shown:
+            self._inner_settled(path)
 
     async def cancel(self) -> None:
         if self.run_id:
@@ -188,3 +195,12 @@ def progress_text(progress: dict[str, int]) -> str:
     """A body node's progress as it shows: ``7/10``, and the failed ones."""
     failed = f", {progress['failed']} failed" if progress.get("failed") else ""
     return f"{progress['done']}/{progress['total']}{failed}"
+
+
+def _on_canvas(path: str | None, shown: str) -> str | None:
+    """The id on the canvas of the node at ``path``, when the canvas shows it (the nodes under
+    ``shown``, the path of the graph drawn)."""
+    if path is None or not path.startswith(shown):
+        return None
+    local = path[len(shown) :]
+    return None if "/" in local else local
