@@ -575,3 +575,22 @@ async def test_a_rerun_given_a_new_version_of_a_saved_body_reuses_what_did_not_c
         await fresh.close()
     assert again.outputs["loud"] == ["A.", "B."]
     assert again.nodes["m"].reason_code == "reused"
+
+
+async def test_a_node_inside_a_saved_body_changed_by_a_rerun_runs_a_copy_of_its_own(
+    service: RunService,
+) -> None:
+    saved = await service.store.create_workflow(workflow(**_terse(SHOUT_DOCUMENT)))
+    caller = mapped()
+    caller.nodes[1].params = {"workflow": saved.id}
+    parent = await service.execute(caller, {"words": ["a", "b"]})
+    Sleep.executions.clear()
+    asking = {"m/up": {"template": "{{ w.upper() }}{{ suffix }}?"}}
+    child = await (await service.rerun(parent.id, params=asking)).wait()
+    assert child.status == "succeeded", child.error
+    assert child.outputs["loud"] == ["A!?", "B!?"]
+    assert Sleep.executions == []
+    document = await service.store.snapshot(await service.row(child.id))
+    own = f"{saved.id}_1--m"
+    assert document["nodes"][1]["params"] == {"graph": own}
+    assert document["subgraphs"][own]["nodes"][3]["params"]["template"].endswith("?")

@@ -164,8 +164,12 @@ def _inner_issues(
     walked = [first]
     for step in inner:
         node_type = registry.get(node.type)
-        graph = node.params.get("graph")
-        if node_type is None or not issubclass(node_type, BodyNode) or graph not in base.subgraphs:
+        graph = (
+            node_type.body_name(node.params)
+            if node_type is not None and issubclass(node_type, BodyNode)
+            else None
+        )
+        if graph is None or graph not in base.subgraphs:
             return [
                 Issue(
                     "missing_node",
