@@ -13,9 +13,9 @@ from engine.documents.plan import Plan, PlanNode
 from engine.errors import NodeFailure
 from engine.execution.lifecycle import RunScope
 from engine.execution.results import NodeState
-from engine.nodes.body import Body, BodyNode, Outcome, body_of
+from engine.nodes.body import Body, BodyNode, Outcome
 
-__all__ = ["BodyRun", "Instance", "Prefixed", "inner_ids", "outcome_of", "relabel"]
+__all__ = ["BodyRun", "Instance", "Prefixed", "outcome_of", "relabel"]
 
 
 def relabel(body: Plan, prefix: str) -> list[PlanNode]:
@@ -43,11 +43,6 @@ def relabel(body: Plan, prefix: str) -> list[PlanNode]:
         )
         for node in body.nodes.values()
     ]
-
-
-def inner_ids(states: Iterable[str], body_node: str) -> list[str]:
-    """The ids among ``states`` of nodes inside ``body_node`` (a path's first part)."""
-    return [node_id for node_id in states if "/" in node_id and body_of(node_id) == body_node]
 
 
 class Prefixed(Mapping[str, NodeState]):

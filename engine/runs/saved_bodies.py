@@ -84,10 +84,11 @@ class _Copier:
         self.subgraphs = subgraphs
 
     async def nodes(
-        self, nodes: list[dict[str, Any]], chain: tuple[str, ...], path: str
+        self, nodes: list[dict[str, Any]], chain: tuple[str, ...], path: str | None
     ) -> list[dict[str, Any]]:
         """The nodes, each that names a saved workflow with its version, that workflow (and
-        those it names in turn) copied into the subgraphs."""
+        those it names in turn) copied into the subgraphs. ``path``: where the nodes are in
+        the document (None: in a saved workflow, which the issues then name)."""
         done = []
         for index, node in enumerate(nodes):
             if not _names_saved(node, self.registry):
@@ -95,7 +96,7 @@ class _Copier:
                 continue
             params = node.get("params", {})
             wanted: str = params["workflow"]
-            where = f"{path}/{index}/params/workflow"
+            where = None if path is None else f"{path}/{index}/params/workflow"
             if wanted in chain:
                 loop = " → ".join([*chain[chain.index(wanted) :], wanted])
                 raise WorkflowInvalid(
@@ -141,12 +142,11 @@ class _Copier:
         document = record.document
         own = document.get("subgraphs", {})
         renamed = {body: f"{body}__{record.id}_{record.version}" for body in own}
-        base = f"saved workflow {record.id}"
         for body, content in own.items():
-            nodes = await self.nodes(_regraph(content["nodes"], renamed), chain, base)
+            nodes = await self.nodes(_regraph(content["nodes"], renamed), chain, None)
             self.subgraphs[renamed[body]] = {**content, "nodes": nodes}
         self.subgraphs[name] = {
-            "nodes": await self.nodes(_regraph(document["nodes"], renamed), chain, base),
+            "nodes": await self.nodes(_regraph(document["nodes"], renamed), chain, None),
             "edges": document.get("edges", []),
             "description": document.get("description", ""),
         }
