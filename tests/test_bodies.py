@@ -1,14 +1,11 @@
 """Bodies (SPEC §12): `subgraph`, `map` and `loop` run a body of the document; its nodes are
-the run's nodes by path, settled, stored and announced like any other, and reused item by item
-on a rerun. On SQLite and PostgreSQL."""
+the run's nodes by path, settled, stored and announced like any other; validation reaches into
+bodies. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
-import msgspec
 import pytest
 
 from engine.documents.graph import compile_plan
@@ -16,76 +13,17 @@ from engine.errors import WorkflowInvalid
 from engine.execution.events import AnyEvent, NodeCompleted
 from engine.runs.service import RunService
 from engine.storage.database import Database
-from engine.storage.tables import RunRow
+from tests.support.bodies import (
+    GROW,
+    SHOUT,
+    SHOUT_IDS,
+    body,
+    looped,
+    mapped,
+    mapped_nodes,
+)
 from tests.support.documents import workflow
 from tests.support.nodes import Sleep, test_registry
-from tests.support.runs import count
-
-
-def edges(*pairs: tuple[str, str]) -> list[dict[str, str]]:
-    return [{"from": source, "to": target} for source, target in pairs]
-
-
-def body(nodes: list[dict[str, Any]], *pairs: tuple[str, str]) -> dict[str, Any]:
-    return {"nodes": nodes, "edges": edges(*pairs)}
-
-
-# A word, shouted after a wait: `word` is what a map maps over, `suffix` is given to every item.
-SHOUT = body(
-    [
-        {"id": "word", "type": "input", "params": {"name": "word", "schema": {"type": "string"}}},
-        {"id": "suffix", "type": "input", "params": {"name": "suffix", "default": "!"}},
-        {"id": "wait", "type": "sleep", "params": {"seconds": 0.02}},
-        {"id": "up", "type": "template", "params": {"template": "{{ w.upper() }}{{ suffix }}"}},
-        {"id": "out", "type": "output", "params": {"name": "loud"}},
-    ],
-    ("word.value", "wait.x"),
-    ("wait.y", "up.w"),
-    ("suffix.value", "up.suffix"),
-    ("up.text", "out.value"),
-)
-# One more letter each time: `text` is carried from one iteration to the next.
-GROW = body(
-    [
-        {"id": "text", "type": "input", "params": {"name": "text"}},
-        {"id": "more", "type": "sleep", "params": {"seconds": 0}},
-        {"id": "add", "type": "template", "params": {"template": "{{ t }}a"}},
-        {"id": "out", "type": "output", "params": {"name": "text"}},
-        {"id": "n", "type": "template", "params": {"template": "{{ t | length }}"}},
-        {"id": "size", "type": "output", "params": {"name": "size"}},
-    ],
-    ("text.value", "more.x"),
-    ("more.y", "add.t"),
-    ("add.text", "out.value"),
-    ("add.text", "n.t"),
-    ("n.text", "size.value"),
-)
-
-
-def mapped(**params: Any) -> Any:
-    nodes = [
-        {"id": "words", "type": "input", "params": {"name": "words", "schema": {"type": "array"}}},
-        {"id": "m", "type": "map", "params": {"graph": "shout", **params}},
-        {"id": "loud", "type": "output", "params": {"name": "loud"}},
-        {"id": "errors", "type": "output", "params": {"name": "errors"}},
-    ]
-    wiring = [("words.value", "m.items"), ("m.loud", "loud.value"), ("m.errors", "errors.value")]
-    return workflow(nodes, wiring, subgraphs={"shout": SHOUT})
-
-
-def looped(**params: Any) -> Any:
-    nodes = [
-        {"id": "start", "type": "input", "params": {"name": "start", "default": "b"}},
-        {"id": "lp", "type": "loop", "params": {"graph": "grow", **params}},
-        {"id": "text", "type": "output", "params": {"name": "text"}},
-        {"id": "times", "type": "output", "params": {"name": "times"}},
-    ]
-    wiring = [
-        ("start.value", "lp.text"),
-        ("lp.text", "text.value"),
-        ("lp.iterations", "times.value"),
-    ]
-    return workflow(nodes, wiring, subgraphs={"grow": GROW})
 
 
 async def test_a_map_runs_its_body_once_per_item_its_nodes_stored_by_path(
@@ -114,9 +52,6 @@ async def test_a_map_runs_its_body_once_per_item_its_nodes_stored_by_path(
     stored = await RunService(database, test_registry()).get(run.id)
     assert stored.nodes["m[2]/up"].output == {"text": "SEA!"}
     assert stored.nodes["m"].progress == {"done": 3, "failed": 0, "total": 3}
-
-
-SHOUT_IDS = [node["id"] for node in SHOUT["nodes"]]
 
 
 @pytest.mark.parametrize(
@@ -219,60 +154,36 @@ async def test_bodies_nest_and_their_paths_with_them(service: RunService) -> Non
     assert run.nodes["m[1]/s"].progress == {"done": 1, "failed": 0, "total": 1}
 
 
-async def test_a_rerun_with_one_item_changed_executes_that_item_alone(
+async def test_paths_longer_than_a_node_id_are_stored(
     service: RunService, database: Database
 ) -> None:
-    parent = await service.execute(mapped(), {"words": ["a", "b", "c"]})
-    Sleep.executions.clear()
-    child = await (await service.rerun(parent.id, inputs={"words": ["a", "B", "c"]})).wait()
-    assert child.outputs["loud"] == ["A!", "B!", "C!"]
-    assert Sleep.executions == ["m[1]/wait"]
-    assert child.nodes["m[1]/word"].reason_code == "input_changed"
-    assert child.nodes["m[1]/wait"].reason_code == "upstream_changed"
-    assert child.nodes["m[0]/up"].reason_code == "reused"
-    assert child.nodes["m[2]/wait"].reason == f"reused from run {parent.id}"
-    stored = await RunService(database, test_registry()).get(child.id)
-    assert stored.nodes["m[1]/up"].status == "succeeded"
-    assert stored.nodes["m[1]/up"].output == {"text": "B!"}
-    assert stored.nodes["m[0]/up"].reason == f"reused from run {parent.id}"
-    # A rerun elsewhere (only what is stored) with nothing changed takes the map over whole,
-    # its inner nodes with it.
-    Sleep.executions.clear()
-    fresh = RunService(database, test_registry())
-    try:
-        grandchild = await (await fresh.rerun(child.id, params={"loud": {}})).wait()
-    finally:
-        await fresh.close()
-    assert Sleep.executions == []
-    assert grandchild.nodes["m"].reason_code == "reused"
-    assert grandchild.nodes["m[1]/up"].reason == f"reused from run {child.id}"
-    assert grandchild.nodes["m[0]/up"].reason == f"reused from run {parent.id}"
-    stored = await service.get(grandchild.id)
-    assert stored.nodes["m[1]/up"].output == {"text": "B!"}
-
-
-async def test_a_rerun_from_a_map_executes_every_item_again(service: RunService) -> None:
-    parent = await service.execute(mapped(), {"words": ["a", "b"]})
-    Sleep.executions.clear()
-    child = await (await service.rerun(parent.id, from_node="m")).wait()
-    assert sorted(Sleep.executions) == ["m[0]/wait", "m[1]/wait"]
-    assert child.nodes["m[0]/wait"].reason_code == "forced"
-
-
-async def test_a_longer_loop_reuses_the_iterations_it_had(service: RunService) -> None:
-    parent = await service.execute(looped(max_iterations=6))
-    assert parent.outputs["times"] == 6
-    Sleep.executions.clear()
-    child = await (await service.rerun(parent.id, params={"lp": {"max_iterations": 10}})).wait()
-    assert child.outputs == {"text": "b" + "a" * 10, "times": 10}
-    assert Sleep.executions == [f"lp#{i}/more" for i in range(7, 11)]
-    assert all(child.nodes[f"lp#{i}/more"].reason_code == "reused" for i in range(1, 7))
+    long_id = "m" * 60
+    nodes = [
+        {"id": "words", "type": "input", "params": {"name": "words", "schema": {"type": "array"}}},
+        {"id": long_id, "type": "map", "params": {"graph": "shout"}},
+        {"id": "loud", "type": "output", "params": {"name": "loud"}},
+    ]
+    document = workflow(
+        nodes,
+        [("words.value", f"{long_id}.items"), (f"{long_id}.loud", "loud.value")],
+        subgraphs={"shout": SHOUT},
+    )
+    run = await service.execute(document, {"words": ["a"]})
+    assert run.status == "succeeded", run.error
+    stored = await RunService(database, test_registry()).get(run.id)
+    assert stored.nodes[f"{long_id}[0]/suffix"].output == {"value": "!"}
 
 
 def issues_of(document: Any) -> list[tuple[str, str | None, str | None]]:
     with pytest.raises(WorkflowInvalid) as raised:
         compile_plan(document, test_registry())
     return [(issue.code, issue.node, issue.path) for issue in raised.value.issues]
+
+
+def _messages(document: Any) -> list[str]:
+    with pytest.raises(WorkflowInvalid) as raised:
+        compile_plan(document, test_registry())
+    return [issue.message for issue in raised.value.issues]
 
 
 def test_validation_reaches_into_bodies_with_paths() -> None:
@@ -337,17 +248,11 @@ def test_bodies_nest_eight_deep_at_most() -> None:
     assert any("nest deeper than 8" in message for message in _messages(document))
 
 
-def _messages(document: Any) -> list[str]:
-    with pytest.raises(WorkflowInvalid) as raised:
-        compile_plan(document, test_registry())
-    return [issue.message for issue in raised.value.issues]
-
-
 def test_a_changed_body_changes_the_key_of_the_node_that_runs_it() -> None:
     louder = {**SHOUT, "nodes": [dict(node) for node in SHOUT["nodes"]]}
     louder["nodes"][3] = {**louder["nodes"][3], "params": {"template": "{{ w }}{{ suffix }}!!"}}
     changed = workflow(
-        [dict(node) for node in NODES_OF_MAPPED],
+        mapped_nodes(),
         [(edge.source, edge.target) for edge in mapped().edges],
         subgraphs={"shout": louder},
     )
@@ -355,242 +260,3 @@ def test_a_changed_body_changes_the_key_of_the_node_that_runs_it() -> None:
     before = compile_plan(mapped(), registry).nodes["m"].key_material
     assert compile_plan(changed, registry).nodes["m"].key_material != before
     assert compile_plan(mapped(), registry).nodes["m"].key_material == before
-
-
-NODES_OF_MAPPED = [msgspec.to_builtins(node) for node in mapped().nodes]
-
-
-async def test_paths_longer_than_a_node_id_are_stored(
-    service: RunService, database: Database
-) -> None:
-    long_id = "m" * 60
-    nodes = [
-        {"id": "words", "type": "input", "params": {"name": "words", "schema": {"type": "array"}}},
-        {"id": long_id, "type": "map", "params": {"graph": "shout"}},
-        {"id": "loud", "type": "output", "params": {"name": "loud"}},
-    ]
-    document = workflow(
-        nodes,
-        [("words.value", f"{long_id}.items"), (f"{long_id}.loud", "loud.value")],
-        subgraphs={"shout": SHOUT},
-    )
-    run = await service.execute(document, {"words": ["a"]})
-    assert run.status == "succeeded", run.error
-    stored = await RunService(database, test_registry()).get(run.id)
-    assert stored.nodes[f"{long_id}[0]/suffix"].output == {"value": "!"}
-
-
-async def test_a_rerun_changes_a_node_inside_a_body_for_every_item(
-    service: RunService, database: Database
-) -> None:
-    parent = await service.execute(mapped(), {"words": ["a", "b"]})
-    Sleep.executions.clear()
-    asking = {"m/up": {"template": "{{ w.upper() }}{{ suffix }}?"}}
-    child = await (await service.rerun(parent.id, params=asking)).wait()
-    assert child.status == "succeeded", child.error
-    assert child.outputs["loud"] == ["A!?", "B!?"]
-    assert Sleep.executions == []  # upstream of the changed node: reused, item by item
-    assert child.nodes["m"].reason == "body changed: up"
-    assert child.nodes["m[1]/up"].reason == "params changed: template"
-    assert child.nodes["m[1]/wait"].reason_code == "reused"
-    # The child's document is one that runs as it did: the map runs a copy of its body.
-    document = await service.store.snapshot(await service.row(child.id))
-    (m,) = [node for node in document["nodes"] if node["id"] == "m"]
-    assert m["params"]["graph"] == "shout--m"
-    assert document["subgraphs"]["shout"] == SHOUT | {"edges": SHOUT["edges"]}
-    assert document["subgraphs"]["shout--m"]["nodes"][3]["params"]["template"].endswith("?")
-    # Its rerun, elsewhere, changes that copy again rather than copying it once more.
-    fresh = RunService(database, test_registry())
-    try:
-        again = {"m/suffix": {"default": "."}}
-        grandchild = await (await fresh.rerun(child.id, params=again)).wait()
-    finally:
-        await fresh.close()
-    assert grandchild.outputs["loud"] == ["A.?", "B.?"]
-    document = await service.store.snapshot(await service.row(grandchild.id))
-    assert sorted(document["subgraphs"]) == ["shout", "shout--m"]
-
-
-@pytest.mark.parametrize(
-    ("params", "message"),
-    [
-        ({"m/nothing": {"template": "x"}}, "the body of 'm' ('shout') has no node 'nothing'"),
-        ({"m/up": {"bogus": 1}}, "template node 'm/up' has no param 'bogus'"),
-        ({"words/up": {"template": "x"}}, "node 'words' runs no body, so 'words/up' names no node"),
-        ({"ghost/up": {"template": "x"}}, "node 'ghost' is not in run"),
-    ],
-)
-async def test_bad_params_for_nodes_inside_bodies_are_named(
-    service: RunService, params: dict[str, Any], message: str
-) -> None:
-    parent = await service.execute(mapped(), {"words": ["a"]})
-    with pytest.raises(WorkflowInvalid) as raised:
-        await service.rerun(parent.id, params=params)
-    (issue,) = raised.value.issues
-    assert message in issue.message
-
-
-async def test_a_map_given_new_params_takes_over_the_items_whose_keys_stand(
-    service: RunService, database: Database
-) -> None:
-    parent = await service.execute(mapped(), {"words": ["a", "b"]})
-    Sleep.executions.clear()
-    child = await (await service.rerun(parent.id, params={"m": {"on_item_error": "null"}})).wait()
-    assert child.nodes["m"].reason == "params changed: on_item_error"
-    assert Sleep.executions == []
-    assert child.outputs["loud"] == ["A!", "B!"]
-    stored = await RunService(database, test_registry()).get(child.id)
-    assert stored.nodes["m[1]/wait"].reason == f"reused from run {parent.id}"
-    assert stored.nodes["m"].progress == {"done": 2, "failed": 0, "total": 2}
-
-
-SHOUT_DOCUMENT = {"schema_version": 1, "name": "Shout", **SHOUT}
-
-
-async def test_a_map_runs_a_saved_workflow_at_its_current_version_recorded(
-    service: RunService,
-) -> None:
-    store = service.store
-    saved = await store.create_workflow(workflow(**_terse(SHOUT_DOCUMENT)))
-    caller = mapped()
-    caller.nodes[1].params = {"workflow": saved.id}
-    first = await service.execute(caller, {"words": ["a"]})
-    assert first.status == "succeeded", first.error
-    assert first.outputs["loud"] == ["A!"]
-    document = await store.snapshot(await service.row(first.id))
-    assert document["nodes"][1]["params"] == {"workflow": saved.id, "version": 1}
-    assert document["subgraphs"][f"{saved.id}@1"]["nodes"] == SHOUT["nodes"]
-    # A new version is what the next run runs; a node naming a version keeps to it.
-    quieter = [dict(node) for node in SHOUT["nodes"]]
-    quieter[1] = {**quieter[1], "params": {"name": "suffix", "default": "."}}
-    newer = {**SHOUT_DOCUMENT, "nodes": quieter}
-    await store.save_workflow(saved.id, workflow(**_terse(newer)), expected_version=1)
-    second = await service.execute(caller, {"words": ["a"]})
-    assert second.outputs["loud"] == ["A."]
-    caller.nodes[1].params = {"workflow": saved.id, "version": 1}
-    pinned = await service.execute(caller, {"words": ["a"]})
-    assert pinned.outputs["loud"] == ["A!"]
-
-
-def _terse(document: dict[str, Any]) -> dict[str, Any]:
-    """A document as `workflow` takes it: edges as pairs."""
-    edges = [(edge["from"], edge["to"]) for edge in document.get("edges", [])]
-    rest = {key: value for key, value in document.items() if key not in ("nodes", "edges")}
-    rest.pop("schema_version", None)
-    return {"nodes": document["nodes"], "edges": edges, **rest}
-
-
-async def test_a_saved_workflow_that_cannot_be_seen_is_unknown(service: RunService) -> None:
-    saved = await service.store.create_workflow(workflow(**_terse(SHOUT_DOCUMENT)), owner_id="ada")
-    caller = mapped()
-    caller.nodes[1].params = {"workflow": saved.id}
-    with pytest.raises(WorkflowInvalid) as raised:
-        await service.start(caller, {"words": ["a"]}, owner_id="bob")
-    (issue,) = raised.value.issues
-    assert (issue.code, issue.node, issue.path) == (
-        "unknown_workflow",
-        "m",
-        "/nodes/1/params/workflow",
-    )
-    assert issue.message == f"workflow {saved.id!r} is not a saved workflow this document can use"
-    assert await count(service.store.database, RunRow) == 0  # nothing stored
-
-
-async def test_a_saved_workflow_that_runs_itself_is_refused_naming_the_chain(
-    service: RunService,
-) -> None:
-    store = service.store
-    b = await store.create_workflow(workflow(**_terse(SHOUT_DOCUMENT)))
-    a_document = mapped()
-    a_document.nodes[1].params = {"workflow": b.id}
-    a = await store.create_workflow(a_document)
-    # b, saved again to run a, would contain itself through it.
-    b_again = mapped()
-    b_again.nodes[1].params = {"workflow": a.id}
-    with pytest.raises(WorkflowInvalid) as raised:
-        await service.with_saved_bodies(b_again, owner_id=None, workflow_id=b.id)
-    (issue,) = raised.value.issues
-    assert issue.code == "recursive_workflow"
-    assert issue.message == f"workflow {b.id} contains itself: {b.id} → {a.id} → {b.id}"
-
-
-async def test_a_resumed_run_keeps_the_items_its_map_finished(
-    database: Database, tmp_path: Any
-) -> None:
-    slow = {**SHOUT, "nodes": [dict(node) for node in SHOUT["nodes"]]}
-    slow["nodes"][2] = {"id": "wait", "type": "sleep", "params": {"seconds": 0.15}}
-    document = workflow(
-        [msgspec.to_builtins(node) for node in mapped(concurrency=1).nodes],
-        [(edge.source, edge.target) for edge in mapped().edges],
-        subgraphs={"shout": slow},
-    )
-    first = RunService(database, test_registry(), workspace=tmp_path, lease_timeout_s=2)
-    handle = await first.start(document, {"words": ["a", "b", "c", "d"]})
-    deadline = time.monotonic() + 10
-    # Two items done, the third under way (what the sleeps record is a list, not an event).
-    while len(Sleep.executions) < 3 and time.monotonic() < deadline:  # noqa: ASYNC110
-        await asyncio.sleep(0.01)
-    await first.close()  # the process stops: the run is left interrupted
-    assert (await first.get(handle.id)).status == "interrupted"
-    Sleep.executions.clear()
-    again = RunService(database, test_registry(), workspace=tmp_path, lease_timeout_s=2)
-    try:
-        resumed = await (await again.resume(handle.id)).wait()
-    finally:
-        await again.close()
-    assert resumed.status == "succeeded", resumed.error
-    assert resumed.outputs["loud"] == ["A!", "B!", "C!", "D!"]
-    assert Sleep.executions == ["m[2]/wait", "m[3]/wait"]  # the first two stood
-    assert resumed.nodes["m"].progress == {"done": 4, "failed": 0, "total": 4}
-
-
-async def test_a_rerun_given_a_new_version_of_a_saved_body_reuses_what_did_not_change(
-    service: RunService, database: Database
-) -> None:
-    store = service.store
-    saved = await store.create_workflow(workflow(**_terse(SHOUT_DOCUMENT)))
-    caller = mapped()
-    caller.nodes[1].params = {"workflow": saved.id}
-    parent = await service.execute(caller, {"words": ["a", "b"]})
-    quieter = [dict(node) for node in SHOUT["nodes"]]
-    quieter[1] = {**quieter[1], "params": {"name": "suffix", "default": "."}}
-    await store.save_workflow(
-        saved.id, workflow(**_terse({**SHOUT_DOCUMENT, "nodes": quieter})), expected_version=1
-    )
-    Sleep.executions.clear()
-    child = await (await service.rerun(parent.id, params={"m": {"version": 2}})).wait()
-    assert child.status == "succeeded", child.error
-    assert child.outputs["loud"] == ["A.", "B."]
-    assert child.nodes["m"].reason == "params changed: version"
-    assert Sleep.executions == []  # upstream of the changed input, item by item
-    assert child.nodes["m[1]/suffix"].reason == "input changed: suffix"  # its default, now "."
-    document = await store.snapshot(await service.row(child.id))
-    assert document["nodes"][1]["params"] == {"workflow": saved.id, "version": 2}
-    assert f"{saved.id}@2" in document["subgraphs"]
-    # Its own rerun, elsewhere, runs the same version.
-    fresh = RunService(database, test_registry())
-    try:
-        again = await (await fresh.rerun(child.id, params={"loud": {}})).wait()
-    finally:
-        await fresh.close()
-    assert again.outputs["loud"] == ["A.", "B."]
-    assert again.nodes["m"].reason_code == "reused"
-
-
-async def test_a_node_inside_a_saved_body_changed_by_a_rerun_runs_a_copy_of_its_own(
-    service: RunService,
-) -> None:
-    saved = await service.store.create_workflow(workflow(**_terse(SHOUT_DOCUMENT)))
-    caller = mapped()
-    caller.nodes[1].params = {"workflow": saved.id}
-    parent = await service.execute(caller, {"words": ["a", "b"]})
-    Sleep.executions.clear()
-    asking = {"m/up": {"template": "{{ w.upper() }}{{ suffix }}?"}}
-    child = await (await service.rerun(parent.id, params=asking)).wait()
-    assert child.status == "succeeded", child.error
-    assert child.outputs["loud"] == ["A!?", "B!?"]
-    assert Sleep.executions == []
-    document = await service.store.snapshot(await service.row(child.id))
-    own = f"{saved.id}_1--m"
-    assert document["nodes"][1]["params"] == {"graph": own}
-    assert document["subgraphs"][own]["nodes"][3]["params"]["template"].endswith("?")

@@ -223,11 +223,10 @@ def test_ctrl_c_cancels_the_run(tmp_path: Path, as_json: bool) -> None:
 # -- the live display on a terminal -----------------------------------------------------------
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
-def test_live_display_on_a_terminal_shows_nodes_and_tokens(tmp_path: Path) -> None:
+def on_a_terminal(workflow: Path) -> str:
+    """What `run` of ``workflow`` draws on a pseudo-terminal, once it exited with 0."""
     import pty  # POSIX only
 
-    workflow = stream_workflow(tmp_path, words=5, delay_s=0.05)
     primary, secondary = pty.openpty()
     env = {**os.environ, "COLUMNS": "120", "TERM": "xterm-256color"}
     process = subprocess.Popen([*DRIVER, "run", str(workflow)], cwd=ROOT,
@@ -244,7 +243,13 @@ def test_live_display_on_a_terminal_shows_nodes_and_tokens(tmp_path: Path) -> No
         screen += chunk
     os.close(primary)
     assert process.wait(timeout=30) == 0
-    text = screen.decode(errors="replace")
+    return screen.decode(errors="replace")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_live_display_on_a_terminal_shows_nodes_and_tokens(tmp_path: Path) -> None:
+    workflow = stream_workflow(tmp_path, words=5, delay_s=0.05)
+    text = on_a_terminal(workflow)
     assert "Traceback" not in text
     for node in ("topic", "writer", "out"):
         assert node in text
@@ -292,24 +297,6 @@ def test_a_map_shows_its_progress_and_its_items_failures_not_each_node(tmp_path:
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
 def test_live_display_shows_a_maps_progress(tmp_path: Path) -> None:
-    import pty  # POSIX only
-
-    primary, secondary = pty.openpty()
-    env = {**os.environ, "COLUMNS": "120", "TERM": "xterm-256color"}
-    process = subprocess.Popen([*DRIVER, "run", str(map_workflow(tmp_path))], cwd=ROOT,
-                               stdin=secondary, stdout=secondary, stderr=secondary, env=env)
-    os.close(secondary)
-    screen = b""
-    while True:
-        try:
-            chunk = os.read(primary, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        screen += chunk
-    os.close(primary)
-    assert process.wait(timeout=30) == 0
-    text = screen.decode(errors="replace")
+    text = on_a_terminal(map_workflow(tmp_path))
     assert "Traceback" not in text
     assert "3/3 done, 1 failed" in text

@@ -10,7 +10,7 @@ import msgspec
 
 from engine.documents.issues import Issue, pointer
 from engine.errors import WorkflowInvalid
-from engine.nodes.body import saved_body
+from engine.nodes.body import BodyNode
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -181,7 +181,7 @@ def _with_own(
     if not changes and not inner:
         return node
     params = {**node.get("params", {}), **(changes or {})}
-    graph = _body_of(params)
+    graph = BodyNode.body_name(params)
     if inner and graph is not None and graph in subgraphs:
         suffix = f"--{node['id']}"
         name = re.sub(r"[^A-Za-z0-9_-]", "_", graph)  # a saved workflow's: `wf_x@3`
@@ -192,16 +192,6 @@ def _with_own(
         params.pop("version", None)
         params["graph"] = private
     return {**node, "params": params}
-
-
-def _body_of(params: Mapping[str, Any]) -> str | None:
-    """The subgraph a node's params name: ``graph``, or a saved workflow's copy."""
-    graph, saved, version = params.get("graph"), params.get("workflow"), params.get("version")
-    if isinstance(graph, str):
-        return graph
-    if isinstance(saved, str) and isinstance(version, int):
-        return saved_body(saved, version)
-    return None
 
 
 def from_builtins(value: Any) -> Workflow:

@@ -13,6 +13,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from tests.support.bodies import shout_each
 from tests.support.browser import (
     button,
     create,
@@ -248,26 +249,7 @@ def test_delete_undo_redo_copy_paste_and_auto_layout(browser: WebDriver, base_ur
 def test_a_map_node_draws_its_bodys_ports_and_shows_its_progress(
     browser: WebDriver, base_url: str
 ) -> None:
-    body = {
-        "nodes": [
-            {"id": "word", "type": "input", "params": {"name": "word"}},
-            {"id": "up", "type": "template", "params": {"template": "{{ word.upper() }}"}},
-            {"id": "out", "type": "output", "params": {"name": "loud"}},
-        ],
-        "edges": [{"from": "word.value", "to": "up.word"}, {"from": "up.text", "to": "out.value"}],
-    }
-    document = {
-        "schema_version": 1,
-        "name": "Shout each",
-        "subgraphs": {"shout": body},
-        "nodes": [
-            {"id": "words", "type": "input",
-             "params": {"name": "words", "schema": {"type": "array"}, "default": ["a", "b", "c"]}},
-            {"id": "m", "type": "map", "params": {"graph": "shout"}, "ui": {"x": 300, "y": 40}},
-            {"id": "loud", "type": "output", "params": {"name": "loud"}, "ui": {"x": 600, "y": 40}},
-        ],
-        "edges": [{"from": "words.value", "to": "m.items"}, {"from": "m.loud", "to": "loud.value"}],
-    }
+    document = shout_each(["a", "b", "c"])
     workflow_id = create(base_url, document)
     open_editor(browser, base_url, workflow_id)
     ports = ('[data-port="m.items"]', '[data-port="m.loud"]')
@@ -338,24 +320,7 @@ def test_group_into_subgraph_and_run_as_before(browser: WebDriver, base_url: str
 def test_an_opened_map_shows_the_picked_items_states_and_values(
     browser: WebDriver, base_url: str
 ) -> None:
-    body = {
-        "nodes": [
-            {"id": "word", "type": "input", "params": {"name": "word"}, "ui": {"x": 0, "y": 0}},
-            {"id": "up", "type": "template", "params": {"template": "{{ word.upper() }}"},
-             "ui": {"x": 250, "y": 0}},
-            {"id": "out", "type": "output", "params": {"name": "loud"}, "ui": {"x": 500, "y": 0}},
-        ],
-        "edges": [{"from": "word.value", "to": "up.word"}, {"from": "up.text", "to": "out.value"}],
-    }
-    document = {
-        "schema_version": 1, "name": "Shout each", "subgraphs": {"shout": body},
-        "nodes": [
-            {"id": "words", "type": "input",
-             "params": {"name": "words", "schema": {"type": "array"}, "default": ["a", "b", "c"]}},
-            {"id": "m", "type": "map", "params": {"graph": "shout"}, "ui": {"x": 300, "y": 0}},
-        ],
-        "edges": [{"from": "words.value", "to": "m.items"}],
-    }
+    document = shout_each(["a", "b", "c"])
     workflow_id = create(base_url, document)
     httpx.post(f"{base_url}/api/workflows/{workflow_id}/runs", json={"wait": True}, timeout=60)
     open_editor(browser, base_url, workflow_id)

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from tests.support.bodies import shout_each
 from tests.support.browser import (
     attribute,
     button,
@@ -147,24 +148,7 @@ def test_a_running_run_is_followed_live_and_cancelled(browser: WebDriver, base_u
 
 
 def test_a_run_page_lists_the_nodes_inside_a_map_by_item(browser: WebDriver, base_url: str) -> None:
-    body = {
-        "nodes": [
-            {"id": "word", "type": "input", "params": {"name": "word"}},
-            {"id": "up", "type": "template", "params": {"template": "{{ word.upper() }}"}},
-            {"id": "out", "type": "output", "params": {"name": "loud"}},
-        ],
-        "edges": [{"from": "word.value", "to": "up.word"}, {"from": "up.text", "to": "out.value"}],
-    }
-    document = {
-        "schema_version": 1, "name": "Shout each", "subgraphs": {"shout": body},
-        "nodes": [
-            {"id": "words", "type": "input",
-             "params": {"name": "words", "schema": {"type": "array"}, "default": ["a", 7]}},
-            {"id": "m", "type": "map", "params": {"graph": "shout", "on_item_error": "null"}},
-            {"id": "loud", "type": "output", "params": {"name": "loud"}},
-        ],
-        "edges": [{"from": "words.value", "to": "m.items"}, {"from": "m.loud", "to": "loud.value"}],
-    }
+    document = shout_each(["a", 7], on_item_error="null")
     run = run_now(base_url, create(base_url, document), wait=True)
     browser.get(f"{base_url}/runs/{run['id']}")
     wait_for(lambda: run_status(browser) == "succeeded", what="the run's status")
