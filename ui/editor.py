@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
 from typing import Any
 
 from nicegui import background_tasks, ui
 
+from ui.bodies import OpenedBodies
 from ui.canvas import Canvas
 from ui.client import Api, ApiError
 from ui.clipboard import copied, pasted
@@ -43,25 +43,19 @@ class Editor:
         self.dirty = False
         self.view = ViewState(api, workflow_id)
         self.problems: dict[str, NodeProblems] = {}
-        # The bodies opened, outermost first: (the body node's id, the subgraph it runs). The
-        # canvas draws the innermost; empty, the workflow's own graph.
-        self.opened: list[tuple[str, str]] = []
-        # Which item (map) or iteration (loop) of each body opened the canvas shows the states
-        # of, by depth (the first when not picked).
-        self.picked: dict[int, int] = {}
+        self.bodies = OpenedBodies(
+            api,
+            workflow_id,
+            document=lambda: self.document,
+            redraw=self._show_graph,
+            run_id=lambda: self.runs.run_id,
+        )
 
     @property
     def graph(self) -> dict[str, Any]:
-        """The graph being edited: the document's own, or the body opened (a subgraph of it,
-        changed in place: saving saves the document)."""
-        if self.opened:
-            body = (self.document.get("subgraphs") or {}).get(self.opened[-1][1])
-            if isinstance(body, dict):
-                body.setdefault("nodes", [])
-                body.setdefault("edges", [])
-                return body
-            self.opened = []  # gone (an undo, say): back to the workflow
-        return self.document
+        """The graph being edited: the document's own, or the body opened (see
+        `OpenedBodies`)."""
+        return self.bodies.graph()
 
     # -- building the page ------------------------------------------------------------------
 
@@ -82,7 +76,7 @@ class Editor:
         with ui.row().classes("w-full items-center gap-2 px-2"):
             ui.link("Workflows", "/")
             self.title = ui.label(self.document.get("name", "")).classes("text-lg font-bold")
-            self.crumbs = ui.row().classes("items-center gap-1 text-sm").props("data-breadcrumb")
+            crumbs = ui.row().classes("items-center gap-1 text-sm").props("data-breadcrumb")
             self.state_label = ui.label("").classes("text-sm text-gray-500")
             ui.space()
             ui.button("Group into subgraph", on_click=self.group).props("flat")
@@ -101,6 +95,7 @@ class Editor:
             with outer.after, split.classes("w-full h-full") as inner:
                 with inner.before:
                     self.canvas = Canvas(self._graph(), self.view.viewport(), self.selected)
+                    self.bodies.canvas, self.bodies.crumbs = self.canvas, crumbs
                     for name in ("connect", "refused", "remove-nodes", "remove-edges", "move",
                                  "selection", "palette-drop", "viewport", "open"):
                         self.canvas.on(name, getattr(self, f"_on_{name.replace('-', '_')}"))
@@ -128,32 +123,16 @@ class Editor:
             workflow_id=self.workflow_id, document=lambda: self.document,
             dirty=lambda: self.dirty, save=self.save, show_errors=self.show_errors,
             cancel_button=self.cancel_button, box=box, panels=panels,
-            on_finished=self._run_finished, body_size=self._body_size, shown=self._shown_prefix,
+            on_finished=self._run_finished, body_size=self.bodies.body_size,
+            shown=self.bodies.shown_prefix,
         ))
         self.run_button.on_click(runs.ask_inputs)
         self.cancel_button.on_click(runs.cancel)
         return runs
 
-    # -- bodies ----------------------------------------------------------------------------
-
     async def _on_open(self, event: Any) -> None:
         """A double-click on a node that runs one of the document's bodies opens that body."""
-        node = next((n for n in self.graph["nodes"] if n["id"] == event.args.get("id")), None)
-        graph = (node or {}).get("params", {}).get("graph")
-        if node is None or graph not in (self.document.get("subgraphs") or {}):
-            return
-        self.opened.append((node["id"], graph))
-        await self._show_graph()
-        await self._show_instance()
-
-    async def close_to(self, depth: int) -> None:
-        """Go back out to ``depth`` bodies deep (0: the workflow's own graph)."""
-        del self.opened[depth:]
-        for deeper in [d for d in self.picked if d >= depth]:
-            del self.picked[deeper]
-        await self._show_graph()
-        if self.opened:
-            await self._show_instance()
+        await self.bodies.open(str(event.args.get("id")))
 
     async def _show_graph(self) -> None:
         """Draw the graph now being edited, with its ports, and the way back out."""
@@ -164,101 +143,7 @@ class Editor:
         self.selected = []
         self.view.set_selection(self.selected)
         self._show_params()
-        self._show_crumbs()
-
-    def _show_crumbs(self) -> None:
-        self.crumbs.clear()
-        if not self.opened:
-            return
-        with self.crumbs:
-            ui.button("Workflow", on_click=lambda: self.close_to(0)).props(
-                'flat dense no-caps data-crumb="0"'
-            )
-            for depth, (node_id, graph) in enumerate(self.opened, start=1):
-                ui.label("/")
-                label = f"{node_id} ({graph})"
-                if depth == len(self.opened):
-                    ui.label(label).classes("font-bold").props(f'data-crumb="{depth}"')
-                else:
-                    ui.button(label, on_click=lambda d=depth: self.close_to(d)).props(
-                        f'flat dense no-caps data-crumb="{depth}"'
-                    )
-                kind = self._body_kind(depth - 1)
-                if kind in ("map", "loop"):
-                    first = 0 if kind == "map" else 1
-                    ui.number(
-                        "item" if kind == "map" else "iteration",
-                        value=self.picked.get(depth - 1, first),
-                        min=first,
-                        precision=0,
-                        on_change=lambda e, d=depth - 1: self._pick(d, e.value),
-                    ).props(f'dense data-picker="{depth}"').classes("w-24")
-
-    def _body_kind(self, depth: int) -> str:
-        """The type of the body node opened at ``depth``, looked up in its own graph."""
-        graph = self.document
-        for level, (node_id, name) in enumerate(self.opened):
-            node = next((n for n in graph["nodes"] if n["id"] == node_id), None)
-            if node is None:
-                return ""
-            if level == depth:
-                return str(node["type"])
-            graph = (self.document.get("subgraphs") or {}).get(name) or {"nodes": []}
-        return ""
-
-    def _shown_prefix(self) -> str:
-        """The path of the nodes drawn: "" for the workflow's own, ``m[2]/`` for item 2 (the
-        one picked) of the map `m` opened, and so on, nested."""
-        prefix = ""
-        for depth, (node_id, _) in enumerate(self.opened):
-            kind = self._body_kind(depth)
-            index = self.picked.get(depth, 0 if kind == "map" else 1)
-            if kind == "map":
-                prefix += f"{node_id}[{index}]/"
-            elif kind == "loop":
-                prefix += f"{node_id}#{index}/"
-            else:
-                prefix += f"{node_id}/"
-        return prefix
-
-    async def _pick(self, depth: int, value: Any) -> None:
-        if value is None:
-            return
-        self.picked[depth] = int(value)
-        await self._show_instance()
-
-    async def _show_instance(self) -> None:
-        """The states and values of the picked item or iteration of the bodies opened, in the
-        last run followed here (or the workflow's newest)."""
-        run_id = self.runs.run_id
-        if run_id is None:
-            page = await self.api.get("/api/runs", workflow_id=self.workflow_id, limit=1)
-            if not page.get("items"):
-                return
-            run_id = page["items"][0]["id"]
-        run = await self.api.get(f"/api/runs/{run_id}")
-        prefix = self._shown_prefix()
-        states = {}
-        for node in self.graph["nodes"]:
-            found = run["nodes"].get(prefix + node["id"])
-            if found is None:
-                states[node["id"]] = {"status": "idle", "reason": "", "text": "", "error": ""}
-                continue
-            output = found.get("output")
-            states[node["id"]] = {
-                "status": found["status"],
-                "reason": found.get("reason") or "",
-                "error": found.get("error") or "",
-                "text": json.dumps(output)[:200] if output is not None else "",
-            }
-        self.canvas.set_states(states)
-
-    def _body_size(self, node_id: str) -> int:
-        """How many nodes the body the node ``node_id`` runs has (0: it runs none)."""
-        found = [node for node in self.document["nodes"] if node["id"] == node_id]
-        graph = found[0].get("params", {}).get("graph") if found else None
-        body = (self.document.get("subgraphs") or {}).get(graph) if graph else None
-        return len(body.get("nodes", [])) if body else 0
+        self.bodies.show_crumbs()
 
     async def _run_finished(self) -> None:
         """A followed run ended: the history panel (made after the run panel) lists it."""
