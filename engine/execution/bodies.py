@@ -6,16 +6,26 @@ instance has settled, its outcome tells the body node what comes next (`BodyRun`
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
+from engine.documents.digest import digest
 from engine.documents.plan import Plan, PlanNode
 from engine.errors import NodeFailure
 from engine.execution.lifecycle import RunScope
-from engine.execution.results import NodeState
+from engine.execution.results import REUSABLE, NodeState
 from engine.nodes.body import Body, BodyNode, Outcome
 
-__all__ = ["BodyRun", "Instance", "Prefixed", "outcome_of", "relabel"]
+__all__ = [
+    "BodyRun",
+    "Instance",
+    "KeyIfReady",
+    "Prefixed",
+    "outcome_of",
+    "relabel",
+    "reusable_instances",
+]
 
 
 def relabel(body: Plan, prefix: str) -> list[PlanNode]:
@@ -166,6 +176,53 @@ class BodyRun:
             raise NodeFailure(self.failure, retryable=False)
         outcomes = sorted(self.outcomes, key=lambda outcome: outcome.index)
         return self.instance.answer(self.inputs, outcomes, self.ports)
+
+
+KeyIfReady = Callable[[PlanNode, RunScope, Mapping[str, NodeState]], Awaitable[str | None]]
+
+
+async def reusable_instances(
+    run: BodyRun, first: list[dict[str, Any]], *, same_body: bool, key_if_ready: KeyIfReady
+) -> AsyncIterator[tuple[int, str, dict[str, NodeState]]]:
+    """The instances of a body, among ``first``, whose every node has a result in the run's
+    reuse that its cache key lets stand: (index, path prefix, those results by path). No node
+    of the body may be ``cache: never``, read the outside world but its inputs, or run a body
+    of its own.
+
+    When the body is the one the reuse comes from (``same_body``: its body node is not among
+    the run's changed nodes), a key is what it was exactly when the inputs are: only the
+    body's inputs are compared. Otherwise every key is made again (``key_if_ready``)."""
+    body = run.body
+    never, outside = body.special()
+    inputs_only = all(body.nodes[node_id].node_type.role == "input" for node_id in outside)
+    if never or not inputs_only or body.has_bodies:
+        return
+    entries = body.by_role("input")
+    reuse = run.scope.reuse
+    for index, inputs in enumerate(first):
+        prefix = run.path(index)
+        priors = {prefix + node_id: reuse.get(prefix + node_id) for node_id in body.nodes}
+        found = {path: p for path, p in priors.items() if p is not None}
+        if len(found) < len(priors) or not all(
+            p.origin_run_id and p.status in REUSABLE for p in found.values()
+        ):
+            continue
+        if same_body:
+            stands = all(
+                (found[prefix + node.id].digests or {}).get("value")
+                == digest(inputs.get(node.params["name"]))
+                for node in entries
+            )
+        else:
+            view = Prefixed(reuse, prefix)
+            scope = replace(run.scope, inputs=inputs)
+            stands = True
+            for node in body.nodes.values():
+                if await key_if_ready(node, scope, view) != view[node.id].cache_key:
+                    stands = False
+                    break
+        if stands:
+            yield index, prefix, found
 
 
 def outcome_of(body: Plan, index: int, prefix: str, states: Mapping[str, NodeState]) -> Outcome:

@@ -5,18 +5,16 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 
-from engine.documents.digest import digest
 from engine.documents.plan import PlanNode, collection_paused
 from engine.errors import NodeFailure, describe
 from engine.execution.announcer import Announcer
-from engine.execution.bodies import BodyRun, Instance, Prefixed, relabel
+from engine.execution.bodies import BodyRun, Instance, relabel, reusable_instances
 from engine.execution.events import Listener, RunStatus
 from engine.execution.lifecycle import (
     Prepared,
@@ -29,7 +27,7 @@ from engine.execution.lifecycle import (
 )
 from engine.execution.outcome import run_outputs, run_status
 from engine.execution.reasons import Reason
-from engine.execution.results import REUSABLE, NodeState, ResultStore, RunResult, RunStates
+from engine.execution.results import NodeState, ResultStore, RunResult, RunStates
 from engine.execution.start import RunStart
 from engine.execution.takeover import take_over
 from engine.nodes.body import BodyNode, body_of
@@ -362,55 +360,20 @@ class Execution:
     async def _instances_taken(
         self, run: BodyRun, first: list[dict[str, Any]]
     ) -> list[tuple[int, str]]:
-        """Take over the instances of a body whose every node has a result in the run's reuse
-        that its cache key lets stand; returns them (index, path prefix). Their nodes'
-        results are held as they are and stored by reference with the run's end. No node of
-        the body may be ``cache: never``, read the outside world but its inputs, or run a
-        body of its own.
-
-        When the body is the one the reuse comes from (its body node is not among the
-        start's ``changed``), a key is what it was exactly when the inputs are: only the
-        body's inputs are compared. Otherwise every key is made again."""
-        body = run.body
-        never, outside = body.special()
-        inputs_only = all(body.nodes[node_id].node_type.role == "input" for node_id in outside)
-        if never or not inputs_only or body.has_bodies:
-            return []
+        """Take over the instances of a body whose every node's earlier result stands (see
+        `reusable_instances`); returns them (index, path prefix). Their nodes' results are
+        held as they are and stored by reference with the run's end."""
+        taken = []
         changed = self.start.changed
         same_body = changed is not None and body_of(run.node.id) not in changed
-        entries = [body.nodes[node.id] for node in body.by_role("input")]
-        reuse, taken = run.scope.reuse, []
-        for index, inputs in enumerate(first):
-            prefix = run.path(index)
-            priors = [reuse.get(prefix + node_id) for node_id in body.nodes]
-            if not all(p is not None and p.origin_run_id and p.status in REUSABLE for p in priors):
-                continue
-            stands = (
-                all(
-                    (reuse[prefix + node.id].digests or {}).get("value")
-                    == digest(inputs.get(node.params["name"]))
-                    for node in entries
-                )
-                if same_body
-                else await self._keys_stand(run, prefix, inputs)
-            )
-            if not stands:
-                continue
+        async for index, prefix, priors in reusable_instances(
+            run, first, same_body=same_body, key_if_ready=self._key_if_ready
+        ):
             taken.append((index, prefix))
-            for node_id, prior in zip(body.nodes, priors, strict=True):
-                assert prior is not None
-                self.states[prefix + node_id] = prior
-                self._taken_later.setdefault(prior.origin_run_id or "", []).append(prefix + node_id)
+            for node_id, prior in priors.items():
+                self.states[node_id] = prior
+                self._taken_later.setdefault(prior.origin_run_id or "", []).append(node_id)
         return taken
-
-    async def _keys_stand(self, run: BodyRun, prefix: str, inputs: dict[str, Any]) -> bool:
-        """Whether the key of every node of an instance, made again, is its prior's."""
-        view = Prefixed(run.scope.reuse, prefix)
-        scope = replace(run.scope, inputs=inputs)
-        for node in run.body.nodes.values():
-            if await self._key_if_ready(node, scope, view) != view[node.id].cache_key:
-                return False
-        return True
 
     def _advance(self, run: BodyRun) -> None:
         """Start the instances that may start; answer the body node when none is left."""
