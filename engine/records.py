@@ -41,6 +41,7 @@ class RunRecord(msgspec.Struct, kw_only=True, gc=False):
     root_run_id: str
     from_node: str | None
     changes: dict[str, Any]
+    trigger: str = "api"
     status: RunStatus
     inputs: dict[str, Any]
     outputs: dict[str, Any]

@@ -31,6 +31,7 @@ from server.api.workflows import WorkflowController
 from server.auth import AuthMiddleware
 from server.config import ServerConfig
 from server.logs import RequestLogMiddleware
+from server.mcp import mcp_route
 from server.problems import EXCEPTION_HANDLERS, ApiError, ErrorItem
 from server.state import engine_lifespan, get_engine
 
@@ -52,6 +53,7 @@ API: list[ControllerRouterHandler] = [
     AgentController,
     FileController,
     OpenAIController,
+    mcp_route,
 ]
 
 

@@ -1,4 +1,4 @@
-"""One port for the API and the canvas: `/api/…` and `/v1/…` go to the Litestar app, everything
+"""One port for the API and the canvas: `/api/…`, `/v1/…` and `/mcp` go to the Litestar app, everything
 else to the canvas (NiceGUI). Both apps' lifespans run, the API's first."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]  # loose: each framework types its own
 
-API_PREFIXES = ("/api/", "/v1/")
+API_PREFIXES = ("/api/", "/v1/", "/mcp/")
 
 
 class Lifespan:
@@ -59,7 +59,7 @@ class Combined:
             await self._lifespan(scope, receive, send)
             return
         path = scope.get("path", "")
-        if path.startswith(API_PREFIXES) or path in ("/api", "/v1"):
+        if path.startswith(API_PREFIXES) or path in ("/api", "/v1", "/mcp"):
             await self.api(scope, receive, send)
         else:
             await self.app(scope, receive, send)

@@ -16,7 +16,7 @@ from engine.storage.accounts import Accounts, User
 from server.problems import ApiError
 
 PUBLIC_PATHS = ("/api/health", "/api/schema")
-PROTECTED_PREFIXES = ("/api/", "/v1/")
+PROTECTED_PREFIXES = ("/api/", "/v1/", "/mcp")
 OPEN_RECHECK_S = 1.0  # how soon a user created meanwhile (by the CLI) ends open local mode
 TOKEN_CACHE_S = 30.0
 

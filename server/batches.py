@@ -152,6 +152,7 @@ class Batches:
                         workflow_id=stored.workflow_id,
                         workflow_version=stored.workflow_version,
                         owner_id=owner_id,
+                        trigger=f"batch:{stored.id}",
                     )
                 except NodeloomError as exc:
                     bound.warning("batch item not started", index=run.index, error=exc.detail)

@@ -125,8 +125,11 @@ def engine_lifespan(
 ) -> contextlib.AbstractAsyncContextManager[None] | Any:
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with open_engine(config, registry) as engine:
+        from server.mcp import McpEndpoint  # noqa: PLC0415 - server.mcp imports this module
+
+        async with open_engine(config, registry) as engine, McpEndpoint(engine).running() as mcp:
             app.state.engine = engine
+            app.state.mcp = mcp
             yield
 
     return lifespan

@@ -55,6 +55,8 @@ class RunStart:
     resuming: bool = False
     done: Mapping[str, NodeState] = field(default_factory=dict)
     first_seq: int = 0
+    # What started the run (SPEC §16): `api`, `manual`, `batch:<id>`, `mcp`, ...
+    trigger: str = "api"
     # Whether the caller waits for the run's end: its row may then go with its first commit.
     caller_waits: bool = False
 

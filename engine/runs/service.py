@@ -123,6 +123,7 @@ class RunService:
         owner_id: str | None = None,
         listeners: Iterable[Listener] = (),
         caller_waits: bool = False,
+        trigger: str = "api",
     ) -> RunHandle:
         """Validate, store and start a run; bad documents or inputs raise, storing nothing.
         Saved agents the workflow names are copied into the run's snapshot.
@@ -145,6 +146,7 @@ class RunService:
             workflow_version=workflow_version,
             owner_id=owner_id,
             caller_waits=caller_waits,
+            trigger=trigger,
         )
         return await self.launch(start, listeners)
 
@@ -167,6 +169,7 @@ class RunService:
         owner_id: str | None = None,
         listeners: Iterable[Listener] = (),
         caller_waits: bool = False,
+        trigger: str = "api",
     ) -> RunHandle:
         """A child run of ``run_id`` with the overrides applied, reusing every result whose cache
         key did not change, except ``from_node`` and what lies downstream of it. As `start`
@@ -228,6 +231,7 @@ class RunService:
             reasons=child.reasons,
             changed=None if child.changed is None else frozenset(child.changed),
             caller_waits=caller_waits,
+            trigger=trigger,
         )
         return await self.launch(start, listeners)
 
@@ -300,6 +304,7 @@ class RunService:
             resuming=True,
             done=done,
             first_seq=await self.store.last_seq(run_id),
+            trigger=row.trigger,
         )
         return await self._launch(start, row, listeners)
 

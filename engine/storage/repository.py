@@ -277,6 +277,7 @@ def new_run_row(start: RunStart, process: str) -> RunRow:
         root_run_id=start.root,
         from_node=start.from_node,
         changes=dict(start.changes),
+        trigger=start.trigger,
         snapshot_blob=start.snapshot.blob,
         snapshot_overrides={node: dict(given) for node, given in start.snapshot.overrides.items()},
         inputs=dict(start.inputs),

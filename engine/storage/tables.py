@@ -101,6 +101,8 @@ class RunRow(Base):
     root_run_id: Mapped[str] = mapped_column(String(40), index=True)
     from_node: Mapped[str | None] = mapped_column(String(64))
     changes: Mapped[dict[str, Any]]
+    # What started the run (SPEC §16): `api`, `manual`, `batch:<id>`, `mcp`, ...
+    trigger: Mapped[str] = mapped_column(String(80), default="api", server_default="api")
     # The exact document the run ran: a stored document (`blobs`, by digest; a workflow's runs
     # share it) with these param overrides applied ({node: {param: value}}, a rerun's own and
     # its ancestors'). `Store.snapshot` puts them together.
