@@ -216,6 +216,6 @@ def agent_node_type(tools: ToolRegistry) -> type[AgentNode]:
     namespace = {
         "__module__": __name__,
         "tools": tools,
-        "params_schema": _params_schema(tools.names),
+        "params_schema": _params_schema(tools.listed),  # kept up to date, as for `tool`
     }
     return type("AgentNode", (AgentNode,), namespace)

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from engine.documents.issues import Issue
 from engine.errors import NodeFailure
+from engine.nodes.registry import NodeRegistry
 from engine.nodes.types import CheckContext, NodeContext, NodeType, Port
 from nodes.tools import ToolError, ToolRegistry
 
@@ -69,6 +70,15 @@ def tool_node_type(tools: ToolRegistry) -> type[ToolNode]:
     namespace = {
         "__module__": __name__,
         "tools": tools,
-        "params_schema": _params_schema(tools.names),
+        # `tools.listed` is kept up to date: tools registered later are shown as examples too.
+        "params_schema": _params_schema(tools.listed),
     }
     return type("ToolNode", (ToolNode,), namespace)
+
+
+def tools_of(registry: NodeRegistry) -> ToolRegistry | None:
+    """The `ToolRegistry` the `tool` node type of ``registry`` calls (None without one)."""
+    node_type = registry.get("tool")
+    if node_type is None or not issubclass(node_type, ToolNode):
+        return None
+    return getattr(node_type, "tools", None)
