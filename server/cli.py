@@ -23,7 +23,7 @@ from engine.nodes.types import CheckContext
 from engine.runs.saved_bodies import names_saved, with_saved_bodies
 from engine.storage.database import Database
 from engine.storage.repository import Store
-from server import cli_models, cli_runs, cli_serve, cli_worker
+from server import cli_mcp, cli_models, cli_runs, cli_serve, cli_worker
 from server.cli_runs import UsageError
 from server.plugins import installed_registry
 from server.settings import read_settings
@@ -56,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check a workflow file and list every error")
     validate.add_argument("file", type=Path, metavar="FILE.json", help="a workflow document")
-    validate.set_defaults(handler=_validate)
+    validate.set_defaults(handler=cli_mcp.using_mcp_tools(_validate))
 
     run = commands.add_parser("run", help="run a workflow file, store the run, print its outputs")
     run.add_argument("file", type=Path, metavar="FILE.json", help="a workflow document")
@@ -71,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
         "type the input's schema declares, JSON for objects and arrays",
     )
     _run_options(run, db_help)
-    run.set_defaults(handler=_run)
+    run.set_defaults(handler=cli_mcp.using_mcp_tools(_run))
 
     rerun = commands.add_parser(
         "rerun", help="a child run of RUN_ID with changes, reusing every result they do not affect"
@@ -102,12 +102,12 @@ def _parser() -> argparse.ArgumentParser:
         help="change an input value (repeatable)",
     )
     _run_options(rerun, db_help)
-    rerun.set_defaults(handler=cli_runs.rerun)
+    rerun.set_defaults(handler=cli_mcp.using_mcp_tools(cli_runs.rerun))
 
     resume = commands.add_parser("resume", help="finish an interrupted run")
     resume.add_argument("run_id", metavar="RUN_ID")
     _run_options(resume, db_help)
-    resume.set_defaults(handler=cli_runs.resume)
+    resume.set_defaults(handler=cli_mcp.using_mcp_tools(cli_runs.resume))
 
     runs = commands.add_parser("runs", help="recent runs, or one run tree")
     runs.add_argument("--tree", metavar="RUN_ID", help="draw the tree of runs RUN_ID belongs to")
@@ -122,6 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true", help="print the models as JSON")
     models.set_defaults(handler=cli_models.models)
 
+    cli_mcp.add_command(commands)
     cli_serve.add_commands(commands, db_help)
     cli_worker.add_command(commands, db_help)
     return parser

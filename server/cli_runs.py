@@ -28,6 +28,7 @@ from engine.records import RunRecord
 from engine.runs.launch import RunHandle
 from engine.runs.service import RunService
 from engine.storage.database import Database
+from server import cli_mcp
 from server.progress import format_duration, make_display
 from server.settings import read_settings
 
@@ -117,7 +118,8 @@ def _execute(
     plan_of: Callable[[RunService], Awaitable[Plan] | Plan],
 ) -> int:
     try:
-        record = asyncio.run(_drive(args, registry, begin, plan_of))
+        work = _drive(args, registry, begin, plan_of)
+        record = asyncio.run(cli_mcp.closing_mcp_servers(registry, work))
     except KeyboardInterrupt:  # a second Ctrl+C: the run is left to be recovered and resumed
         print("interrupted; `nodeloom resume` can finish the run", file=sys.stderr)
         return EXIT_INTERRUPTED
