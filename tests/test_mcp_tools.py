@@ -5,6 +5,7 @@ run by the real executor, and an agent driven by the embedded model."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -241,9 +242,9 @@ async def test_the_server_gets_no_nodeloom_variables(
 # -- Streamable HTTP --------------------------------------------------------------------------
 
 
-@pytest.fixture
-def http_server() -> Iterator[str]:
-    port = free_port()
+@contextlib.contextmanager
+def serving_http(port: int) -> Iterator[str]:
+    """The test server over Streamable HTTP on ``port``; its URL."""
     process = subprocess.Popen([sys.executable, str(SERVER), "--http", str(port)])
     url = f"http://127.0.0.1:{port}/mcp"
     try:
@@ -261,6 +262,12 @@ def http_server() -> Iterator[str]:
         process.wait(timeout=10)
 
 
+@pytest.fixture
+def http_server() -> Iterator[str]:
+    with serving_http(free_port()) as url:
+        yield url
+
+
 async def test_an_http_server_gets_its_headers_from_the_environment(
     http_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -271,6 +278,21 @@ async def test_an_http_server_gets_its_headers_from_the_environment(
         assert await result_of(registry, "mcp.web.add", {"a": 2, "b": 3}, tmp_path) == {"sum": 5}
         answer = await result_of(registry, "mcp.web.header", {"name": "authorization"}, tmp_path)
         assert answer == {"value": "Bearer abc123"}
+    finally:
+        await servers.close()
+
+
+async def test_an_http_server_that_restarted_is_reached_again(tmp_path: Path) -> None:
+    port = free_port()
+    with serving_http(port) as url:
+        servers, registry = await started(ServerConfig("web", HttpServer(url), timeout_s=5))
+        assert await result_of(registry, "mcp.web.add", {"a": 1, "b": 2}, tmp_path) == {"sum": 3}
+    try:
+        error = await error_of(registry, "mcp.web.add", {"a": 1, "b": 2}, tmp_path)
+        assert error.startswith("MCP server 'web' cannot be reached: ")
+        with serving_http(port):
+            answer = await result_of(registry, "mcp.web.add", {"a": 1, "b": 3}, tmp_path)
+            assert answer == {"sum": 4}
     finally:
         await servers.close()
 

@@ -87,7 +87,7 @@ class Connection:
                     tool, args, read_timeout_seconds=self.config.timeout_s, meta=meta
                 )
             except MCPError as exc:
-                if exc.code == types.CONNECTION_CLOSED and attempt == 1:
+                if attempt == 1 and _lost(exc):
                     log.warning("MCP server connection lost; reconnecting", server=self.name)
                     await self._drop()
                     continue
@@ -123,7 +123,7 @@ class Connection:
                 await held.stop.wait()
         except Exception as exc:  # noqa: BLE001 - whatever stops the server goes to its callers
             if held.ready.done():
-                log.warning("MCP server connection ended", server=self.name, error=str(exc))
+                log.warning("MCP server connection ended", server=self.name, error=_reason(exc))
             else:
                 held.ready.set_exception(_unavailable(self.name, exc))
         except asyncio.CancelledError:
@@ -188,18 +188,30 @@ class Connection:
         )
 
 
+def _lost(exc: MCPError) -> bool:
+    """Whether the error says the connection is gone (and a new one may work)."""
+    if exc.code == types.CONNECTION_CLOSED:
+        return True
+    # A Streamable HTTP server that restarted no longer knows the session.
+    return exc.code == types.INVALID_REQUEST and exc.message == "Session terminated"
+
+
 def _unavailable(name: str, exc: BaseException) -> McpUnavailable:
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
     if isinstance(exc, McpUnavailable):
         return exc
+    return McpUnavailable(f"MCP server {name!r} cannot be reached: {_reason(exc)}")
+
+
+def _reason(exc: BaseException) -> str:
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
     if isinstance(exc, FileNotFoundError | PermissionError):
-        why = f"cannot start {exc.filename or 'its command'}: {exc.strerror}"
-    elif isinstance(exc, MCPError):
-        why = exc.message
-    elif isinstance(exc, BaseExceptionGroup):
-        return _unavailable(name, exc.exceptions[0])
-    else:
-        why = str(exc) or type(exc).__name__
-    return McpUnavailable(f"MCP server {name!r} cannot be reached: {why}")
+        return f"cannot start {exc.filename or 'its command'}: {exc.strerror}"
+    if isinstance(exc, MCPError):
+        return exc.message
+    return str(exc) or type(exc).__name__
 
 
 def errlog() -> TextIO:
