@@ -172,6 +172,16 @@ async def test_a_killed_server_is_started_again(mcp: NodeRegistry, tmp_path: Pat
     second = (await result_of(mcp, "mcp.test.pid", {}, tmp_path))["pid"]
     assert second != first
     assert await result_of(mcp, "mcp.test.add", {"a": 1, "b": 1}, tmp_path) == {"sum": 2}
+    # Calls that find the server dead together start one new server between them.
+    os.kill(second, signal.SIGKILL)
+    await asyncio.sleep(0.2)
+    tools = tools_of(mcp)
+    assert tools is not None
+    pids = await asyncio.gather(
+        *(tools.call("mcp.test.pid", {}, idempotency_key=f"r:{i}:1") for i in range(4))
+    )
+    assert len({answer["pid"] for answer in pids}) == 1
+    assert pids[0]["pid"] not in (first, second)
 
 
 async def test_concurrent_calls_share_one_server(mcp: NodeRegistry) -> None:

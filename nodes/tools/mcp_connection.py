@@ -62,7 +62,7 @@ class Connection:
 
     async def list_tools(self) -> list[types.Tool]:
         """Every tool of the server (all pages), opening the connection when needed."""
-        client = await self._client()
+        _, client = await self._client()
         found: list[types.Tool] = []
         cursor: str | None = None
         try:
@@ -81,7 +81,7 @@ class Connection:
         again and the call sent once more (with the same idempotency key)."""
         meta: Any = {IDEMPOTENCY_KEY: idempotency_key}
         for attempt in (1, 2):
-            client = await self._client()
+            held, client = await self._client()
             try:
                 return await client.call_tool(
                     tool, args, read_timeout_seconds=self.config.timeout_s, meta=meta
@@ -89,7 +89,7 @@ class Connection:
             except MCPError as exc:
                 if attempt == 1 and _lost(exc):
                     log.warning("MCP server connection lost; reconnecting", server=self.name)
-                    await self._drop()
+                    await self._drop(held)  # not one another call has opened since
                     continue
                 raise
         raise AssertionError("unreachable")  # pragma: no cover
@@ -100,7 +100,7 @@ class Connection:
 
     # -- holding the connection ------------------------------------------------------------------
 
-    async def _client(self) -> Client:
+    async def _client(self) -> tuple[_Held, Client]:
         loop = asyncio.get_running_loop()
         held = self._held
         if held is None or held.loop is not loop or (held.task is not None and held.task.done()):
@@ -108,10 +108,9 @@ class Connection:
             held.task = loop.create_task(self._hold(held), name=f"mcp server {self.name}")
         try:
             async with asyncio.timeout(self.config.timeout_s):
-                return await asyncio.shield(held.ready)
+                return held, await asyncio.shield(held.ready)
         except TimeoutError:
-            if self._held is held:
-                await self._drop()
+            await self._drop(held)
             raise self._silent("starting") from None
         except McpUnavailable as exc:  # one exception object per caller
             raise McpUnavailable(exc.detail) from None
@@ -134,8 +133,11 @@ class Connection:
             if self._held is held:
                 self._held = None
 
-    async def _drop(self) -> None:
-        held, self._held = self._held, None
+    async def _drop(self, held: _Held | None = None) -> None:
+        """Stop ``held`` (default: the current connection)."""
+        held = held or self._held
+        if self._held is held:
+            self._held = None
         if held is None or held.task is None or held.loop is not asyncio.get_running_loop():
             return
         held.stop.set()
