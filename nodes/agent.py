@@ -69,6 +69,7 @@ class AgentNode(NodeType):
     type = "agent"
     title = "Agent"
     category = "llm"
+    recordable = True  # a model and tools: a replay takes the recorded steps (SPEC §17)
     description = (
         "A model works on `task` step by step: each step calls one of the allowed `tools` or "
         "answers. `answer` is the final answer, `steps` the trace of every call and result."

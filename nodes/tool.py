@@ -38,6 +38,7 @@ class ToolNode(NodeType):
     type = "tool"
     title = "Tool"
     category = "tools"
+    recordable = True  # calls a tool: the outside world, an MCP server (SPEC §17 replays it)
     description = (
         "Calls a registered tool (calculator, regex_extract, json_path, http_request, or one "
         "installed through the `nodeloom.tools` entry points) with the `args` object; the "
