@@ -26,6 +26,7 @@ class LLMNode(NodeType):
     title = "LLM"
     category = "llm"
     dynamic_ports = True  # `json` only with a response_schema; lists with `batch`
+    recordable = True
     description = (
         "Sends `prompt` (and the optional `system` text) to a model from models/models.toml and "
         "streams its answer to `text`. With `response_schema` the answer is JSON valid against "

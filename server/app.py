@@ -19,7 +19,12 @@ from litestar.types import ControllerRouterHandler
 from engine.nodes.registry import NodeRegistry
 from server.api.agents import AgentController
 from server.api.batches import BatchController, BatchStartController
-from server.api.catalogue import HealthController, ModelsController, NodeTypesController
+from server.api.catalogue import (
+    HealthController,
+    ModelsController,
+    NodeTypesController,
+    ToolsController,
+)
 from server.api.deps import get_principal
 from server.api.events import RunEventsController
 from server.api.exports import ExportController
@@ -43,6 +48,7 @@ API: list[ControllerRouterHandler] = [
     NodeTypesController,
     PortsController,
     ModelsController,
+    ToolsController,
     WorkflowController,
     StartController,
     BatchStartController,

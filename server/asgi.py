@@ -1,5 +1,5 @@
-"""One port for the API and the canvas: `/api/…`, `/v1/…` and `/mcp` go to the Litestar app, everything
-else to the canvas (NiceGUI). Both apps' lifespans run, the API's first."""
+"""One port for the API and the canvas: `/api/…`, `/v1/…` and `/mcp` go to the Litestar app,
+everything else to the canvas (NiceGUI). Both apps' lifespans run, the API's first."""
 
 from __future__ import annotations
 

@@ -36,7 +36,7 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 def list_tools(args: argparse.Namespace, registry: NodeRegistry) -> int:
-    servers = _servers()
+    servers = configured_servers()
     if servers is None:
         print(
             f"no MCP servers: {config_path(os.environ)} does not exist "
@@ -75,7 +75,7 @@ def using_mcp_tools(handler: Handler) -> Handler:
 
     @functools.wraps(handler)
     def wrapped(args: argparse.Namespace, registry: NodeRegistry) -> int:
-        servers = _servers()
+        servers = configured_servers()
         tools = tools_of(registry)
         if servers is not None and servers.names and tools is not None:
 
@@ -104,7 +104,9 @@ async def closing_mcp_servers(registry: NodeRegistry, work: Awaitable[T]) -> T:
                 await servers.close()
 
 
-def _servers() -> McpServers | None:
+def configured_servers() -> McpServers | None:
+    """The servers of ``$NODELOOM_MCP_CONFIG`` (default ``./mcp.toml``); None without the file
+    (and then the MCP SDK is not imported)."""
     configs = load_config(config_path(os.environ))
     if configs is None:
         return None

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace, registry: NodeRegistry, workflow: Workflow, pl
 
     async def begin(service: RunService, listeners: list[Listener]) -> RunHandle:
         try:
-            return await service.start(workflow, given, listeners=listeners)
+            return await service.start(workflow, given, listeners=listeners, trigger="manual")
         except InputsInvalid as exc:
             raise UsageError(f"{args.file}: invalid inputs: {exc.detail}") from None
 
@@ -78,6 +78,7 @@ def rerun(args: argparse.Namespace, registry: NodeRegistry) -> int:
             params=params,
             inputs=_coerced_inputs(args.input, plans["parent"]),
             listeners=listeners,
+            trigger="manual",
         )
 
     async def parent_plan(service: RunService) -> Plan:

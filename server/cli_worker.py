@@ -25,6 +25,8 @@ from engine.storage.database import (
     asyncpg_dsn,
     database_url,
 )
+from nodes.tool import tools_of
+from server.cli_mcp import configured_servers
 from server.settings import read_settings
 
 DEFAULT_CONCURRENCY = 8
@@ -102,8 +104,12 @@ async def _serve(
 ) -> int:
     database = await Database.connect(url, migrate=False)
     models = ModelService.from_env(os.environ)
+    servers = configured_servers()  # the MCP tools the plans it is given may call
     try:
         await check_schema(database)
+        tools = tools_of(registry)
+        if servers is not None and tools is not None:
+            await servers.start(tools)
         worker = Worker(
             database,
             PgQueuerDispatcher(asyncpg_dsn(database.engine.url), session_settings(lease_timeout_s)),
@@ -128,6 +134,8 @@ async def _serve(
         await worker.serve(stop)
         return 0
     finally:
+        if servers is not None:
+            await servers.close()
         await models.close()
         await database.close()
 

@@ -30,6 +30,9 @@ class ServerConfig:
     map_max_items: int = MAX_ITEMS
     # Runs of one batch executing at once.
     batch_parallelism: int = 4
+    # The MCP servers whose tools workflows may call; None: $NODELOOM_MCP_CONFIG, else
+    # ./mcp.toml (none when that file does not exist).
+    mcp_config: Path | None = None
 
     @classmethod
     def from_env(

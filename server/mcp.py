@@ -42,6 +42,7 @@ __all__ = ["McpEndpoint", "mcp_route", "tool_name"]
 ID_PREFIX = "wf_"
 SLUG_CHARS = 40
 RUN_ID_META = "io.nodeloom/run_id"
+SCHEMAS_KEPT = 1024
 _not_slug = re.compile(r"[^a-z0-9]+")
 
 
@@ -98,12 +99,16 @@ class McpEndpoint:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # The input schemas of the tools listed or called lately, by name: what the SDK checks a
+        # call's `Mcp-Param-*` headers against (without them it lists every tool per call).
+        self._schemas: dict[str, dict[str, Any]] = {}
         self.server: Server[Any] = Server(
             "nodeloom",
             version="0.1.0",
             instructions="Each tool runs one nodeloom workflow and answers its outputs.",
             on_list_tools=self.list_tools,
             on_call_tool=self.call_tool,
+            get_tool_input_schema=self._schemas.get,
         )
         security = None
         if is_loopback(engine.config.host):  # open local mode: refuse DNS-rebound pages
@@ -141,9 +146,11 @@ class McpEndpoint:
                 schema = input_schema(self.engine, workflow)
             except NodeloomError:  # an invalid workflow is no tool
                 continue
+            name = tool_name(item["id"], item["name"])
+            self._remember(name, schema)
             tools.append(
                 types.Tool(
-                    name=tool_name(item["id"], item["name"]),
+                    name=name,
                     title=item["name"],
                     description=workflow.description or f"Runs the workflow {item['name']!r}.",
                     input_schema=schema,
@@ -182,7 +189,14 @@ class McpEndpoint:
                 found = await self.engine.current_workflow(workflow_id, owner_id=owner_id)
         if found is None or tool_name(found[0].id, found[0].name) != tool:
             raise MCPError(types.INVALID_PARAMS, f"unknown tool {tool!r}")
+        self._remember(tool, input_schema(self.engine, found[1]))
         return found
+
+    def _remember(self, tool: str, schema: dict[str, Any]) -> None:
+        self._schemas.pop(tool, None)
+        self._schemas[tool] = schema
+        while len(self._schemas) > SCHEMAS_KEPT:
+            del self._schemas[next(iter(self._schemas))]
 
     async def _follow(
         self, ctx: ServerRequestContext[Any, Any], active: RunHandle, total: int

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,10 @@ from engine.storage.accounts import Accounts
 from engine.storage.batches import BatchStore
 from engine.storage.database import Database
 from engine.storage.workflows import WorkflowQueries
+from nodes.tool import tools_of
+from nodes.tools import ToolRegistry
+from nodes.tools.mcp import McpServers
+from nodes.tools.mcp_config import CONFIG_VARIABLE
 from server.auth import Gate, is_loopback
 from server.batches import Batches
 from server.config import ServerConfig
@@ -46,6 +50,11 @@ class Engine:
     live: LiveRuns
     accounts: Accounts
     gate: Gate
+    # The tools `tool` and `agent` nodes call; the MCP servers of mcp.toml among them, and
+    # those that could not be reached at start-up (with why).
+    tools: ToolRegistry | None = None
+    mcp_servers: McpServers | None = None
+    mcp_unreachable: dict[str, str] = field(default_factory=dict)
     batches: Batches = field(init=False)
     _documents: OrderedDict[tuple[str, int], tuple[WorkflowRecord, Workflow]] = field(
         default_factory=OrderedDict
@@ -109,12 +118,22 @@ async def open_engine(
     )
     engine.batches = Batches(runs, BatchStore(database), parallelism=config.batch_parallelism)
     try:
+        engine.tools = tools_of(runs.registry)
+        if engine.tools is not None:
+            environ: Mapping[str, str] = os.environ
+            if config.mcp_config is not None:
+                environ = {**os.environ, CONFIG_VARIABLE: str(config.mcp_config)}
+            engine.mcp_servers = McpServers.from_environ(environ)
+            if engine.mcp_servers is not None:
+                engine.mcp_unreachable = await engine.mcp_servers.start(engine.tools)
         interrupted = await runs.recover()
         if interrupted:
             log.warning("runs interrupted by a previous process", runs=interrupted)
         yield engine
     finally:
         await runs.close()
+        if engine.mcp_servers is not None:
+            await engine.mcp_servers.close()
         if models is not None:
             await models.close()
         await database.close()

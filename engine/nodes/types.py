@@ -138,6 +138,10 @@ class NodeType:
     outputs: ClassVar[tuple[Port, ...]] = ()
     # Whether a node's result depends on more than its params and inputs (see `fingerprint`).
     reads_outside_world: ClassVar[bool] = False
+    # Whether a node talks to a model or the outside world (a model, a tool, an MCP server):
+    # its committed output is the record of that call, which a replay takes instead of calling
+    # again (SPEC §17).
+    recordable: ClassVar[bool] = False
     # ``input`` nodes take the run's inputs and ``output`` nodes make its outputs, by ``name``.
     role: ClassVar[Role] = None
     # Whether `input_ports` / `output_ports` depend on the params (a template's variables, say).

@@ -1,4 +1,5 @@
-"""``/api/health``, ``/api/node-types`` and ``/api/models``: what the server has to offer."""
+"""``/api/health``, ``/api/node-types``, ``/api/models`` and ``/api/tools``: what the server has
+to offer."""
 
 from __future__ import annotations
 
@@ -50,6 +51,21 @@ class NodeTypeInfo(msgspec.Struct, kw_only=True):
 
 class NodeTypes(msgspec.Struct, kw_only=True):
     items: list[NodeTypeInfo]
+
+
+class ToolInfo(msgspec.Struct, kw_only=True):
+    name: str
+    description: str
+    # The JSON Schema of the tool's `args`.
+    schema: dict[str, Any]
+    # `builtin`, `plugin` or `mcp:<server>`.
+    source: str
+
+
+class Tools(msgspec.Struct, kw_only=True):
+    items: list[ToolInfo]
+    # The MCP servers of mcp.toml whose tools could not be listed at start-up, with why.
+    unreachable: dict[str, str]
 
 
 class Models(msgspec.Struct, kw_only=True):
@@ -122,4 +138,20 @@ class ModelsController(Controller):
             models_dir=str(service.registry.directory) if service else None,
             memory_budget=service.budget if service else None,
             items=await model_statuses(engine),
+        )
+
+
+class ToolsController(Controller):
+    path = "/api/tools"
+    tags = ["catalogue"]  # noqa: RUF012
+
+    @get(
+        "/",
+        summary="Every tool `tool` and `agent` nodes may call, with its args JSON Schema",
+        responses=documented(),
+    )
+    async def tools(self, engine: EngineDep) -> Tools:
+        found = engine.tools.describe() if engine.tools is not None else []
+        return Tools(
+            items=msgspec.convert(found, list[ToolInfo]), unreachable=engine.mcp_unreachable
         )

@@ -6,6 +6,7 @@ arguments are refused with nothing stored; tokens and isolation are the REST API
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 import httpx2
 import pytest
+from litestar.testing import AsyncTestClient
 from mcp import Client, ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
@@ -21,6 +23,7 @@ from server.app import create_app
 from server.mcp import RUN_ID_META, tool_name
 from tests.api.test_auth import tokens_for
 from tests.support.api import GREETING, LiveServer, make_config
+from tests.support.documents import ROOT
 from tests.support.nodes import api_test_registry
 
 FAILING: dict[str, Any] = {
@@ -164,3 +167,49 @@ async def test_tokens_and_isolation(tmp_path: Path) -> None:
             assert (await session.list_tools()).tools == []
             with pytest.raises(MCPError, match="unknown tool"):
                 await session.call_tool(mine, {"name": "Bob"})
+
+
+async def test_mcp_servers_tools_in_the_catalogue_and_in_runs(tmp_path: Path) -> None:
+    config = tmp_path / "mcp.toml"
+    config.write_text(
+        "[servers.test]\n"
+        f'command = "{sys.executable}"\n'
+        f'args = ["{ROOT / "tests" / "support" / "mcp_server.py"}"]\n'
+        "[servers.gone]\n"
+        'command = "/nonexistent/mcp-server"\n'
+    )
+    url = f"sqlite+aiosqlite:///{tmp_path}/tools.db"
+    app = create_app(
+        make_config(tmp_path, url, mcp_config=config), registry=api_test_registry()
+    )
+    async with AsyncTestClient(app=app) as client:
+        listed = (await client.get("/api/tools")).json()
+        tools = {tool["name"]: tool for tool in listed["items"]}
+        assert tools["mcp.test.add"]["source"] == "mcp:test"
+        assert tools["mcp.test.add"]["schema"]["required"] == ["a", "b"]
+        assert tools["calculator"]["source"] == "builtin"
+        assert list(listed["unreachable"]) == ["gone"]
+        adding = {
+            "schema_version": 1,
+            "name": "Adds",
+            "nodes": [
+                {"id": "args", "type": "input", "params": {"name": "args"}},
+                {"id": "add", "type": "tool", "params": {"tool": "mcp.test.add"}},
+                {"id": "sum", "type": "output", "params": {"name": "sum"}},
+            ],
+            "edges": [
+                {"from": "args.value", "to": "add.args"},
+                {"from": "add.result", "to": "sum.value"},
+            ],
+        }
+        saved = await client.post("/api/workflows", json=adding)
+        run = await client.post(
+            f"/api/workflows/{saved.json()['id']}/runs",
+            json={"inputs": {"args": {"a": 2, "b": 3}}, "wait": True},
+        )
+        assert run.json()["outputs"] == {"sum": {"sum": 5}}
+        gone = {"id": "add", "type": "tool", "params": {"tool": "mcp.gone.add"}}
+        unknown = {**adding, "nodes": [adding["nodes"][0], gone, adding["nodes"][2]]}
+        refused = await client.post("/api/workflows", json=unknown)
+        assert refused.status_code == 422
+        assert "mcp.gone.add" in refused.text

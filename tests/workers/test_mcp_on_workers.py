@@ -1,0 +1,55 @@
+"""A `tool` node calling an MCP server's tool on a `nodeloom worker`: the worker starts the
+servers of the mcp.toml its environment names, as `nodeloom serve` does."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.distributed.launch import Queued
+from engine.runs.service import RunService
+from engine.storage.database import Database
+from nodes.tool import tools_of
+from nodes.tools.mcp import McpServers
+from tests.support.documents import ROOT, workflow
+from tests.support.nodes import test_registry
+
+
+async def test_a_worker_calls_the_tools_of_its_mcp_servers(
+    workers: Any, database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "mcp.toml"
+    server = ROOT / "tests" / "support" / "mcp_server.py"
+    config.write_text(f'[servers.test]\ncommand = "{sys.executable}"\nargs = ["{server}"]\n')
+    monkeypatch.setenv("NODELOOM_MCP_CONFIG", str(config))
+    workers(1)  # inherits the environment
+
+    registry = test_registry()  # the server's side: it validates the document with the tools
+    tools = tools_of(registry)
+    servers = McpServers.from_environ({"NODELOOM_MCP_CONFIG": str(config)})
+    assert tools is not None
+    assert servers is not None
+    assert await servers.start(tools) == {}
+    await servers.close()  # only the worker calls the tool
+    service = RunService(
+        database, registry, launcher=Queued(database, workspace=tmp_path / "workspace")
+    )
+    document = workflow(
+        [
+            {"id": "args", "type": "input", "params": {"name": "args"}},
+            {"id": "add", "type": "tool", "params": {"tool": "mcp.test.add"}},
+            {"id": "sum", "type": "output", "params": {"name": "sum"}},
+        ],
+        [("args.value", "add.args"), ("add.result", "sum.value")],
+    )
+    try:
+        active = await service.start(document, {"args": {"a": 20, "b": 22}})
+        record = await asyncio.wait_for(active.wait(), 30)
+    finally:
+        await service.close()
+    assert record.status == "succeeded", record.error
+    assert record.outputs == {"sum": {"sum": 42}}
