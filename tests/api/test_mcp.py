@@ -92,7 +92,7 @@ async def test_workflows_are_tools_and_a_call_is_a_stored_run(live_server: LiveS
     assert not result.is_error
     assert result.structured_content == {"greeting": "Hello, Ada!"}
     assert result.content[0].type == "text"
-    assert result.content[0].text == '{"greeting": "Hello, Ada!"}'
+    assert result.content[0].text == '{"greeting":"Hello, Ada!"}'
     run_id = result.meta[RUN_ID_META] if result.meta else None
 
     async with httpx.AsyncClient(base_url=live_server.url) as http:
