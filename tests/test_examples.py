@@ -92,7 +92,7 @@ EXPECTED_OUTPUTS: dict[str, dict[str, Any]] = {
 RUN_KEYS = {
     "id", "workflow_id", "workflow_version", "parent_run_id", "status", "inputs", "outputs",
     "created_at", "started_at", "finished_at", "error", "nodes",
-    "workflow_name", "root_run_id", "from_node", "changes",
+    "workflow_name", "root_run_id", "from_node", "changes", "trigger",
 }
 NODE_KEYS = {
     "status", "reason", "reason_code", "cache_key", "output", "error", "attempt", "started_at",
@@ -151,6 +151,7 @@ def test_example_runs_as_json(path: Path) -> None:
     assert run["workflow_id"] is None
     assert run["workflow_version"] is None
     assert run["parent_run_id"] is None
+    assert run["trigger"] == "manual"
     assert run["status"] == "succeeded"
     assert run["error"] is None
     expected = EXPECTED_OUTPUTS[path.name]
