@@ -33,9 +33,11 @@ __all__ = [
     "NodeResultRow",
     "ReusedResultsRow",
     "RunRow",
+    "ScheduleRow",
     "Stamp",
     "UserRow",
     "ViewStateRow",
+    "WebhookRow",
     "WorkflowRow",
     "WorkflowVersionRow",
 ]
@@ -215,10 +217,12 @@ class UserRow(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
     created_at: Mapped[datetime]
+    # argon2id (argon2-cffi's encoded form); None: the user signs in only with tokens.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
 
 
 class ApiTokenRow(Base):
-    """A bearer token, stored only as the SHA-256 of its text."""
+    """A bearer token, stored only as the SHA-256 of its text; deleting the row revokes it."""
 
     __tablename__ = "api_tokens"
 
@@ -226,6 +230,9 @@ class ApiTokenRow(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime]
+    name: Mapped[str] = mapped_column(String(128), server_default="")
+    expires_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
 
 
 class BatchRow(Base):
@@ -239,6 +246,12 @@ class BatchRow(Base):
     workflow_version: Mapped[int] = mapped_column(Integer)
     items: Mapped[list[Any]] = mapped_column(JSON)
     created_at: Mapped[datetime]
+    # `running` until every item has a finished run (then `done`), or `cancelled`. A running
+    # batch is driven by the process `driver` while its heartbeat is fresh; after that, by
+    # whichever server takes it over (server/batches.py).
+    status: Mapped[str] = mapped_column(String(16), default="running", server_default="done")
+    driver: Mapped[str | None] = mapped_column(String(255))
+    heartbeat_at: Mapped[datetime | None]
 
 
 class BatchRunRow(Base):
@@ -251,3 +264,40 @@ class BatchRunRow(Base):
     )
     index: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+
+
+class WebhookRow(Base):
+    """A URL that starts a run of a workflow when called with a body signed with `secret`
+    (HMAC-SHA256). The secret is kept as given out: checking a signature needs it."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    workflow_id: Mapped[str] = mapped_column(
+        ForeignKey("workflows.id", ondelete="CASCADE"), index=True
+    )
+    owner_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    secret: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+    rotated_at: Mapped[datetime | None]
+
+
+class ScheduleRow(Base):
+    """Runs of a workflow at the slots of a cron expression in a time zone. `next_run_at` is
+    the next slot; the server that moves it on (one conditional update) starts that slot's run."""
+
+    __tablename__ = "schedules"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    workflow_id: Mapped[str] = mapped_column(
+        ForeignKey("workflows.id", ondelete="CASCADE"), index=True
+    )
+    owner_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    cron: Mapped[str] = mapped_column(String(120))
+    timezone: Mapped[str] = mapped_column(String(64))
+    inputs: Mapped[dict[str, Any]]
+    catch_up: Mapped[str] = mapped_column(String(8))
+    next_run_at: Mapped[datetime] = mapped_column(index=True)
+    created_at: Mapped[datetime]
+    last_run_at: Mapped[datetime | None]
+    last_run_id: Mapped[str | None] = mapped_column(String(40))
