@@ -17,6 +17,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ControllerRouterHandler
 
 from engine.nodes.registry import NodeRegistry
+from server.api.accounts import AuthController, TokenController
 from server.api.agents import AgentController
 from server.api.batches import BatchController, BatchStartController
 from server.api.catalogue import (
@@ -58,6 +59,8 @@ API: list[ControllerRouterHandler] = [
     BatchController,
     AgentController,
     FileController,
+    AuthController,
+    TokenController,
     OpenAIController,
     mcp_route,
 ]

@@ -1,5 +1,7 @@
-"""Bearer tokens (SPEC §6): open local mode on a loopback address while no user exists, else every
-API endpoint but the health check (and the API's own documentation) needs a valid token."""
+"""Bearer tokens (SPEC §6, §18): open local mode on a loopback address while no user exists, else
+every API endpoint but the health check, password sign-in (and the API's own documentation) needs
+a valid token. A token is looked up in the database on every request, so one revoked or expired is
+refused on its next request by every server sharing the database."""
 
 from __future__ import annotations
 
@@ -12,19 +14,20 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from engine.storage.accounts import Accounts, User
+from engine.storage.accounts import Accounts, Signed, User
 from server.problems import ApiError
+from server.signins import SignInLimits
 
-PUBLIC_PATHS = ("/api/health", "/api/schema")
+PUBLIC_PATHS = ("/api/health", "/api/schema", "/api/auth/login")
 PROTECTED_PREFIXES = ("/api/", "/v1/", "/mcp")
 OPEN_RECHECK_S = 1.0  # how soon a user created meanwhile (by the CLI) ends open local mode
-TOKEN_CACHE_S = 30.0
 
 
 class Principal(msgspec.Struct, frozen=True):
     """Who is asking: a user, or nobody in open local mode (who then sees every record)."""
 
     user: User | None = None
+    token_id: str | None = None  # the token the request came with
 
     @property
     def owner_id(self) -> str | None:
@@ -44,13 +47,13 @@ def is_loopback(host: str) -> bool:
 
 
 class Gate:
-    """Decides who a request is from; remembers answers briefly to spare the database."""
+    """Decides who a request is from."""
 
     def __init__(self, accounts: Accounts, *, loopback: bool) -> None:
         self.accounts = accounts
         self._locked = not loopback  # once tokens are needed, they stay needed
         self._open_checked = -OPEN_RECHECK_S
-        self._tokens: dict[str, tuple[User, float]] = {}
+        self.sign_ins = SignInLimits()
 
     async def open_mode(self) -> bool:
         if self._locked:
@@ -74,22 +77,10 @@ class Gate:
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise _unauthorized("the Authorization header must be `Bearer <token>`")
-        user = await self._user(token)
-        if user is None:
-            raise _unauthorized("the bearer token is not valid")
-        return Principal(user)
-
-    async def _user(self, token: str) -> User | None:
-        moment = time.monotonic()
-        cached = self._tokens.get(token)
-        if cached is not None and moment - cached[1] < TOKEN_CACHE_S:
-            return cached[0]
-        user = await self.accounts.user_for_token(token)
-        if user is not None:
-            if len(self._tokens) > 10_000:
-                self._tokens.clear()
-            self._tokens[token] = (user, moment)
-        return user
+        signed: Signed | None = await self.accounts.signed(token)
+        if signed is None:
+            raise _unauthorized("the bearer token is not valid (unknown, expired or revoked)")
+        return Principal(signed.user, signed.token_id)
 
 
 def _unauthorized(detail: str) -> ApiError:

@@ -1,21 +1,16 @@
-"""``nodeloom serve``, ``nodeloom users create`` and ``nodeloom tokens create``."""
+"""``nodeloom serve``; the account commands are in `server.cli_accounts`."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
 
 from engine.nodes.registry import NodeRegistry
 from engine.settings import SettingInvalid
-from engine.storage.accounts import Accounts
-from engine.storage.database import Database, database_url
+from engine.storage.database import database_url
+from server import cli_accounts
 from server.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
-
-T = TypeVar("T")
 
 
 def add_commands(
@@ -50,22 +45,7 @@ def add_commands(
         "shared PostgreSQL (default: $NODELOOM_EXECUTION, else in-process)",
     )
     serve.set_defaults(handler=serve_command)
-
-    users = commands.add_parser("users", help="manage the users of the API")
-    user_commands = users.add_subparsers(required=True, metavar="ACTION")
-    create_user = user_commands.add_parser("create", help="create a user (ends open local mode)")
-    create_user.add_argument("name", metavar="NAME")
-    create_user.add_argument("--db", metavar="URL", help=db_help)
-    create_user.set_defaults(handler=users_create)
-
-    tokens = commands.add_parser("tokens", help="manage API tokens")
-    token_commands = tokens.add_subparsers(required=True, metavar="ACTION")
-    create_token = token_commands.add_parser(
-        "create", help="create a bearer token for user NAME; it is printed once, stored hashed"
-    )
-    create_token.add_argument("name", metavar="NAME", help="the user the token belongs to")
-    create_token.add_argument("--db", metavar="URL", help=db_help)
-    create_token.set_defaults(handler=tokens_create)
+    cli_accounts.add_commands(commands, db_help)
 
 
 def serve_command(args: argparse.Namespace, registry: NodeRegistry) -> int:
@@ -97,29 +77,4 @@ def serve_command(args: argparse.Namespace, registry: NodeRegistry) -> int:
             print(f"nodeloom: added example workflows: {', '.join(added)}", file=sys.stderr)
     app = create_web_app(config, registry=registry)
     uvicorn.run(app, host=config.host, port=config.port, log_config=None, access_log=False)
-    return 0
-
-
-def _with_accounts(db: str | None, work: Callable[[Accounts], Awaitable[T]]) -> T:
-    async def main() -> T:
-        database = await Database.connect(db)
-        try:
-            return await work(Accounts(database))
-        finally:
-            await database.close()
-
-    return asyncio.run(main())
-
-
-def users_create(args: argparse.Namespace, registry: NodeRegistry) -> int:
-    user = _with_accounts(args.db, lambda accounts: accounts.create_user(args.name))
-    print(f"user {user.name} created ({user.id})")
-    print(f"give them a token: nodeloom tokens create {user.name}")
-    return 0
-
-
-def tokens_create(args: argparse.Namespace, registry: NodeRegistry) -> int:
-    user, token = _with_accounts(args.db, lambda accounts: accounts.create_token(args.name))
-    print(f"token for {user.name} (shown once, only its hash is stored):", file=sys.stderr)
-    print(token)
     return 0
