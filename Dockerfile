@@ -1,9 +1,10 @@
 # The nodeloom image that compose.yaml runs as the server and as the workers.
 FROM python:3.11-slim
 
-# llama-cpp-python compiles llama.cpp when pip installs it (see the Makefile for the flags).
+# llama-cpp-python compiles llama.cpp when pip installs it (see the Makefile for the flags);
+# PDF exports write their text in DejaVu Sans (fonts-dejavu-core).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends g++ cmake make \
+    && apt-get install -y --no-install-recommends g++ cmake make fonts-dejavu-core \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

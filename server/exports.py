@@ -1,11 +1,11 @@
-"""Run and batch outputs as tables: CSV, Markdown, HTML and XLSX (openpyxl), or JSON."""
+"""Run and batch outputs as tables: CSV, Markdown, HTML and XLSX (openpyxl); as documents: plain
+text, XML and PDF (server/export_documents.py); or as JSON, the full records."""
 
 from __future__ import annotations
 
 import csv
 import html
 import io
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import msgspec
@@ -13,23 +13,22 @@ from openpyxl import Workbook
 
 from engine.records import RunRecord
 from engine.storage.batches import BatchRun
+from server.export_cells import Table, text
+from server.export_documents import to_pdf, to_text, to_xml
 
-Format = Literal["json", "csv", "md", "html", "xlsx"]
+Format = Literal["json", "csv", "md", "html", "xlsx", "txt", "xml", "pdf"]
 MEDIA_TYPES: dict[str, str] = {
     "json": "application/json",
     "csv": "text/csv; charset=utf-8",
     "md": "text/markdown; charset=utf-8",
     "html": "text/html; charset=utf-8",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "txt": "text/plain; charset=utf-8",
+    "xml": "application/xml",
+    "pdf": "application/pdf",
 }
+FORMATS = tuple(MEDIA_TYPES)
 _encoder = msgspec.json.Encoder(order="sorted")
-
-
-@dataclass(slots=True)
-class Table:
-    title: str
-    columns: list[str]
-    rows: list[list[Any]]
 
 
 def run_table(record: RunRecord) -> Table:
@@ -67,15 +66,6 @@ def _names(mappings: Any) -> list[str]:
     return list(seen)
 
 
-def text(value: Any) -> str:
-    """A cell as text: strings as they are, nothing as empty, anything else as JSON."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return _encoder.encode(value).decode()
-
-
 def render(table: Table, fmt: Format, document: Any) -> bytes:
     """The table in ``fmt``; ``json`` gives ``document`` (the full records) instead."""
     if fmt == "json":
@@ -86,6 +76,12 @@ def render(table: Table, fmt: Format, document: Any) -> bytes:
         return to_markdown(table)
     if fmt == "html":
         return to_html(table)
+    if fmt == "txt":
+        return to_text(table)
+    if fmt == "xml":
+        return to_xml(table)
+    if fmt == "pdf":
+        return to_pdf(table)
     return to_xlsx(table)
 
 

@@ -9,11 +9,11 @@ from litestar import Controller, Response, get
 from litestar.params import FromPath, QueryParameter
 
 from server.api.deps import EngineDep, PrincipalDep
-from server.exports import MEDIA_TYPES, Format, batch_table, render, run_table
+from server.exports import FORMATS, MEDIA_TYPES, Format, batch_table, render, run_table
 from server.problems import documented
 
 FormatParam = Annotated[
-    Format, QueryParameter(name="format", description="json, csv, md, html or xlsx")
+    Format, QueryParameter(name="format", description=", ".join(FORMATS))
 ]
 
 
@@ -30,7 +30,7 @@ class ExportController(Controller):
 
     @get(
         "/api/runs/{run_id:str}/export",
-        summary="A run's inputs and outputs as json, csv, md, html or xlsx",
+        summary="A run's inputs and outputs as json, csv, md, html, xlsx, txt, xml or pdf",
         media_type="application/octet-stream",
         responses=documented(404),
     )
