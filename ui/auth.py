@@ -1,6 +1,7 @@
-"""Signing in to a server that has users (SPEC §6): the canvas keeps the API token a person pasted
-in NiceGUI's per-browser `app.storage.user` and sends it with every API call; a 401 from the API
-leads to `/signin`. In open local mode none of this is needed and nothing is asked.
+"""Signing in to a server that has users (SPEC §6, §18): with a user name and password (the API
+answers a token) or a pasted API token; the canvas keeps the token in NiceGUI's per-browser
+`app.storage.user` and sends it with every API call; a 401 from the API leads to `/signin`. In
+open local mode none of this is needed and nothing is asked.
 
 The storage is signed with a secret key: ``NODELOOM_SECRET_KEY``, else one generated once and
 kept (owner-only) in the server's state folder, so sessions survive a restart."""
@@ -109,43 +110,82 @@ def sign_out() -> None:
 
 
 async def signin_page(api_url: Callable[[], str], target: str) -> None:
+    """A user name and password (`POST /api/auth/login` gives a token), or a pasted token."""
     target = _local(target)
     with ui.card().classes("w-[32rem] mx-auto mt-16"):
         ui.label("Sign in").classes("text-xl font-bold")
-        ui.label("Paste an API token (nodeloom tokens create NAME prints one).").classes(
-            "text-sm text-gray-600"
+        username = ui.input("User name").classes("w-full").props(
+            'data-username autocomplete="username"'
+        )
+        password = ui.input("Password", password=True).classes("w-full").props(
+            'data-password autocomplete="current-password"'
+        )
+        ui.label("or paste an API token (nodeloom tokens create USER prints one)").classes(
+            "text-sm text-gray-600 mt-2"
         )
         field = ui.input("API token", password=True, password_toggle_button=True)
         field.classes("w-full").props('data-token autocomplete="off"')
+        message = ui.label("").classes("text-sm text-red-700").props("data-signin-error")
+
+        def refuse(why: str) -> None:
+            message.text = why
+
+        async def with_password(name: str, secret: str) -> str | None:
+            api = Api(api_url())
+            try:
+                session = await api.call(
+                    "POST",
+                    "/api/auth/login",
+                    body={"username": name, "password": secret},
+                    headers={"X-Forwarded-For": _browser_address()},
+                )
+            except ApiError as exc:
+                refuse("wrong user name or password" if exc.status == 401 else exc.detail)
+                return None
+            finally:
+                await api.close()
+            return str(session.json()["token"])
+
+        async def with_token(pasted: str) -> str | None:
+            api = Api(api_url(), pasted)
+            try:
+                await api.get("/api/me")
+            except ApiError as exc:
+                refuse("this token is not valid" if exc.status == 401 else exc.detail)
+                return None
+            finally:
+                await api.close()
+            return pasted
 
         async def submit() -> None:
             pasted = (field.value or "").strip()
-            if not pasted:
-                field.props["error"] = True
-                field.props["error-message"] = "paste a token first"
+            name, secret = (username.value or "").strip(), password.value or ""
+            if pasted:
+                token = await with_token(pasted)
+            elif name and secret:
+                token = await with_password(name, secret)
+            else:
+                refuse("give a user name and password, or paste a token")
                 return
-            api = Api(api_url(), pasted)
-            try:
-                await api.get("/api/workflows", limit=1)
-            except ApiError as exc:
-                field.props["error"] = True
-                field.props["error-message"] = (
-                    "this token is not valid" if exc.status == 401 else exc.detail
-                )
-                return
-            finally:
-                await api.close()
-            app.storage.user["token"] = pasted
-            ui.navigate.to(target)
+            if token is not None:
+                app.storage.user["token"] = token
+                ui.navigate.to(target)
 
-        field.on("keydown.enter", submit)
-        field.on_value_change(lambda: (field.props.pop("error", None),
-                                       field.props.pop("error-message", None)))
+        for each in (username, password, field):
+            each.on("keydown.enter", submit)
+            each.on_value_change(lambda: setattr(message, "text", ""))
         ui.button("Sign in", on_click=submit)
     if await _open_mode(api_url()):
         ui.label("This server runs in open local mode: no token is needed.").classes(
             "text-sm text-gray-500 mx-auto mt-2"
         ).props("data-open-mode")
+
+
+def _browser_address() -> str:
+    """The address the browser asked from, for the API's limits on failed sign-ins (the canvas
+    calls the API from this server, so it says whom it calls for)."""
+    request = ui.context.client.request
+    return request.client.host if request.client else ""
 
 
 async def _open_mode(base_url: str) -> bool:

@@ -15,6 +15,7 @@ from ui.client import Api, ApiError
 from ui.editor import Editor
 from ui.manage import agents_page, files_page
 from ui.run_page import run_page
+from ui.tokens import tokens_page
 
 STATIC = Path(__file__).parent / "static"
 HEAD = (
@@ -48,6 +49,7 @@ def register(api_url: Callable[[], str]) -> None:
                                  ("Models", "/models")):
                 ui.link(text, target).classes("text-white")
             if auth.token():
+                ui.link("Tokens", "/tokens").classes("text-white")
                 ui.space()
                 ui.button("Sign out", on_click=auth.sign_out).props("flat dense color=white")
 
@@ -76,6 +78,11 @@ def register(api_url: Callable[[], str]) -> None:
     async def files() -> RedirectResponse | None:
         frame("Files")
         return await _guarded(files_page(client()))
+
+    @ui.page("/tokens")
+    async def tokens() -> RedirectResponse | None:
+        frame("Tokens")
+        return await _guarded(tokens_page(client()))
 
     @ui.page("/signin")
     async def signin(next: str = "/") -> None:

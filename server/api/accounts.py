@@ -15,6 +15,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from engine.storage.accounts import MAX_PASSWORD, TokenInfo
 from server.api.deps import EngineDep, PrincipalDep
+from server.auth import is_loopback
 from server.problems import ApiError, ErrorItem, documented
 from server.signins import Busy
 
@@ -66,6 +67,16 @@ def _refused(detail: str, retry_after: float) -> ApiError:
     )
 
 
+def client_address(request: Request[Any, Any, Any]) -> str:
+    """Whom failed sign-ins are counted against: the peer; for a peer on this host (the canvas,
+    or a reverse proxy here), the last address of its `X-Forwarded-For`, the one it added."""
+    peer = request.client.host if request.client else ""
+    forwarded = request.headers.get("x-forwarded-for")
+    if forwarded and is_loopback(peer):
+        return forwarded.rsplit(",", 1)[-1].strip() or peer
+    return peer
+
+
 class AuthController(Controller):
     tags = ["accounts"]  # noqa: RUF012
 
@@ -80,7 +91,7 @@ class AuthController(Controller):
         self, request: Request[Any, Any, Any], engine: EngineDep, data: JSONBody[Login]
     ) -> Session:
         limits = engine.gate.sign_ins
-        address = request.client.host if request.client else ""
+        address = client_address(request)
         wait = limits.retry_after(data.username, address)
         if wait is not None:
             raise _refused("too many failed sign-ins: wait before trying again", wait)

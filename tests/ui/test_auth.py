@@ -1,10 +1,12 @@
-"""The canvas on a server that has users: a page leads to `/signin`, a wrong token is refused on
-the form, the right one opens the pages (each API call carries it), signing out forgets it; the
-key that signs the sessions."""
+"""The canvas on a server that has users: a page leads to `/signin`, a wrong token or password is
+refused on the form, the right one opens the pages (each API call carries it), signing out forgets
+it; the Tokens page creates, shows once, lists and revokes; the key that signs the sessions."""
 
 from __future__ import annotations
 
 import stat
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +26,7 @@ from tests.support.browser import (
     wait_for,
 )
 from tests.support.cli import nodeloom
+from tests.support.documents import ROOT
 from ui.auth import SECRET_ENV, _local, secret_key
 
 
@@ -36,6 +39,12 @@ def locked(tmp_path_factory: pytest.TempPathFactory, embedded_model: Path) -> It
     with server(folder) as url:
         database = f"sqlite:///{folder}/nodeloom.db"
         assert nodeloom("users", "create", "ada", "--db", database).returncode == 0
+        given = subprocess.run(
+            [sys.executable, "-m", "server.cli", "users", "set-password", "ada", "--db", database],
+            input=PASSWORD + "\n", capture_output=True, text=True, timeout=60, cwd=ROOT,
+            check=False,
+        )
+        assert given.returncode == 0, given.stderr
         made = nodeloom("tokens", "create", "ada", "--db", database)
         assert made.returncode == 0, made.stderr
         token = made.stdout.strip().splitlines()[-1]
@@ -44,6 +53,17 @@ def locked(tmp_path_factory: pytest.TempPathFactory, embedded_model: Path) -> It
             assert time.monotonic() < deadline, "the server stayed in open local mode"
             time.sleep(0.2)
         yield url, token
+
+
+PASSWORD = "a long enough password"
+
+
+def typed(browser: WebDriver, css: str, text: str) -> None:
+    field = wait_for(lambda: find(browser, css), what=css)[0]
+    field.send_keys(Keys.CONTROL, "a")  # clear() would leave Vue's model as it was
+    field.send_keys(Keys.BACKSPACE)
+    if text:
+        field.send_keys(text)
 
 
 def signin(browser: WebDriver, token: str) -> None:
@@ -78,6 +98,45 @@ def test_sign_in_with_a_token_use_the_pages_and_sign_out(
     wait_for(lambda: "/signin" in browser.current_url, what="signed out")
     browser.get(base_url + "/agents")
     wait_for(lambda: "/signin" in browser.current_url, what="the sign-in page again")
+
+
+def test_sign_in_with_a_password_and_manage_tokens(
+    browser: WebDriver, locked: tuple[str, str]
+) -> None:
+    base_url, _ = locked
+    browser.get(f"{base_url}/signin?next=/tokens")
+    typed(browser, "input[data-token]", "")
+    typed(browser, "input[data-username]", "ada")
+    typed(browser, "input[data-password]", "not the password")
+    button(browser, "Sign in").click()
+    wait_for(lambda: "wrong user name or password" in browser.page_source, what="the refusal")
+    typed(browser, "input[data-password]", PASSWORD)
+    button(browser, "Sign in").click()
+    wait_for(lambda: browser.current_url.endswith("/tokens"), what="the tokens page")
+    wait_for(lambda: find(browser, "[data-token-id]"), what="the sign-in token listed")
+
+    typed(browser, "input[data-token-name]", "ci")
+    typed(browser, "input[data-token-days]", "7")
+    button(browser, "Create token").click()
+    shown = wait_for(lambda: find(browser, "[data-new-token]"), what="the new token")[0]
+    secret = shown.text.strip()
+    assert secret.startswith("nl_")
+    headers = {"Authorization": f"Bearer {secret}"}
+    me = httpx.get(f"{base_url}/api/me", headers=headers).json()
+    assert me["name"] == "ada"
+    row = wait_for(
+        lambda: find(browser, f'[data-token-id="{me["token_id"]}"]'), what="the new token's row"
+    )[0]
+    assert "expires" in row.text
+    assert secret not in row.text
+
+    revoke = row.find_element("css selector", "button")
+    revoke.click()
+    wait_for(
+        lambda: httpx.get(f"{base_url}/api/me", headers=headers).status_code == 401,
+        what="the token refused once revoked",
+    )
+    wait_for(lambda: not find(browser, f'[data-token-id="{me["token_id"]}"]'), what="unlisted")
 
 
 def test_open_local_mode_needs_no_sign_in(browser: WebDriver, base_url: str) -> None:
