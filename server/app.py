@@ -30,9 +30,11 @@ from server.api.deps import get_principal
 from server.api.events import RunEventsController
 from server.api.exports import ExportController
 from server.api.files import FileController
+from server.api.hooks import HookController, HookReceiver
 from server.api.openai import OpenAIController
 from server.api.ports import PortsController
 from server.api.runs import RunController, StartController
+from server.api.schedules import ScheduleController
 from server.api.workflows import WorkflowController
 from server.auth import AuthMiddleware
 from server.config import ServerConfig
@@ -59,6 +61,9 @@ API: list[ControllerRouterHandler] = [
     BatchController,
     AgentController,
     FileController,
+    HookController,
+    HookReceiver,
+    ScheduleController,
     AuthController,
     TokenController,
     OpenAIController,

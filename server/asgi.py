@@ -1,5 +1,5 @@
-"""One port for the API and the canvas: `/api/…`, `/v1/…` and `/mcp` go to the Litestar app,
-everything else to the canvas (NiceGUI). Both apps' lifespans run, the API's first."""
+"""One port for the API and the canvas: `/api/…`, `/v1/…`, `/mcp` and `/hooks/…` go to the
+Litestar app, everything else to the canvas (NiceGUI). Both apps' lifespans run, the API's first."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]  # loose: each framework types its own
 
-API_PREFIXES = ("/api/", "/v1/", "/mcp/")
+API_PREFIXES = ("/api/", "/v1/", "/mcp/", "/hooks/")
 
 
 class Lifespan:

@@ -24,6 +24,8 @@ from engine.runs.service import RunService
 from engine.storage.accounts import Accounts
 from engine.storage.batches import BatchStore
 from engine.storage.database import Database
+from engine.storage.schedules import ScheduleStore
+from engine.storage.webhooks import HookStore
 from engine.storage.workflows import WorkflowQueries
 from nodes.tool import tools_of
 from nodes.tools import ToolRegistry
@@ -34,6 +36,7 @@ from server.batches import Batches
 from server.config import ServerConfig
 from server.live import LiveRuns
 from server.plugins import installed_registry
+from server.schedules import Scheduler
 
 log = structlog.get_logger("nodeloom.server")
 DOCUMENT_CACHE = 256  # decoded workflow versions kept for starting runs
@@ -56,6 +59,8 @@ class Engine:
     mcp_servers: McpServers | None = None
     mcp_unreachable: dict[str, str] = field(default_factory=dict)
     batches: Batches = field(init=False)
+    hooks: HookStore = field(init=False)
+    schedules: ScheduleStore = field(init=False)
     _documents: OrderedDict[tuple[str, int], tuple[WorkflowRecord, Workflow]] = field(
         default_factory=OrderedDict
     )
@@ -117,6 +122,8 @@ async def open_engine(
         gate=Gate(accounts, loopback=is_loopback(config.host)),
     )
     engine.batches = Batches(runs, BatchStore(database), parallelism=config.batch_parallelism)
+    engine.hooks = HookStore(database)
+    engine.schedules = ScheduleStore(database)
     try:
         engine.tools = tools_of(runs.registry)
         if engine.tools is not None:
@@ -129,7 +136,13 @@ async def open_engine(
         interrupted = await runs.recover()
         if interrupted:
             log.warning("runs interrupted by a previous process", runs=interrupted)
-        yield engine
+        scheduler = Scheduler(
+            engine.schedules,
+            runs,
+            lambda workflow_id, owner_id: engine.current_workflow(workflow_id, owner_id=owner_id),
+        )
+        async with scheduler.running():
+            yield engine
     finally:
         await runs.close()
         if engine.mcp_servers is not None:

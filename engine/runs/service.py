@@ -379,13 +379,19 @@ class RunService:
         *,
         workflow_id: str | None = None,
         status: str | None = None,
+        trigger: str | None = None,
         owner_id: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page:
         """Stored runs, newest first, a page at a time."""
         return await self.store.list_runs(
-            workflow_id=workflow_id, status=status, owner_id=owner_id, limit=limit, cursor=cursor
+            workflow_id=workflow_id,
+            status=status,
+            trigger=trigger,
+            owner_id=owner_id,
+            limit=limit,
+            cursor=cursor,
         )
 
     async def events(self, run_id: str, *, after: int = 0) -> list[tuple[int, str]]:

@@ -157,15 +157,24 @@ class Store(WorkflowQueries):
         *,
         workflow_id: str | None = None,
         status: str | None = None,
+        trigger: str | None = None,
         owner_id: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page:
+        """``trigger``: `webhook:hook_…` exactly, or a kind (`webhook`) for all of its kind."""
         query = select(RunRow)
         if workflow_id is not None:
             query = query.where(RunRow.workflow_id == workflow_id)
         if status is not None:
             query = query.where(RunRow.status == status)
+        if trigger is not None and ":" in trigger:
+            query = query.where(RunRow.trigger == trigger)
+        elif trigger is not None:
+            query = query.where(
+                (RunRow.trigger == trigger)
+                | RunRow.trigger.startswith(f"{trigger}:", autoescape=True)
+            )
         if owner_id is not None:
             query = query.where(RunRow.owner_id == owner_id)
         rows, next_cursor = await keyset_page(

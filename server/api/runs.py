@@ -7,7 +7,7 @@ from typing import Annotated
 import msgspec
 from litestar import Controller, Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, FromQuery, JSONBody, Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED
 
 from engine.execution.events import RunStatus
@@ -74,6 +74,14 @@ class RunController(Controller):
         principal: PrincipalDep,
         workflow_id: FromQuery[str | None] = None,
         status: FromQuery[RunStatus | None] = None,
+        trigger: Annotated[
+            str | None,
+            QueryParameter(
+                max_length=80,
+                description="What started the runs: `webhook:hook_…` exactly, or a kind such as "
+                "`webhook`, `schedule`, `batch`, `api`, `manual`, `mcp`",
+            ),
+        ] = None,
         limit: Limit = 50,
         cursor: FromQuery[str | None] = None,
     ) -> RunPage:
@@ -81,6 +89,7 @@ class RunController(Controller):
             lambda: engine.runs.list_runs(
                 workflow_id=workflow_id,
                 status=status,
+                trigger=trigger,
                 owner_id=principal.owner_id,
                 limit=limit,
                 cursor=cursor,
