@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from engine.documents.issues import Issue
@@ -56,6 +56,20 @@ class NodeFailure(NodeloomError):
     def __init__(self, detail: str, *, retryable: bool = True) -> None:
         super().__init__(detail)
         self.retryable = retryable
+
+
+class NodeWaits(Exception):
+    """Raised by a node's ``run`` that needs a person's answer to go on (SPEC §16): the node
+    waits with ``question`` (``prompt``, ``schema``, ``choices``, ``deadline``…) until it is
+    answered; its run waits once nothing else can go on."""
+
+    def __init__(self, question: dict[str, Any]) -> None:
+        super().__init__(question.get("prompt", ""))
+        self.question = question
+
+
+class AnswerInvalid(NodeloomError, ValueError):
+    """An answer to a waiting node does not fit what it asks."""
 
 
 class PluginError(NodeloomError, ImportError):

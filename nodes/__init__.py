@@ -19,6 +19,7 @@ def builtin_node_types(tools: ToolRegistry | None = None) -> list[type[NodeType]
     from nodes.condition import ConditionNode  # noqa: PLC0415
     from nodes.file_read import FileReadNode  # noqa: PLC0415
     from nodes.file_write import FileWriteNode  # noqa: PLC0415
+    from nodes.human_input import HumanInputNode  # noqa: PLC0415
     from nodes.input import InputNode  # noqa: PLC0415
     from nodes.llm import LLMNode  # noqa: PLC0415
     from nodes.output import OutputNode  # noqa: PLC0415
@@ -41,4 +42,5 @@ def builtin_node_types(tools: ToolRegistry | None = None) -> list[type[NodeType]
         SubgraphNode,
         MapNode,
         LoopNode,
+        HumanInputNode,
     ]

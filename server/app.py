@@ -30,6 +30,7 @@ from server.api.deps import get_principal
 from server.api.events import RunEventsController
 from server.api.exports import ExportController
 from server.api.files import FileController
+from server.api.inbox import AnswerController, InboxController
 from server.api.hooks import HookController, HookReceiver
 from server.api.openai import OpenAIController
 from server.api.ports import PortsController
@@ -56,6 +57,8 @@ API: list[ControllerRouterHandler] = [
     StartController,
     BatchStartController,
     RunController,
+    AnswerController,
+    InboxController,
     RunEventsController,
     ExportController,
     BatchController,

@@ -16,6 +16,7 @@ from litestar.types import ExceptionHandlersMap
 
 from engine.documents.issues import pointer
 from engine.errors import (
+    AnswerInvalid,
     BatchInputsInvalid,
     Conflict,
     InputsInvalid,
@@ -158,6 +159,9 @@ def nodeloom_error(request: Request[Any, Any, Any], exc: NodeloomError) -> Respo
     if isinstance(exc, InputsInvalid):
         errors = [ErrorItem("invalid_inputs", part, path="/inputs") for part in _parts(exc)]
         return problem_response(request, 422, f"invalid inputs: {exc.detail}", errors)
+    if isinstance(exc, AnswerInvalid):
+        errors = [ErrorItem("invalid_answer", exc.detail, path="/answer")]
+        return problem_response(request, 422, exc.detail, errors)
     if isinstance(exc, PathOutsideWorkspace):
         errors = [ErrorItem("path_outside_workspace", exc.detail, path="/path")]
         return problem_response(request, 400, exc.detail, errors)

@@ -4,6 +4,7 @@ shutdown; controllers get it by dependency injection."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections import OrderedDict
@@ -39,6 +40,7 @@ from server.plugins import installed_registry
 from server.schedules import Scheduler
 
 log = structlog.get_logger("nodeloom.server")
+WAITS_CHECKED_S = 1.0  # how often waits past their timeout are ended
 DOCUMENT_CACHE = 256  # decoded workflow versions kept for starting runs
 
 
@@ -141,7 +143,7 @@ async def open_engine(
             runs,
             lambda workflow_id, owner_id: engine.current_workflow(workflow_id, owner_id=owner_id),
         )
-        async with scheduler.running():
+        async with scheduler.running(), expiring_waits(runs):
             yield engine
     finally:
         await runs.close()
@@ -150,6 +152,28 @@ async def open_engine(
         if models is not None:
             await models.close()
         await database.close()
+
+
+@contextlib.asynccontextmanager
+async def expiring_waits(runs: RunService, every_s: float = WAITS_CHECKED_S) -> AsyncIterator[None]:
+    """Every ``every_s``, end the waits for an answer whose time is up (`timeout_s`), whichever
+    server's runs they are: each is ended once."""
+
+    async def sweep() -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await runs.expire_waiting()
+            except Exception:
+                log.exception("ending waits whose time is up failed")
+
+    task = asyncio.create_task(sweep())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def engine_lifespan(

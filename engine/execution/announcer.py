@@ -15,6 +15,7 @@ from engine.execution.events import (
     NodeSkipped,
     NodeStarted,
     NodeToken,
+    NodeWaiting,
     RunFinished,
     RunStarted,
     RunStatus,
@@ -114,6 +115,11 @@ class Announcer:
                 error=error,
                 will_retry=True,
             )
+        )
+
+    def waiting(self, node: str, question: dict[str, Any]) -> None:
+        self.emit(
+            NodeWaiting(run_id=self.run_id, seq=self._next(), node=node, question=question)
         )
 
     def token_emitter(self, node: str) -> Callable[[str], None]:

@@ -27,8 +27,12 @@ __all__ = [
     "event_type",
 ]
 
-RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
-NodeStatus = Literal["pending", "running", "succeeded", "failed", "skipped", "cached", "cancelled"]
+RunStatus = Literal[
+    "queued", "running", "waiting", "succeeded", "failed", "cancelled", "interrupted"
+]
+NodeStatus = Literal[
+    "pending", "running", "waiting", "succeeded", "failed", "skipped", "cached", "cancelled"
+]
 
 
 class Event(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=True, gc=False):
@@ -78,6 +82,14 @@ class NodeSkipped(Event, tag="node.skipped"):
     reason_code: ReasonCode | None = None
 
 
+class NodeWaiting(Event, tag="node.waiting"):
+    """A node waits for a person's answer (SPEC §16): what it asks (``prompt``, ``schema``,
+    ``choices``, ``since``, ``deadline``)."""
+
+    node: str
+    question: dict[str, Any]
+
+
 class RunFinished(Event, tag="run.finished"):
     status: RunStatus
     outputs: dict[str, Any]
@@ -85,7 +97,14 @@ class RunFinished(Event, tag="run.finished"):
 
 
 AnyEvent = (
-    RunStarted | NodeStarted | NodeToken | NodeCompleted | NodeFailed | NodeSkipped | RunFinished
+    RunStarted
+    | NodeStarted
+    | NodeToken
+    | NodeCompleted
+    | NodeFailed
+    | NodeSkipped
+    | NodeWaiting
+    | RunFinished
 )
 Listener = Callable[[AnyEvent], None]
 

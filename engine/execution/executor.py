@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 
 from engine.documents.plan import PlanNode, collection_paused
-from engine.errors import NodeFailure, describe
+from engine.errors import NodeFailure, NodeWaits, describe
 from engine.execution.announcer import Announcer
 from engine.execution.bodies import BodyRun, Instance, relabel, reusable_instances
 from engine.execution.events import Listener, RunStatus
@@ -146,8 +146,16 @@ class Execution:
         # Results inside bodies a resumed run committed before: they stand when their
         # instance is expanded again.
         self._inner_done = {node_id: s for node_id, s in start.done.items() if "/" in node_id}
+        # Nodes waiting for a person's answer (SPEC §16): once nothing else can go on, the run
+        # ends `waiting`, holding nothing; an answer resumes it (``start.answered``).
+        self._parked: set[str] = set()
         for node_id, state in start.done.items():
-            if "/" not in node_id:
+            if "/" in node_id:
+                continue
+            if state.status == "waiting":
+                self.states[node_id] = state
+                self._parked.add(node_id)
+            else:
                 self._settled(plan.nodes[node_id], state)
 
     # -- public ---------------------------------------------------------------------------
@@ -157,12 +165,19 @@ class Execution:
         self._done = asyncio.get_running_loop().create_future()
         reused = await self.take_over()
         self._events.run_started(self.plan.workflow.name, len(self.plan.nodes), reused)
+        for node_id, answered in self.start.answered.items():  # committed, then announced
+            self._settled(self.plan.nodes[node_id], answered)
+            if self._store is not None:
+                await self._store.node_finished(self.run_id, node_id, answered)
+            self._events.result(node_id, answered)
         if self._cancelled or self._remaining == 0:
             self._done.set_result(None)
         else:
             for node_id, waiting in self._waiting.items():
-                if waiting == 0 and not self.states[node_id].done:
+                state = self.states[node_id]
+                if waiting == 0 and not state.done and node_id not in self._parked:
                     self._launch(self._nodes[node_id])
+            self._check_done()  # nothing to launch: every node left waits for an answer
         try:
             await self._done
         except asyncio.CancelledError:
@@ -217,7 +232,9 @@ class Execution:
                 return
 
     def _check_done(self) -> None:
-        done = not self._tasks and (self._remaining == 0 or self._cancelled)
+        done = not self._tasks and (
+            self._remaining == 0 or self._cancelled or (bool(self._parked) and not self._ready)
+        )
         if done and self._done is not None and not self._done.done():
             self._done.set_result(None)
 
@@ -270,6 +287,9 @@ class Execution:
         except asyncio.CancelledError:
             state.cancel(now())
             return None
+        except NodeWaits as waits:
+            await self._park(node, state, waits.question, free_slot)
+            return None
         except Exception as exc:  # noqa: BLE001 - a fault of the engine's own fails the node
             self._log.exception("node failed in the engine", node_id=node.id)
             state.fail(f"internal error: {describe(exc)}", now())
@@ -314,6 +334,38 @@ class Execution:
                 return None
         self._events.result(node.id, state)
         return follow
+
+    async def _park(
+        self,
+        node: PlanNode,
+        state: NodeState,
+        question: dict[str, Any],
+        free_slot: Callable[[], None],
+    ) -> None:
+        """A node that waits for a person's answer: committed `waiting`, announced with what it
+        asks; its successors wait with it."""
+        if node.id in self._inside:
+            state.fail("a node cannot wait for an answer inside a map, loop or subgraph", now())
+            await self._conclude(node, state, False, free_slot)
+            return
+        state.status = "waiting"
+        self._parked.add(node.id)
+        free_slot()
+        if self._store is not None:
+            try:
+                await self._store.node_finished(self.run_id, node.id, state)
+            except asyncio.CancelledError:
+                return
+            except Exception as exc:  # noqa: BLE001 - a storage failure ends the whole run
+                self._log.exception("run aborted", node_id=node.id)
+                self._fatal = f"run aborted at node {node.id}: {describe(exc)}"
+                self.cancel()
+                return
+        since = state.started_at or now()
+        question = {**question, "since": since.isoformat()}
+        if node.settings.timeout_s is not None:  # the node's timeout bounds its wait
+            question["deadline"] = (since + timedelta(seconds=node.settings.timeout_s)).isoformat()
+        self._events.waiting(node.id, question)
 
     # -- bodies ---------------------------------------------------------------------------
 
@@ -496,9 +548,10 @@ class Execution:
 
     async def _finish(self, started_at: datetime) -> RunResult:
         finished_at = now()
+        waiting = bool(self._parked) and not self._cancelled and not self._fatal
         for node_id in self._waiting:  # the nodes this run settles (not those taken over)
             state = self.states[node_id]
-            if not state.done:
+            if not state.done and not waiting:  # a waiting run's nodes wait with it
                 state.cancel(finished_at)
             if state.status == "cancelled" and self._store is not None and not self._fatal:
                 try:
@@ -512,10 +565,13 @@ class Execution:
         )
         if status == "cancelled" and self._interrupted:
             status = "interrupted"
+        ended_at: datetime | None = finished_at
+        if waiting:
+            status, error, ended_at = "waiting", None, None
         if self._store is None:
             self._events.run_finished(status, outputs, error)
         else:
-            await self._commit_end(self._store, status, outputs, error, finished_at)
+            await self._commit_end(self._store, status, outputs, error, ended_at)
         return RunResult(
             id=self.run_id,
             status=status,
@@ -523,7 +579,7 @@ class Execution:
             outputs=outputs,
             nodes=self.run_states(),
             started_at=started_at,
-            finished_at=finished_at,
+            finished_at=ended_at,
             error=error,
         )
 
@@ -533,7 +589,7 @@ class Execution:
         status: RunStatus,
         outputs: dict[str, Any],
         error: str | None,
-        finished_at: datetime,
+        finished_at: datetime | None,
     ) -> None:
         """Commit how the run ended, with the last node's result when it was kept for this (a
         transaction fewer), then announce them: the events are stored in the same commit."""

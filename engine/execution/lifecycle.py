@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
 from engine.documents.digest import canonical, digest
 from engine.documents.plan import PlanNode
-from engine.errors import NodeFailure, describe
+from engine.errors import NodeFailure, NodeWaits, describe
 from engine.execution.reasons import Reason
 from engine.execution.results import REUSABLE, NodeState
 from engine.nodes.body import template
@@ -308,7 +308,7 @@ async def run_once(
                     output = await instance.run(inputs, context)
             except TimeoutError:
                 raise NodeFailure(f"timed out after {timeout_s:g} s", retryable=True) from None
-    except NodeFailure:
+    except (NodeFailure, NodeWaits):  # a person's answer is awaited by the executor
         raise
     except Exception as exc:  # any error of a node's code fails the node
         raise NodeFailure(describe(exc), retryable=True) from exc

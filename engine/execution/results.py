@@ -223,7 +223,7 @@ class ResultStore(Protocol):
         status: RunStatus,
         outputs: dict[str, Any],
         error: str | None,
-        finished_at: datetime,
+        finished_at: datetime | None,
         last_seq: int,
         reused: Mapping[str, list[str]],
     ) -> None:

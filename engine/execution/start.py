@@ -55,6 +55,9 @@ class RunStart:
     resuming: bool = False
     done: Mapping[str, NodeState] = field(default_factory=dict)
     first_seq: int = 0
+    # Waiting nodes answered now (SPEC §16), in their answered state: committed and announced
+    # first, then what they unblock executes. ``done`` holds the nodes still waiting.
+    answered: Mapping[str, NodeState] = field(default_factory=dict)
     # What started the run (SPEC §16): `api`, `manual`, `batch:<id>`, `mcp`, ...
     trigger: str = "api"
     # Whether the caller waits for the run's end: its row may then go with its first commit.

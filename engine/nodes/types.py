@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import msgspec
 
 from engine.documents.issues import Issue
+from engine.errors import AnswerInvalid
 
 if TYPE_CHECKING:
     from engine.models import ModelService
@@ -142,6 +143,8 @@ class NodeType:
     # its committed output is the record of that call, which a replay takes instead of calling
     # again (SPEC §17).
     recordable: ClassVar[bool] = False
+    # Whether `run` may raise `NodeWaits`: wait for a person's answer (`answered`).
+    may_wait: ClassVar[bool] = False
     # ``input`` nodes take the run's inputs and ``output`` nodes make its outputs, by ``name``.
     role: ClassVar[Role] = None
     # Whether `input_ports` / `output_ports` depend on the params (a template's variables, say).
@@ -158,6 +161,14 @@ class NodeType:
     @classmethod
     def output_ports(cls, params: Mapping[str, Any]) -> tuple[Port, ...]:
         return cls.outputs
+
+    @classmethod
+    def answered(
+        cls, params: Mapping[str, Any], answer: Any, inputs: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The outputs of a node of this type that waited (its ``run`` raised `NodeWaits`) once
+        a person gives ``answer``; `AnswerInvalid` when the answer does not fit."""
+        raise AnswerInvalid(f"a {cls.type} node takes no answers")
 
     @classmethod
     def check(cls, params: Mapping[str, Any], context: CheckContext) -> Iterable[Issue]:

@@ -176,7 +176,7 @@ class InProcess:
             result = await execution.execute()  # which commits the run's end
             bound.info("run finished", status=result.status)
             record = active.finished(result)
-            if result.status != "interrupted":
+            if result.status not in ("interrupted", "waiting"):  # both go on later
                 self._finished(row, execution.plan, result.nodes.held)
             return record
         finally:

@@ -25,6 +25,7 @@ from engine.nodes.registry import NodeRegistry
 from engine.nodes.types import CheckContext
 from engine.records import Page, RunRecord
 from engine.runs import history
+from engine.runs.answers import answered_state, timed_out_state
 from engine.runs.launch import (
     FINISHED,
     InProcess,
@@ -39,10 +40,11 @@ from engine.runs.saved_bodies import with_saved_bodies
 from engine.settings import owner_workspace
 from engine.storage.agents import AgentStore
 from engine.storage.database import Database
-from engine.storage.keys import new_id
+from engine.storage.keys import new_id, now
 from engine.storage.priors import ParentRow, parent_row
 from engine.storage.repository import Store, new_run_row
 from engine.storage.tables import RunRow
+from engine.storage.waiting import Waiting, waiting_nodes
 from engine.storage.writer import document_blob
 
 if TYPE_CHECKING:
@@ -288,13 +290,91 @@ class RunService:
         if row.status != "interrupted":
             raise Conflict(f"run {run_id} is {row.status}; only an interrupted run can be resumed")
         plan = self.plan(from_builtins(await self.store.snapshot(row)))
+        states = await self.store.node_states(run_id)
+        return await self._go_on(row, plan, states, {}, listeners, claimed="interrupted")
+
+    # -- runs waiting for a person (SPEC §16) ---------------------------------------------
+
+    async def inbox(self, *, owner_id: str | None = None) -> list[Waiting]:
+        """The nodes waiting for an answer (of ``owner_id``'s runs), newest first."""
+        return await waiting_nodes(self.store.sessions, owner_id=owner_id)
+
+    async def answer(
+        self,
+        run_id: str,
+        node_id: str,
+        answer: Any,
+        *,
+        owner_id: str | None = None,
+        listeners: Iterable[Listener] = (),
+    ) -> RunHandle:
+        """Give a waiting node its answer and resume its run from there: `AnswerInvalid` when
+        the answer does not fit (the node keeps waiting), `Conflict` when the node does not
+        wait (or another answer came first)."""
+        row = await self.store.run_row(run_id, owner_id=owner_id)
+        states = await self.store.node_states(run_id)
+        waiting = states.get(node_id)
+        if row.status != "waiting" or waiting is None or waiting.status != "waiting":
+            node = "not a node of it" if waiting is None else waiting.status
+            raise Conflict(
+                f"node {node_id} of run {run_id} is not waiting for an answer "
+                f"(the run is {row.status}, the node {node})"
+            )
+        plan = self.plan(from_builtins(await self.store.snapshot(row)))
+        answered = answered_state(plan, node_id, waiting, answer, states)
+        return await self._go_on(row, plan, states, {node_id: answered}, listeners)
+
+    async def expire_waiting(self) -> list[str]:
+        """End the waits whose deadline has passed, with their `default` or failed; the runs
+        resumed. Any process may call it: each wait is ended once. Returns ``run:node``s."""
+        ended = []
+        moment = now().isoformat()
+        for waiting in await waiting_nodes(self.store.sessions):
+            if waiting.deadline is None or waiting.deadline > moment:
+                continue
+            try:
+                await self._time_out(waiting)
+            except (Conflict, NotFound):
+                continue  # answered, or timed out by another process, meanwhile
+            ended.append(f"{waiting.run_id}:{waiting.node}")
+        return ended
+
+    async def _time_out(self, waiting: Waiting) -> None:
+        row = await self.store.run_row(waiting.run_id)
+        plan = self.plan(from_builtins(await self.store.snapshot(row)))
+        states = await self.store.node_states(waiting.run_id)
+        state = states.get(waiting.node)
+        if state is None or state.status != "waiting":
+            raise Conflict(f"node {waiting.node} no longer waits")
+        node = plan.nodes[waiting.node]
+        if waiting.on_timeout == "default":
+            default = node.params.get("default")
+            answered = answered_state(plan, waiting.node, state, default, states)
+        else:
+            answered = timed_out_state(state, f"{node.settings.timeout_s or 0:g} s")
+        await self._go_on(row, plan, states, {waiting.node: answered}, ())
+
+    async def _go_on(
+        self,
+        row: RunRow,
+        plan: Plan,
+        states: Mapping[str, NodeState],
+        answered: Mapping[str, NodeState],
+        listeners: Iterable[Listener],
+        *,
+        claimed: str = "waiting",
+    ) -> RunHandle:
+        """Resume a run that was ``claimed`` (interrupted, or waiting): its committed results
+        stand, the ``answered`` nodes are settled, the rest executes."""
         done = {
             node_id: state
-            for node_id, state in (await self.store.node_states(run_id)).items()
-            if state.status != "cancelled" and (node_id in plan.nodes or "/" in node_id)
+            for node_id, state in states.items()
+            if state.status != "cancelled"
+            and node_id not in answered
+            and (node_id in plan.nodes or "/" in node_id)
         }
-        if not await self.store.claim_for_resume(run_id, self.process):
-            raise Conflict(f"run {run_id} is being resumed elsewhere")
+        if not await self.store.claim_for_resume(row.id, self.process, status=claimed):
+            raise Conflict(f"run {row.id} is being resumed elsewhere")
         row.status, row.owner_process = "running", self.process
         start = RunStart(
             id=row.id,
@@ -303,7 +383,8 @@ class RunService:
             owner_id=row.owner_id,
             resuming=True,
             done=done,
-            first_seq=await self.store.last_seq(run_id),
+            answered=answered,
+            first_seq=await self.store.last_seq(row.id),
             trigger=row.trigger,
         )
         return await self._launch(start, row, listeners)
@@ -342,6 +423,12 @@ class RunService:
             if self.unstored(run_id, owner_id) is None:
                 raise
             row = None
+        if row is not None and row.status == "waiting":  # ended here, its waits cancelled
+            plan = self.plan(from_builtins(await self.store.snapshot(row)))
+            states = await self.store.node_states(run_id)
+            handle = await self._go_on(row, plan, states, {}, ())
+            handle.cancel()
+            return await handle.wait()
         return await self.launcher.cancel(run_id, row)
 
     async def recover(self) -> list[str]:

@@ -218,11 +218,15 @@ class Store(WorkflowQueries):
             )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def claim_for_resume(self, run_id: str, process: str) -> bool:
+    async def claim_for_resume(
+        self, run_id: str, process: str, *, status: str = "interrupted"
+    ) -> bool:
+        """Take the run, ``status`` (interrupted, or waiting for an answer), to go on with it
+        in ``process``; False when another process took it first."""
         async with self.sessions.begin() as session:
             result = await session.execute(
                 update(RunRow)
-                .where(RunRow.id == run_id, RunRow.status == "interrupted")
+                .where(RunRow.id == run_id, RunRow.status == status)
                 .values(
                     status="running",
                     owner_process=process,
