@@ -13,11 +13,13 @@ from nicegui import app, events, ui
 from ui import auth
 from ui.client import Api, ApiError
 from ui.editor import Editor
+from ui.inbox import inbox_count, inbox_page
 from ui.manage import agents_page, files_page
 from ui.run_page import run_page
 from ui.tokens import tokens_page
 
 STATIC = Path(__file__).parent / "static"
+INBOX_REFRESH_S = 10.0  # how often the header's count of answers awaited is read again
 HEAD = (
     '<link rel="stylesheet" href="/nodeloom-ui/vendor/core/style.css">'
     '<link rel="stylesheet" href="/nodeloom-ui/vendor/core/theme-default.css">'
@@ -48,6 +50,20 @@ def register(api_url: Callable[[], str]) -> None:
             for text, target in (("Workflows", "/"), ("Agents", "/agents"), ("Files", "/files"),
                                  ("Models", "/models")):
                 ui.link(text, target).classes("text-white")
+            with ui.link(target="/inbox").classes("text-white").props("data-inbox-link"):
+                ui.label("Inbox")
+                count = ui.badge("", color="orange").props("data-inbox-count")
+                count.set_visibility(False)
+
+            api = client()
+
+            async def counted() -> None:
+                waiting = await inbox_count(api)
+                count.set_text(str(waiting))
+                count.set_visibility(waiting > 0)
+
+            ui.timer(INBOX_REFRESH_S, counted)
+            ui.timer(0, counted, once=True)
             if auth.token():
                 ui.link("Tokens", "/tokens").classes("text-white")
                 ui.space()
@@ -68,6 +84,11 @@ def register(api_url: Callable[[], str]) -> None:
     async def run(run_id: str) -> RedirectResponse | None:
         frame("Run")
         return await _guarded(run_page(client(), run_id), f"Cannot show run {run_id}")
+
+    @ui.page("/inbox")
+    async def inbox() -> RedirectResponse | None:
+        frame("Inbox")
+        return await _guarded(inbox_page(client()))
 
     @ui.page("/agents")
     async def agents() -> RedirectResponse | None:

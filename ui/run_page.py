@@ -10,6 +10,7 @@ from typing import Any
 from nicegui import background_tasks, ui
 
 from ui.client import Api, ApiError
+from ui.inbox import answer_form
 
 FINISHED = {"succeeded", "failed", "cancelled", "interrupted"}
 SHOWN_CHARS = 2000
@@ -39,6 +40,7 @@ class NodeRow:
             with ui.column().classes("grow gap-0"):
                 self.reason = ui.label("").classes("text-xs text-gray-500")
                 self.output = ui.label("").classes("whitespace-pre-wrap text-sm font-mono")
+                self.answer_box = ui.column().classes("w-full")  # a waiting node's form
         self.set({"status": "pending"})
 
     def set(self, state: dict[str, Any]) -> None:
@@ -86,8 +88,20 @@ class RunView:
             ui.label("Outputs").classes("text-lg font-bold mt-2")
             self.outputs = ui.column().classes("w-full")
             self._show_outputs(run.get("outputs") or {})
-        if run["status"] not in FINISHED:
+        if run["status"] == "waiting":  # a form on each node waiting for an answer
+            await self._questions()
+        elif run["status"] not in FINISHED:
             background_tasks.create(self.follow(), name=f"follow {self.run_id}", context=self.box)
+
+    async def _questions(self) -> None:
+        async def answered(_run: dict[str, Any]) -> None:
+            await self.build()
+
+        for item in (await self.api.get("/api/inbox"))["items"]:
+            row = self.rows.get(item["node"])
+            if item["run_id"] == self.run_id and row is not None:
+                with row.answer_box:
+                    answer_form(self.api, item, answered)
 
     def _row(self, node_id: str, run: dict[str, Any]) -> None:
         self.rows[node_id] = NodeRow(node_id)

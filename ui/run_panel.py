@@ -13,6 +13,7 @@ from nicegui import ui
 from ui.canvas import Canvas
 from ui.client import Api, ApiError
 from ui.forms import inputs_form
+from ui.inbox import answer_form
 
 
 @dataclass(frozen=True)
@@ -119,11 +120,26 @@ class RunPanel:
                                 f'data-output="{name}"'
                             )
                     await self._final_states(run_id)
+                    if data["status"] == "waiting":
+                        await self._questions(run_id)
         except ApiError as exc:
             ui.notify(f"Lost the run's events: {exc.detail}", type="warning")
         finally:
             self.needs.cancel_button.set_visibility(False)
             await self.needs.on_finished()
+
+    async def _questions(self, run_id: str) -> None:
+        """The forms of the nodes the run waits on (their nodes show `waiting`); an answer
+        follows the run again from there."""
+
+        async def answered(_run: dict[str, Any]) -> None:
+            await self.follow(run_id)
+
+        with self.needs.box:
+            for item in (await self.api.get("/api/inbox"))["items"]:
+                if item["run_id"] == run_id:
+                    ui.label(f"{item['node']} waits for your answer").classes("font-bold mt-2")
+                    answer_form(self.api, item, answered)
 
     async def _final_states(self, run_id: str) -> None:
         """Nodes a cancel or a failure stopped get no event of their own: the run record says;
@@ -177,6 +193,9 @@ class RunPanel:
             canvas.set_states({node: {"status": "failed", "error": data.get("error", "")}})
         elif kind == "node.skipped" and node:
             canvas.set_states({node: {"status": "skipped", "reason": data.get("reason", "")}})
+        elif kind == "node.waiting" and node:
+            question = data.get("question") or {}
+            canvas.set_states({node: {"status": "waiting", "text": question.get("prompt", "")}})
         final = kind in ("node.completed", "node.skipped") or (
             kind == "node.failed" and not data.get("will_retry")
         )
