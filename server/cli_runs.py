@@ -33,12 +33,14 @@ from server.progress import format_duration, make_display
 from server.settings import read_settings
 
 EXIT_INTERRUPTED = 130  # the shell's code for "ended by Ctrl+C"
+EXIT_WAITING = 3  # the run waits for a person's answer (it goes on when answered)
 STATUS_STYLES = {
     "succeeded": "green",
     "failed": "red",
     "cancelled": "magenta",
     "interrupted": "yellow",
     "running": "blue",
+    "waiting": "dark_orange",
     "queued": "dim",
 }
 
@@ -195,6 +197,14 @@ def _summary(record: RunRecord) -> int:
     if record.status == "cancelled":
         print(f"run {record.id} cancelled", file=sys.stderr)
         return EXIT_INTERRUPTED
+    if record.status == "waiting":
+        nodes = ", ".join(n for n, state in record.nodes.items() if state.status == "waiting")
+        print(
+            f"run {record.id} waits for an answer to {nodes}: answer in the canvas's Inbox, or "
+            f"POST /api/runs/{record.id}/nodes/NODE/answer",
+            file=sys.stderr,
+        )
+        return EXIT_WAITING
     print(f"run {record.id} {record.status}: {record.error}", file=sys.stderr)
     return 1
 

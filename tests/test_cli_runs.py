@@ -133,3 +133,18 @@ def test_file_paths_are_checked_against_the_workspace(
     result = nodeloom("validate", path)
     assert result.returncode == 1
     assert "path_outside_workspace" in result.stdout
+
+
+def test_a_run_that_waits_for_an_answer_says_how_to_answer(tmp_path: Path) -> None:
+    asking = write_workflow(
+        tmp_path / "asking.json",
+        [
+            {"id": "ask", "type": "human_input", "params": {"prompt": "Go?"}},
+            {"id": "out", "type": "output", "params": {"name": "answer"}},
+        ],
+        [("ask.answer", "out.value")],
+    )
+    result = nodeloom("run", asking)
+    assert result.returncode == 3, result.stderr
+    assert "waits for an answer to ask" in result.stderr
+    assert "/nodes/NODE/answer" in result.stderr
