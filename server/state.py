@@ -123,7 +123,12 @@ async def open_engine(
         accounts=accounts,
         gate=Gate(accounts, loopback=is_loopback(config.host)),
     )
-    engine.batches = Batches(runs, BatchStore(database), parallelism=config.batch_parallelism)
+    engine.batches = Batches(
+        runs,
+        BatchStore(database),
+        parallelism=config.batch_parallelism,
+        lease_timeout_s=config.lease_timeout_s,
+    )
     engine.hooks = HookStore(database)
     engine.schedules = ScheduleStore(database)
     try:
@@ -138,6 +143,9 @@ async def open_engine(
         interrupted = await runs.recover()
         if interrupted:
             log.warning("runs interrupted by a previous process", runs=interrupted)
+        taken = await engine.batches.open()
+        if taken:
+            log.warning("batches taken over from a previous process", batches=taken)
         scheduler = Scheduler(
             engine.schedules,
             runs,
@@ -146,7 +154,9 @@ async def open_engine(
         async with scheduler.running(), expiring_waits(runs):
             yield engine
     finally:
+        engine.batches.stop()  # no new item runs; those executing are left to resume
         await runs.close()
+        await engine.batches.close()
         if engine.mcp_servers is not None:
             await engine.mcp_servers.close()
         if models is not None:

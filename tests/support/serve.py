@@ -20,14 +20,18 @@ from tests.support.network import free_port
 class Served:
     """One `nodeloom serve` process; ``stop()`` ends it as Ctrl-C does (or ``kill=True``)."""
 
-    def __init__(self, database_url: str, folder: Path, *, name: str = "serve") -> None:
+    def __init__(
+        self, database_url: str, folder: Path, *, name: str = "serve", test_nodes: bool = False
+    ) -> None:
+        """``test_nodes``: with the test node types (`sleep`, …) beside the built-in ones."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         folder.mkdir(parents=True, exist_ok=True)
         self.log = folder / f"{name}-{self.port}.log"
         env = {**os.environ, "NODELOOM_MODELS_DIR": str(folder / "models")}
         command = [
-            sys.executable, "-m", "server.cli", "serve", "--port", str(self.port),
+            sys.executable, "-m", "tests.support.serve_test_nodes" if test_nodes else "server.cli",
+            "serve", "--port", str(self.port),
             "--db", database_url, "--workspace", str(folder / "workspace"),
         ]  # fmt: skip
         with self.log.open("wb") as log:
