@@ -42,6 +42,7 @@ class RunRecord(msgspec.Struct, kw_only=True, gc=False):
     from_node: str | None
     changes: dict[str, Any]
     trigger: str = "api"
+    replay_of: str | None = None
     status: RunStatus
     inputs: dict[str, Any]
     outputs: dict[str, Any]

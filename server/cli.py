@@ -104,6 +104,39 @@ def _parser() -> argparse.ArgumentParser:
     _run_options(rerun, db_help)
     rerun.set_defaults(handler=cli_mcp.using_mcp_tools(cli_runs.rerun))
 
+    replay = commands.add_parser(
+        "replay",
+        help="a child run of RUN_ID executing every node again, models and tools answered "
+        "from RUN_ID's records (no model is called while their inputs are as recorded)",
+    )
+    replay.add_argument("run_id", metavar="RUN_ID")
+    replay.add_argument(
+        "--set",
+        dest="params",
+        action="append",
+        default=[],
+        type=_name_value,
+        metavar="NODE.PARAM=VALUE",
+        help="change a param (repeatable); VALUE is JSON when it parses, else text",
+    )
+    replay.add_argument(
+        "-i",
+        "--input",
+        action="append",
+        default=[],
+        type=_name_value,
+        metavar="NAME=VALUE",
+        help="change an input value (repeatable)",
+    )
+    replay.add_argument(
+        "--on-miss",
+        choices=("fail", "call"),
+        default="fail",
+        help="a recorded node whose inputs changed: fail it (default), or call it again",
+    )
+    _run_options(replay, db_help)
+    replay.set_defaults(handler=cli_mcp.using_mcp_tools(cli_runs.rerun))
+
     resume = commands.add_parser("resume", help="finish an interrupted run")
     resume.add_argument("run_id", metavar="RUN_ID")
     _run_options(resume, db_help)

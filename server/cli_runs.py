@@ -74,11 +74,21 @@ def rerun(args: argparse.Namespace, registry: NodeRegistry) -> int:
     plans: dict[str, Plan] = {}
 
     async def begin(service: RunService, listeners: list[Listener]) -> RunHandle:
+        inputs = _coerced_inputs(args.input, plans["parent"])
+        if getattr(args, "on_miss", None) is not None:  # nodeloom replay
+            return await service.replay(
+                args.run_id,
+                params=params,
+                inputs=inputs,
+                on_miss=args.on_miss,
+                listeners=listeners,
+                trigger="manual",
+            )
         return await service.rerun(
             args.run_id,
             from_node=args.from_node,
             params=params,
-            inputs=_coerced_inputs(args.input, plans["parent"]),
+            inputs=inputs,
             listeners=listeners,
             trigger="manual",
         )

@@ -34,6 +34,7 @@ __all__ = [
     "NodeLost",
     "NodeStopped",
     "Prepared",
+    "Replay",
     "RunScope",
     "cache_key",
     "check_output",
@@ -85,6 +86,17 @@ class Attempts(Protocol):
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class Replay:
+    """A replay of run ``run_id`` (SPEC §17): its node states (``recorded``), which recordable
+    nodes take when their cache key is the recorded one; on a miss they fail (``on_miss``
+    ``fail``) or execute (``call``)."""
+
+    run_id: str
+    recorded: Mapping[str, NodeState]
+    on_miss: str = "fail"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class RunScope:
     """What every node of one run shares: the run, its inputs, where file nodes work, the
     models, and for a rerun what it may take over (``reuse``, by node), what it must execute
@@ -97,6 +109,7 @@ class RunScope:
     reuse: Mapping[str, NodeState] = field(default_factory=dict)
     force: frozenset[str] = frozenset()
     reasons: Mapping[str, Reason] = field(default_factory=dict)
+    replay: Replay | None = None
 
 
 class Prepared(NamedTuple):
@@ -122,7 +135,12 @@ async def settle(
     A body node (engine/nodes/body.py) is not executed: it is returned, prepared, for the
     caller to run its body."""
     prepared = await prepare(node, state, scope, states, emit_token)
-    if prepared is None or take_prior(node, state, scope, states):
+    if prepared is None:
+        return None
+    if scope.replay is not None and node.node_type.recordable:
+        if replayed(node, state, scope.replay, states):
+            return None
+    elif take_prior(node, state, scope, states):
         return None
     if node.body is not None:
         return prepared
@@ -180,6 +198,34 @@ def take_prior(
     if reason is not None:
         state.because(reason)
     return False
+
+
+def replayed(
+    node: PlanNode, state: NodeState, replay: Replay, states: Mapping[str, NodeState]
+) -> bool:
+    """In a replay, take the recorded output of a recordable node whose cache key is the
+    recorded one (True); otherwise fail it saying what changed (True: it is settled), or with
+    ``on_miss: call`` say why it executes (False)."""
+    recorded = replay.recorded.get(node.id)
+    if recorded is not None and recorded.cache_key == state.cache_key and (
+        recorded.status in REUSABLE
+    ):
+        state.take_over(recorded, now())
+        state.because(Reason("replayed", (replay.run_id,)))
+        return True
+    changed = tuple(
+        predecessor
+        for predecessor in node.predecessors
+        if (was := replay.recorded.get(predecessor)) is None
+        or states[predecessor].digests != was.digests
+    )
+    why = Reason("replay_missed", changed)
+    state.because(why)
+    if replay.on_miss == "call":
+        return False
+    what = "no recorded result" if recorded is None else why.words
+    state.fail(f"replay of run {replay.run_id}: {what}", now())
+    return True
 
 
 async def execute(node: PlanNode, state: NodeState, prepared: Prepared, attempts: Attempts) -> None:

@@ -22,6 +22,10 @@ ReasonCode = Literal[
     "cache_never",
     "no_earlier_result",
     "key_changed",
+    # a replay (SPEC §17): a recordable node's recorded output stands (details: the run
+    # replayed), or it does not (details: what changed: predecessors, or nothing known)
+    "replayed",
+    "replay_missed",
     # skipped
     "upstream_failed",  # details: the failed (or cancelled) predecessor
     "upstream_skipped",  # details: the skipped source, as node.port
@@ -64,6 +68,11 @@ class Reason(msgspec.Struct, frozen=True, gc=False, array_like=True):
                 return "no earlier result"
             case "key_changed":
                 return "cache key changed"
+            case "replayed":
+                return f"replayed from run {listed}"
+            case "replay_missed":
+                changed = f"upstream changed: {listed}" if self.details else "cache key changed"
+                return f"not as recorded ({changed})"
             case "upstream_failed":
                 return f"upstream failed: {listed}"
             case "upstream_skipped":

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.documents.plan import Plan
+from engine.execution.lifecycle import Replay
 from engine.execution.reasons import Reason
 from engine.execution.results import NodeState
 
@@ -60,6 +61,13 @@ class RunStart:
     answered: Mapping[str, NodeState] = field(default_factory=dict)
     # What started the run (SPEC §16): `api`, `manual`, `batch:<id>`, `mcp`, ...
     trigger: str = "api"
+    # A replay of an earlier run (SPEC §17): every node executes again, recordable ones take
+    # that run's records.
+    replay: Replay | None = None
+
+    @property
+    def replay_of(self) -> str | None:
+        return self.replay.run_id if self.replay is not None else None
     # Whether the caller waits for the run's end: its row may then go with its first commit.
     caller_waits: bool = False
 

@@ -25,6 +25,7 @@ async def tree(store: Store, run_id: str, *, owner_id: str | None = None) -> dic
             "created_at": each.created_at,
             "finished_at": each.finished_at,
             "from_node": each.from_node,
+            "replay_of": each.replay_of,
             "changed": each.changes,
             "depth": parent["depth"] + 1 if parent else 0,
             "children": [],

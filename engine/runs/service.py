@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ from engine.documents.stored import decode_plan, encode_plan, plan_key
 from engine.errors import Conflict, NotFound, describe
 from engine.execution.events import AnyEvent, Listener
 from engine.execution.executor import DEFAULT_CONCURRENCY, DEFAULT_MAX_ITEMS
+from engine.execution.lifecycle import Replay
 from engine.execution.results import NodeState
 from engine.execution.start import RunStart, Snapshot
 from engine.nodes.registry import NodeRegistry
@@ -172,10 +174,15 @@ class RunService:
         listeners: Iterable[Listener] = (),
         caller_waits: bool = False,
         trigger: str = "api",
+        replay: str | None = None,
     ) -> RunHandle:
         """A child run of ``run_id`` with the overrides applied, reusing every result whose cache
         key did not change, except ``from_node`` and what lies downstream of it. As `start`
-        with ``caller_waits``."""
+        with ``caller_waits``.
+
+        With ``replay`` (what a miss does: ``fail`` or ``call``), the child replays the run
+        instead (SPEC §17): it reuses nothing, every node executes, and the recordable ones take
+        the run's records while their cache keys are the recorded ones (see `replay`)."""
         recent = self._recent.run(run_id)
         parent: ParentRow
         parent_plan: Plan | None
@@ -228,14 +235,50 @@ class RunService:
             root_run_id=parent.root_run_id,
             from_node=from_node,
             changes=child.changes,
-            reuse=reuse,
-            force=frozenset(child.forced),
-            reasons=child.reasons,
-            changed=None if child.changed is None else frozenset(child.changed),
             caller_waits=caller_waits,
             trigger=trigger,
         )
+        if replay is None:
+            start = replace(
+                start,
+                reuse=reuse,
+                force=frozenset(child.forced),
+                reasons=child.reasons,
+                changed=None if child.changed is None else frozenset(child.changed),
+            )
+        else:
+            start = replace(start, replay=Replay(parent.id, reuse, on_miss=replay))
         return await self.launch(start, listeners)
+
+    async def replay(
+        self,
+        run_id: str,
+        *,
+        params: Mapping[str, Mapping[str, Any]] | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        on_miss: str = "fail",
+        owner_id: str | None = None,
+        listeners: Iterable[Listener] = (),
+        caller_waits: bool = False,
+        trigger: str = "api",
+    ) -> RunHandle:
+        """A child run replaying ``run_id`` (SPEC §17), with the overrides applied: every node
+        executes again, except that the recordable ones (models, tools: what talks to the
+        outside world) take the run's recorded output while their cache key is the recorded
+        one. On another key, ``on_miss`` ``fail`` fails the node saying what changed; ``call``
+        executes it."""
+        if on_miss not in ("fail", "call"):
+            raise ValueError(f"on_miss must be fail or call, not {on_miss!r}")
+        return await self.rerun(
+            run_id,
+            params=params,
+            inputs=inputs,
+            owner_id=owner_id,
+            listeners=listeners,
+            caller_waits=caller_waits,
+            trigger=trigger,
+            replay=on_miss,
+        )
 
     def _snapshot(self, workflow: Workflow) -> Snapshot:
         """A run's document stored as a document of its own (no overrides)."""

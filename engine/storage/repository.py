@@ -291,6 +291,7 @@ def new_run_row(start: RunStart, process: str) -> RunRow:
         from_node=start.from_node,
         changes=dict(start.changes),
         trigger=start.trigger,
+        replay_of=start.replay_of,
         snapshot_blob=start.snapshot.blob,
         snapshot_overrides={node: dict(given) for node, given in start.snapshot.overrides.items()},
         inputs=dict(start.inputs),

@@ -105,6 +105,8 @@ class RunRow(Base):
     changes: Mapped[dict[str, Any]]
     # What started the run (SPEC §16): `api`, `manual`, `batch:<id>`, `mcp`, ...
     trigger: Mapped[str] = mapped_column(String(80), default="api", server_default="api")
+    # The run this one replays (SPEC §17), if it is a replay.
+    replay_of: Mapped[str | None] = mapped_column(String(40))
     # The exact document the run ran: a stored document (`blobs`, by digest; a workflow's runs
     # share it) with these param overrides applied ({node: {param: value}}, a rerun's own and
     # its ancestors'). `Store.snapshot` puts them together.

@@ -88,6 +88,8 @@ class TreeNode(msgspec.Struct, kw_only=True):
     from_node: str | None
     changed: dict[str, Any]
     depth: int
+    # The run this one replays (SPEC §17), when it is a replay.
+    replay_of: str | None = None
     children: list[TreeNode]
 
 
