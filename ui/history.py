@@ -26,7 +26,11 @@ class HistoryNeeds:
     follow: Callable[[str], Awaitable[None]]  # show a run's events as they happen
 
 
-def _label(run: dict[str, Any]) -> str:
+TRIGGERS = ["all", "api", "manual", "webhook", "schedule", "batch", "mcp"]  # the filter's choices
+
+
+def _label(run: dict[str, Any], triggers: dict[str, str]) -> str:
+    """Status, time, what changed and what started it (SPEC §16: `webhook:hook_…`, …)."""
     stamp = str(run.get("created_at", ""))[11:19]
     change = ""
     if run.get("from_node"):
@@ -36,12 +40,14 @@ def _label(run: dict[str, Any]) -> str:
         change += " · " + ", ".join(
             f"{node}.{name}" for node, params in changed["params"].items() for name in params
         )
-    return f"{run['status']} {stamp}{change} ({run['id'][-6:]})"
+    trigger = triggers.get(run["id"])
+    by = f" · {trigger}" if trigger else ""
+    return f"{run['status']} {stamp}{change}{by} ({run['id'][-6:]})"
 
 
-def _tree(run: dict[str, Any]) -> dict[str, Any]:
-    return {"id": run["id"], "label": _label(run),
-            "children": [_tree(child) for child in run.get("children", [])]}
+def _tree(run: dict[str, Any], triggers: dict[str, str]) -> dict[str, Any]:
+    return {"id": run["id"], "label": _label(run, triggers),
+            "children": [_tree(child, triggers) for child in run.get("children", [])]}
 
 
 class History:
@@ -58,6 +64,8 @@ class History:
             self.rerun_button = ui.button("Rerun from node", on_click=self.ask_rerun)
             self.rerun_button.props("dense").disable()
             self.diff_button = ui.button("Diff ticked", on_click=self.show_diff).props("dense")
+            self.trigger = ui.select(TRIGGERS, value="all", label="Started by",
+                                     on_change=self.refresh).props("dense data-trigger-filter")
         self.hint = ui.label("").classes("text-xs text-gray-500")
         self.page_link = ui.link("", "/").props("data-run-link")
         self.page_link.set_visibility(False)
@@ -66,15 +74,19 @@ class History:
         await self.refresh()
 
     async def refresh(self) -> None:
+        query: dict[str, Any] = {"workflow_id": self.needs.workflow_id, "limit": 50}
+        if self.trigger.value and self.trigger.value != "all":
+            query["trigger"] = self.trigger.value
         try:
-            page = await self.api.get("/api/runs", workflow_id=self.needs.workflow_id, limit=50)
+            page = await self.api.get("/api/runs", **query)
         except ApiError as exc:
             self.hint.set_text(f"Runs unavailable: {exc.detail}")
             return
+        triggers = {run["id"]: run.get("trigger", "") for run in page["items"]}
         roots = []
         for root_id in dict.fromkeys(run["root_run_id"] for run in page["items"]):
             try:
-                roots.append(_tree(await self.api.get(f"/api/runs/{root_id}/tree")))
+                roots.append(_tree(await self.api.get(f"/api/runs/{root_id}/tree"), triggers))
             except ApiError:
                 continue
         self.tree._props["nodes"] = roots

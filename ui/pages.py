@@ -17,6 +17,7 @@ from ui.inbox import inbox_count, inbox_page
 from ui.manage import agents_page, files_page
 from ui.run_page import run_page
 from ui.tokens import tokens_page
+from ui.triggers import triggers_page
 
 STATIC = Path(__file__).parent / "static"
 INBOX_REFRESH_S = 10.0  # how often the header's count of answers awaited is read again
@@ -79,6 +80,12 @@ def register(api_url: Callable[[], str]) -> None:
         frame("Editor")
         return await _guarded(Editor(client(), workflow_id).build(),
                               f"Cannot open workflow {workflow_id}")
+
+    @ui.page("/workflows/{workflow_id}/triggers")
+    async def triggers(workflow_id: str) -> RedirectResponse | None:
+        frame("Triggers")
+        return await _guarded(triggers_page(client(), workflow_id),
+                              f"Cannot show the triggers of workflow {workflow_id}")
 
     @ui.page("/runs/{run_id}")
     async def run(run_id: str) -> RedirectResponse | None:
@@ -170,6 +177,9 @@ async def workflow_list(api: Api) -> None:
                     ui.link(item["name"], f"/workflows/{item['id']}").classes("font-bold")
                     ui.label(f"v{item['version']}").classes("text-xs text-gray-500")
                     ui.space()
+                    ui.link("Schedules & webhooks", f"/workflows/{item['id']}/triggers").props(
+                        f'data-triggers="{item["id"]}"'
+                    ).classes("text-sm")
                     ui.button("Export", on_click=lambda i=item: export(i["id"])).props("flat dense")
                     ui.button("Delete", on_click=lambda i=item: delete(i["id"])).props(
                         "flat dense color=negative"
