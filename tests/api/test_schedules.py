@@ -21,8 +21,10 @@ from engine.records import WorkflowRecord
 from engine.runs.service import RunService
 from engine.storage.database import Database
 from engine.storage.schedules import ScheduleStore
+from server.app import create_app
 from server.schedules import Scheduler
-from tests.support.api import GREETING, saved
+from tests.api.test_auth import tokens_for
+from tests.support.api import GREETING, make_config, saved
 from tests.support.nodes import api_test_registry
 from tests.support.serve import Served
 
@@ -154,3 +156,20 @@ def _current(runs: RunService) -> Any:
         return record, from_builtins(record.document)
 
     return current
+
+
+async def test_schedules_belong_to_their_owner(tmp_path: Path, database_url: str) -> None:
+    ada, bob = await tokens_for(database_url, "ada", "bob")
+    as_ada = {"Authorization": f"Bearer {ada}"}
+    as_bob = {"Authorization": f"Bearer {bob}"}
+    app = create_app(make_config(tmp_path, database_url), registry=api_test_registry())
+    async with AsyncTestClient(app=app) as client:
+        workflow = await client.post("/api/workflows", json=GREETING, headers=as_ada)
+        base = f"/api/workflows/{workflow.json()['id']}/schedules"
+        made = await client.post(base, json={"cron": DAILY}, headers=as_ada)
+        assert made.status_code == 201, made.text
+        assert (await client.post(base, json={"cron": DAILY}, headers=as_bob)).status_code == 404
+        assert (await client.get(base, headers=as_bob)).status_code == 404
+        gone = await client.delete(f"{base}/{made.json()['id']}", headers=as_bob)
+        assert gone.status_code == 404
+        assert len((await client.get(base, headers=as_ada)).json()["items"]) == 1
