@@ -43,6 +43,7 @@ class RunRecord(msgspec.Struct, kw_only=True, gc=False):
     changes: dict[str, Any]
     trigger: str = "api"
     replay_of: str | None = None
+    pinned_at: datetime | None = None
     status: RunStatus
     inputs: dict[str, Any]
     outputs: dict[str, Any]

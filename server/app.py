@@ -34,7 +34,7 @@ from server.api.inbox import AnswerController, InboxController
 from server.api.hooks import HookController, HookReceiver
 from server.api.openai import OpenAIController
 from server.api.ports import PortsController
-from server.api.replays import ReplayController
+from server.api.replays import PinController, ReplayController
 from server.api.runs import RunController, StartController
 from server.api.schedules import ScheduleController
 from server.api.workflows import WorkflowController
@@ -60,6 +60,7 @@ API: list[ControllerRouterHandler] = [
     RunController,
     AnswerController,
     ReplayController,
+    PinController,
     InboxController,
     RunEventsController,
     ExportController,

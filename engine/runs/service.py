@@ -175,6 +175,8 @@ class RunService:
         caller_waits: bool = False,
         trigger: str = "api",
         replay: str | None = None,
+        workflow: Workflow | None = None,
+        version: int | None = None,
     ) -> RunHandle:
         """A child run of ``run_id`` with the overrides applied, reusing every result whose cache
         key did not change, except ``from_node`` and what lies downstream of it. As `start`
@@ -182,7 +184,8 @@ class RunService:
 
         With ``replay`` (what a miss does: ``fail`` or ``call``), the child replays the run
         instead (SPEC §17): it reuses nothing, every node executes, and the recordable ones take
-        the run's records while their cache keys are the recorded ones (see `replay`)."""
+        the run's records while their cache keys are the recorded ones (see `replay`). A
+        ``workflow`` given is the child's document instead of the run's (its ``version``)."""
         recent = self._recent.run(run_id)
         parent: ParentRow
         parent_plan: Plan | None
@@ -199,7 +202,13 @@ class RunService:
         # New params naming a saved workflow (or its version): the child's document copies it in,
         # and is stored as a document of its own.
         document = None
-        if any({"workflow", "version"} & changes.keys() for changes in (params or {}).values()):
+        if workflow is not None:
+            document = await self.with_saved_bodies(
+                override(workflow, parent.id, from_node, params or {}, self.registry),
+                owner_id=parent.owner_id,
+                workflow_id=parent.workflow_id,
+            )
+        elif any({"workflow", "version"} & changes.keys() for changes in (params or {}).values()):
             document = await self.with_saved_bodies(
                 override(base, parent.id, from_node, params or {}, self.registry, plan=parent_plan),
                 owner_id=parent.owner_id,
@@ -208,7 +217,7 @@ class RunService:
         child = plan_rerun(
             parent.id,
             base,
-            parent_plan,
+            parent_plan if workflow is None else None,  # another document: compiled whole
             overridden=parent.snapshot_overrides,
             from_node=from_node,
             params=params or {},
@@ -229,7 +238,7 @@ class RunService:
                 else self._snapshot(document)
             ),
             workflow_id=parent.workflow_id,
-            workflow_version=parent.workflow_version,
+            workflow_version=version if workflow is not None else parent.workflow_version,
             owner_id=parent.owner_id,
             parent_run_id=parent.id,
             root_run_id=parent.root_run_id,
@@ -261,12 +270,15 @@ class RunService:
         listeners: Iterable[Listener] = (),
         caller_waits: bool = False,
         trigger: str = "api",
+        workflow: Workflow | None = None,
+        version: int | None = None,
     ) -> RunHandle:
         """A child run replaying ``run_id`` (SPEC §17), with the overrides applied: every node
         executes again, except that the recordable ones (models, tools: what talks to the
         outside world) take the run's recorded output while their cache key is the recorded
         one. On another key, ``on_miss`` ``fail`` fails the node saying what changed; ``call``
-        executes it."""
+        executes it. ``workflow`` replays the run's inputs through another document (the
+        workflow's current version, say) instead of the run's own."""
         if on_miss not in ("fail", "call"):
             raise ValueError(f"on_miss must be fail or call, not {on_miss!r}")
         return await self.rerun(
@@ -278,6 +290,8 @@ class RunService:
             caller_waits=caller_waits,
             trigger=trigger,
             replay=on_miss,
+            workflow=workflow,
+            version=version,
         )
 
     def _snapshot(self, workflow: Workflow) -> Snapshot:

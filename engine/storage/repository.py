@@ -218,6 +218,23 @@ class Store(WorkflowQueries):
             )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    async def pin(self, run_id: str, *, pinned: bool, owner_id: str | None = None) -> None:
+        """Pin the run as a test case of its workflow (SPEC §17), or unpin it."""
+        await self.run_row(run_id, owner_id=owner_id)  # NotFound unless theirs
+        await self.update_run(run_id, pinned_at=now() if pinned else None)
+
+    async def pinned(
+        self, workflow_ids: Sequence[str] = (), *, owner_id: str | None = None
+    ) -> list[RunRow]:
+        """The pinned runs (of ``workflow_ids``, else of every workflow), oldest pin first."""
+        query = select(RunRow).where(RunRow.pinned_at.is_not(None))
+        if workflow_ids:
+            query = query.where(RunRow.workflow_id.in_(workflow_ids))
+        if owner_id is not None:
+            query = query.where(RunRow.owner_id == owner_id)
+        async with self.sessions() as session:
+            return list(await session.scalars(query.order_by(RunRow.pinned_at, RunRow.id)))
+
     async def claim_for_resume(
         self, run_id: str, process: str, *, status: str = "interrupted"
     ) -> bool:

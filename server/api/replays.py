@@ -1,15 +1,16 @@
 """``POST /api/runs/{id}/replay`` (SPEC §17): a child run executing every node again, the
 recordable ones (models, tools) answered from the run's records while their inputs are as
-recorded."""
+recorded; ``/api/runs/{id}/pin``: a run kept as a test case of its workflow (`nodeloom test`
+replays them)."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
 import msgspec
-from litestar import Controller, Response, post
+from litestar import Controller, Response, delete, post
 from litestar.params import FromPath, JSONBody
-from litestar.status_codes import HTTP_202_ACCEPTED
+from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
 from engine.records import RunRecord
 from server.api.deps import EngineDep, PrincipalDep
@@ -55,3 +56,32 @@ class ReplayController(Controller):
             caller_waits=request.wait,
         )
         return await answer(engine, active, request.wait, principal.owner_id)
+
+
+class PinController(Controller):
+    path = "/api/runs/{run_id:str}/pin"
+    tags = ["runs"]  # noqa: RUF012
+
+    @post(
+        "/",
+        status_code=HTTP_200_OK,
+        summary="Pin a run as a test case of its workflow (`nodeloom test` replays it)",
+        responses=documented(404),
+    )
+    async def pin(
+        self, engine: EngineDep, principal: PrincipalDep, run_id: FromPath[str]
+    ) -> RunRecord:
+        await engine.runs.store.pin(run_id, pinned=True, owner_id=principal.owner_id)
+        return await engine.runs.get(run_id, owner_id=principal.owner_id)
+
+    @delete(
+        "/",
+        status_code=HTTP_200_OK,
+        summary="Unpin a run",
+        responses=documented(404),
+    )
+    async def unpin(
+        self, engine: EngineDep, principal: PrincipalDep, run_id: FromPath[str]
+    ) -> RunRecord:
+        await engine.runs.store.pin(run_id, pinned=False, owner_id=principal.owner_id)
+        return await engine.runs.get(run_id, owner_id=principal.owner_id)
