@@ -28,3 +28,15 @@ async def test_a_replay_through_the_api(client: AsyncTestClient[Litestar]) -> No
     missing = await client.post("/api/runs/run_nothing/replay", json={})
     assert missing.status_code == 404
     assert len((await client.get("/api/runs")).json()["items"]) == runs_before
+
+
+async def test_pinning_a_run(client: AsyncTestClient[Litestar]) -> None:
+    workflow_id = await saved(client)
+    run = (await client.post(f"/api/workflows/{workflow_id}/runs", json={"wait": True})).json()
+    assert run["pinned_at"] is None
+    pinned = await client.post(f"/api/runs/{run['id']}/pin")
+    assert pinned.status_code == 200
+    assert pinned.json()["pinned_at"] is not None
+    unpinned = await client.delete(f"/api/runs/{run['id']}/pin")
+    assert unpinned.json()["pinned_at"] is None
+    assert (await client.post("/api/runs/run_nothing/pin")).status_code == 404
