@@ -83,24 +83,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NODE",
         help="execute this node and everything downstream of it again",
     )
-    rerun.add_argument(
-        "--set",
-        dest="params",
-        action="append",
-        default=[],
-        type=_name_value,
-        metavar="NODE.PARAM=VALUE",
-        help="change a param (repeatable); VALUE is JSON when it parses, else text",
-    )
-    rerun.add_argument(
-        "-i",
-        "--input",
-        action="append",
-        default=[],
-        type=_name_value,
-        metavar="NAME=VALUE",
-        help="change an input value (repeatable)",
-    )
+    _change_options(rerun)
     _run_options(rerun, db_help)
     rerun.set_defaults(handler=cli_mcp.using_mcp_tools(cli_runs.rerun))
 
@@ -110,24 +93,7 @@ def _parser() -> argparse.ArgumentParser:
         "from RUN_ID's records (no model is called while their inputs are as recorded)",
     )
     replay.add_argument("run_id", metavar="RUN_ID")
-    replay.add_argument(
-        "--set",
-        dest="params",
-        action="append",
-        default=[],
-        type=_name_value,
-        metavar="NODE.PARAM=VALUE",
-        help="change a param (repeatable); VALUE is JSON when it parses, else text",
-    )
-    replay.add_argument(
-        "-i",
-        "--input",
-        action="append",
-        default=[],
-        type=_name_value,
-        metavar="NAME=VALUE",
-        help="change an input value (repeatable)",
-    )
+    _change_options(replay)
     replay.add_argument(
         "--on-miss",
         choices=("fail", "call"),
@@ -176,6 +142,28 @@ def _run_options(parser: argparse.ArgumentParser, db_help: str) -> None:
         help=f"nodes run at once at most (default {DEFAULT_CONCURRENCY})",
     )
     parser.add_argument("--db", metavar="URL", help=db_help)
+
+
+def _change_options(parser: argparse.ArgumentParser) -> None:
+    """``--set NODE.PARAM=VALUE`` and ``-i NAME=VALUE``, of `rerun` and `replay`."""
+    parser.add_argument(
+        "--set",
+        dest="params",
+        action="append",
+        default=[],
+        type=_name_value,
+        metavar="NODE.PARAM=VALUE",
+        help="change a param (repeatable); VALUE is JSON when it parses, else text",
+    )
+    parser.add_argument(
+        "-i",
+        "--input",
+        action="append",
+        default=[],
+        type=_name_value,
+        metavar="NAME=VALUE",
+        help="change an input value (repeatable)",
+    )
 
 
 def _name_value(text: str) -> tuple[str, str]:
