@@ -4,7 +4,11 @@ starts that slot's run. Servers sharing a database each look; one claim per slot
 
 A slot is on time when it came less than `ON_TIME_S` ago; older slots were missed (no server
 was running): ``catch_up: "latest"`` starts one run for the latest of them, ``"none"`` none.
-Either way the schedule moves on to its next slot after now. The clock is injectable."""
+Either way the schedule moves on to its next slot after now. A server that stops between
+claiming a slot and recording its run leaves the slot to the next look after
+`UNSTARTED_AFTER_S`, by any server: its run is started then, unless it had been stored (or a
+later slot has been claimed meanwhile: only a schedule's latest slot is remembered). The clock
+is injectable."""
 
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ log = structlog.get_logger("nodeloom.schedules")
 
 POLL_S = 0.2  # how often due schedules are looked for
 ON_TIME_S = 60.0  # a slot that came longer ago than this was missed
+UNSTARTED_AFTER_S = 30.0  # a claimed slot without a recorded run this long: its claimer stopped
 
 CurrentWorkflow = Callable[[str, str | None], Awaitable[tuple[WorkflowRecord, Workflow]]]
 
@@ -57,7 +62,25 @@ class Scheduler:
             run_id = await self._fire(row, moment)
             if run_id is not None:
                 started.append(run_id)
+        for row in await self.store.unstarted(moment - timedelta(seconds=UNSTARTED_AFTER_S)):
+            run_id = await self._take_over(row, moment)
+            if run_id is not None:
+                started.append(run_id)
         return started
+
+    async def _take_over(self, row: ScheduleRow, moment: datetime) -> str | None:
+        """Start the run of a slot another process claimed and stopped before recording."""
+        slot, marker = row.last_run_at, row.last_run_id
+        if slot is None or marker is None:
+            return None
+        if not await self.store.claim_unstarted(row.id, marker, moment):
+            return None
+        stored = await self.store.run_since(row.id, slot)
+        if stored is not None:  # it had started the run after all
+            await self.store.ran(row.id, slot, stored)
+            return None
+        log.warning("slot taken over", schedule_id=row.id, slot=slot.isoformat())
+        return await self._start(row, slot)
 
     async def _fire(self, row: ScheduleRow, moment: datetime) -> str | None:
         bound = log.bind(schedule_id=row.id, workflow_id=row.workflow_id)
@@ -70,12 +93,16 @@ class Scheduler:
         on_time = moment - latest <= timedelta(seconds=ON_TIME_S)
         runs = on_time or row.catch_up == "latest"
         if not await self.store.claim(
-            row.id, row.next_run_at, following, ran=latest if runs else None
+            row.id, row.next_run_at, following, ran=latest if runs else None, at=moment
         ):
             return None  # another server took this slot
         if not runs:
             bound.info("missed slots skipped", since=row.next_run_at.isoformat())
             return None
+        return await self._start(row, latest)
+
+    async def _start(self, row: ScheduleRow, slot: datetime) -> str | None:
+        bound = log.bind(schedule_id=row.id, workflow_id=row.workflow_id)
         try:
             record, workflow = await self.current_workflow(row.workflow_id, row.owner_id)
             active = await self.runs.start(
@@ -87,10 +114,11 @@ class Scheduler:
                 trigger=f"schedule:{row.id}",
             )
         except NodeloomError as exc:
-            bound.warning("scheduled run not started", slot=latest.isoformat(), error=exc.detail)
+            bound.warning("scheduled run not started", slot=slot.isoformat(), error=exc.detail)
+            await self.store.ran(row.id, slot, None)
             return None
-        await self.store.ran(row.id, active.id)
-        bound.info("scheduled run started", slot=latest.isoformat(), run_id=active.id)
+        await self.store.ran(row.id, slot, active.id)
+        bound.info("scheduled run started", slot=slot.isoformat(), run_id=active.id)
         return active.id
 
     async def _loop(self) -> None:

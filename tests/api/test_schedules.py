@@ -22,7 +22,7 @@ from engine.runs.service import RunService
 from engine.storage.database import Database
 from engine.storage.schedules import ScheduleStore
 from server.app import create_app
-from server.schedules import Scheduler
+from server.schedules import UNSTARTED_AFTER_S, Scheduler
 from tests.api.test_auth import tokens_for
 from tests.support.api import GREETING, make_config, saved
 from tests.support.nodes import api_test_registry
@@ -121,6 +121,8 @@ async def test_each_slot_is_claimed_once(client: Client, app: Litestar, tmp_path
     listed = {item["id"]: item for item in (await client.get(base)).json()["items"]}
     for item in listed.values():
         assert datetime.fromisoformat(item["next_run_at"]) == slot + timedelta(days=4)
+    assert listed[on_time["id"]]["last_run_id"].startswith("run_")
+    assert listed[skip["id"]]["last_run_id"].startswith("run_")  # its on-time slot's
     last_run = datetime.fromisoformat(listed[latest["id"]]["last_run_at"])
     assert last_run == slot + timedelta(days=3)
 
@@ -173,3 +175,43 @@ async def test_schedules_belong_to_their_owner(tmp_path: Path, database_url: str
         gone = await client.delete(f"{base}/{made.json()['id']}", headers=as_bob)
         assert gone.status_code == 404
         assert len((await client.get(base, headers=as_ada)).json()["items"]) == 1
+
+
+async def test_a_slot_claimed_by_a_server_that_stopped_is_started_once(
+    client: Client, app: Litestar, tmp_path: Path
+) -> None:
+    """A server claimed a slot and stopped before it started (or recorded) the slot's run:
+    `UNSTARTED_AFTER_S` later, one of the servers still looking starts it."""
+    workflow_id = await saved(client)
+    base = f"/api/workflows/{workflow_id}/schedules"
+    made = (await client.post(base, json={"cron": DAILY})).json()
+    slot = datetime.fromisoformat(made["next_run_at"])
+    databases = [await Database.connect(app.state.engine.config.database_url) for _ in range(2)]
+    services = [RunService(db, api_test_registry(), workspace=tmp_path / "ws") for db in databases]
+    try:
+        store = ScheduleStore(databases[0])
+        following = slot + timedelta(days=1)
+        assert await store.claim(made["id"], slot, following, ran=slot, at=slot)  # then stopped
+        schedulers = [
+            Scheduler(ScheduleStore(db), runs, _current(runs))
+            for db, runs in zip(databases, services, strict=True)
+        ]
+        soon = await asyncio.gather(*(s.tick(slot + timedelta(seconds=10)) for s in schedulers))
+        assert soon == [[], []]
+        later = slot + timedelta(seconds=UNSTARTED_AFTER_S + 1)
+        taken = await asyncio.gather(*(s.tick(later) for s in schedulers))
+        started = [run_id for ids in taken for run_id in ids]
+        assert len(started) == 1
+        again = await asyncio.gather(*(s.tick(later + timedelta(seconds=40)) for s in schedulers))
+        assert again == [[], []]
+        await asyncio.sleep(0.2)
+    finally:
+        for runs in services:
+            await runs.close()
+        for database in databases:
+            await database.close()
+    listed = (await client.get(base)).json()["items"][0]
+    assert listed["last_run_id"] == started[0]
+    assert datetime.fromisoformat(listed["last_run_at"]) == slot
+    runs_now = (await client.get("/api/runs", params={"trigger": f"schedule:{made['id']}"})).json()
+    assert [run["id"] for run in runs_now["items"]] == started
