@@ -12,7 +12,6 @@ from litestar.connection import ASGIConnection
 from litestar.di import Provide
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.config import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ControllerRouterHandler
 
@@ -30,8 +29,8 @@ from server.api.deps import get_principal
 from server.api.events import RunEventsController
 from server.api.exports import ExportController
 from server.api.files import FileController
-from server.api.inbox import AnswerController, InboxController
 from server.api.hooks import HookController, HookReceiver
+from server.api.inbox import AnswerController, InboxController
 from server.api.openai import OpenAIController
 from server.api.ports import PortsController
 from server.api.replays import PinController, ReplayController
@@ -42,8 +41,10 @@ from server.auth import AuthMiddleware
 from server.config import ServerConfig
 from server.logs import RequestLogMiddleware
 from server.mcp import mcp_route
+from server.openapi import ExactJson, ExactStructs, ExactSwagger, allow_every_method
 from server.problems import EXCEPTION_HANDLERS, ApiError, ErrorItem
 from server.state import engine_lifespan, get_engine
+from server.strict import strict_json_bodies
 
 VERSION = "0.1.0"
 BODY_METHODS = ("POST", "PUT", "PATCH")
@@ -116,13 +117,12 @@ def create_app(
         version=VERSION,
         description="Workflows, runs, live events, batches, exports; an OpenAI-compatible door.",
         path="/api/schema",
-        render_plugins=[SwaggerRenderPlugin(path="/"), JsonRenderPlugin(path="/openapi.json")],
+        render_plugins=[ExactSwagger(path="/"), ExactJson(path="/openapi.json")],
         components=Components(
             security_schemes={
                 "bearer": SecurityScheme(type="http", scheme="bearer", description="API token")
             }
         ),
-        security=[{"bearer": []}],
     )
     return Litestar(
         route_handlers=[*API, *extra_routes],
@@ -132,7 +132,9 @@ def create_app(
             "principal": Provide(get_principal, sync_to_thread=False),
         },
         middleware=[RequestLogMiddleware(), AuthMiddleware()],
-        guards=[json_bodies_only],
+        guards=[json_bodies_only, strict_json_bodies],
+        before_send=[allow_every_method],
+        plugins=[ExactStructs()],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=openapi,
         request_max_body_size=config.max_body_bytes,

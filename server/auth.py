@@ -37,6 +37,11 @@ class Principal(msgspec.Struct, frozen=True):
 ANONYMOUS = Principal()
 
 
+def needs_token(path: str) -> bool:
+    """Whether a request to ``path`` needs a token (outside open local mode)."""
+    return path.startswith(PROTECTED_PREFIXES) and not path.startswith(PUBLIC_PATHS)
+
+
 def is_loopback(host: str) -> bool:
     if host in ("localhost", ""):
         return True
@@ -54,6 +59,11 @@ class Gate:
         self._locked = not loopback  # once tokens are needed, they stay needed
         self._open_checked = -OPEN_RECHECK_S
         self.sign_ins = SignInLimits()
+
+    @property
+    def known_open(self) -> bool:
+        """Open local mode as last found (`open_mode` finds it again, at most once a second)."""
+        return not self._locked
 
     async def open_mode(self) -> bool:
         if self._locked:
@@ -94,7 +104,9 @@ class AuthMiddleware(ASGIMiddleware):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         path: str = scope["path"]
-        if path.startswith(PUBLIC_PATHS) or not path.startswith(PROTECTED_PREFIXES):
+        if not needs_token(path):
+            if path.startswith("/api/schema"):  # its security depends on the mode
+                await scope["litestar_app"].state.engine.gate.open_mode()
             scope["user"] = ANONYMOUS
         else:
             gate: Gate = scope["litestar_app"].state.engine.gate

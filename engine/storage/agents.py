@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from sqlalchemy import select
@@ -36,22 +36,13 @@ DEFAULT_SYSTEM_PROMPT = "You solve the task step by step, using the tools when t
 class AgentConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """What a saved agent is; every field but `name` and `model` has a default."""
 
-    name: str
-    model: str
+    # A name and a model that are more than blanks.
+    name: Annotated[str, msgspec.Meta(min_length=1, pattern=r"\S")]
+    model: Annotated[str, msgspec.Meta(min_length=1, pattern=r"\S")]
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     tools: list[str] = []
-    temperature: float = 0.0
-    max_steps: int = DEFAULT_MAX_STEPS
-
-    def __post_init__(self) -> None:
-        if not self.name.strip():
-            raise msgspec.ValidationError("`name` must not be empty - at `$.name`")
-        if not self.model.strip():
-            raise msgspec.ValidationError("`model` must not be empty - at `$.model`")
-        if not 0 <= self.temperature <= 2:
-            raise msgspec.ValidationError("`temperature` must be within 0..2 - at `$.temperature`")
-        if not 1 <= self.max_steps <= 50:
-            raise msgspec.ValidationError("`max_steps` must be within 1..50 - at `$.max_steps`")
+    temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] = 0.0
+    max_steps: Annotated[int, msgspec.Meta(ge=1, le=50)] = DEFAULT_MAX_STEPS
 
     def node_params(self) -> dict[str, Any]:
         """The `agent` node params this configuration stands for."""

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import base64
+import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, or_
@@ -12,7 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.errors import NotFound
 
-__all__ = ["decode_cursor", "encode_cursor", "keyset_page", "new_id", "now"]
+__all__ = ["CURSOR_PATTERN", "decode_cursor", "encode_cursor", "keyset_page", "new_id", "now"]
+
+# A page's cursor: the last row's stamp in microseconds since 1970 and its key. Every text of
+# this form is a position (the OpenAPI document declares the pattern).
+CURSOR_PATTERN = r"^[0-9]{1,16}\.[A-Za-z0-9_-]{1,64}$"
+_CURSOR = re.compile(CURSOR_PATTERN)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def new_id(prefix: str) -> str:
@@ -24,15 +30,16 @@ def now() -> datetime:
 
 
 def encode_cursor(stamp: datetime, key: str) -> str:
-    return base64.urlsafe_b64encode(f"{stamp.isoformat()}|{key}".encode()).decode()
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return f"{(stamp - _EPOCH) // timedelta(microseconds=1)}.{key}"
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        stamp, key = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(stamp), key
-    except ValueError:
-        raise NotFound(f"invalid cursor {cursor!r}") from None
+    if not _CURSOR.match(cursor):
+        raise NotFound(f"invalid cursor {cursor!r}")
+    micros, key = cursor.split(".", 1)
+    return _EPOCH + timedelta(microseconds=int(micros)), key
 
 
 async def keyset_page(

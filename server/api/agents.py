@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import msgspec
 from litestar import Controller, delete, get, post, put
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from engine.storage.agents import AgentConfig, AgentRecord
 from server.api.deps import EngineDep, PrincipalDep, paged
-from server.api.schemas import Limit
+from server.api.schemas import Cursor, Limit
 from server.problems import documented
 
 
@@ -39,7 +39,7 @@ class AgentController(Controller):
         engine: EngineDep,
         principal: PrincipalDep,
         limit: Limit = 50,
-        cursor: FromQuery[str | None] = None,
+        cursor: Cursor = None,
     ) -> AgentPage:
         page = await paged(
             lambda: engine.runs.agents.list(owner_id=principal.owner_id, limit=limit, cursor=cursor)

@@ -15,6 +15,7 @@ from server.api.deps import EngineDep, PrincipalDep
 from server.api.events import SSE_HEADERS
 from server.batches import MAX_ITEMS, Batch, Progress
 from server.live import Subscription
+from server.openapi import OpenApiFacts
 from server.problems import ApiError, ErrorItem, documented
 
 _encoder = msgspec.json.Encoder()
@@ -54,6 +55,7 @@ class BatchStartController(Controller):
         summary="Start one run per input set, under one batch id",
         description="Every input set is checked first: one bad set starts nothing.",
         responses=documented(404, 422),
+        opt={"openapi": OpenApiFacts(statuses={201: "Created: with `wait`, the finished batch"})},
     )
     async def start(
         self,

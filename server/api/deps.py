@@ -15,6 +15,7 @@ from server.problems import ApiError, ErrorItem
 from server.state import Engine
 
 T = TypeVar("T")
+IF_MATCH_PATTERN = r'^\s*(?:W/)?"?[0-9]{1,9}"?\s*$'  # what the OpenAPI document declares
 _ETAG = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
 
 

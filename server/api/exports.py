@@ -10,11 +10,21 @@ from litestar.params import FromPath, QueryParameter
 
 from server.api.deps import EngineDep, PrincipalDep
 from server.exports import FORMATS, MEDIA_TYPES, Format, batch_table, render, run_table
+from server.openapi import OpenApiFacts
 from server.problems import documented
 
 FormatParam = Annotated[
     Format, QueryParameter(name="format", description=", ".join(FORMATS))
 ]
+
+
+BINARY = {"type": "string", "format": "binary"}
+ANSWERS = OpenApiFacts(
+    media_types={
+        media.partition(";")[0]: {"type": "object"} if fmt == "json" else BINARY
+        for fmt, media in MEDIA_TYPES.items()
+    }
+)
 
 
 def download(content: bytes, fmt: str, name: str) -> Response[bytes]:
@@ -33,6 +43,7 @@ class ExportController(Controller):
         summary="A run's inputs and outputs as json, csv, md, html, xlsx, txt, xml or pdf",
         media_type="application/octet-stream",
         responses=documented(404),
+        opt={"openapi": ANSWERS},
     )
     async def run_export(
         self,
@@ -50,6 +61,7 @@ class ExportController(Controller):
         summary="One row per run of a batch: inputs, outputs, status",
         media_type="application/octet-stream",
         responses=documented(404),
+        opt={"openapi": ANSWERS},
     )
     async def batch_export(
         self,

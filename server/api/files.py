@@ -8,6 +8,7 @@ import asyncio
 import errno
 import mimetypes
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from engine.errors import Conflict, NotFound
 from nodes.paths import PathOutsideWorkspace, relative, resolve
 from server.api.deps import EngineDep, PrincipalDep
 from server.api.schemas import Limit
+from server.openapi import OpenApiFacts
 from server.problems import ApiError, ErrorItem, documented
 
 T = TypeVar("T")
@@ -49,10 +51,22 @@ def root_of(engine: EngineDep, principal: PrincipalDep) -> Path:
     return root
 
 
+# A file path as the OpenAPI document declares it: relative, `/`-separated, no `.` or `..`
+# segment, no empty one, no backslash or control character.
+_CHAR = r"[^/\\\x00-\x1f\x7f]"
+_SEGMENT = rf"(?:[^/\\\x00-\x1f\x7f.]{_CHAR}*|\.[^/\\\x00-\x1f\x7f.]{_CHAR}*|\.\.{_CHAR}+)"
+FILE_PATH_PATTERN = rf"^{_SEGMENT}(?:/{_SEGMENT})*$"
+_FILE_PATH = re.compile(FILE_PATH_PATTERN)
+DIR_PATTERN = rf"^(?:/|\.|{_SEGMENT}(?:/{_SEGMENT})*/?)?$"  # "", "/" and ".": the top
+PATH_FACTS = OpenApiFacts(parameters={"file_path": {"pattern": FILE_PATH_PATTERN}})
+
+
 def target(root: Path, path: str) -> Path:
     """The file ``path`` names inside ``root`` (symlinks followed), or a 400 problem."""
     if path.startswith("/") or Path(path).is_absolute() or "\\" in path:
         raise _outside(path, "an absolute path")
+    if not _FILE_PATH.match(path):
+        raise _outside(path[:200], "not `/`-separated names, none of them empty, `.` or `..`")
     try:
         return resolve(root, path)
     except PathOutsideWorkspace as exc:
@@ -158,22 +172,31 @@ class FileController(Controller):
         engine: EngineDep,
         principal: PrincipalDep,
         folder: Annotated[
-            str, QueryParameter(name="dir", description="A folder in the workspace")
+            str,
+            QueryParameter(
+                name="dir", description="A folder in the workspace", pattern=DIR_PATTERN
+            ),
         ] = "",
         limit: Limit = 100,
         cursor: FromQuery[str | None] = None,
     ) -> FilePage:
         root = root_of(engine, principal)
-        where = root.resolve() if folder.strip("/") in ("", ".") else target(root, folder)
+        top = folder in ("", "/", ".")
+        where = root.resolve() if top else target(root, folder.removesuffix("/"))
         return await asyncio.to_thread(
             client_errors, folder, lambda: _listing(root, where, limit, cursor)
         )
 
     @get(
         "/{file_path:path}",
-        summary="Read a workspace file",
+        summary="Read a workspace file (its media type guessed from its name)",
         media_type="application/octet-stream",
         responses=documented(400, 404),
+        opt={
+            "openapi": OpenApiFacts(
+                media_types={"*/*": {"type": "string", "format": "binary"}}, **PATH_FACTS
+            )
+        },
     )
     async def read(
         self, engine: EngineDep, principal: PrincipalDep, file_path: FromPath[str]
@@ -188,6 +211,7 @@ class FileController(Controller):
         status_code=HTTP_200_OK,
         summary="Write a workspace file (the request body, whole); 201 when it is new",
         responses=documented(400, 409, 413),
+        opt={"openapi": OpenApiFacts(statuses={201: "Created: the file is new"}, **PATH_FACTS)},
     )
     async def write(
         self,
@@ -208,6 +232,7 @@ class FileController(Controller):
         status_code=HTTP_204_NO_CONTENT,
         summary="Delete a workspace file (or an empty folder)",
         responses=documented(400, 404, 409),
+        opt={"openapi": PATH_FACTS},
     )
     async def remove(
         self, engine: EngineDep, principal: PrincipalDep, file_path: FromPath[str]

@@ -14,7 +14,7 @@ from engine.execution.events import RunStatus
 from engine.records import RunRecord
 from engine.runs.launch import RunHandle
 from server.api.deps import EngineDep, PrincipalDep, paged
-from server.api.schemas import Diff, Limit, Rerun, Resume, RunPage, StartRun, TreeNode
+from server.api.schemas import Cursor, Diff, Limit, Rerun, Resume, RunPage, StartRun, TreeNode
 from server.problems import documented
 from server.state import Engine
 
@@ -83,7 +83,7 @@ class RunController(Controller):
             ),
         ] = None,
         limit: Limit = 50,
-        cursor: FromQuery[str | None] = None,
+        cursor: Cursor = None,
     ) -> RunPage:
         page = await paged(
             lambda: engine.runs.list_runs(

@@ -9,11 +9,16 @@ import msgspec
 from litestar.params import QueryParameter
 
 from engine.records import RunRecord
+from engine.storage.keys import CURSOR_PATTERN
 from server.problems import ErrorItem
 
 MAX_PAGE = 200
 MAX_INT = 2**31 - 1  # what fits an SQL integer column
 Limit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE, description="Items per page")]
+Cursor = Annotated[
+    str | None,
+    QueryParameter(pattern=CURSOR_PATTERN, description="`next_cursor` of the previous page"),
+]
 
 
 class WorkflowSummary(msgspec.Struct, kw_only=True):

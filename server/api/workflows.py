@@ -7,16 +7,24 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Response, delete, get, post, put
 from litestar.datastructures import ResponseHeader
-from litestar.params import Body, FromPath, FromQuery, HeaderParameter, JSONBody, Parameter
+from litestar.params import Body, FromPath, HeaderParameter, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from engine.documents.document import Workflow, from_builtins
 from engine.documents.graph import analyse
 from engine.errors import WorkflowInvalid
 from engine.records import WorkflowRecord
-from server.api.deps import EngineDep, PrincipalDep, etag, if_match_version, paged
+from server.api.deps import (
+    IF_MATCH_PATTERN,
+    EngineDep,
+    PrincipalDep,
+    etag,
+    if_match_version,
+    paged,
+)
 from server.api.schemas import (
     MAX_INT,
+    Cursor,
     Limit,
     Validation,
     VersionItem,
@@ -25,6 +33,7 @@ from server.api.schemas import (
     WorkflowPage,
     WorkflowSummary,
 )
+from server.openapi import OpenApiFacts
 from server.problems import ErrorItem, documented
 from server.state import Engine
 
@@ -104,7 +113,7 @@ class WorkflowController(Controller):
         engine: EngineDep,
         principal: PrincipalDep,
         limit: Limit = 50,
-        cursor: FromQuery[str | None] = None,
+        cursor: Cursor = None,
     ) -> WorkflowPage:
         page = await paged(
             lambda: engine.workflows.list_workflows(
@@ -133,6 +142,12 @@ class WorkflowController(Controller):
         summary="Save a new version (If-Match: the version it replaces)",
         response_headers=[ETAG_HEADER],
         responses=documented(404, 409, 422, 428),
+        opt={
+            "openapi": OpenApiFacts(
+                required_headers=["If-Match"],
+                parameters={"If-Match": {"pattern": IF_MATCH_PATTERN}},
+            )
+        },
     )
     async def save(
         self,
@@ -142,7 +157,11 @@ class WorkflowController(Controller):
         data: JSONBody[Workflow],
         if_match: Annotated[
             str | None,
-            HeaderParameter(name="If-Match", description='The version being replaced, e.g. "3"'),
+            HeaderParameter(
+                name="If-Match",
+                description='The version being replaced, e.g. "3"',
+                pattern=IF_MATCH_PATTERN,
+            ),
         ] = None,
     ) -> Response[WorkflowRecord]:
         expected = if_match_version(if_match)

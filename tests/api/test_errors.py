@@ -63,7 +63,7 @@ async def test_bad_query_parameters(lite: Client) -> None:
     problem = assert_problem(await lite.get("/api/workflows", params={"limit": 0}), 400)
     assert "limit" in str(problem["errors"])
     problem = assert_problem(await lite.get("/api/runs", params={"cursor": "%%%"}), 400)
-    assert problem["errors"][0]["code"] == "invalid_cursor"  # type: ignore[index]
+    assert "cursor" in problem["errors"][0]["message"]  # type: ignore[index]
 
 
 async def test_bad_if_match(lite: Client) -> None:
