@@ -31,6 +31,7 @@ from server.plugins import installed_registry  # noqa: E402
 
 TARGET = 1.2
 CHAINS, LENGTH = 10, 100
+ARGS = '{"value": {"v": {{ x | tojson }}}, "path": "$.v"}'  # json_path's args, x inside
 
 
 def document() -> Any:
@@ -44,8 +45,7 @@ def document() -> Any:
             node_id = f"c{chain}_{step}"
             if step % 10 == 9:  # a recordable node, answered from the record on replay
                 nodes.append({"id": f"{node_id}_args", "type": "template",
-                              "params": {"template": '{"value": {"v": {{ x | tojson }}}, "path": "$.v"}',
-                                         "format": "json"}})  # fmt: skip
+                              "params": {"template": ARGS, "format": "json"}})  # fmt: skip
                 edges.append({"from": previous, "to": f"{node_id}_args.x"})
                 nodes.append({"id": node_id, "type": "tool", "params": {"tool": "json_path"}})
                 edges.append({"from": f"{node_id}_args.json", "to": f"{node_id}.args"})

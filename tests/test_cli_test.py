@@ -45,7 +45,8 @@ async def pinned_run(url: str, tmp_path: Path) -> tuple[str, str]:
     db = await Database.connect(url)
     service = RunService(db, test_registry(), workspace=tmp_path)
     try:
-        saved = await service.store.create_workflow(from_builtins(document("{{ n }} * 7", "is {{ r }}")))
+        first = from_builtins(document("{{ n }} * 7", "is {{ r }}"))
+        saved = await service.store.create_workflow(first)
         run = await (
             await service.start(
                 from_builtins(saved.document),

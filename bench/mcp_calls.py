@@ -1,8 +1,8 @@
 """MCP both ways (SPEC §15): what calling a workflow through `/mcp` costs over the REST API, and
 what calling a stdio MCP server's tool from a `tool` node costs over a built-in tool.
 
-    .venv/bin/python bench/mcp.py             # 200 calls per side and round, 3 rounds
-    .venv/bin/python bench/mcp.py --quick     # 30 calls per side, 2 rounds
+    .venv/bin/python bench/mcp_calls.py             # 200 calls per side and round, 3 rounds
+    .venv/bin/python bench/mcp_calls.py --quick     # 30 calls per side, 2 rounds
 
 1. `/mcp`: a `nodeloom serve` of its own (SQLite), the 3-node workflow input -> template ->
    output. One side calls it as a tool through the SDK's `Client` (one connection kept open,
@@ -34,8 +34,7 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-# This file's folder first on the path would make `import mcp` import this file.
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+sys.path.insert(0, str(ROOT))
 
 from mcp import Client  # noqa: E402
 
