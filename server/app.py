@@ -26,6 +26,7 @@ from server.api.catalogue import (
     ToolsController,
 )
 from server.api.deps import get_principal
+from server.api.evaluations import DatasetController, EvaluationController
 from server.api.events import RunEventsController
 from server.api.exports import ExportController
 from server.api.files import FileController
@@ -62,6 +63,8 @@ API: list[ControllerRouterHandler] = [
     AnswerController,
     ReplayController,
     PinController,
+    DatasetController,
+    EvaluationController,
     InboxController,
     RunEventsController,
     ExportController,

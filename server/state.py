@@ -25,6 +25,7 @@ from engine.runs.service import RunService
 from engine.storage.accounts import Accounts
 from engine.storage.batches import BatchStore
 from engine.storage.database import Database
+from engine.storage.evaluations import EvaluationStore
 from engine.storage.schedules import ScheduleStore
 from engine.storage.webhooks import HookStore
 from engine.storage.workflows import WorkflowQueries
@@ -35,6 +36,7 @@ from nodes.tools.mcp_config import CONFIG_VARIABLE
 from server.auth import Gate, is_loopback
 from server.batches import Batches
 from server.config import ServerConfig
+from server.evaluations import Evaluations
 from server.live import LiveRuns
 from server.plugins import installed_registry
 from server.schedules import Scheduler
@@ -61,6 +63,7 @@ class Engine:
     mcp_servers: McpServers | None = None
     mcp_unreachable: dict[str, str] = field(default_factory=dict)
     batches: Batches = field(init=False)
+    evaluations: Evaluations = field(init=False)
     hooks: HookStore = field(init=False)
     schedules: ScheduleStore = field(init=False)
     _documents: OrderedDict[tuple[str, int], tuple[WorkflowRecord, Workflow]] = field(
@@ -130,6 +133,7 @@ async def open_engine(
         lease_timeout_s=config.lease_timeout_s,
     )
     engine.hooks = HookStore(database)
+    engine.evaluations = Evaluations(runs, EvaluationStore(database))
     engine.schedules = ScheduleStore(database)
     try:
         engine.tools = tools_of(runs.registry)
@@ -155,6 +159,7 @@ async def open_engine(
             yield engine
     finally:
         engine.batches.stop()  # no new item runs; those executing are left to resume
+        await engine.evaluations.close()
         await runs.close()
         await engine.batches.close()
         if engine.mcp_servers is not None:

@@ -305,3 +305,34 @@ class ScheduleRow(Base):
     created_at: Mapped[datetime]
     last_run_at: Mapped[datetime | None]
     last_run_id: Mapped[str | None] = mapped_column(String(40))
+
+
+class DatasetRow(Base):
+    """Rows of inputs, each with the outputs expected of them (SPEC §17)."""
+
+    __tablename__ = "datasets"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    name: Mapped[str] = mapped_column(Text)
+    rows: Mapped[list[Any]] = mapped_column(JSON)  # [{"inputs": {…}, "expected": {…}}]
+    created_at: Mapped[datetime]
+
+
+class EvaluationRow(Base):
+    """A workflow's variants run over a dataset and scored (SPEC §17): what was asked
+    (``spec``), and the report as it stands (``report``, final once ``status`` is `done`)."""
+
+    __tablename__ = "evaluations"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    workflow_id: Mapped[str] = mapped_column(
+        ForeignKey("workflows.id", ondelete="CASCADE"), index=True
+    )
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    spec: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16))  # running, done, failed, interrupted
+    report: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]

@@ -1,0 +1,112 @@
+"""Evaluations driven by this server (SPEC §17): everything is checked before anything runs
+(the workflow's versions, the variants' params, the evaluators' outputs, every row's inputs),
+then the evaluation runs in a task of its own, its report stored after every row."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import msgspec
+import structlog
+
+from engine.documents.document import Workflow, from_builtins
+from engine.errors import InputsInvalid, describe
+from engine.evals.datasets import Row, check_rows
+from engine.evals.evaluators import Evaluator, check_evaluators
+from engine.evals.runner import Evaluation, Variant, documents, summary
+from engine.runs.service import RunService
+from engine.storage.evaluations import EvaluationStore, StoredEvaluation
+
+__all__ = ["EvaluationRequest", "Evaluations"]
+
+log = structlog.get_logger("nodeloom.evaluations")
+
+
+class EvaluationRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    workflow_id: str
+    dataset_id: str
+    variants: list[Variant]
+    evaluators: list[Evaluator]
+
+
+class Evaluations:
+    def __init__(self, runs: RunService, store: EvaluationStore) -> None:
+        self.runs = runs
+        self.store = store
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    async def start(self, request: EvaluationRequest, *, owner_id: str | None) -> StoredEvaluation:
+        """Check the evaluation whole (`InputsInvalid`, `WorkflowInvalid`, `NotFound` naming the
+        place), store it and start it."""
+        names = [variant.name for variant in request.variants]
+        if not names:
+            raise InputsInvalid("variants: at least one variant is needed")
+        if len(set(names)) != len(names):
+            raise InputsInvalid(f"variants: names must differ, got {', '.join(names)}")
+        store = self.runs.store
+        current = await store.get_workflow(request.workflow_id, owner_id=owner_id)
+        versions: dict[int, Workflow] = {current.version: from_builtins(current.document)}
+        for variant in request.variants:
+            if variant.version is not None and variant.version not in versions:
+                found = await store.get_workflow(
+                    request.workflow_id, variant.version, owner_id=owner_id
+                )
+                versions[variant.version] = from_builtins(found.document)
+        variants = documents(request.variants, versions, self.runs.registry)
+        plan = self.runs.plan(variants[0][1])
+        outputs = {node.params["name"] for node in plan.by_role("output")}
+        check_evaluators(request.evaluators, outputs)
+        dataset = await self.store.dataset(request.dataset_id, owner_id=owner_id)
+        rows = msgspec.convert(dataset.rows, list[Row])
+        inputs = check_rows(plan, rows)
+        pairs = [(given, row.expected) for given, row in zip(inputs, rows, strict=True)]
+        stored = await self.store.create_evaluation(
+            msgspec.to_builtins(request), summary(variants, pairs, [None] * len(pairs)),
+            owner_id=owner_id,
+        )  # fmt: skip
+        evaluation = Evaluation(
+            self.runs,
+            request.workflow_id,
+            variants,
+            request.evaluators,
+            owner_id,
+            trigger=f"evaluation:{stored.id}",
+        )
+        self._tasks[stored.id] = asyncio.create_task(self._drive(stored.id, evaluation, pairs))
+        return stored
+
+    async def _drive(
+        self, evaluation_id: str, evaluation: Evaluation, rows: list[tuple[dict[str, Any], Any]]
+    ) -> None:
+        async def report(now: dict[str, Any]) -> None:
+            await self.store.update(evaluation_id, now)
+
+        try:
+            final = await evaluation.run(rows, report)
+            await self.store.update(evaluation_id, final, status="done")
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                stored = await self.store.evaluation(evaluation_id, owner_id=None)
+                await self.store.update(evaluation_id, stored.report, status="interrupted")
+            raise
+        except Exception as exc:
+            log.exception("evaluation failed", evaluation_id=evaluation_id)
+            stored = await self.store.evaluation(evaluation_id, owner_id=None)
+            await self.store.update(
+                evaluation_id, {**stored.report, "error": describe(exc)}, status="failed"
+            )
+        finally:
+            self._tasks.pop(evaluation_id, None)
+
+    async def wait(self, evaluation_id: str) -> None:
+        task = self._tasks.get(evaluation_id)
+        if task is not None:
+            await asyncio.shield(task)
+
+    async def close(self) -> None:
+        """Stop the evaluations running here; each is stored `interrupted`."""
+        for task in list(self._tasks.values()):
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
