@@ -23,7 +23,7 @@ from engine.nodes.types import CheckContext
 from engine.runs.saved_bodies import names_saved, with_saved_bodies
 from engine.storage.database import Database
 from engine.storage.repository import Store
-from server import cli_mcp, cli_models, cli_runs, cli_serve, cli_test, cli_worker
+from server import cli_eval, cli_mcp, cli_models, cli_runs, cli_serve, cli_test, cli_worker
 from server.cli_runs import UsageError
 from server.plugins import installed_registry
 from server.settings import read_settings
@@ -125,6 +125,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_serve.add_commands(commands, db_help)
     cli_worker.add_command(commands, db_help)
     cli_test.add_command(commands, db_help)
+    cli_eval.add_command(commands, db_help)
     return parser
 
 
