@@ -60,8 +60,29 @@ class SignInLimits:
         for key in self._keys(user, address):
             self._failures.setdefault(key, deque()).append(moment)
 
-    def succeeded(self, user: str) -> None:
-        self._failures.pop(self._keys(user, "")[0], None)
+    def attempt(self, user: str, address: str) -> float | None:
+        """Counts an attempt as failed before its password is checked, so that attempts in
+        flight together are limited as well; the seconds to wait when it may not be made."""
+        wait = self.retry_after(user, address)
+        if wait is None:
+            self.failed(user, address)
+        return wait
+
+    def succeeded(self, user: str, address: str) -> None:
+        """The attempt was right after all: the name's failures are forgotten, and the address
+        is not held to this one."""
+        user_key, address_key = self._keys(user, address)
+        self._failures.pop(user_key, None)
+        failures = self._failures.get(address_key)
+        if failures:
+            failures.pop()
+
+    def withdraw(self, user: str, address: str) -> None:
+        """The attempt was never checked (`Busy`): it does not count."""
+        for key in self._keys(user, address):
+            failures = self._failures.get(key)
+            if failures:
+                failures.pop()
 
     @asynccontextmanager
     async def checking(self) -> AsyncIterator[None]:

@@ -92,22 +92,22 @@ class AuthController(Controller):
     ) -> Session:
         limits = engine.gate.sign_ins
         address = client_address(request)
-        wait = limits.retry_after(data.username, address)
+        wait = limits.attempt(data.username, address)
         if wait is not None:
             raise _refused("too many failed sign-ins: wait before trying again", wait)
         try:
             async with limits.checking():
                 user = await engine.gate.accounts.check_password(data.username, data.password)
         except Busy:
+            limits.withdraw(data.username, address)
             raise _refused("too many sign-ins at once: try again in a moment", 1) from None
         if user is None:
-            limits.failed(data.username, address)
             raise ApiError(
                 401,
                 "wrong user name or password",
                 errors=[ErrorItem("invalid_credentials", "wrong user name or password")],
             )
-        limits.succeeded(data.username)
+        limits.succeeded(data.username, address)
         token, text = await engine.gate.accounts.issue_token(
             user.id, name="sign-in", expires_in=timedelta(days=LOGIN_TOKEN_DAYS)
         )

@@ -188,3 +188,13 @@ def test_cli_passwords_and_tokens(
     import asyncio
 
     asyncio.run(check())
+
+
+def test_attempts_in_flight_count_until_they_succeed() -> None:
+    limits = SignInLimits(per_user=3, per_address=10, window_s=60, clock=lambda: 0.0)
+    assert [limits.attempt("ada", "10.0.0.1") for _ in range(4)][:3] == [None, None, None]
+    assert limits.attempt("ada", "10.0.0.1") == 60  # three still being checked: no fourth
+    limits.succeeded("ada", "10.0.0.1")  # one was right: the name starts afresh
+    assert limits.attempt("ada", "10.0.0.1") is None
+    limits.withdraw("ada", "10.0.0.1")  # never checked (the checks were busy): not counted
+    assert limits.retry_after("ada", "10.0.0.1") is None
