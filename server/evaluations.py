@@ -57,7 +57,8 @@ class Evaluations:
         variants = documents(request.variants, versions, self.runs.registry)
         plan = self.runs.plan(variants[0][1])
         outputs = {node.params["name"] for node in plan.by_role("output")}
-        check_evaluators(request.evaluators, outputs)
+        models = self.runs.models
+        check_evaluators(request.evaluators, outputs, models.names if models else None)
         dataset = await self.store.dataset(request.dataset_id, owner_id=owner_id)
         rows = msgspec.convert(dataset.rows, list[Row])
         inputs = check_rows(plan, rows)

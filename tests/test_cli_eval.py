@@ -39,11 +39,11 @@ QUESTIONS = ["2 + 2", "the sky's colour", "a bee's food", "1 + 1", "ice when war
              "the sun rises in the", "cats say", "water is", "grass is", "snow is"]  # fmt: skip
 
 
-async def stored(url: str) -> tuple[str, str]:
+async def stored(url: str, questions: list[str] = QUESTIONS) -> tuple[str, str]:
     db = await Database.connect(url)
     try:
         workflow = await Store(db).create_workflow(from_builtins(ANSWERING))
-        rows = [{"inputs": {"q": q}, "expected": {"answer": "?"}} for q in QUESTIONS]
+        rows = [{"inputs": {"q": q}, "expected": {"answer": "?"}} for q in questions]
         dataset = await EvaluationStore(db).create_dataset("questions", rows, owner_id=None)
         return workflow.id, dataset.id
     finally:
@@ -78,3 +78,24 @@ def test_a_second_variant_calls_no_model(database: str, embedded_model: Path) ->
     assert table.returncode == 0, table.stderr
     assert "current" in table.stdout
     assert "0%" in table.stdout
+
+
+def test_a_model_judges_the_outputs(database: str, embedded_model: Path) -> None:
+    workflow_id, dataset_id = asyncio.run(stored(database, QUESTIONS[:2]))
+    judge = {"output": "answer", "kind": "llm_judge", "model": "gemma-3-270m",
+             "rubric": "Score 1 if the output answers the question, else 0."}  # fmt: skip
+    result = nodeloom("eval", workflow_id, dataset_id, "--evaluator", json.dumps(judge), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)["report"]
+    current = report["variants"]["current"]
+    assert current["judge_tokens"] > 0  # the judge's own usage, counted apart
+    for row in report["rows"]:
+        [verdict] = row["variants"]["current"]["scores"]
+        assert verdict["kind"] == "llm_judge"
+        assert 0 <= verdict["score"] <= 1  # written under the verdict's grammar
+        assert verdict["passed"] == (verdict["score"] >= 0.5)
+
+    unknown = {**judge, "model": "nope"}
+    refused = nodeloom("eval", workflow_id, dataset_id, "--evaluator", json.dumps(unknown))
+    assert refused.returncode == 1
+    assert "unknown model 'nope'" in refused.stderr

@@ -5,23 +5,41 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
 import jsonschema
 import msgspec
 
 from engine.errors import InputsInvalid
+from engine.models import GenerationRequest, ModelError
 
-__all__ = ["KINDS", "Evaluator", "Score", "check_evaluators", "score"]
+if TYPE_CHECKING:
+    from engine.models import ModelService
 
-Kind = Literal["equals", "contains", "regex", "json_schema", "numeric_close"]
-KINDS: tuple[str, ...] = ("equals", "contains", "regex", "json_schema", "numeric_close")
+__all__ = ["KINDS", "Evaluator", "Score", "check_evaluators", "judge", "score"]
+
+Kind = Literal["equals", "contains", "regex", "json_schema", "numeric_close", "llm_judge"]
+KINDS: tuple[str, ...] = (
+    "equals", "contains", "regex", "json_schema", "numeric_close", "llm_judge"
+)
+# What a judging model writes: a score from 0 to 1 and why, under this schema's grammar.
+VERDICT: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "score": {"type": "number", "minimum": 0, "maximum": 1},
+        "reason": {"type": "string", "maxLength": 200},
+    },
+    "required": ["score", "reason"],
+    "additionalProperties": False,
+}
+PASS_SCORE = 0.5  # a judged output passes from this score on
 
 
 class Evaluator(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """What to check of ``output``: ``value`` (else the row's expected value for that output),
-    ``pattern`` (regex), ``schema`` (json_schema), ``tolerance`` (numeric_close, relative)."""
+    ``pattern`` (regex), ``schema`` (json_schema), ``tolerance`` (numeric_close, relative);
+    for ``llm_judge``, the registry ``model`` that scores the output with the ``rubric``."""
 
     output: str
     kind: Kind
@@ -29,6 +47,8 @@ class Evaluator(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     pattern: str | None = None
     schema: dict[str, Any] | None = None
     tolerance: float = 1e-6
+    model: str | None = None
+    rubric: str | None = None
 
 
 class Score(msgspec.Struct, kw_only=True):
@@ -37,10 +57,14 @@ class Score(msgspec.Struct, kw_only=True):
     score: float
     passed: bool
     note: str = ""
+    usage: dict[str, int] | None = None  # a judging model's
 
 
-def check_evaluators(evaluators: list[Evaluator], outputs: set[str]) -> None:
-    """`InputsInvalid` naming each evaluator that cannot work (before anything runs)."""
+def check_evaluators(
+    evaluators: list[Evaluator], outputs: set[str], models: Collection[str] | None = None
+) -> None:
+    """`InputsInvalid` naming each evaluator that cannot work (before anything runs); ``models``
+    are the registry's (None: any name)."""
     problems = []
     for index, evaluator in enumerate(evaluators):
         where = f"evaluators/{index}"
@@ -61,6 +85,12 @@ def check_evaluators(evaluators: list[Evaluator], outputs: set[str]) -> None:
                 problems.append(f"{where}: not a JSON Schema: {exc.message}")
             if evaluator.schema is None:
                 problems.append(f"{where}: a json_schema evaluator needs a `schema`")
+        if evaluator.kind == "llm_judge":
+            if not evaluator.model or not evaluator.rubric:
+                problems.append(f"{where}: an llm_judge evaluator needs a `model` and a `rubric`")
+            elif models is not None and evaluator.model not in models:
+                known = ", ".join(sorted(models)) or "none"
+                problems.append(f"{where}: unknown model {evaluator.model!r} (models: {known})")
     if problems:
         raise InputsInvalid("; ".join(problems))
 
@@ -97,7 +127,51 @@ def score(evaluator: Evaluator, outputs: Mapping[str, Any], expected: Mapping[st
                 return result(False, note=f"not numbers: {found!r}, {wanted!r}")
             close = math.isclose(a, b, rel_tol=evaluator.tolerance, abs_tol=evaluator.tolerance)
             return result(close, note="" if close else f"{a} is not {b}")
-    raise AssertionError(evaluator.kind)  # pragma: no cover
+    raise ValueError(f"{evaluator.kind} is scored by `judge`")
+
+
+async def judge(
+    evaluator: Evaluator,
+    outputs: Mapping[str, Any],
+    expected: Mapping[str, Any],
+    models: ModelService | None,
+) -> Score:
+    """An ``llm_judge`` score: the model reads the rubric, the expected value (if any) and the
+    output, and writes a verdict under `VERDICT`'s grammar (temperature 0)."""
+    if evaluator.output not in outputs:
+        return Score(output=evaluator.output, kind=evaluator.kind, score=0.0, passed=False,
+                     note="no such output in the run")  # fmt: skip
+    wanted = evaluator.value if evaluator.value is not None else expected.get(evaluator.output)
+    lines = [f"Rubric: {evaluator.rubric}"]
+    if wanted is not None:
+        lines.append(f"Expected: {_text(wanted)}")
+    lines += [f"Output: {_text(outputs[evaluator.output])}", "Verdict as JSON:"]
+    request = GenerationRequest(
+        prompt="\n".join(lines), temperature=0, max_tokens=96, response_schema=VERDICT, seed=0
+    )
+    failed = None if models is not None else "an llm_judge evaluator needs the server's models"
+    if models is not None:
+        try:
+            completion = await models.generate(evaluator.model or "", request, lambda _: None)
+        except ModelError as exc:
+            failed = exc.detail
+    if failed is not None:
+        return Score(output=evaluator.output, kind=evaluator.kind, score=0.0, passed=False,
+                     note=f"the judge failed: {failed}")  # fmt: skip
+    try:
+        verdict = msgspec.json.decode(completion.text)
+        points = min(1.0, max(0.0, float(verdict["score"])))
+        reason = str(verdict.get("reason", ""))
+    except (msgspec.DecodeError, KeyError, TypeError, ValueError):
+        points, reason = 0.0, f"the judge wrote no verdict: {completion.text[:100]!r}"
+    return Score(
+        output=evaluator.output,
+        kind=evaluator.kind,
+        score=points,
+        passed=points >= PASS_SCORE,
+        note=reason,
+        usage=completion.usage,
+    )
 
 
 def _text(value: Any) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from engine.documents.document import Workflow
-from engine.evals.evaluators import Evaluator, Score, score
+from engine.evals.evaluators import Evaluator, Score, judge, score
 from engine.records import RunRecord
 from engine.runs.reruns import override
 from engine.runs.service import RunService
@@ -106,7 +106,12 @@ class Evaluation:
                 )
             record = await handle.wait()
             first = first or record
-            scores = [score(evaluator, record.outputs, expected) for evaluator in self.evaluators]
+            scores = [
+                await judge(evaluator, record.outputs, expected, self.service.models)
+                if evaluator.kind == "llm_judge"
+                else score(evaluator, record.outputs, expected)
+                for evaluator in self.evaluators
+            ]
             by_variant[variant.name] = _result(record, scores)
         return by_variant
 
@@ -123,6 +128,7 @@ def _result(record: RunRecord, scores: list[Score]) -> dict[str, Any]:
         "passed": record.status == "succeeded" and all(s.passed for s in scores),
         "score": statistics.fmean(s.score for s in scores) if scores else 0.0,
         "tokens": sum(sum((n.usage or {}).values()) for n in nodes if n.usage),
+        "judge_tokens": sum(sum((s.usage or {}).values()) for s in scores),
         "latency_ms": (finished - started).total_seconds() * 1000 if started and finished else 0,
         "executed_nodes": sum(n.status in ("succeeded", "failed") for n in nodes),
         "reused_nodes": sum(n.status == "cached" for n in nodes),
@@ -146,6 +152,7 @@ def summary(
             "pass_rate": sum(r["passed"] for r in mine) / len(mine) if mine else 0.0,
             "mean_score": statistics.fmean(r["score"] for r in mine) if mine else 0.0,
             "tokens": sum(r["tokens"] for r in mine),
+            "judge_tokens": sum(r["judge_tokens"] for r in mine),
             "cost": 0.0,  # registry models have no prices yet
             "latency_p50_ms": statistics.median(r["latency_ms"] for r in mine) if mine else 0.0,
             "executed_nodes": sum(r["executed_nodes"] for r in mine),
