@@ -59,6 +59,30 @@ def batch_table(batch_id: str, runs: list[BatchRun]) -> Table:
     return Table(f"Batch {batch_id}", [*headers, "error"], rows)
 
 
+def evaluation_table(evaluation_id: str, report: dict[str, Any]) -> Table:
+    """An evaluation: one row per dataset row and variant, its outputs and scores."""
+    outputs = _names(
+        result["outputs"] for row in report["rows"] for result in row["variants"].values()
+    )
+    rows = [
+        [
+            row["index"],
+            name,
+            result["run_id"],
+            result["status"],
+            result["passed"],
+            result["score"],
+            *(result["outputs"].get(output) for output in outputs),
+        ]
+        for row in report["rows"]
+        for name, result in row["variants"].items()
+    ]
+    headers = ["row", "variant", "run_id", "status", "passed", "score"]
+    return Table(
+        f"Evaluation {evaluation_id}", [*headers, *(f"output:{n}" for n in outputs)], rows
+    )
+
+
 def _names(mappings: Any) -> list[str]:
     seen: dict[str, None] = {}
     for mapping in mappings:

@@ -92,6 +92,17 @@ class EvaluationStore:
                 update(EvaluationRow).where(EvaluationRow.id == evaluation_id).values(**values)
             )
 
+    async def evaluations(
+        self, workflow_id: str, *, owner_id: str | None, limit: int = 50
+    ) -> list[StoredEvaluation]:
+        """A workflow's evaluations, newest first."""
+        query = select(EvaluationRow).where(EvaluationRow.workflow_id == workflow_id)
+        if owner_id is not None:
+            query = query.where(EvaluationRow.owner_id == owner_id)
+        query = query.order_by(EvaluationRow.created_at.desc()).limit(limit)
+        async with self.sessions() as session:
+            return [_evaluation(row) for row in await session.scalars(query)]
+
     async def evaluation(self, evaluation_id: str, *, owner_id: str | None) -> StoredEvaluation:
         async with self.sessions() as session:
             row = await session.get(EvaluationRow, evaluation_id)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import msgspec
 from litestar import Controller, Response, get, post
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
 
 from engine.errors import InputsInvalid, NotFound
@@ -16,7 +16,9 @@ from engine.evals.datasets import Row, parse_file
 from engine.storage.evaluations import Dataset, StoredEvaluation
 from nodes.paths import resolve
 from server.api.deps import EngineDep, PrincipalDep
+from server.api.exports import ANSWERS, FormatParam, download
 from server.evaluations import EvaluationRequest
+from server.exports import evaluation_table, render
 from server.problems import documented
 
 MAX_ROWS = 10_000
@@ -31,6 +33,10 @@ class NewDataset(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class Datasets(msgspec.Struct, kw_only=True):
     items: list[Dataset]
+
+
+class EvaluationPage(msgspec.Struct, kw_only=True):
+    items: list[StoredEvaluation]
 
 
 class Started(msgspec.Struct, kw_only=True):
@@ -95,6 +101,36 @@ class EvaluationController(Controller):
     ) -> Response[Started]:
         stored = await engine.evaluations.start(data, owner_id=principal.owner_id)
         return Response(Started(id=stored.id), status_code=HTTP_202_ACCEPTED)
+
+    @get("/", summary="A workflow's evaluations, newest first", responses=documented())
+    async def list_evaluations(
+        self, engine: EngineDep, principal: PrincipalDep, workflow_id: FromQuery[str]
+    ) -> EvaluationPage:
+        items = await engine.evaluations.store.evaluations(
+            workflow_id, owner_id=principal.owner_id
+        )
+        return EvaluationPage(items=items)
+
+    @get(
+        "/{evaluation_id:str}/export",
+        summary="One row per dataset row and variant: run, status, score, outputs",
+        media_type="application/octet-stream",
+        responses=documented(404),
+        opt={"openapi": ANSWERS},
+    )
+    async def export(
+        self,
+        engine: EngineDep,
+        principal: PrincipalDep,
+        evaluation_id: FromPath[str],
+        fmt: FormatParam = "csv",
+    ) -> Response[bytes]:
+        stored = await engine.evaluations.store.evaluation(
+            evaluation_id, owner_id=principal.owner_id
+        )
+        table = evaluation_table(stored.id, stored.report)
+        content = await asyncio.to_thread(render, table, fmt, stored)
+        return download(content, fmt, stored.id)
 
     @get(
         "/{evaluation_id:str}",

@@ -78,6 +78,14 @@ async def test_two_variants_over_a_dataset(client: AsyncTestClient[Litestar]) ->
     assert run["parent_run_id"] == first["variants"]["as is"]["run_id"]
     assert run["trigger"] == f"evaluation:{evaluation['id']}"
 
+    listed = (await client.get("/api/evaluations", params={"workflow_id": workflow_id})).json()
+    assert [item["id"] for item in listed["items"]] == [evaluation["id"]]
+    exported = await client.get(f"/api/evaluations/{evaluation['id']}/export?format=csv")
+    assert exported.status_code == 200
+    lines = exported.text.splitlines()
+    assert lines[0] == "row,variant,run_id,status,passed,score,output:doubled,output:label"
+    assert len(lines) == 1 + 4 * 2
+
 
 async def test_bad_evaluations_start_nothing(client: AsyncTestClient[Litestar]) -> None:
     workflow_id = (await client.post("/api/workflows", json=DOUBLING)).json()["id"]
