@@ -13,6 +13,7 @@ from nicegui import app, events, ui
 from ui import auth
 from ui.client import Api, ApiError
 from ui.editor import Editor
+from ui.evaluations import evaluations_page
 from ui.inbox import inbox_count, inbox_page
 from ui.manage import agents_page, files_page
 from ui.run_page import run_page
@@ -80,6 +81,12 @@ def register(api_url: Callable[[], str]) -> None:
         frame("Editor")
         return await _guarded(Editor(client(), workflow_id).build(),
                               f"Cannot open workflow {workflow_id}")
+
+    @ui.page("/workflows/{workflow_id}/evaluations")
+    async def evaluations(workflow_id: str) -> RedirectResponse | None:
+        frame("Evaluations")
+        return await _guarded(evaluations_page(client(), workflow_id),
+                              f"Cannot show the evaluations of workflow {workflow_id}")
 
     @ui.page("/workflows/{workflow_id}/triggers")
     async def triggers(workflow_id: str) -> RedirectResponse | None:
@@ -177,6 +184,9 @@ async def workflow_list(api: Api) -> None:
                     ui.link(item["name"], f"/workflows/{item['id']}").classes("font-bold")
                     ui.label(f"v{item['version']}").classes("text-xs text-gray-500")
                     ui.space()
+                    ui.link("Evaluations", f"/workflows/{item['id']}/evaluations").props(
+                        f'data-evaluations="{item["id"]}"'
+                    ).classes("text-sm")
                     ui.link("Schedules & webhooks", f"/workflows/{item['id']}/triggers").props(
                         f'data-triggers="{item["id"]}"'
                     ).classes("text-sm")
