@@ -12,10 +12,10 @@ import msgspec
 import structlog
 
 from engine.documents.document import Workflow, from_builtins
-from engine.errors import InputsInvalid, describe
+from engine.errors import Conflict, InputsInvalid, NodeloomError, describe
 from engine.evals.datasets import Row, check_rows
 from engine.evals.evaluators import Evaluator, check_evaluators
-from engine.evals.runner import Evaluation, Variant, documents, summary
+from engine.evals.runner import Evaluation, Variant, Variants, documents, summary
 from engine.runs.service import RunService
 from engine.storage.evaluations import EvaluationStore, StoredEvaluation
 
@@ -36,10 +36,77 @@ class Evaluations:
         self.runs = runs
         self.store = store
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._cancelled: set[str] = set()  # evaluations stopped for good, not interrupted
 
     async def start(self, request: EvaluationRequest, *, owner_id: str | None) -> StoredEvaluation:
         """Check the evaluation whole (`InputsInvalid`, `WorkflowInvalid`, `NotFound` naming the
         place), store it and start it."""
+        variants, pairs = await self._prepare(request, owner_id)
+        stored = await self.store.create_evaluation(
+            msgspec.to_builtins(request), summary(variants, pairs, [None] * len(pairs)),
+            owner_id=owner_id,
+        )  # fmt: skip
+        self._launch(stored.id, request, variants, pairs, owner_id=owner_id, done={})
+        return stored
+
+    async def open(self) -> list[str]:
+        """Go on with the evaluations a stopped server left interrupted (each taken by one
+        server): the rows they had scored stand, the others run. Returns their ids."""
+        taken = []
+        for stored in await self.store.interrupted():
+            if not await self.store.claim(stored.id):
+                continue
+            request = msgspec.convert(stored.spec, EvaluationRequest)
+            try:
+                variants, pairs = await self._prepare(request, stored.owner_id)
+            except NodeloomError as exc:  # the workflow or dataset changed meanwhile
+                report = {**stored.report, "error": f"cannot go on: {exc.detail}"}
+                await self.store.update(stored.id, report, status="failed")
+                continue
+            done = {row["index"]: row["variants"] for row in stored.report.get("rows", [])}
+            self._launch(stored.id, request, variants, pairs, owner_id=stored.owner_id, done=done)
+            taken.append(stored.id)
+        return taken
+
+    async def cancel(self, evaluation_id: str, *, owner_id: str | None) -> StoredEvaluation:
+        """Stop an evaluation: no more rows run; it is stored `cancelled`."""
+        stored = await self.store.evaluation(evaluation_id, owner_id=owner_id)
+        task = self._tasks.get(evaluation_id)
+        if task is not None:
+            self._cancelled.add(evaluation_id)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        elif stored.status in ("running", "interrupted"):
+            if stored.status == "running":
+                raise Conflict(f"evaluation {evaluation_id} is running on another server")
+            await self.store.update(evaluation_id, stored.report, status="cancelled")
+        return await self.store.evaluation(evaluation_id, owner_id=owner_id)
+
+    def _launch(
+        self,
+        evaluation_id: str,
+        request: EvaluationRequest,
+        variants: Variants,
+        pairs: list[tuple[dict[str, Any], dict[str, Any]]],
+        *,
+        owner_id: str | None,
+        done: dict[int, Any],
+    ) -> None:
+        evaluation = Evaluation(
+            self.runs,
+            request.workflow_id,
+            variants,
+            request.evaluators,
+            owner_id,
+            trigger=f"evaluation:{evaluation_id}",
+        )
+        self._tasks[evaluation_id] = asyncio.create_task(
+            self._drive(evaluation_id, evaluation, pairs, done)
+        )
+
+    async def _prepare(
+        self, request: EvaluationRequest, owner_id: str | None
+    ) -> tuple[Variants, list[tuple[dict[str, Any], dict[str, Any]]]]:
         names = [variant.name for variant in request.variants]
         if not names:
             raise InputsInvalid("variants: at least one variant is needed")
@@ -63,34 +130,26 @@ class Evaluations:
         rows = msgspec.convert(dataset.rows, list[Row])
         inputs = check_rows(plan, rows)
         pairs = [(given, row.expected) for given, row in zip(inputs, rows, strict=True)]
-        stored = await self.store.create_evaluation(
-            msgspec.to_builtins(request), summary(variants, pairs, [None] * len(pairs)),
-            owner_id=owner_id,
-        )  # fmt: skip
-        evaluation = Evaluation(
-            self.runs,
-            request.workflow_id,
-            variants,
-            request.evaluators,
-            owner_id,
-            trigger=f"evaluation:{stored.id}",
-        )
-        self._tasks[stored.id] = asyncio.create_task(self._drive(stored.id, evaluation, pairs))
-        return stored
+        return variants, pairs
 
     async def _drive(
-        self, evaluation_id: str, evaluation: Evaluation, rows: list[tuple[dict[str, Any], Any]]
+        self,
+        evaluation_id: str,
+        evaluation: Evaluation,
+        rows: list[tuple[dict[str, Any], Any]],
+        done: dict[int, Any],
     ) -> None:
         async def report(now: dict[str, Any]) -> None:
             await self.store.update(evaluation_id, now)
 
         try:
-            final = await evaluation.run(rows, report)
+            final = await evaluation.run(rows, report, done)
             await self.store.update(evaluation_id, final, status="done")
         except asyncio.CancelledError:
+            ended = "cancelled" if evaluation_id in self._cancelled else "interrupted"
             with contextlib.suppress(Exception):
                 stored = await self.store.evaluation(evaluation_id, owner_id=None)
-                await self.store.update(evaluation_id, stored.report, status="interrupted")
+                await self.store.update(evaluation_id, stored.report, status=ended)
             raise
         except Exception as exc:
             log.exception("evaluation failed", evaluation_id=evaluation_id)
@@ -100,6 +159,7 @@ class Evaluations:
             )
         finally:
             self._tasks.pop(evaluation_id, None)
+            self._cancelled.discard(evaluation_id)
 
     async def wait(self, evaluation_id: str) -> None:
         task = self._tasks.get(evaluation_id)

@@ -150,6 +150,9 @@ async def open_engine(
         taken = await engine.batches.open()
         if taken:
             log.warning("batches taken over from a previous process", batches=taken)
+        resumed = await engine.evaluations.open()
+        if resumed:
+            log.warning("evaluations taken over from a previous process", evaluations=resumed)
         scheduler = Scheduler(
             engine.schedules,
             runs,

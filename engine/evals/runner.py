@@ -64,11 +64,15 @@ class Evaluation:
     trigger: str
 
     async def run(
-        self, rows: list[tuple[dict[str, Any], dict[str, Any]]], report: Report
+        self,
+        rows: list[tuple[dict[str, Any], dict[str, Any]]],
+        report: Report,
+        done: Mapping[int, dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        """Every row, (inputs, expected), a few at a time; ``report`` after each. Returns the
+        """Every row, (inputs, expected), a few at a time; ``report`` after each. Rows ``done``
+        before (by index, their results: an evaluation resumed) are not run again. Returns the
         final report."""
-        results: list[dict[str, Any] | None] = [None] * len(rows)
+        results: list[dict[str, Any] | None] = [(done or {}).get(i) for i in range(len(rows))]
         lock = asyncio.Lock()
         limit = asyncio.Semaphore(PARALLEL_ROWS)
 
@@ -78,7 +82,13 @@ class Evaluation:
             async with lock:
                 await report(summary(self.variants, rows, results))
 
-        await asyncio.gather(*(one(i, inputs, wanted) for i, (inputs, wanted) in enumerate(rows)))
+        await asyncio.gather(
+            *(
+                one(i, inputs, wanted)
+                for i, (inputs, wanted) in enumerate(rows)
+                if results[i] is None
+            )
+        )
         return summary(self.variants, rows, results)
 
     async def _row(self, inputs: dict[str, Any], expected: dict[str, Any]) -> dict[str, Any]:

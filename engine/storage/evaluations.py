@@ -33,6 +33,7 @@ class StoredEvaluation(msgspec.Struct, kw_only=True):
     report: dict[str, Any]
     created_at: datetime
     finished_at: datetime | None = None
+    owner_id: str | None = None
 
 
 class EvaluationStore:
@@ -103,6 +104,22 @@ class EvaluationStore:
         async with self.sessions() as session:
             return [_evaluation(row) for row in await session.scalars(query)]
 
+    async def interrupted(self) -> list[StoredEvaluation]:
+        """The evaluations a stopped server left `interrupted`, to be taken over."""
+        query = select(EvaluationRow).where(EvaluationRow.status == "interrupted")
+        async with self.sessions() as session:
+            return [_evaluation(row) for row in await session.scalars(query)]
+
+    async def claim(self, evaluation_id: str, *, status: str = "interrupted") -> bool:
+        """Take an evaluation that is ``status`` to go on with it (False: another took it)."""
+        async with self.sessions.begin() as session:
+            result = await session.execute(
+                update(EvaluationRow)
+                .where(EvaluationRow.id == evaluation_id, EvaluationRow.status == status)
+                .values(status="running", finished_at=None)
+            )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
     async def evaluation(self, evaluation_id: str, *, owner_id: str | None) -> StoredEvaluation:
         async with self.sessions() as session:
             row = await session.get(EvaluationRow, evaluation_id)
@@ -125,4 +142,5 @@ def _evaluation(row: EvaluationRow) -> StoredEvaluation:
         report=row.report,
         created_at=row.created_at,
         finished_at=row.finished_at,
+        owner_id=row.owner_id,
     )

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Annotated
 
 import msgspec
 from litestar import Controller, Response, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
-from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED
 
 from engine.errors import InputsInvalid, NotFound
 from engine.evals.datasets import Row, parse_file
@@ -17,6 +18,7 @@ from engine.storage.evaluations import Dataset, StoredEvaluation
 from nodes.paths import resolve
 from server.api.deps import EngineDep, PrincipalDep
 from server.api.exports import ANSWERS, FormatParam, download
+from server.api.files import FILE_PATH_PATTERN
 from server.evaluations import EvaluationRequest
 from server.exports import evaluation_table, render
 from server.problems import documented
@@ -28,7 +30,7 @@ class NewDataset(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     name: str = msgspec.field(default="")
     # The rows, or the workspace path of a CSV or JSONL file holding them.
     rows: list[Row] | None = None
-    path: str | None = None
+    path: Annotated[str, msgspec.Meta(pattern=FILE_PATH_PATTERN)] | None = None
 
 
 class Datasets(msgspec.Struct, kw_only=True):
@@ -131,6 +133,17 @@ class EvaluationController(Controller):
         table = evaluation_table(stored.id, stored.report)
         content = await asyncio.to_thread(render, table, fmt, stored)
         return download(content, fmt, stored.id)
+
+    @post(
+        "/{evaluation_id:str}/cancel",
+        status_code=HTTP_200_OK,
+        summary="Stop an evaluation: no more rows run; it is stored cancelled",
+        responses=documented(404, 409),
+    )
+    async def cancel(
+        self, engine: EngineDep, principal: PrincipalDep, evaluation_id: FromPath[str]
+    ) -> StoredEvaluation:
+        return await engine.evaluations.cancel(evaluation_id, owner_id=principal.owner_id)
 
     @get(
         "/{evaluation_id:str}",

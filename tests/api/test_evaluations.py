@@ -6,10 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+
+from engine.storage.database import Database
+from engine.storage.evaluations import EvaluationStore
+from server.app import create_app
+from tests.support.api import make_config
+from tests.support.nodes import api_test_registry
 
 DOUBLING: dict[str, Any] = {
     "schema_version": 1,
@@ -146,3 +153,50 @@ async def test_datasets_from_workspace_files(client: AsyncTestClient[Litestar]) 
     assert outside.status_code == 400
     both = await client.post("/api/datasets", json={"path": "rows.csv", "rows": ROWS})
     assert both.status_code == 422
+
+
+SLOW: dict[str, Any] = {
+    "schema_version": 1,
+    "name": "Slow",
+    "nodes": [
+        {"id": "n", "type": "input", "params": {"name": "n"}},
+        {"id": "wait", "type": "sleep", "params": {"seconds": 0.3}},
+        {"id": "out", "type": "output", "params": {"name": "out"}},
+    ],
+    "edges": [{"from": "n.value", "to": "wait.x"}, {"from": "wait.y", "to": "out.value"}],
+}
+
+
+async def test_an_evaluation_outlives_its_server_and_can_be_cancelled(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    rows = [{"inputs": {"n": n}, "expected": {"out": n}} for n in range(12)]
+    asked: dict[str, Any] = {
+        "variants": [{"name": "only"}],
+        "evaluators": [{"output": "out", "kind": "equals"}],
+    }
+    app = create_app(make_config(tmp_path, sqlite_url), registry=api_test_registry())
+    async with AsyncTestClient(app=app) as client:
+        asked["workflow_id"] = (await client.post("/api/workflows", json=SLOW)).json()["id"]
+        asked["dataset_id"] = (await client.post("/api/datasets", json={"rows": rows})).json()[
+            "id"
+        ]
+        first = (await client.post("/api/evaluations", json=asked)).json()["id"]
+        second = (await client.post("/api/evaluations", json=asked)).json()["id"]
+        cancelled = await client.post(f"/api/evaluations/{second}/cancel")
+        assert cancelled.json()["status"] == "cancelled"
+        await asyncio.sleep(0.5)  # some rows of the first scored, then the server stops
+    database = await Database.connect(sqlite_url)
+    left = await EvaluationStore(database).evaluation(first, owner_id=None)
+    await database.close()
+    assert left.status == "interrupted"
+    assert 0 < left.report["progress"]["done"] < 12
+    app = create_app(make_config(tmp_path, sqlite_url), registry=api_test_registry())
+    async with AsyncTestClient(app=app) as client:
+        stopped = (await client.get(f"/api/evaluations/{first}")).json()
+        assert stopped["status"] in ("running", "done")  # taken over at start-up
+        evaluation = await finished(client, first)
+        assert evaluation["status"] == "done"
+        assert evaluation["report"]["progress"] == {"done": 12, "total": 12}
+        assert evaluation["report"]["variants"]["only"]["pass_rate"] == 1.0
+        assert (await client.get(f"/api/evaluations/{second}")).json()["status"] == "cancelled"
