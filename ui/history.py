@@ -33,7 +33,9 @@ def _label(run: dict[str, Any], triggers: dict[str, str]) -> str:
     """Status, time, what changed and what started it (SPEC §16: `webhook:hook_…`, …)."""
     stamp = str(run.get("created_at", ""))[11:19]
     change = ""
-    if run.get("from_node"):
+    if run.get("replay_of"):
+        change = " replay"
+    elif run.get("from_node"):
         change = f" from {run['from_node']}"
     changed = run.get("changed") or run.get("changes") or {}
     if changed.get("params"):
