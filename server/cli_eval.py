@@ -102,7 +102,10 @@ async def _evaluate(args: argparse.Namespace, registry: NodeRegistry) -> dict[st
     database = await Database.connect(settings.database_url)
     models = ModelService.from_env(os.environ)
     service = RunService(database, registry, models=models, workspace=settings.workspace)
-    evaluations = Evaluations(service, EvaluationStore(database))
+    evaluations = Evaluations(
+        service, EvaluationStore(database), lease_timeout_s=settings.lease_timeout_s
+    )
+    await evaluations.open(take_over=False)  # the heartbeat of the evaluation it runs
     try:
         dataset = await evaluations.store.dataset(args.dataset_id, owner_id=None)
         try:

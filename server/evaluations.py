@@ -16,7 +16,9 @@ from engine.errors import Conflict, InputsInvalid, NodeloomError, describe
 from engine.evals.datasets import Row, check_rows
 from engine.evals.evaluators import Evaluator, check_evaluators
 from engine.evals.runner import Evaluation, Variant, Variants, documents, summary
+from engine.runs.processes import process_alive
 from engine.runs.service import RunService
+from engine.storage.batches import stale
 from engine.storage.evaluations import EvaluationStore, StoredEvaluation
 
 __all__ = ["EvaluationRequest", "Evaluations"]
@@ -32,9 +34,13 @@ class EvaluationRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
 
 
 class Evaluations:
-    def __init__(self, runs: RunService, store: EvaluationStore) -> None:
+    def __init__(
+        self, runs: RunService, store: EvaluationStore, *, lease_timeout_s: float = 30.0
+    ) -> None:
         self.runs = runs
         self.store = store
+        self.lease_timeout_s = lease_timeout_s
+        self._beating: asyncio.Task[None] | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancelled: set[str] = set()  # evaluations stopped for good, not interrupted
 
@@ -44,17 +50,44 @@ class Evaluations:
         variants, pairs = await self._prepare(request, owner_id)
         stored = await self.store.create_evaluation(
             msgspec.to_builtins(request), summary(variants, pairs, [None] * len(pairs)),
-            owner_id=owner_id,
+            owner_id=owner_id, driver=self.runs.process,
         )  # fmt: skip
         self._launch(stored.id, request, variants, pairs, owner_id=owner_id, done={})
         return stored
 
-    async def open(self) -> list[str]:
-        """Go on with the evaluations a stopped server left interrupted (each taken by one
-        server): the rows they had scored stand, the others run. Returns their ids."""
+    async def open(self, *, take_over: bool = True) -> list[str]:
+        """Go on with the evaluations whose server stopped (left interrupted, or running with
+        a driver that died or went silent), each taken by one server: the rows they had scored
+        stand, the others run. Now and then after, the same again, and this server's
+        heartbeat. Returns the ids taken now. Without ``take_over`` (`nodeloom eval`), only the
+        heartbeat of those it runs."""
+        taken = await self._take_over() if take_over else []
+        if self._beating is None:
+            self._beating = asyncio.create_task(self._beat(take_over))
+        return taken
+
+    async def _beat(self, take_over: bool) -> None:
+        while True:
+            await asyncio.sleep(max(self.lease_timeout_s / 3, 0.05))
+            try:
+                if self._tasks:
+                    await self.store.heartbeat(list(self._tasks), self.runs.process)
+                taken = await self._take_over() if take_over else []
+                if taken:
+                    log.warning("evaluations taken over", evaluations=taken)
+            except Exception:
+                log.exception("evaluation heartbeat failed")
+
+    async def _take_over(self) -> list[str]:
         taken = []
-        for stored in await self.store.interrupted():
-            if not await self.store.claim(stored.id):
+        for stored in await self.store.unfinished():
+            if stored.id in self._tasks or (
+                stored.status == "running"
+                and process_alive(stored.driver)
+                and not stale(stored.heartbeat_at, self.lease_timeout_s)
+            ):
+                continue
+            if not await self.store.take_over(stored, self.runs.process):
                 continue
             request = msgspec.convert(stored.spec, EvaluationRequest)
             try:
@@ -168,6 +201,10 @@ class Evaluations:
 
     async def close(self) -> None:
         """Stop the evaluations running here; each is stored `interrupted`."""
+        if self._beating is not None:
+            self._beating.cancel()
+            await asyncio.gather(self._beating, return_exceptions=True)
+            self._beating = None
         for task in list(self._tasks.values()):
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)

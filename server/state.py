@@ -133,7 +133,9 @@ async def open_engine(
         lease_timeout_s=config.lease_timeout_s,
     )
     engine.hooks = HookStore(database)
-    engine.evaluations = Evaluations(runs, EvaluationStore(database))
+    engine.evaluations = Evaluations(
+        runs, EvaluationStore(database), lease_timeout_s=config.lease_timeout_s
+    )
     engine.schedules = ScheduleStore(database)
     try:
         engine.tools = tools_of(runs.registry)

@@ -34,6 +34,8 @@ class StoredEvaluation(msgspec.Struct, kw_only=True):
     created_at: datetime
     finished_at: datetime | None = None
     owner_id: str | None = None
+    driver: str | None = None
+    heartbeat_at: datetime | None = None
 
 
 class EvaluationStore:
@@ -63,7 +65,12 @@ class EvaluationStore:
             return [_dataset(row) for row in await session.scalars(query)]
 
     async def create_evaluation(
-        self, spec: dict[str, Any], report: dict[str, Any], *, owner_id: str | None
+        self,
+        spec: dict[str, Any],
+        report: dict[str, Any],
+        *,
+        owner_id: str | None,
+        driver: str | None = None,
     ) -> StoredEvaluation:
         row = EvaluationRow(
             id=new_id("eval"),
@@ -75,6 +82,8 @@ class EvaluationStore:
             report=report,
             created_at=now(),
             finished_at=None,
+            driver=driver,
+            heartbeat_at=now(),
         )
         async with self.sessions.begin() as session:
             session.add(row)
@@ -104,21 +113,37 @@ class EvaluationStore:
         async with self.sessions() as session:
             return [_evaluation(row) for row in await session.scalars(query)]
 
-    async def interrupted(self) -> list[StoredEvaluation]:
-        """The evaluations a stopped server left `interrupted`, to be taken over."""
-        query = select(EvaluationRow).where(EvaluationRow.status == "interrupted")
+    async def unfinished(self) -> list[StoredEvaluation]:
+        """The evaluations left `interrupted` by a server that stopped, and those `running`
+        (whose driver may have died: see their heartbeat)."""
+        query = select(EvaluationRow).where(EvaluationRow.status.in_(("interrupted", "running")))
         async with self.sessions() as session:
             return [_evaluation(row) for row in await session.scalars(query)]
 
-    async def claim(self, evaluation_id: str, *, status: str = "interrupted") -> bool:
-        """Take an evaluation that is ``status`` to go on with it (False: another took it)."""
+    async def take_over(self, stored: StoredEvaluation, process: str) -> bool:
+        """Drive the evaluation from ``process``, if it is still as ``stored`` says (same
+        status and driver): True for the one process whose update found it so."""
         async with self.sessions.begin() as session:
             result = await session.execute(
                 update(EvaluationRow)
-                .where(EvaluationRow.id == evaluation_id, EvaluationRow.status == status)
-                .values(status="running", finished_at=None)
+                .where(
+                    EvaluationRow.id == stored.id,
+                    EvaluationRow.status == stored.status,
+                    EvaluationRow.driver.is_(None)
+                    if stored.driver is None
+                    else EvaluationRow.driver == stored.driver,
+                )
+                .values(status="running", finished_at=None, driver=process, heartbeat_at=now())
             )
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def heartbeat(self, evaluation_ids: list[str], process: str) -> None:
+        async with self.sessions.begin() as session:
+            await session.execute(
+                update(EvaluationRow)
+                .where(EvaluationRow.id.in_(evaluation_ids), EvaluationRow.driver == process)
+                .values(heartbeat_at=now())
+            )
 
     async def evaluation(self, evaluation_id: str, *, owner_id: str | None) -> StoredEvaluation:
         async with self.sessions() as session:
@@ -143,4 +168,6 @@ def _evaluation(row: EvaluationRow) -> StoredEvaluation:
         created_at=row.created_at,
         finished_at=row.finished_at,
         owner_id=row.owner_id,
+        driver=row.driver,
+        heartbeat_at=row.heartbeat_at,
     )

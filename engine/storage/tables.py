@@ -332,7 +332,11 @@ class EvaluationRow(Base):
     )
     dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
     spec: Mapped[dict[str, Any]]
-    status: Mapped[str] = mapped_column(String(16))  # running, done, failed, interrupted
+    status: Mapped[str] = mapped_column(String(16))  # running, done, failed, interrupted…
     report: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
+    # A running evaluation is driven by the process `driver` while its heartbeat is fresh;
+    # after that, by whichever server takes it over.
+    driver: Mapped[str | None] = mapped_column(String(255))
+    heartbeat_at: Mapped[datetime | None]

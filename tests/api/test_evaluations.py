@@ -17,6 +17,7 @@ from engine.storage.evaluations import EvaluationStore
 from server.app import create_app
 from tests.support.api import make_config
 from tests.support.nodes import api_test_registry
+from tests.support.serve import Served
 
 DOUBLING: dict[str, Any] = {
     "schema_version": 1,
@@ -200,3 +201,24 @@ async def test_an_evaluation_outlives_its_server_and_can_be_cancelled(
         assert evaluation["report"]["progress"] == {"done": 12, "total": 12}
         assert evaluation["report"]["variants"]["only"]["pass_rate"] == 1.0
         assert (await client.get(f"/api/evaluations/{second}")).json()["status"] == "cancelled"
+
+
+def test_an_evaluation_whose_server_was_killed_is_taken_over(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/killed.db"
+    rows = [{"inputs": {"n": n}, "expected": {"out": n}} for n in range(12)]
+    with Served(url, tmp_path / "a", test_nodes=True) as first:
+        workflow_id = first.post("/api/workflows", json=SLOW).json()["id"]
+        dataset_id = first.post("/api/datasets", json={"rows": rows}).json()["id"]
+        evaluation_id = first.post("/api/evaluations", json={
+            "workflow_id": workflow_id, "dataset_id": dataset_id,
+            "variants": [{"name": "only"}], "evaluators": [{"output": "out", "kind": "equals"}],
+        }).json()["id"]  # fmt: skip
+        time.sleep(0.5)
+        first.stop(kill=True)  # no clean shutdown: it stays `running`, its driver dead
+    with Served(url, tmp_path / "b", test_nodes=True) as second:
+        deadline = time.monotonic() + 30
+        while (found := second.get(f"/api/evaluations/{evaluation_id}").json())["status"] != "done":
+            assert time.monotonic() < deadline, found
+            time.sleep(0.1)
+        assert found["report"]["progress"] == {"done": 12, "total": 12}
+        assert found["report"]["variants"]["only"]["pass_rate"] == 1.0

@@ -47,6 +47,8 @@ def upgrade() -> None:
         sa.Column("report", sa.JSON(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("driver", sa.String(255), nullable=True),
+        sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
     )
     op.create_index("ix_evaluations_owner_id", "evaluations", ["owner_id"])
     op.create_index("ix_evaluations_workflow_id", "evaluations", ["workflow_id"])
