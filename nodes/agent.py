@@ -17,7 +17,7 @@ from engine.models import DEFAULT_MODEL, GenerationRequest
 from engine.nodes.types import CheckContext, NodeContext, NodeType, Port
 from engine.storage.agents import DEFAULT_MAX_STEPS, DEFAULT_SYSTEM_PROMPT
 from nodes.model_calls import generate, model_issue
-from nodes.tools import ToolError, ToolRegistry
+from nodes.tools import Tool, ToolError, ToolRegistry
 
 STEP_MAX_TOKENS = 256  # per step, by default
 RESULT_CHARS = 2000  # of a tool result shown to the model
@@ -86,7 +86,7 @@ class AgentNode(NodeType):
             issue := model_issue(params, context)
         ):
             yield issue
-        for index, name in enumerate(params.get("tools", [])):
+        for index, name in enumerate(params.get("tools", []) if context.tools_checked else []):
             if isinstance(name, str) and name not in cls.tools:
                 known = ", ".join(cls.tools.names) or "none"
                 yield Issue(
@@ -169,8 +169,7 @@ def step_schema(tools: ToolRegistry, allowed: list[str]) -> dict[str, Any]:
     }
     calls = []
     for name in allowed:
-        tool = tools.get(name)
-        assert tool is not None  # `check` refused unknown tools
+        tool = _known(tools, name)
         calls.append(
             {
                 "type": "object",
@@ -182,13 +181,22 @@ def step_schema(tools: ToolRegistry, allowed: list[str]) -> dict[str, Any]:
     return {"anyOf": [*calls, answer]} if calls else answer
 
 
+def _known(tools: ToolRegistry, name: str) -> Tool:
+    """The tool ``name`` (`check` refused unknown ones where the run was validated; a worker
+    lacking one fails the node)."""
+    tool = tools.get(name)
+    if tool is None:
+        known = ", ".join(tools.names) or "none"
+        raise NodeFailure(f"unknown tool {name!r} (tools here: {known})", retryable=False)
+    return tool
+
+
 def _preamble(system_prompt: str, tools: ToolRegistry, allowed: list[str]) -> str:
     lines = [system_prompt.strip(), ""] if system_prompt.strip() else []
     if allowed:
         lines.append("Tools:")
         for name in allowed:
-            tool = tools.get(name)
-            assert tool is not None
+            tool = _known(tools, name)
             properties = tool.args_schema.get("properties", {})
             args = ", ".join(f'"{key}": …' for key in properties)
             lines.append(f"- {name}: {tool.description} Args: {{{args}}}")

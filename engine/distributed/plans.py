@@ -136,7 +136,8 @@ class RunSpecs:
             ).first()
         workflow = from_builtins(await self.store.snapshot(row))
         # Validated against the server's models and workspace when the run was started.
-        plan = compile_plan(workflow, tolerant_registry(self.registry, workflow), CheckContext())
+        registry = tolerant_registry(self.registry, workflow)
+        plan = compile_plan(workflow, registry, CheckContext(tools_checked=False))
         reuse_from, force, reasons = control if control is not None else (None, [], {})
         reuse = {}
         if reuse_from:

@@ -117,6 +117,9 @@ class CheckContext(msgspec.Struct, frozen=True):
 
     models: frozenset[str] | None = None
     workspace: Path | None = None
+    # Whether tool names are checked against this process's tools. A worker compiling a run
+    # the server validated does not: a tool it lacks fails the node that calls it.
+    tools_checked: bool = True
 
 
 Role = Literal["input", "output"] | None

@@ -53,3 +53,39 @@ async def test_a_worker_calls_the_tools_of_its_mcp_servers(
         await service.close()
     assert record.status == "succeeded", record.error
     assert record.outputs == {"sum": {"sum": 42}}
+
+
+async def test_a_worker_lacking_a_tool_fails_the_node_calling_it(
+    workers: Any, database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "mcp.toml"
+    server = ROOT / "tests" / "support" / "mcp_server.py"
+    config.write_text(f'[servers.test]\ncommand = "{sys.executable}"\nargs = ["{server}"]\n')
+    monkeypatch.delenv("NODELOOM_MCP_CONFIG", raising=False)
+    workers(1)  # no mcp.toml where it runs (the repository's root): it has no MCP tools
+
+    registry = test_registry()  # the server has the tool, and validates with it
+    tools = tools_of(registry)
+    servers = McpServers.from_environ({"NODELOOM_MCP_CONFIG": str(config)})
+    assert tools is not None
+    assert servers is not None
+    assert await servers.start(tools) == {}
+    await servers.close()
+    service = RunService(
+        database, registry, launcher=Queued(database, workspace=tmp_path / "workspace")
+    )
+    document = workflow(
+        [
+            {"id": "args", "type": "input", "params": {"name": "args"}},
+            {"id": "add", "type": "tool", "params": {"tool": "mcp.test.add"}},
+            {"id": "sum", "type": "output", "params": {"name": "sum"}},
+        ],
+        [("args.value", "add.args"), ("add.result", "sum.value")],
+    )
+    try:
+        active = await service.start(document, {"args": {"a": 1, "b": 2}})
+        record = await asyncio.wait_for(active.wait(), 30)  # before: it never ended
+    finally:
+        await service.close()
+    assert record.status == "failed"
+    assert "unknown tool 'mcp.test.add'" in (record.nodes["add"].error or "")
