@@ -80,8 +80,12 @@ def signin_url(target: str | None = None) -> str:
 
 
 def to_signin() -> RedirectResponse:
-    """The answer to a page whose API calls were refused for want of a (valid) token."""
-    return RedirectResponse(signin_url(), status_code=303)
+    """The answer to a page whose API calls were refused for want of a (valid) token. A page
+    whose HTML went out already (a timer of its header started) cannot be redirected any more:
+    the browser is sent on from the page itself then."""
+    target = signin_url()
+    ui.navigate.to(target)
+    return RedirectResponse(target, status_code=303)
 
 
 def _local(target: str) -> str:
