@@ -145,3 +145,32 @@ async def test_a_waiting_run_can_be_cancelled(service: RunService) -> None:
 def test_a_default_that_does_not_fit_is_refused(service: RunService) -> None:
     with pytest.raises(WorkflowInvalid, match="default"):
         service.plan(asking(schema={"type": "integer"}, on_timeout="default", default="x"))
+
+
+async def test_an_answer_while_other_branches_still_run(service: RunService) -> None:
+    both = workflow(
+        [
+            {"id": "ask", "type": "human_input", "params": {"prompt": "Name?"}},
+            {"id": "hello", "type": "template", "params": {"template": "Hello {{ x }}"}},
+            {"id": "greeting", "type": "output", "params": {"name": "greeting"}},
+            {"id": "slow", "type": "sleep", "params": {"seconds": 1.0, "label": "slept"}},
+            {"id": "later", "type": "output", "params": {"name": "later"}},
+        ],
+        [("ask.answer", "hello.x"), ("hello.text", "greeting.value"), ("slow.y", "later.value")],
+    )
+    handle = await service.start(both)
+    for _ in range(100):  # the question is asked while `slow` sleeps
+        if await service.inbox():
+            break
+        await asyncio.sleep(0.02)
+    [waiting] = await service.inbox()
+    assert (waiting.run_id, (await service.get(handle.id)).status) == (handle.id, "running")
+    with pytest.raises(AnswerInvalid):
+        await service.answer(handle.id, "ask", 7)
+    same = await service.answer(handle.id, "ask", "Ada")
+    assert same is handle  # taken by the execution going on
+    done = await handle.wait()
+    assert done.status == "succeeded", done.error
+    assert done.outputs == {"greeting": "Hello Ada", "later": "slept"}
+    with pytest.raises(Conflict, match="not waiting"):
+        await service.answer(handle.id, "ask", "Bob")

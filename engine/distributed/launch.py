@@ -19,6 +19,7 @@ from engine.errors import Conflict
 from engine.execution.events import AnyEvent, Listener
 from engine.execution.start import RunStart
 from engine.records import RunRecord
+from engine.runs.active import Answerer
 from engine.runs.launch import FINISHED, RunHandle, execution_for, interrupt_all
 from engine.runs.processes import QUEUE_OWNER
 from engine.settings import SettingInvalid
@@ -59,6 +60,9 @@ class QueuedRun:
 
     def interrupt(self) -> None:
         self.cancel()  # the workers go on with it
+
+    def answer(self, node_id: str, make: Answerer) -> bool | None:
+        return None  # nodes that wait do not run on workers
 
     def unstored(self, owner_id: str | None) -> RunRecord | None:
         return None  # its row is stored before it is queued

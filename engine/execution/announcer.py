@@ -117,10 +117,17 @@ class Announcer:
             )
         )
 
-    def waiting(self, node: str, question: dict[str, Any]) -> None:
-        self.emit(
-            NodeWaiting(run_id=self.run_id, seq=self._next(), node=node, question=question)
-        )
+    def waiting(self, node: str, question: dict[str, Any]) -> NodeWaiting:
+        """The event of a node that waits for an answer, numbered but not emitted: the caller
+        stores it with the node's state, then hands it on (`stored`)."""
+        return NodeWaiting(run_id=self.run_id, seq=self._next(), node=node, question=question)
+
+    def stored(self, event: AnyEvent) -> None:
+        """Hand an event the caller has stored itself to the listeners."""
+        if self._held is not None:
+            self._held.append(event)
+        else:
+            self._deliver(event)
 
     def token_emitter(self, node: str) -> Callable[[str], None]:
         def emit_token(text: str) -> None:

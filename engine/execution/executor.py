@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import structlog
 
 from engine.documents.plan import PlanNode, collection_paused
-from engine.errors import NodeFailure, NodeWaits, describe
+from engine.errors import Conflict, NodeFailure, NodeWaits, describe
 from engine.execution.announcer import Announcer
 from engine.execution.bodies import BodyRun, Instance, relabel, reusable_instances
 from engine.execution.events import Listener, RunStatus
@@ -207,6 +207,42 @@ class Execution:
     def cancelled(self) -> bool:
         return self._cancelled
 
+    def answer(self, node_id: str, answered: NodeState) -> bool:
+        """Settle a node waiting for an answer while the run goes on (other branches still
+        executing): its result is committed and what it unblocks starts. False when the run is
+        ending (it is about to be stored `waiting`: answer it then)."""
+        if node_id not in self._parked:
+            raise Conflict(f"node {node_id} of run {self.run_id} is not waiting for an answer")
+        if self._cancelled or self._done is None or self._done.done():
+            return False
+        self._parked.discard(node_id)
+        node = self._nodes[node_id]
+        self._running += 1  # the answer's task holds a slot as any node's does
+
+        async def conclude() -> None:
+            slot = [True]
+
+            def free() -> None:
+                if slot[0]:
+                    slot[0] = False
+                    self._free_slot()
+
+            try:
+                follow = await self._conclude(node, answered, False, free)
+                if follow is not None:
+                    self._launch(follow)
+            finally:
+                free()
+                self._tasks.pop(node_id, None)
+                self._check_done()
+
+        self._tasks[node_id] = asyncio.create_task(conclude())
+        return True
+
+    def waiting_state(self, node_id: str) -> NodeState | None:
+        """The state of a node of the run that waits for an answer here, if it does."""
+        return self.states[node_id] if node_id in self._parked else None
+
     # -- scheduling -----------------------------------------------------------------------
 
     def _launch(self, node: PlanNode) -> None:
@@ -352,9 +388,14 @@ class Execution:
         state.status = "waiting"
         self._parked.add(node.id)
         free_slot()
-        if self._store is not None:
+        since = state.started_at or now()
+        question = {**question, "since": since.isoformat()}
+        if node.settings.timeout_s is not None:  # the node's timeout bounds its wait
+            question["deadline"] = (since + timedelta(seconds=node.settings.timeout_s)).isoformat()
+        event = self._events.waiting(node.id, question)
+        if self._store is not None:  # the question is committed with the node's state
             try:
-                await self._store.node_finished(self.run_id, node.id, state)
+                await self._store.node_finished(self.run_id, node.id, state, [event])
             except asyncio.CancelledError:
                 return
             except Exception as exc:  # noqa: BLE001 - a storage failure ends the whole run
@@ -362,11 +403,7 @@ class Execution:
                 self._fatal = f"run aborted at node {node.id}: {describe(exc)}"
                 self.cancel()
                 return
-        since = state.started_at or now()
-        question = {**question, "since": since.isoformat()}
-        if node.settings.timeout_s is not None:  # the node's timeout bounds its wait
-            question["deadline"] = (since + timedelta(seconds=node.settings.timeout_s)).isoformat()
-        self._events.waiting(node.id, question)
+        self._events.stored(event)
 
     # -- bodies ---------------------------------------------------------------------------
 

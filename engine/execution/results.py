@@ -212,7 +212,11 @@ class ResultStore(Protocol):
     def event(self, event: AnyEvent) -> None:
         """Store ``event`` with the next commit."""
 
-    async def node_finished(self, run_id: str, node_id: str, state: NodeState) -> None: ...
+    async def node_finished(
+        self, run_id: str, node_id: str, state: NodeState, events: Sequence[AnyEvent] = ()
+    ) -> None:
+        """Commit the node's result (with ``events``, when given: the announcement of a node
+        that waits, stored with it)."""
 
     async def run_finished(
         self,

@@ -4,14 +4,20 @@ with it (wait for it, cancel it, look at it as it stands)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Mapping
 
+from engine.documents.plan import Plan
 from engine.execution.executor import Execution
-from engine.execution.results import RunResult
+from engine.execution.results import NodeState, RunResult
 from engine.records import RunRecord
 from engine.storage.repository import run_record
 from engine.storage.tables import RunRow
 
-__all__ = ["ActiveRun"]
+__all__ = ["ActiveRun", "Answerer"]
+
+# What makes the state of a node answered while its run executes: from the plan, the node's
+# waiting state and the run's states.
+Answerer = Callable[[Plan, NodeState, Mapping[str, NodeState]], NodeState]
 
 
 class ActiveRun:
@@ -42,6 +48,13 @@ class ActiveRun:
 
     async def wait(self) -> RunRecord:
         return await asyncio.shield(self.task)
+
+    def answer(self, node_id: str, make: Answerer) -> bool | None:
+        execution = self.execution
+        waiting = execution.waiting_state(node_id)
+        if waiting is None:
+            return None
+        return execution.answer(node_id, make(execution.plan, waiting, execution.states))
 
     def cancel(self) -> None:
         self.execution.cancel()

@@ -3,6 +3,7 @@ asks, made the node's result, and the run resumed from there (`RunService.answer
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from engine.documents.plan import Plan
@@ -16,7 +17,7 @@ __all__ = ["answered_state", "timed_out_state"]
 
 
 def answered_state(
-    plan: Plan, node_id: str, waiting: NodeState, answer: Any, states: dict[str, NodeState]
+    plan: Plan, node_id: str, waiting: NodeState, answer: Any, states: Mapping[str, NodeState]
 ) -> NodeState:
     """The waiting node's result once ``answer`` comes (`AnswerInvalid` when it does not fit):
     its cache key is the one it waited with, so a rerun with the same inputs reuses it."""

@@ -17,7 +17,7 @@ from engine.execution.events import AnyEvent, Listener, decode_event
 from engine.execution.executor import DEFAULT_CONCURRENCY, DEFAULT_MAX_ITEMS, Execution
 from engine.execution.start import RunStart
 from engine.records import RunRecord
-from engine.runs.active import ActiveRun
+from engine.runs.active import ActiveRun, Answerer
 from engine.runs.processes import heartbeat
 from engine.settings import owner_workspace
 from engine.storage.repository import Store
@@ -68,6 +68,12 @@ class RunHandle(Protocol):
     def unstored(self, owner_id: str | None) -> RunRecord | None:
         """The run as it stands, when its row may not be stored yet (its caller waits for its
         end) and ``owner_id`` may see it; else None."""
+
+    def answer(self, node_id: str, make: Answerer) -> bool | None:
+        """Settle ``node_id``, waiting for an answer while the run goes on here, with the state
+        ``make`` gives (from the plan, the node's waiting state and the run's states): True when
+        done, False when the run is ending (answer it once stored), None when the node does not
+        wait here."""
 
 
 class RunObserver(Protocol):

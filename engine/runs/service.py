@@ -367,8 +367,29 @@ class RunService:
     ) -> RunHandle:
         """Give a waiting node its answer and resume its run from there: `AnswerInvalid` when
         the answer does not fit (the node keeps waiting), `Conflict` when the node does not
-        wait (or another answer came first)."""
+        wait (or another answer came first). A run still executing other branches here takes
+        the answer as it goes on."""
         row = await self.store.run_row(run_id, owner_id=owner_id)
+        handle = self.active.get(run_id)
+        if row.status == "running" and handle is not None:
+
+            def settled(
+                plan: Plan, waiting: NodeState, states: Mapping[str, NodeState]
+            ) -> NodeState:
+                return answered_state(plan, node_id, waiting, answer, states)
+
+            taken = handle.answer(node_id, settled)
+            if taken:
+                return handle
+            if taken is None:
+                raise Conflict(f"node {node_id} of run {run_id} is not waiting for an answer")
+            await handle.wait()  # the run is ending `waiting`: answer it as stored
+            row = await self.store.run_row(run_id, owner_id=owner_id)
+        elif row.status == "running":
+            raise Conflict(
+                f"run {run_id} is executing in another process ({row.owner_process}): answer "
+                "it there, or once it waits"
+            )
         states = await self.store.node_states(run_id)
         waiting = states.get(node_id)
         if row.status != "waiting" or waiting is None or waiting.status != "waiting":

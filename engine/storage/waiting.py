@@ -51,7 +51,7 @@ async def waiting_nodes(
         .join(NodeResultRow, NodeResultRow.run_id == RunRow.id)
         .join(EventRow, EventRow.run_id == RunRow.id)
         .where(
-            RunRow.status == "waiting",
+            RunRow.status.in_(("waiting", "running")),  # running: other branches go on
             NodeResultRow.status == "waiting",
             EventRow.type == "node.waiting",
         )

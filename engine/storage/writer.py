@@ -185,8 +185,11 @@ class ResultWriter:
         finally:
             self._lost.pop(run_id, None)  # its last commit
 
-    async def node_finished(self, run_id: str, node_id: str, state: NodeState) -> None:
-        await self._commit(Batch(run_id, rows=[result_row(run_id, node_id, state)]))
+    async def node_finished(
+        self, run_id: str, node_id: str, state: NodeState, events: Sequence[AnyEvent] = ()
+    ) -> None:
+        rows = [result_row(run_id, node_id, state)]
+        await self._commit(Batch(run_id, rows=rows, events=[_event_row(e) for e in events]))
 
     async def _commit(self, batch: Batch) -> None:
         if batch.run_id in self._lost:
