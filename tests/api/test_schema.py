@@ -139,3 +139,16 @@ def test_the_document_in_open_local_mode(live_server: LiveServer, tmp_path: Path
     document = httpx.get(f"{live_server.url}/api/schema/openapi.json").json()
     assert document["paths"]["/api/workflows"]["get"]["security"] == []
     schemathesis_run(live_server.url, tmp_path)
+
+
+async def test_options_names_every_method_of_a_path(lite: Client) -> None:
+    """Litestar's own OPTIONS answer named only the methods added before it was made."""
+    for path, methods in (
+        ("/api/workflows", "GET, OPTIONS, POST"),
+        ("/api/workflows/wf_x", "DELETE, GET, OPTIONS, PUT"),
+        ("/api/workflows/wf_x/view", "GET, OPTIONS, PUT"),
+        ("/api/files/a/b.txt", "DELETE, GET, OPTIONS, PUT"),
+    ):
+        response = await lite.options(path)
+        assert response.status_code == 204
+        assert response.headers["allow"] == methods
