@@ -64,8 +64,18 @@ def register(api_url: Callable[[], str]) -> None:
                 count.set_text(str(waiting))
                 count.set_visibility(waiting > 0)
 
-            ui.timer(INBOX_REFRESH_S, counted)
-            ui.timer(0, counted, once=True)
+            page = ui.context.client
+            timers: list[ui.timer] = []
+
+            async def connected() -> None:
+                # A timer made while the page builds would have it sent before it is built: the
+                # count is read once the page is shown (and again each time it reconnects).
+                if not timers:
+                    with page:
+                        timers.append(ui.timer(INBOX_REFRESH_S, counted))
+                await counted()
+
+            page.on_connect(connected)
             if auth.token():
                 ui.link("Tokens", "/tokens").classes("text-white")
                 ui.space()
