@@ -8,10 +8,12 @@ if TYPE_CHECKING:
     from engine.documents.issues import Issue
 
 __all__ = [
+    "AnswerInvalid",
     "BatchInputsInvalid",
     "Conflict",
     "InputsInvalid",
     "NodeFailure",
+    "NodeWaits",
     "NodeloomError",
     "NotFound",
     "PluginError",

@@ -92,7 +92,7 @@ EXPECTED_OUTPUTS: dict[str, dict[str, Any]] = {
 RUN_KEYS = {
     "id", "workflow_id", "workflow_version", "parent_run_id", "status", "inputs", "outputs",
     "created_at", "started_at", "finished_at", "error", "nodes",
-    "workflow_name", "root_run_id", "from_node", "changes", "trigger",
+    "workflow_name", "root_run_id", "from_node", "changes", "trigger", "replay_of", "pinned_at",
 }
 NODE_KEYS = {
     "status", "reason", "reason_code", "cache_key", "output", "error", "attempt", "started_at",

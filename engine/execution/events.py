@@ -19,6 +19,7 @@ __all__ = [
     "NodeStarted",
     "NodeStatus",
     "NodeToken",
+    "NodeWaiting",
     "RunFinished",
     "RunStarted",
     "RunStatus",

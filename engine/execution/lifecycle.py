@@ -42,6 +42,7 @@ __all__ = [
     "gather",
     "prepare",
     "reason_to_execute",
+    "replayed",
     "reusable",
     "run_once",
     "settle",

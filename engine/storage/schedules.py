@@ -19,7 +19,7 @@ from engine.storage.database import Database
 from engine.storage.keys import new_id, now
 from engine.storage.tables import RunRow, ScheduleRow
 
-__all__ = ["CatchUp", "Schedule", "ScheduleStore"]
+__all__ = ["CatchUp", "Schedule", "ScheduleStore", "claimed", "schedule"]
 
 CatchUp = Literal["none", "latest"]
 # `last_run_id` while a slot's run is being started (`claimed:<when>`), and once it is

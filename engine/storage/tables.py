@@ -29,6 +29,8 @@ __all__ = [
     "BatchRunRow",
     "BlobRow",
     "CompiledPlanRow",
+    "DatasetRow",
+    "EvaluationRow",
     "EventRow",
     "NodeResultRow",
     "ReusedResultsRow",
