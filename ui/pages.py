@@ -61,8 +61,9 @@ def register(api_url: Callable[[], str]) -> None:
 
             async def counted() -> None:
                 waiting = await inbox_count(api)
-                count.set_text(str(waiting))
-                count.set_visibility(waiting > 0)
+                if count.text != str(waiting):  # the page is sent nothing while it stays so
+                    count.set_text(str(waiting))
+                    count.set_visibility(waiting > 0)
 
             page = ui.context.client
             timers: list[ui.timer] = []
