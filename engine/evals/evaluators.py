@@ -149,15 +149,16 @@ async def judge(
     request = GenerationRequest(
         prompt="\n".join(lines), temperature=0, max_tokens=96, response_schema=VERDICT, seed=0
     )
-    failed = None if models is not None else "an llm_judge evaluator needs the server's models"
-    if models is not None:
-        try:
-            completion = await models.generate(evaluator.model or "", request, lambda _: None)
-        except ModelError as exc:
-            failed = exc.detail
-    if failed is not None:
+    def failed(why: str) -> Score:
         return Score(output=evaluator.output, kind=evaluator.kind, score=0.0, passed=False,
-                     note=f"the judge failed: {failed}")  # fmt: skip
+                     note=f"the judge failed: {why}")  # fmt: skip
+
+    if models is None:
+        return failed("an llm_judge evaluator needs the server's models")
+    try:
+        completion = await models.generate(evaluator.model or "", request, lambda _: None)
+    except ModelError as exc:
+        return failed(exc.detail)
     try:
         verdict = msgspec.json.decode(completion.text)
         points = min(1.0, max(0.0, float(verdict["score"])))

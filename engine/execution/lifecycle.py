@@ -20,6 +20,7 @@ from engine.documents.digest import canonical, digest
 from engine.documents.plan import PlanNode
 from engine.errors import NodeFailure, NodeWaits, describe
 from engine.execution.reasons import Reason
+from engine.execution.replays import Replay, replayed
 from engine.execution.results import REUSABLE, NodeState
 from engine.nodes.body import template
 from engine.nodes.types import NodeContext, NodeType
@@ -34,7 +35,6 @@ __all__ = [
     "NodeLost",
     "NodeStopped",
     "Prepared",
-    "Replay",
     "RunScope",
     "cache_key",
     "check_output",
@@ -42,7 +42,6 @@ __all__ = [
     "gather",
     "prepare",
     "reason_to_execute",
-    "replayed",
     "reusable",
     "run_once",
     "settle",
@@ -84,17 +83,6 @@ class Attempts(Protocol):
         """An attempt's work or its backoff, to be awaited; `NodeCancelled` when the run is
         cancelled meanwhile (in this process, the task is cancelled instead)."""
         ...
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class Replay:
-    """A replay of run ``run_id`` (SPEC §17): its node states (``recorded``), which recordable
-    nodes take when their cache key is the recorded one; on a miss they fail (``on_miss``
-    ``fail``) or execute (``call``)."""
-
-    run_id: str
-    recorded: Mapping[str, NodeState]
-    on_miss: str = "fail"
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -199,34 +187,6 @@ def take_prior(
     if reason is not None:
         state.because(reason)
     return False
-
-
-def replayed(
-    node: PlanNode, state: NodeState, replay: Replay, states: Mapping[str, NodeState]
-) -> bool:
-    """In a replay, take the recorded output of a recordable node whose cache key is the
-    recorded one (True); otherwise fail it saying what changed (True: it is settled), or with
-    ``on_miss: call`` say why it executes (False)."""
-    recorded = replay.recorded.get(node.id)
-    if recorded is not None and recorded.cache_key == state.cache_key and (
-        recorded.status in REUSABLE
-    ):
-        state.take_over(recorded, now())
-        state.because(Reason("replayed", (replay.run_id,)))
-        return True
-    changed = tuple(
-        predecessor
-        for predecessor in node.predecessors
-        if (was := replay.recorded.get(predecessor)) is None
-        or states[predecessor].digests != was.digests
-    )
-    why = Reason("replay_missed", changed)
-    state.because(why)
-    if replay.on_miss == "call":
-        return False
-    what = "no recorded result" if recorded is None else why.words
-    state.fail(f"replay of run {replay.run_id}: {what}", now())
-    return True
 
 
 async def execute(node: PlanNode, state: NodeState, prepared: Prepared, attempts: Attempts) -> None:

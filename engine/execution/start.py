@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.documents.plan import Plan
-from engine.execution.lifecycle import Replay
 from engine.execution.reasons import Reason
+from engine.execution.replays import Replay
 from engine.execution.results import NodeState
 
 __all__ = ["RunStart", "Snapshot"]

@@ -1,0 +1,157 @@
+"""Runs that wait for a person (SPEC §16), as the run service handles them: the inbox, answers
+(to a run waiting, or still executing other branches here), waits whose time is up, and going
+on with a run that was waiting or interrupted. `RunService` is made of this and the rest."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from engine.documents.document import Workflow, from_builtins
+from engine.documents.plan import Plan
+from engine.errors import Conflict, NotFound
+from engine.execution.events import Listener
+from engine.execution.results import NodeState
+from engine.execution.start import RunStart
+from engine.runs.answers import answered_state, timed_out_state
+from engine.runs.launch import RunHandle
+from engine.storage.keys import now
+from engine.storage.repository import Store
+from engine.storage.tables import RunRow
+from engine.storage.waiting import Waiting, waiting_nodes
+
+__all__ = ["WaitingRuns"]
+
+
+class WaitingRuns:
+    """The part of `RunService` that answers waiting nodes and resumes runs."""
+
+    store: Store
+    process: str
+
+    @property
+    def active(self) -> Mapping[str, RunHandle]:
+        raise NotImplementedError
+
+    def plan(self, workflow: Workflow) -> Plan:
+        raise NotImplementedError
+
+    async def _launch(
+        self, start: RunStart, row: RunRow, listeners: Iterable[Listener]
+    ) -> RunHandle:
+        raise NotImplementedError
+
+    async def inbox(self, *, owner_id: str | None = None) -> list[Waiting]:
+        """The nodes waiting for an answer (of ``owner_id``'s runs), newest first."""
+        return await waiting_nodes(self.store.sessions, owner_id=owner_id)
+
+    async def answer(
+        self,
+        run_id: str,
+        node_id: str,
+        answer: Any,
+        *,
+        owner_id: str | None = None,
+        listeners: Iterable[Listener] = (),
+    ) -> RunHandle:
+        """Give a waiting node its answer and resume its run from there: `AnswerInvalid` when
+        the answer does not fit (the node keeps waiting), `Conflict` when the node does not
+        wait (or another answer came first). A run still executing other branches here takes
+        the answer as it goes on."""
+        row = await self.store.run_row(run_id, owner_id=owner_id)
+        handle = self.active.get(run_id)
+        if row.status == "running" and handle is not None:
+
+            def settled(
+                plan: Plan, waiting: NodeState, states: Mapping[str, NodeState]
+            ) -> NodeState:
+                return answered_state(plan, node_id, waiting, answer, states)
+
+            taken = handle.answer(node_id, settled)
+            if taken:
+                return handle
+            if taken is None:
+                raise Conflict(f"node {node_id} of run {run_id} is not waiting for an answer")
+            await handle.wait()  # the run is ending `waiting`: answer it as stored
+            row = await self.store.run_row(run_id, owner_id=owner_id)
+        elif row.status == "running":
+            raise Conflict(
+                f"run {run_id} is executing in another process ({row.owner_process}): answer "
+                "it there, or once it waits"
+            )
+        states = await self.store.node_states(run_id)
+        waiting = states.get(node_id)
+        if row.status != "waiting" or waiting is None or waiting.status != "waiting":
+            node = "not a node of it" if waiting is None else waiting.status
+            raise Conflict(
+                f"node {node_id} of run {run_id} is not waiting for an answer "
+                f"(the run is {row.status}, the node {node})"
+            )
+        plan = self.plan(from_builtins(await self.store.snapshot(row)))
+        answered = answered_state(plan, node_id, waiting, answer, states)
+        return await self._go_on(row, plan, states, {node_id: answered}, listeners)
+
+    async def expire_waiting(self) -> list[str]:
+        """End the waits whose deadline has passed, with their `default` or failed; the runs
+        resumed. Any process may call it: each wait is ended once. Returns ``run:node``s."""
+        ended = []
+        moment = now().isoformat()
+        for waiting in await waiting_nodes(self.store.sessions):
+            if waiting.deadline is None or waiting.deadline > moment:
+                continue
+            try:
+                await self._time_out(waiting)
+            except (Conflict, NotFound):
+                continue  # answered, or timed out by another process, meanwhile
+            ended.append(f"{waiting.run_id}:{waiting.node}")
+        return ended
+
+    async def _time_out(self, waiting: Waiting) -> None:
+        row = await self.store.run_row(waiting.run_id)
+        plan = self.plan(from_builtins(await self.store.snapshot(row)))
+        states = await self.store.node_states(waiting.run_id)
+        state = states.get(waiting.node)
+        if state is None or state.status != "waiting":
+            raise Conflict(f"node {waiting.node} no longer waits")
+        node = plan.nodes[waiting.node]
+        if waiting.on_timeout == "default":
+            default = node.params.get("default")
+            answered = answered_state(plan, waiting.node, state, default, states)
+        else:
+            answered = timed_out_state(state, f"{node.settings.timeout_s or 0:g} s")
+        await self._go_on(row, plan, states, {waiting.node: answered}, ())
+
+    async def _go_on(
+        self,
+        row: RunRow,
+        plan: Plan,
+        states: Mapping[str, NodeState],
+        answered: Mapping[str, NodeState],
+        listeners: Iterable[Listener],
+        *,
+        claimed: str = "waiting",
+    ) -> RunHandle:
+        """Resume a run that was ``claimed`` (interrupted, or waiting): its committed results
+        stand, the ``answered`` nodes are settled, the rest executes."""
+        done = {
+            node_id: state
+            for node_id, state in states.items()
+            if state.status != "cancelled"
+            and node_id not in answered
+            and (node_id in plan.nodes or "/" in node_id)
+        }
+        if not await self.store.claim_for_resume(row.id, self.process, status=claimed):
+            raise Conflict(f"run {row.id} is being resumed elsewhere")
+        row.status, row.owner_process = "running", self.process
+        start = RunStart(
+            id=row.id,
+            plan=plan,
+            inputs=row.inputs,
+            owner_id=row.owner_id,
+            resuming=True,
+            done=done,
+            answered=answered,
+            first_seq=await self.store.last_seq(row.id),
+            trigger=row.trigger,
+        )
+        return await self._launch(start, row, listeners)
