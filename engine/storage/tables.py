@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -29,9 +30,11 @@ __all__ = [
     "BatchRunRow",
     "BlobRow",
     "CompiledPlanRow",
+    "ConversationRow",
     "DatasetRow",
     "EvaluationRow",
     "EventRow",
+    "MessageRow",
     "NodeResultRow",
     "ReusedResultsRow",
     "RunRow",
@@ -342,3 +345,38 @@ class EvaluationRow(Base):
     # after that, by whichever server takes it over.
     driver: Mapped[str | None] = mapped_column(String(255))
     heartbeat_at: Mapped[datetime | None]
+
+
+class ConversationRow(Base):
+    """A conversation with a target (`model:<name>`, `agent:<id>`, `workflow:<id>`, SPEC §13).
+    `message_count` numbers its messages (`MessageRow.seq`), in the order they were stored."""
+
+    __tablename__ = "conversations"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    target: Mapped[str] = mapped_column(Text)
+    title: Mapped[str | None] = mapped_column(Text)
+    message_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class MessageRow(Base):
+    """One message of a conversation. The messages form a tree: the path from a message up to
+    its root (`parent_id` None) is the history it was written after."""
+
+    __tablename__ = "messages"
+    __table_args__ = (UniqueConstraint("conversation_id", "seq"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    parent_id: Mapped[str | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))  # user, assistant
+    content: Mapped[str] = mapped_column(Text)
+    run_id: Mapped[str | None] = mapped_column(String(40))  # the run that answered
+    usage: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime]
