@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from typing import Any
+from typing import Any, Literal
 
 from nicegui import background_tasks, ui
 
@@ -43,6 +43,7 @@ class Editor:
         self.dirty = False
         self.view = ViewState(api, workflow_id)
         self.problems: dict[str, NodeProblems] = {}
+        self.issues: list[dict[str, Any]] = []  # the saved document's, as its last save answered
         self.bodies = OpenedBodies(
             api,
             workflow_id,
@@ -116,12 +117,24 @@ class Editor:
                         self.history.node_selected(self.selected)
         self._show_params()
         self._keys()
+        background_tasks.create(self._mark_saved_issues())
+
+    async def _mark_saved_issues(self) -> None:
+        """A draft opened again shows its issues on its nodes, without a notice."""
+        try:
+            answer = await self.api.post("/api/workflows/validate", self.document)
+        except ApiError:
+            return
+        self.issues = list(answer["errors"])
+        if self.issues:
+            self.show_errors(self.issues, "")
 
     def _run_panel(self, box: ui.column, panels: ui.tab_panels) -> RunPanel:
         """The run tab's panel, drawing into ``box``; the Run and Cancel buttons call it."""
         runs = RunPanel(self.api, self.canvas, RunPanelNeeds(
             workflow_id=self.workflow_id, document=lambda: self.document,
             dirty=lambda: self.dirty, save=self.save, show_errors=self.show_errors,
+            issues=lambda: self.issues,
             cancel_button=self.cancel_button, box=box, panels=panels,
             on_finished=self._run_finished, body_size=self.bodies.body_size,
             shown=self.bodies.shown_prefix,
@@ -411,6 +424,8 @@ class Editor:
     # -- save, validate, run ----------------------------------------------------------------
 
     async def save(self) -> bool:
+        """Save a new version, a draft with issues too (they are marked, as Validate marks
+        them); False when nothing was saved (a conflict, or a document that does not decode)."""
         try:
             response = await self.api.call(
                 "PUT", f"/api/workflows/{self.workflow_id}", body=self.document,
@@ -423,21 +438,33 @@ class Editor:
             else:
                 self.show_errors(exc.errors, exc.detail)
             return False
-        self.version = response.json()["version"]
+        saved = response.json()
+        self.version = saved["version"]
         self.dirty = False
-        self.state_label.set_text(f"saved as version {self.version}")
-        self.show_errors([], "")
+        self.issues = list(saved.get("issues") or [])
+        if self.issues:
+            self.state_label.set_text(
+                f"saved as version {self.version}, {len(self.issues)} issue(s) left")
+            self.show_errors(self.issues, f"Saved as version {self.version} with issues",
+                             kind="warning")
+        else:
+            self.state_label.set_text(f"saved as version {self.version}")
+            self.show_errors([], "")
         return True
 
     async def validate(self) -> None:
         answer = await self.api.post("/api/workflows/validate", self.document)
+        self.issues = list(answer["errors"])
         if answer["valid"]:
             self.show_errors([], "")
             ui.notify("The workflow is valid", type="positive")
         else:
             self.show_errors(answer["errors"], "The workflow has errors")
 
-    def show_errors(self, errors: list[dict[str, Any]], title: str) -> None:
+    def show_errors(
+        self, errors: list[dict[str, Any]], title: str,
+        kind: Literal["negative", "warning"] = "negative",
+    ) -> None:
         """Errors on their nodes, ports and params fields, and listed in a notice; none: clear."""
         self.problems = locate(errors)
         self.canvas.mark_invalid(canvas_marks(self.problems))
@@ -446,4 +473,4 @@ class Editor:
             return
         lines = [f"{e.get('node') or '-'}: {e['message']}" for e in errors] or [title]
         ui.notify(title + ("\n" + "\n".join(lines[:8]) if errors else ""),
-                  type="negative", multi_line=True, classes="nl-errors")
+                  type=kind, multi_line=True, classes="nl-errors")

@@ -223,7 +223,14 @@ async def workflow_list(api: Api) -> None:
             ui.notify("\n".join([f"{event.file.name}: {exc.detail}", *lines]),
                       type="negative", multi_line=True)
             return
-        ui.notify(f"Imported {record['document']['name']}", type="positive")
+        issues = record.get("issues") or []
+        if issues:
+            lines = [f"{e.get('node') or '-'}: {e['message']}" for e in issues[:8]]
+            ui.notify("\n".join([f"Imported {record['document']['name']} with {len(issues)} "
+                                 "issue(s) to fix before it runs", *lines]),
+                      type="warning", multi_line=True)
+        else:
+            ui.notify(f"Imported {record['document']['name']}", type="positive")
         await refresh()
 
     async def export(workflow_id: str) -> None:

@@ -25,6 +25,7 @@ class RunPanelNeeds:
     dirty: Callable[[], bool]  # unsaved changes?
     save: Callable[[], Awaitable[bool]]  # False when the save was refused
     show_errors: Callable[[list[dict[str, Any]], str], None]
+    issues: Callable[[], list[dict[str, Any]]]  # the saved document's: a run of it is refused
     cancel_button: ui.button  # shown while a run is followed
     box: ui.column  # the run tab: the run's link, status and outputs
     panels: ui.tab_panels  # switched to the run tab when a run is followed
@@ -48,6 +49,9 @@ class RunPanel:
 
     async def ask_inputs(self) -> None:
         if self.needs.dirty() and not await self.needs.save():
+            return
+        if self.needs.issues():  # no inputs to ask for: the server refuses it, saying why
+            await self.start({})
             return
         specs = [
             {"name": n["params"]["name"], "schema": n["params"].get("schema"),
@@ -83,6 +87,9 @@ class RunPanel:
         except ApiError as exc:
             if exc.status == 0:
                 ui.notify(f"Not started: {exc.detail}", type="warning", classes="nl-offline")
+            elif exc.status == 422 and exc.errors:
+                self.needs.show_errors(
+                    exc.errors, f"Not run: the workflow has {len(exc.errors)} issue(s)")
             else:
                 self.needs.show_errors(exc.errors, exc.detail)
             return False

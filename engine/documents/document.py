@@ -71,6 +71,7 @@ class Workflow(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     edges: list[Edge] = []
     description: str = ""
     subgraphs: dict[str, Subgraph] = {}
+    tags: list[str] = []  # labels the workflows page filters by; never part of execution
 
 
 _decoder = msgspec.json.Decoder(Workflow)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar.params import QueryParameter
 
-from engine.records import RunRecord
+from engine.records import RunRecord, WorkflowRecord
 from engine.storage.keys import CURSOR_PATTERN
 from server.problems import ErrorItem
 
@@ -19,6 +19,12 @@ Cursor = Annotated[
     str | None,
     QueryParameter(pattern=CURSOR_PATTERN, description="`next_cursor` of the previous page"),
 ]
+
+
+class SavedWorkflow(WorkflowRecord, kw_only=True):
+    """A saved workflow and the issues that keep it from running (none: it can run)."""
+
+    issues: list[ErrorItem] = msgspec.field(default_factory=list)
 
 
 class WorkflowSummary(msgspec.Struct, kw_only=True):

@@ -12,6 +12,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 
 from engine.documents.document import Workflow, from_builtins
 from engine.documents.graph import analyse
+from engine.documents.issues import Issue
 from engine.errors import WorkflowInvalid
 from engine.records import WorkflowRecord
 from server.api.deps import (
@@ -26,6 +27,7 @@ from server.api.schemas import (
     MAX_INT,
     Cursor,
     Limit,
+    SavedWorkflow,
     Validation,
     VersionItem,
     VersionPage,
@@ -46,23 +48,40 @@ Document = Annotated[
 ]
 
 
-async def checked(
+# What a document must get right to be saved at all (SPEC §2 "Validation"): it decodes and
+# its ids are valid and unique. Every other issue is a draft's, saved and answered.
+REFUSED_ON_SAVE = frozenset({"invalid_document", "invalid_id", "duplicate_node_id"})
+
+
+async def issues_of(
     engine: Engine, workflow: Workflow, owner_id: str | None, workflow_id: str | None = None
-) -> Workflow:
-    """The workflow if it validates, with the saved workflows it runs as bodies; else
-    `WorkflowInvalid` with every issue. It is stored as given (the saved workflows by
-    reference)."""
-    resolved = await engine.runs.with_saved_bodies(
-        workflow, owner_id=owner_id, workflow_id=workflow_id
-    )
-    plan, issues = analyse(resolved, engine.registry, engine.runs.check_context)
-    if plan is None:
-        raise WorkflowInvalid(issues)
-    return workflow
+) -> list[Issue]:
+    """Every issue of the workflow, with the saved workflows it runs as bodies."""
+    try:
+        resolved = await engine.runs.with_saved_bodies(
+            workflow, owner_id=owner_id, workflow_id=workflow_id
+        )
+    except WorkflowInvalid as exc:  # a body that cannot be found or runs itself
+        return list(exc.issues)
+    return analyse(resolved, engine.registry, engine.runs.check_context)[1]
 
 
-def with_etag(record: WorkflowRecord, status: int = HTTP_200_OK) -> Response[WorkflowRecord]:
-    return Response(record, status_code=status, headers={"ETag": etag(record.version)})
+async def draft_issues(
+    engine: Engine, workflow: Workflow, owner_id: str | None, workflow_id: str | None = None
+) -> list[ErrorItem]:
+    """The issues a saved draft answers with; `WorkflowInvalid` (nothing saved) when an id is
+    bad or repeated."""
+    issues = await issues_of(engine, workflow, owner_id, workflow_id)
+    if any(issue.code in REFUSED_ON_SAVE for issue in issues):
+        raise WorkflowInvalid([issue for issue in issues if issue.code in REFUSED_ON_SAVE])
+    return [ErrorItem(**msgspec.structs.asdict(issue)) for issue in issues]
+
+
+def with_etag(
+    record: WorkflowRecord, issues: list[ErrorItem], status: int = HTTP_200_OK
+) -> Response[SavedWorkflow]:
+    saved = SavedWorkflow(**msgspec.structs.asdict(record), issues=issues)
+    return Response(saved, status_code=status, headers={"ETag": etag(record.version)})
 
 
 class WorkflowController(Controller):
@@ -80,13 +99,9 @@ class WorkflowController(Controller):
         self, engine: EngineDep, principal: PrincipalDep, data: Document
     ) -> Validation:
         try:
-            workflow = await engine.runs.with_saved_bodies(
-                from_builtins(data), owner_id=principal.owner_id
-            )
-        except WorkflowInvalid as exc:
-            issues = exc.issues
-        else:
-            issues = analyse(workflow, engine.registry, engine.runs.check_context)[1]
+            issues = await issues_of(engine, from_builtins(data), principal.owner_id)
+        except WorkflowInvalid as exc:  # it does not decode
+            issues = list(exc.issues)
         return Validation(
             valid=not issues,
             errors=[ErrorItem(**msgspec.structs.asdict(issue)) for issue in issues],
@@ -95,17 +110,16 @@ class WorkflowController(Controller):
     @post(
         "/",
         status_code=HTTP_201_CREATED,
-        summary="Save a new workflow",
+        summary="Save a new workflow (a draft with issues too: they are answered)",
         response_headers=[ETAG_HEADER],
         responses=documented(422),
     )
     async def create(
         self, engine: EngineDep, principal: PrincipalDep, data: JSONBody[Workflow]
-    ) -> Response[WorkflowRecord]:
-        record = await engine.workflows.create_workflow(
-            await checked(engine, data, principal.owner_id), owner_id=principal.owner_id
-        )
-        return with_etag(record, HTTP_201_CREATED)
+    ) -> Response[SavedWorkflow]:
+        issues = await draft_issues(engine, data, principal.owner_id)
+        record = await engine.workflows.create_workflow(data, owner_id=principal.owner_id)
+        return with_etag(record, issues, HTTP_201_CREATED)
 
     @get("/", summary="List workflows, most recently saved first", responses=documented())
     async def list_workflows(
@@ -135,11 +149,11 @@ class WorkflowController(Controller):
         self, engine: EngineDep, principal: PrincipalDep, workflow_id: FromPath[str]
     ) -> Response[WorkflowRecord]:
         record = await engine.workflows.get_workflow(workflow_id, owner_id=principal.owner_id)
-        return with_etag(record)
+        return Response(record, headers={"ETag": etag(record.version)})
 
     @put(
         "/{workflow_id:str}",
-        summary="Save a new version (If-Match: the version it replaces)",
+        summary="Save a new version (If-Match: the version it replaces); answers its issues",
         response_headers=[ETAG_HEADER],
         responses=documented(404, 409, 422, 428),
         opt={
@@ -163,15 +177,13 @@ class WorkflowController(Controller):
                 pattern=IF_MATCH_PATTERN,
             ),
         ] = None,
-    ) -> Response[WorkflowRecord]:
+    ) -> Response[SavedWorkflow]:
         expected = if_match_version(if_match)
+        issues = await draft_issues(engine, data, principal.owner_id, workflow_id)
         record = await engine.workflows.save_workflow(
-            workflow_id,
-            await checked(engine, data, principal.owner_id, workflow_id),
-            expected_version=expected,
-            owner_id=principal.owner_id,
+            workflow_id, data, expected_version=expected, owner_id=principal.owner_id
         )
-        return with_etag(record)
+        return with_etag(record, issues)
 
     @delete(
         "/{workflow_id:str}",

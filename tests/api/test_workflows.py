@@ -55,17 +55,17 @@ async def test_create_read_and_save_versions(client: Client) -> None:
     assert (await client.get(f"/api/workflows/{body['id']}/versions/9")).status_code == 404
 
 
-async def test_invalid_documents_are_refused_with_every_issue(client: Client) -> None:
+async def test_bad_or_repeated_ids_are_refused_with_every_issue(client: Client) -> None:
     bad = copy.deepcopy(GREETING)
     bad["nodes"].append({"id": "greet", "type": "template", "params": {"template": "x"}})
-    bad["nodes"].append({"id": "other", "type": "nope"})
+    bad["nodes"].append({"id": "9 bad", "type": "nope"})
     bad["edges"].append({"from": "greeting.value", "to": "greet.name"})
     response = await client.post("/api/workflows", json=bad)
     assert response.status_code == 422
     problem = response.json()
     assert response.headers["content-type"].startswith("application/problem+json")
     codes = {error["code"] for error in problem["errors"]}
-    assert {"duplicate_node_id", "unknown_node_type"} <= codes
+    assert codes == {"duplicate_node_id", "invalid_id"}
     assert all({"code", "message", "node", "port", "path"} <= set(e) for e in problem["errors"])
     assert (await client.get("/api/workflows")).json()["items"] == []  # nothing was saved
 
@@ -182,13 +182,64 @@ async def test_a_workflow_runs_a_saved_one_and_may_not_run_itself(client: Client
     # The callee, saved again to run its caller, would run itself.
     looping = copy.deepcopy(caller)
     looping["nodes"][0]["params"] = {"workflow": created.json()["id"]}
-    refused = await client.put(
+    draft = await client.put(
         f"/api/workflows/{callee['id']}", json=looping, headers={"If-Match": '"1"'}
     )
-    assert refused.status_code == 422
-    (error,) = refused.json()["errors"]
+    assert draft.status_code == 200  # saved as a draft, not run
+    (error,) = draft.json()["issues"]
     assert error["code"] == "recursive_workflow"
+    refused = await client.post(f"/api/workflows/{callee['id']}/runs", json={"wait": True})
+    assert refused.status_code == 422
+    assert [e["code"] for e in refused.json()["errors"]] == ["recursive_workflow"]
     unknown = copy.deepcopy(caller)
     unknown["nodes"][0]["params"] = {"workflow": "wf_nothing"}
     result = (await client.post("/api/workflows/validate", json=unknown)).json()
     assert [e["code"] for e in result["errors"]] == ["unknown_workflow"]
+
+
+async def test_a_draft_with_issues_is_saved_and_its_runs_are_refused(client: Client) -> None:
+    draft = copy.deepcopy(GREETING)
+    draft["edges"] = [{"from": "greet.text", "to": "greeting.value"}]  # greet.name unconnected
+    draft["nodes"].append({"id": "odd", "type": "nope"})
+    created = await client.post("/api/workflows", json=draft)
+    assert created.status_code == 201, created.text
+    body = created.json()
+    issues = {(issue["code"], issue["node"], issue["port"]) for issue in body["issues"]}
+    assert issues == {("missing_input", "greet", "name"), ("unknown_node_type", "odd", None)}
+    assert all(issue["path"].startswith("/") for issue in body["issues"])
+    assert body["version"] == 1
+    read = (await client.get(f"/api/workflows/{body['id']}")).json()
+    assert read["document"] == draft
+    # A run of it is refused, every issue named; nothing is stored.
+    run = await client.post(f"/api/workflows/{body['id']}/runs", json={"wait": True})
+    assert run.status_code == 422, run.text
+    assert {(e["code"], e["node"]) for e in run.json()["errors"]} == {
+        ("missing_input", "greet"), ("unknown_node_type", "odd")}
+    assert (await client.get("/api/runs", params={"workflow_id": body["id"]})).json()[
+        "items"] == []
+    # Fixed, it saves with no issue and runs.
+    fixed = await client.put(
+        f"/api/workflows/{body['id']}", json=GREETING, headers={"If-Match": '"1"'}
+    )
+    assert fixed.status_code == 200, fixed.text
+    assert fixed.json()["issues"] == []
+    run = await client.post(f"/api/workflows/{body['id']}/runs", json={"wait": True})
+    assert run.json()["outputs"] == {"greeting": "Hello, world!"}
+
+
+async def test_tags_round_trip_and_leave_cache_keys_alone(client: Client) -> None:
+    tagged = copy.deepcopy(GREETING) | {"tags": ["demo", "greeting"]}
+    created = (await client.post("/api/workflows", json=tagged)).json()
+    assert created["document"]["tags"] == ["demo", "greeting"]
+    first = await client.post(f"/api/workflows/{created['id']}/runs", json={"wait": True})
+    retagged = tagged | {"tags": ["other"]}
+    saved_v2 = await client.put(
+        f"/api/workflows/{created['id']}", json=retagged, headers={"If-Match": '"1"'}
+    )
+    assert saved_v2.status_code == 200
+    second = await client.post(f"/api/workflows/{created['id']}/runs", json={"wait": True})
+    keys = [{n: s["cache_key"] for n, s in r.json()["nodes"].items()} for r in (first, second)]
+    assert keys[0] == keys[1]
+    not_a_list = await client.post("/api/workflows", json=tagged | {"tags": "demo"})
+    assert not_a_list.status_code == 400
+    assert not_a_list.json()["errors"][0]["path"] == "/tags"

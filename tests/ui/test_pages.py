@@ -26,13 +26,20 @@ def test_import_refuses_an_invalid_workflow_and_stores_nothing(
     before = httpx.get(f"{base_url}/api/workflows", params={"limit": 200}).json()["items"]
     broken = tmp_path / "broken.json"
     broken.write_text('{"schema_version": 1, "name": "Broken", "nodes": ['
-                      '{"id": "a", "type": "no_such_type"}], "edges": []}')
+                      '{"id": "a", "type": "template", "colour": "red"}], "edges": []}')
     browser.get(base_url + "/")
     upload(browser, broken)
-    wait_for(lambda: any("unknown node type" in text for text in notices(browser)),
+    wait_for(lambda: any("unknown field `colour`" in text for text in notices(browser)),
              what="the import's errors")
     after = httpx.get(f"{base_url}/api/workflows", params={"limit": 200}).json()["items"]
     assert len(after) == len(before)
+
+    draft = tmp_path / "draft.json"  # it decodes: imported as a draft, its issues told
+    draft.write_text('{"schema_version": 1, "name": "Draft", "nodes": ['
+                     '{"id": "a", "type": "no_such_type"}], "edges": []}')
+    upload(browser, draft)
+    wait_for(lambda: any("Imported Draft with 1 issue" in text and "unknown node type" in text
+                         for text in notices(browser)), what="the draft's import")
 
     upload(browser, ROOT / "workflows" / "greeting.json")
     wait_for(lambda: any("Imported Greeting" in text for text in notices(browser)),
