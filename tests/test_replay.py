@@ -6,6 +6,7 @@ real model does on replay is checked with the embedded model in test_cli_replay.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from engine.runs.service import RunService
 from engine.storage.database import Database
 from tests.support.agents import MODEL, ScriptedModels
 from tests.support.documents import workflow
-from tests.support.nodes import test_registry
+from tests.support.nodes import Sleep, test_registry
 
 SUMMARY = workflow(
     [
@@ -99,3 +100,42 @@ async def test_only_a_finished_run_is_replayed(scripted: Any) -> None:
         await service.replay(waiting.id)
     with pytest.raises(ValueError, match="on_miss"):
         await service.replay(waiting.id, on_miss="maybe")
+
+
+async def test_a_replay_resumed_after_its_server_stopped_goes_on_replaying(
+    database: Database, tmp_path: Path
+) -> None:
+    # The replay's server stops while a slow node before the model runs; the server that
+    # resumes the run replays the model's record too (the replay is stored with the run).
+    document = workflow(
+        [
+            {"id": "text", "type": "input", "params": {"name": "text", "default": "bees hum"}},
+            {"id": "pause", "type": "sleep", "params": {"seconds": 0.3}},
+            {"id": "ask", "type": "template", "params": {"template": "Summarise: {{ text }}"}},
+            {"id": "summarize", "type": "llm", "params": {"model": MODEL, "max_tokens": 16}},
+            {"id": "out", "type": "output", "params": {"name": "summary"}},
+        ],
+        [
+            ("text.value", "pause.x"),
+            ("pause.y", "ask.text"),
+            ("ask.text", "summarize.prompt"),
+            ("summarize.text", "out.value"),
+        ],
+    )
+    models = ScriptedModels(["bees make honey", "bees dance"])
+    first = RunService(database, test_registry(), workspace=tmp_path, models=models)  # type: ignore[arg-type]
+    recorded = await (await first.start(document)).wait()
+    handle = await first.replay(recorded.id, on_miss="call")
+    while "pause" not in Sleep.executions[1:]:  # noqa: ASYNC110 - the replay's pause started
+        await asyncio.sleep(0.01)
+    await first.close()
+    assert (await first.get(handle.id)).status == "interrupted"
+    again = RunService(database, test_registry(), workspace=tmp_path, models=models)  # type: ignore[arg-type]
+    try:
+        resumed = await (await again.resume(handle.id)).wait()
+    finally:
+        await again.close()
+    assert resumed.status == "succeeded", resumed.error
+    assert resumed.outputs == recorded.outputs
+    assert len(models.requests) == 1  # the model was called by the first run only
+    assert (resumed.nodes["summarize"].reason_code, resumed.replay_of) == ("replayed", recorded.id)

@@ -132,11 +132,6 @@ class Queued:
                 "map, loop and subgraph nodes do not run on workers yet: run this workflow "
                 "in-process (NODELOOM_EXECUTION=in-process)"
             )
-        if start.replay is not None:
-            raise Conflict(
-                "replays do not run on workers yet: replay in-process "
-                "(NODELOOM_EXECUTION=in-process)"
-            )
         if start.plan.may_wait:
             raise Conflict(
                 "nodes that wait for an answer (human_input) do not run on workers yet: run "

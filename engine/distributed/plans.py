@@ -151,6 +151,7 @@ class RunSpecs:
             reuse=reuse,
             force=frozenset(force),
             reasons=decode_reasons(reasons),
+            replay=await self.store.replay(row),
         )
         return RunSpec(run_id=run_id, workflow_id=row.workflow_id, plan=plan, scope=scope)
 

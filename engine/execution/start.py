@@ -64,12 +64,12 @@ class RunStart:
     # A replay of an earlier run (SPEC §17): every node executes again, recordable ones take
     # that run's records.
     replay: Replay | None = None
+    # Whether the caller waits for the run's end: its row may then go with its first commit.
+    caller_waits: bool = False
 
     @property
     def replay_of(self) -> str | None:
         return self.replay.run_id if self.replay is not None else None
-    # Whether the caller waits for the run's end: its row may then go with its first commit.
-    caller_waits: bool = False
 
     def __post_init__(self) -> None:
         if self.reuse and self.done:

@@ -153,5 +153,6 @@ class WaitingRuns:
             answered=answered,
             first_seq=await self.store.last_seq(row.id),
             trigger=row.trigger,
+            replay=await self.store.replay(row),
         )
         return await self._launch(start, row, listeners)

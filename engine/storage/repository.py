@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.documents.document import with_params
 from engine.errors import NotFound
+from engine.execution.replays import Replay
 from engine.execution.results import NodeState, RunStates
 from engine.execution.start import RunStart
 from engine.records import Page, RunRecord
@@ -119,6 +120,14 @@ class Store(WorkflowQueries):
         """What a rerun of ``run_id`` may take over: each result it has, with the run that
         computed it (reading only what that needs, see engine/storage/priors.py)."""
         return await priors.prior_results(self.database, run_id)
+
+    async def replay(self, row: RunRow) -> Replay | None:
+        """The replay a stored run is (SPEC §17), with the records it takes; None when it is
+        not one."""
+        if row.replay_of is None:
+            return None
+        recorded = await self.prior_results(row.replay_of)
+        return Replay(row.replay_of, recorded, on_miss=row.replay_on_miss or "fail")
 
     async def _results(
         self, run_id: str, columns: Any
@@ -309,6 +318,7 @@ def new_run_row(start: RunStart, process: str) -> RunRow:
         changes=dict(start.changes),
         trigger=start.trigger,
         replay_of=start.replay_of,
+        replay_on_miss=start.replay.on_miss if start.replay is not None else None,
         snapshot_blob=start.snapshot.blob,
         snapshot_overrides={node: dict(given) for node, given in start.snapshot.overrides.items()},
         inputs=dict(start.inputs),

@@ -112,6 +112,8 @@ class RunRow(Base):
     trigger: Mapped[str] = mapped_column(String(80), default="api", server_default="api")
     # The run this one replays (SPEC §17), if it is a replay.
     replay_of: Mapped[str | None] = mapped_column(String(40))
+    # What the replay does when a recordable node's key is not the recorded one: fail | call.
+    replay_on_miss: Mapped[str | None] = mapped_column(String(8))
     # When the run was pinned as a test case of its workflow (SPEC §17); None: not pinned.
     pinned_at: Mapped[datetime | None] = mapped_column(index=True)
     # The exact document the run ran: a stored document (`blobs`, by digest; a workflow's runs
