@@ -63,7 +63,6 @@ class HumanInputNode(NodeType):
     inputs = (Port("context", required=False, default=None, description="Shown to the person."),)
     outputs = (Port("answer"),)
     recordable = True  # a person's answer: a replay takes it, as a model's
-    may_wait = True
 
     @classmethod
     def output_ports(cls, params: Mapping[str, Any]) -> tuple[Port, ...]:

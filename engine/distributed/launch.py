@@ -17,6 +17,7 @@ from engine.distributed.events import EventFeed
 from engine.distributed.scheduler import Scheduler
 from engine.errors import Conflict
 from engine.execution.events import AnyEvent, Listener
+from engine.execution.results import NodeState
 from engine.execution.start import RunStart
 from engine.records import RunRecord
 from engine.runs.active import Answerer
@@ -28,6 +29,7 @@ from engine.storage.repository import Store
 from engine.storage.tables import RunRow
 
 if TYPE_CHECKING:
+    from engine.documents.plan import Plan
     from engine.models import ModelService
 
 __all__ = ["Queued", "QueuedRun"]
@@ -44,11 +46,12 @@ class QueuedRun:
         queue: Queued,
         run_id: str,
         listeners: Sequence[Listener],
+        after: int = 0,
     ) -> None:
         self.id = run_id
         self._queue = queue
         self._detached = asyncio.Event()
-        self.task = asyncio.create_task(self._follow(list(listeners)))
+        self.task = asyncio.create_task(self._follow(list(listeners), after))
 
     async def wait(self) -> RunRecord:
         return await asyncio.shield(self.task)
@@ -62,13 +65,13 @@ class QueuedRun:
         self.cancel()  # the workers go on with it
 
     def answer(self, node_id: str, make: Answerer) -> bool | None:
-        return None  # nodes that wait do not run on workers
+        return None  # its waits are settled on the queue (`Queued.settle_waiting`)
 
     def unstored(self, owner_id: str | None) -> RunRecord | None:
         return None  # its row is stored before it is queued
 
-    async def _follow(self, listeners: list[Listener]) -> RunRecord:
-        relay = asyncio.create_task(_relay(self._queue.feed, self.id, listeners))
+    async def _follow(self, listeners: list[Listener], after: int) -> RunRecord:
+        relay = asyncio.create_task(_relay(self._queue.feed, self.id, listeners, after))
         detached = asyncio.create_task(self._detached.wait())
         try:
             await asyncio.wait({relay, detached}, return_when=asyncio.FIRST_COMPLETED)
@@ -82,8 +85,8 @@ class QueuedRun:
         return await self._queue.store.get_run(self.id)
 
 
-async def _relay(feed: EventFeed, run_id: str, listeners: list[Listener]) -> None:
-    async for event in feed.follow(run_id):
+async def _relay(feed: EventFeed, run_id: str, listeners: list[Listener], after: int) -> None:
+    async for event in feed.follow(run_id, after_seq=after):
         for listener in listeners:
             try:
                 listener(event)
@@ -132,11 +135,6 @@ class Queued:
                 "map, loop and subgraph nodes do not run on workers yet: run this workflow "
                 "in-process (NODELOOM_EXECUTION=in-process)"
             )
-        if start.plan.may_wait:
-            raise Conflict(
-                "nodes that wait for an answer (human_input) do not run on workers yet: run "
-                "this workflow in-process (NODELOOM_EXECUTION=in-process)"
-            )
         execution = execution_for(
             start, listeners=(), store=None, workspace=self.workspace, models=self.models
         )
@@ -144,12 +142,31 @@ class Queued:
         await self.scheduler.queue_run(start, row, reused)
         return self.attach(row.id, listeners)
 
-    def attach(self, run_id: str, listeners: Sequence[Listener] = ()) -> RunHandle:
-        """Follow a queued run from this process (its `wait` ends when the run does)."""
+    def attach(
+        self, run_id: str, listeners: Sequence[Listener] = (), *, after: int = 0
+    ) -> RunHandle:
+        """Follow a queued run from this process, from its events after ``after`` (its `wait`
+        ends when the run does, or waits)."""
         active = self._active.get(run_id)
         if active is None:
-            active = self._active[run_id] = QueuedRun(self, run_id, listeners)
+            active = self._active[run_id] = QueuedRun(self, run_id, listeners, after)
         return active
+
+    async def settle_waiting(
+        self,
+        row: RunRow,
+        plan: Plan,
+        node_id: str,
+        state: NodeState,
+        listeners: Sequence[Listener],
+    ) -> RunHandle:
+        after = await self.scheduler.answer(row.id, node_id, state, plan=plan)
+        return self.attach(row.id, listeners, after=after)
+
+    async def cancel_waiting(self, row: RunRow, plan: Plan) -> RunRecord:
+        if await self.scheduler.cancel_waiting(row.id, plan=plan):
+            return await self.store.get_run(row.id)
+        return await self.cancel(row.id, await self.store.run_row(row.id))  # executing again
 
     def forget(self, run_id: str) -> None:
         self._active.pop(run_id, None)
@@ -162,7 +179,8 @@ class Queued:
             raise Conflict(f"run {run_id} has already finished ({row.status})")
         if not await self.scheduler.request_cancel(run_id):
             raise Conflict(f"run {run_id} is not executing on workers")
-        return await self.attach(run_id).wait()
+        # After the `run.finished` of a wait it may have had: followed to its end.
+        return await self.attach(run_id, after=row.last_seq).wait()
 
     def elsewhere(self, run_id: str, after: int) -> AsyncIterator[AnyEvent]:
         return self.feed.follow(run_id, after_seq=after)

@@ -25,7 +25,9 @@ __all__ = [
     "advanced_from",
     "finish_run",
     "insert_events",
+    "move_on",
     "numbered_later",
+    "pause_run",
     "prepare_statements",
 ]
 
@@ -140,3 +142,30 @@ async def finish_run(
     await insert_events(connection, run_id, [finished])
     await connection.execute(sql.NOTIFY, run_id)
     await connection.execute(sql.FINISH_RUN, run_id, status, _encode(outputs).decode(), error, seq)
+
+
+async def pause_run(
+    connection: asyncpg.Connection, run_id: str, advanced: Advanced, plan: Plan
+) -> None:
+    """The run waits for an answer (its row locked already, nothing in flight): its outputs so
+    far, and a `run.finished` event saying `waiting`; `Scheduler.answer` goes on with it."""
+    states = await load_states(connection, run_id, plan.nodes)
+    outputs = run_outputs(plan, states)
+    seq = advanced.last_seq + 1
+    await connection.execute(sql.PAUSE_RUN, run_id, seq)
+    waiting = RunFinished(run_id=run_id, seq=seq, status="waiting", outputs=outputs, error=None)
+    await insert_events(connection, run_id, [waiting])
+    await connection.execute(sql.NOTIFY, run_id)
+    await connection.execute(sql.WAIT_RUN, run_id, _encode(outputs).decode(), seq)
+
+
+async def move_on(
+    connection: asyncpg.Connection, run_id: str, advanced: Advanced, plan: Plan
+) -> None:
+    """After a transaction moved the run on (its row locked): the run's end after its last
+    node (or a cancel with nothing in flight), or its wait when nothing but parked nodes and
+    what follows them is left."""
+    if advanced.remaining == 0 or (advanced.cancel_requested and advanced.in_flight == 0):
+        await finish_run(connection, run_id, advanced, plan)
+    elif advanced.in_flight == 0:
+        await pause_run(connection, run_id, advanced, plan)

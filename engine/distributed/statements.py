@@ -12,17 +12,24 @@ from engine.storage.result_rows import JSON_COLUMNS, NODE_RESULTS, RESULT_COLUMN
 
 __all__ = [
     "ADVANCE",
+    "CANCEL_RUN",
     "CLOSE_NODES",
     "CLOSE_RUN",
     "EVENTS_CHANNEL",
     "FINISH_RUN",
+    "GO_ON_RUN",
     "INSERT_EVENTS",
     "INSERT_NODES",
     "INSERT_RUN",
     "LOOK",
     "NOTIFY",
+    "PARKED_NODES",
+    "PARK_NODE",
+    "PAUSE_RUN",
     "SETTLE",
     "TAKE",
+    "UNPARK_NODE",
+    "WAIT_RUN",
 ]
 
 
@@ -153,7 +160,7 @@ SETTLE = f"""
            r.ids AS ready,
            CASE WHEN cardinality({_TYPES}::text[]) > 0 THEN pg_notify('nodeloom_events', $1) END,
            CASE WHEN {_GUARD} AND (cardinality(r.ids) > 0 OR a.remaining = 0
-                              OR (a.cancel_requested AND a.in_flight = 0))
+                              OR a.in_flight = 0)
                 THEN nodeloom_settle_needs_transaction() END
     FROM advanced AS a, ready AS r
 """  # noqa: S608 - column names only
@@ -234,3 +241,31 @@ FINISH_RUN = """
         last_seq = $5
     WHERE id = $1
 """
+
+# Nodes that wait for a person's answer (SPEC §16). A node whose code asked is `parked`, only
+# while its attempt is still $3: it is in flight no more, yet not settled, and its successors
+# wait with it. An answer (or the wait's end) settles it, once: `UNPARK_NODE` answers no row
+# when another came first. `PARKED_NODES` locks a run's parked nodes before its row, in the
+# order the answer takes them.
+PARK_NODE = """
+    UPDATE node_executions SET status = 'parked', updated_at = now()
+    WHERE run_id = $1 AND node_id = $2 AND status IN ('queued', 'running') AND attempt = $3
+    RETURNING node_id
+"""
+UNPARK_NODE = """
+    UPDATE node_executions SET status = 'done', updated_at = now()
+    WHERE run_id = $1 AND node_id = $2 AND status = 'parked'
+    RETURNING node_id
+"""
+PARKED_NODES = """
+    SELECT node_id FROM node_executions WHERE run_id = $1 AND status = 'parked' FOR UPDATE
+"""
+
+# A run with nothing in flight, its nodes left all waiting on parked ones: it waits, holding
+# nothing (its `run.finished` event says `waiting`), until an answer goes on with it.
+PAUSE_RUN = "UPDATE dispatched_runs SET last_seq = $2 WHERE run_id = $1"
+WAIT_RUN = """
+    UPDATE runs SET status = 'waiting', outputs = $2::text::json, last_seq = $3 WHERE id = $1
+"""
+GO_ON_RUN = "UPDATE runs SET status = 'running' WHERE id = $1 AND status = 'waiting'"
+CANCEL_RUN = "UPDATE dispatched_runs SET cancel_requested = true WHERE run_id = $1"

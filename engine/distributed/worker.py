@@ -3,6 +3,7 @@
 A node is executed as the in-process executor does it (inputs gathered from the committed results
 of its predecessors, skips, reuse, cache key, timeout, retries with backoff) and settled through
 the `Scheduler`, whose fencing rejects the result of an attempt that was taken over meanwhile.
+A node that waits for a person's answer is parked there instead, until the answer settles it.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from engine.distributed.dispatcher import Delivery, Dispatcher, NodeJob
 from engine.distributed.plans import RunSpecs
 from engine.distributed.reaper import application_name, end_stalled_sessions
 from engine.distributed.scheduler import Scheduler
-from engine.errors import NotFound, describe
-from engine.execution.lifecycle import NodeCancelled, NodeLost, settle
+from engine.errors import NodeWaits, NotFound, describe
+from engine.execution.lifecycle import NodeCancelled, NodeLost, parked, settle
 from engine.execution.results import NodeState
 from engine.nodes.registry import NodeRegistry
 from engine.storage.database import Database, asyncpg_dsn
@@ -223,6 +224,7 @@ class Worker:
         attempts = WorkerAttempts(self, job, info.attempt, tokens)
         try:
             state = NodeState()
+            question: dict[str, Any] | None = None  # what the node asks, when it waits
             try:
                 if info.cancel_requested:
                     state.cancel(now())
@@ -235,6 +237,8 @@ class Worker:
                     emit_token=tokens.append,
                 ):  # a body node (the queue refuses workflows with bodies: only if one got in)
                     state.fail(f"{node.node_type.type} nodes do not run on workers yet", now())
+            except NodeWaits as waits:
+                question = parked(node, state, waits.question)
             except NodeLost:
                 bound.warning("node taken over by another worker")
                 return False
@@ -243,9 +247,19 @@ class Worker:
             await asyncio.sleep(0)  # the consumer asks for the next job before this settles
             committed: bool | None = None
             with contextlib.suppress(*CONNECTION_ERRORS):
-                committed = await self.scheduler.settle(
-                    job, state, attempts.attempt, plan=spec.plan, tokens=_drain(tokens)
-                )
+                if question is None:
+                    committed = await self.scheduler.settle(
+                        job, state, attempts.attempt, plan=spec.plan, tokens=_drain(tokens)
+                    )
+                else:
+                    committed = await self.scheduler.park(
+                        job,
+                        state,
+                        attempts.attempt,
+                        question,
+                        plan=spec.plan,
+                        tokens=_drain(tokens),
+                    )
             if committed is None:
                 bound.warning("result not committed: the database connection was lost")
             elif committed:

@@ -57,11 +57,6 @@ class Plan:
     def has_bodies(self) -> bool:
         return any(node.body is not None for node in self.nodes.values())
 
-    @property
-    def may_wait(self) -> bool:
-        """Whether a node of the plan may wait for a person's answer (SPEC §16)."""
-        return any(node.node_type.may_wait for node in self.nodes.values())
-
     def body_ports(self) -> Body:
         """The plan's ports as a body: its input and output nodes, by name (document order).
         Made once."""

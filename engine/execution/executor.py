@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -22,6 +22,7 @@ from engine.execution.lifecycle import (
     cache_key,
     check_output,
     gather,
+    parked,
     prepare,
     settle,
 )
@@ -385,13 +386,9 @@ class Execution:
             state.fail("a node cannot wait for an answer inside a map, loop or subgraph", now())
             await self._conclude(node, state, False, free_slot)
             return
-        state.status = "waiting"
+        question = parked(node, state, question)
         self._parked.add(node.id)
         free_slot()
-        since = state.started_at or now()
-        question = {**question, "since": since.isoformat()}
-        if node.settings.timeout_s is not None:  # the node's timeout bounds its wait
-            question["deadline"] = (since + timedelta(seconds=node.settings.timeout_s)).isoformat()
         event = self._events.waiting(node.id, question)
         if self._store is not None:  # the question is committed with the node's state
             try:

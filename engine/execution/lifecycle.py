@@ -13,6 +13,7 @@ import hashlib
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
@@ -40,6 +41,7 @@ __all__ = [
     "check_output",
     "execute",
     "gather",
+    "parked",
     "prepare",
     "reason_to_execute",
     "reusable",
@@ -320,6 +322,18 @@ async def run_once(
     except Exception as exc:  # any error of a node's code fails the node
         raise NodeFailure(describe(exc), retryable=True) from exc
     return output, check_output(node, output)
+
+
+def parked(node: PlanNode, state: NodeState, question: dict[str, Any]) -> dict[str, Any]:
+    """A node that raised `NodeWaits` with ``question`` waits now (SPEC §16): its state is
+    `waiting`, and what it asks gains when it started waiting and, from the node's timeout,
+    until when (its deadline). Executors commit both and wait for the answer."""
+    state.status = "waiting"
+    since = state.started_at or now()
+    asked = {**question, "since": since.isoformat()}
+    if node.settings.timeout_s is not None:  # the node's timeout bounds its wait
+        asked["deadline"] = (since + timedelta(seconds=node.settings.timeout_s)).isoformat()
+    return asked
 
 
 # -- reuse -------------------------------------------------------------------------------

@@ -146,8 +146,6 @@ class NodeType:
     # its committed output is the record of that call, which a replay takes instead of calling
     # again (SPEC §17).
     recordable: ClassVar[bool] = False
-    # Whether `run` may raise `NodeWaits`: wait for a person's answer (`answered`).
-    may_wait: ClassVar[bool] = False
     # ``input`` nodes take the run's inputs and ``output`` nodes make its outputs, by ``name``.
     role: ClassVar[Role] = None
     # Whether `input_ports` / `output_ports` depend on the params (a template's variables, say).

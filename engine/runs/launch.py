@@ -109,6 +109,23 @@ class Launcher(Protocol):
         """The events after ``after`` of a run executing beyond this process, until its end."""
         ...
 
+    async def settle_waiting(
+        self,
+        row: RunRow,
+        plan: Plan,
+        node_id: str,
+        state: NodeState,
+        listeners: Sequence[Listener],
+    ) -> RunHandle:
+        """Settle a node of a run on workers that waits for an answer, with ``state`` (its
+        answer, or the end of its wait), and go on with the run there (SPEC §16). `Conflict`
+        when the node does not wait (another answer came first, say)."""
+        ...
+
+    async def cancel_waiting(self, row: RunRow, plan: Plan) -> RunRecord:
+        """Cancel a run on workers that waits for answers, and answer it as it ended."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -201,6 +218,21 @@ class InProcess:
     def elsewhere(self, run_id: str, after: int) -> AsyncIterator[AnyEvent]:
         return poll_events(self.store, run_id, after)
 
+    # The waits of runs executing here are settled by resuming them (`RunService._go_on`).
+
+    async def settle_waiting(
+        self,
+        row: RunRow,
+        plan: Plan,
+        node_id: str,
+        state: NodeState,
+        listeners: Sequence[Listener],
+    ) -> RunHandle:
+        raise _on_workers(row)
+
+    async def cancel_waiting(self, row: RunRow, plan: Plan) -> RunRecord:
+        raise _on_workers(row)
+
     async def close(self) -> None:
         """Stop: runs still executing are stopped and left `interrupted`, to be resumed."""
         await interrupt_all(self._active.values())
@@ -209,6 +241,13 @@ class InProcess:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
         await self.writer.close()
+
+
+def _on_workers(row: RunRow) -> Conflict:
+    return Conflict(
+        f"run {row.id} executes on workers: answer or cancel it through a server that queues "
+        "runs for them (NODELOOM_EXECUTION=workers)"
+    )
 
 
 async def interrupt_all(handles: Iterable[RunHandle]) -> None:

@@ -34,7 +34,7 @@ from engine.runs.launch import (
     RunHandle,
     RunObserver,
 )
-from engine.runs.processes import interrupt_orphans, process_name
+from engine.runs.processes import QUEUE_OWNER, interrupt_orphans, process_name
 from engine.runs.recent import Recent
 from engine.runs.reruns import override, plan_rerun
 from engine.runs.saved_bodies import with_saved_bodies
@@ -362,6 +362,23 @@ class RunService(WaitingRuns):
             observer.launched(handle)
         return handle
 
+    async def _settle_queued(
+        self,
+        row: RunRow,
+        plan: Plan,
+        node_id: str,
+        state: NodeState,
+        listeners: Iterable[Listener],
+    ) -> RunHandle:
+        """Settle a waiting node of a run on workers, which goes on there, shown to the
+        observers as a launch is."""
+        handle = await self.launcher.settle_waiting(
+            row, plan, node_id, state, self._listeners(listeners)
+        )
+        for observer in self.observers:
+            observer.launched(handle)
+        return handle
+
     def _listeners(self, listeners: Iterable[Listener]) -> list[Listener]:
         return [*(observer.publish for observer in self.observers), *listeners]
 
@@ -385,6 +402,8 @@ class RunService(WaitingRuns):
             row = None
         if row is not None and row.status == "waiting":  # ended here, its waits cancelled
             plan = self.plan(from_builtins(await self.store.snapshot(row)))
+            if row.owner_process == QUEUE_OWNER:
+                return await self.launcher.cancel_waiting(row, plan)
             states = await self.store.node_states(run_id)
             handle = await self._go_on(row, plan, states, {}, ())
             handle.cancel()

@@ -1,6 +1,8 @@
 """Runs that wait for a person (SPEC §16), as the run service handles them: the inbox, answers
 (to a run waiting, or still executing other branches here), waits whose time is up, and going
-on with a run that was waiting or interrupted. `RunService` is made of this and the rest."""
+on with a run that was waiting or interrupted. A run executing on workers has its waiting
+nodes parked on the queue, which settles them (`Launcher.settle_waiting`) whether or not the
+run still executes other branches. `RunService` is made of this and the rest."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from engine.execution.results import NodeState
 from engine.execution.start import RunStart
 from engine.runs.answers import answered_state, timed_out_state
 from engine.runs.launch import RunHandle
+from engine.runs.processes import QUEUE_OWNER
 from engine.storage.keys import now
 from engine.storage.repository import Store
 from engine.storage.tables import RunRow
@@ -60,6 +63,10 @@ class WaitingRuns:
         the answer as it goes on."""
         row = await self.store.run_row(run_id, owner_id=owner_id)
         handle = self.active.get(run_id)
+        if row.owner_process == QUEUE_OWNER:  # its node is parked on the queue: settled there
+            plan, states, waiting = await self._waiting(row, node_id, ("running", "waiting"))
+            answered = answered_state(plan, node_id, waiting, answer, states)
+            return await self._settle_queued(row, plan, node_id, answered, listeners)
         if row.status == "running" and handle is not None:
 
             def settled(
@@ -79,17 +86,24 @@ class WaitingRuns:
                 f"run {run_id} is executing in another process ({row.owner_process}): answer "
                 "it there, or once it waits"
             )
-        states = await self.store.node_states(run_id)
-        waiting = states.get(node_id)
-        if row.status != "waiting" or waiting is None or waiting.status != "waiting":
-            node = "not a node of it" if waiting is None else waiting.status
-            raise Conflict(
-                f"node {node_id} of run {run_id} is not waiting for an answer "
-                f"(the run is {row.status}, the node {node})"
-            )
-        plan = self.plan(from_builtins(await self.store.snapshot(row)))
+        plan, states, waiting = await self._waiting(row, node_id, ("waiting",))
         answered = answered_state(plan, node_id, waiting, answer, states)
         return await self._go_on(row, plan, states, {node_id: answered}, listeners)
+
+    async def _waiting(
+        self, row: RunRow, node_id: str, statuses: tuple[str, ...]
+    ) -> tuple[Plan, dict[str, NodeState], NodeState]:
+        """The run's plan and node states, with the state of ``node_id``, which waits for an
+        answer in a run that is in one of ``statuses``; else `Conflict`."""
+        states = await self.store.node_states(row.id)
+        waiting = states.get(node_id)
+        if row.status not in statuses or waiting is None or waiting.status != "waiting":
+            node = "not a node of it" if waiting is None else waiting.status
+            raise Conflict(
+                f"node {node_id} of run {row.id} is not waiting for an answer "
+                f"(the run is {row.status}, the node {node})"
+            )
+        return self.plan(from_builtins(await self.store.snapshot(row))), states, waiting
 
     async def expire_waiting(self) -> list[str]:
         """End the waits whose deadline has passed, with their `default` or failed; the runs
@@ -108,18 +122,30 @@ class WaitingRuns:
 
     async def _time_out(self, waiting: Waiting) -> None:
         row = await self.store.run_row(waiting.run_id)
-        plan = self.plan(from_builtins(await self.store.snapshot(row)))
-        states = await self.store.node_states(waiting.run_id)
-        state = states.get(waiting.node)
-        if state is None or state.status != "waiting":
-            raise Conflict(f"node {waiting.node} no longer waits")
+        queued = row.owner_process == QUEUE_OWNER  # a wait on workers ends while others go on
+        plan, states, state = await self._waiting(
+            row, waiting.node, ("running", "waiting") if queued else ("waiting",)
+        )
         node = plan.nodes[waiting.node]
         if waiting.on_timeout == "default":
             default = node.params.get("default")
             answered = answered_state(plan, waiting.node, state, default, states)
         else:
             answered = timed_out_state(state, f"{node.settings.timeout_s or 0:g} s")
-        await self._go_on(row, plan, states, {waiting.node: answered}, ())
+        if queued:
+            await self._settle_queued(row, plan, waiting.node, answered, ())
+        else:
+            await self._go_on(row, plan, states, {waiting.node: answered}, ())
+
+    async def _settle_queued(
+        self,
+        row: RunRow,
+        plan: Plan,
+        node_id: str,
+        state: NodeState,
+        listeners: Iterable[Listener],
+    ) -> RunHandle:
+        raise NotImplementedError
 
     async def _go_on(
         self,
