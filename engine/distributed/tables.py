@@ -39,7 +39,7 @@ class NodeExecutionRow(Base):
 
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     node_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    status: Mapped[str] = mapped_column(String(16))  # waiting | queued | running | done
+    status: Mapped[str] = mapped_column(String(16))  # waiting | queued | running | parked | done
     waiting_on: Mapped[int] = mapped_column(Integer)  # predecessors not settled yet
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     worker: Mapped[str | None] = mapped_column(String(255))

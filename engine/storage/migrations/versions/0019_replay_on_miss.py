@@ -1,8 +1,8 @@
 """What a replay does on a miss (SPEC §17), stored with the run: a replay resumed after its
 server stopped, or executed by workers, goes on replaying as it was started.
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-04 21:50:00
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016"
-down_revision = "0015"
+revision = "0019"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
