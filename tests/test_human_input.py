@@ -174,3 +174,30 @@ async def test_an_answer_while_other_branches_still_run(service: RunService) -> 
     assert done.outputs == {"greeting": "Hello Ada", "later": "slept"}
     with pytest.raises(Conflict, match="not waiting"):
         await service.answer(handle.id, "ask", "Bob")
+
+
+async def test_a_wait_times_out_while_other_branches_still_run(service: RunService) -> None:
+    both = workflow(
+        [
+            {
+                "id": "ask",
+                "type": "human_input",
+                "params": {"timeout_s": 0.1, "on_timeout": "default", "default": "nobody"},
+            },
+            {"id": "who", "type": "output", "params": {"name": "who"}},
+            {"id": "slow", "type": "sleep", "params": {"seconds": 1.5, "label": "slept"}},
+            {"id": "later", "type": "output", "params": {"name": "later"}},
+        ],
+        [("ask.answer", "who.value"), ("slow.y", "later.value")],
+    )
+    handle = await service.start(both)
+    for _ in range(100):  # the question is asked while `slow` sleeps
+        if await service.inbox():
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.15)
+    assert (await service.get(handle.id)).status == "running"
+    assert await service.expire_waiting() == [f"{handle.id}:ask"]  # not only once it waits
+    done = await handle.wait()
+    assert (done.status, done.outputs) == ("succeeded", {"who": "nobody", "later": "slept"})
+    assert await service.inbox() == []

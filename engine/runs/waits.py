@@ -15,6 +15,7 @@ from engine.errors import Conflict, NotFound
 from engine.execution.events import Listener
 from engine.execution.results import NodeState
 from engine.execution.start import RunStart
+from engine.runs.active import Answerer
 from engine.runs.answers import answered_state, timed_out_state
 from engine.runs.launch import RunHandle
 from engine.runs.processes import QUEUE_OWNER
@@ -62,32 +63,41 @@ class WaitingRuns:
         wait (or another answer came first). A run still executing other branches here takes
         the answer as it goes on."""
         row = await self.store.run_row(run_id, owner_id=owner_id)
-        handle = self.active.get(run_id)
+
+        def answered(plan: Plan, waiting: NodeState, states: Mapping[str, NodeState]) -> NodeState:
+            return answered_state(plan, node_id, waiting, answer, states)
+
+        return await self._settle_wait(row, node_id, answered, listeners)
+
+    async def _settle_wait(
+        self, row: RunRow, node_id: str, make: Answerer, listeners: Iterable[Listener]
+    ) -> RunHandle:
+        """Settle ``node_id``, which waits for an answer, with the state ``make`` gives (from
+        the plan, its waiting state and the run's states): on the queue for a run on workers,
+        in the execution of a run that still executes other branches here, else by resuming
+        the stored waiting run. `Conflict` when it does not wait (or the run executes in
+        another process, which settles it itself)."""
         if row.owner_process == QUEUE_OWNER:  # its node is parked on the queue: settled there
             plan, states, waiting = await self._waiting(row, node_id, ("running", "waiting"))
-            answered = answered_state(plan, node_id, waiting, answer, states)
-            return await self._settle_queued(row, plan, node_id, answered, listeners)
+            return await self._settle_queued(
+                row, plan, node_id, make(plan, waiting, states), listeners
+            )
+        handle = self.active.get(row.id)
         if row.status == "running" and handle is not None:
-
-            def settled(
-                plan: Plan, waiting: NodeState, states: Mapping[str, NodeState]
-            ) -> NodeState:
-                return answered_state(plan, node_id, waiting, answer, states)
-
-            taken = handle.answer(node_id, settled)
+            taken = handle.answer(node_id, make)
             if taken:
                 return handle
             if taken is None:
-                raise Conflict(f"node {node_id} of run {run_id} is not waiting for an answer")
+                raise Conflict(f"node {node_id} of run {row.id} is not waiting for an answer")
             await handle.wait()  # the run is ending `waiting`: answer it as stored
-            row = await self.store.run_row(run_id, owner_id=owner_id)
+            row = await self.store.run_row(row.id)
         elif row.status == "running":
             raise Conflict(
-                f"run {run_id} is executing in another process ({row.owner_process}): answer "
+                f"run {row.id} is executing in another process ({row.owner_process}): answer "
                 "it there, or once it waits"
             )
         plan, states, waiting = await self._waiting(row, node_id, ("waiting",))
-        answered = answered_state(plan, node_id, waiting, answer, states)
+        answered = make(plan, waiting, states)
         return await self._go_on(row, plan, states, {node_id: answered}, listeners)
 
     async def _waiting(
@@ -122,20 +132,14 @@ class WaitingRuns:
 
     async def _time_out(self, waiting: Waiting) -> None:
         row = await self.store.run_row(waiting.run_id)
-        queued = row.owner_process == QUEUE_OWNER  # a wait on workers ends while others go on
-        plan, states, state = await self._waiting(
-            row, waiting.node, ("running", "waiting") if queued else ("waiting",)
-        )
-        node = plan.nodes[waiting.node]
-        if waiting.on_timeout == "default":
-            default = node.params.get("default")
-            answered = answered_state(plan, waiting.node, state, default, states)
-        else:
-            answered = timed_out_state(state, f"{node.settings.timeout_s or 0:g} s")
-        if queued:
-            await self._settle_queued(row, plan, waiting.node, answered, ())
-        else:
-            await self._go_on(row, plan, states, {waiting.node: answered}, ())
+
+        def ended(plan: Plan, state: NodeState, states: Mapping[str, NodeState]) -> NodeState:
+            node = plan.nodes[waiting.node]
+            if waiting.on_timeout == "default":
+                return answered_state(plan, waiting.node, state, node.params.get("default"), states)
+            return timed_out_state(state, f"{node.settings.timeout_s or 0:g} s")
+
+        await self._settle_wait(row, waiting.node, ended, ())
 
     async def _settle_queued(
         self,
