@@ -27,7 +27,7 @@ class NodeRecord(msgspec.Struct, kw_only=True, gc=False):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     duration_ms: float | None = None
-    usage: dict[str, int] | None = None
+    usage: dict[str, Any] | None = None
     # A body node's instances (items, iterations) ended, failed of those, and known so far.
     progress: dict[str, int] | None = None
 

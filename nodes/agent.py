@@ -1,7 +1,9 @@
 """`agent`: a model works on `task` in at most `max_steps` steps. Each step is one JSON object
 the model writes under a grammar made from the allowed tools' args schemas — call a tool, or
 answer — so even a small local model cannot produce a malformed step. Tool results (and tool
-errors) go back into the prompt; the last allowed step may only answer.
+errors) go back into the prompt; the last allowed step may only answer. With `messages` (a
+conversation) connected, the task is its last user message and the turns before it come first in
+the prompt, the oldest dropped to fit the model's context.
 
 Like `tool`, the node type is bound to a `ToolRegistry` by `agent_node_type(tools)`."""
 
@@ -13,13 +15,14 @@ from typing import Any, ClassVar
 
 from engine.documents.issues import Issue
 from engine.errors import NodeFailure
-from engine.models import DEFAULT_MODEL, GenerationRequest
+from engine.models import DEFAULT_MODEL, GenerationRequest, ModelError
+from engine.models.conversation import Message, MessagesInvalid, decode_messages, line
 from engine.nodes.types import CheckContext, NodeContext, NodeType, Port
-from engine.storage.agents import DEFAULT_MAX_STEPS, DEFAULT_SYSTEM_PROMPT
-from nodes.model_calls import generate, model_issue
+from engine.storage.agents import DEFAULT_MAX_STEPS, DEFAULT_STEP_MAX_TOKENS, DEFAULT_SYSTEM_PROMPT
+from nodes.model_calls import FALLBACKS_SCHEMA, generate, model_issues
 from nodes.tools import Tool, ToolError, ToolRegistry
 
-STEP_MAX_TOKENS = 256  # per step, by default
+STEP_MAX_TOKENS = DEFAULT_STEP_MAX_TOKENS  # per step, by default
 RESULT_CHARS = 2000  # of a tool result shown to the model
 
 
@@ -33,6 +36,7 @@ def _params_schema(names: list[str]) -> dict[str, Any]:
                 "description": "A saved agent's id: its settings fill the params not set here.",
             },
             "model": {"type": "string", "minLength": 1, "default": DEFAULT_MODEL},
+            "fallbacks": FALLBACKS_SCHEMA,
             "system_prompt": {
                 "type": "string",
                 "default": DEFAULT_SYSTEM_PROMPT,
@@ -72,9 +76,20 @@ class AgentNode(NodeType):
     recordable = True  # a model and tools: a replay takes the recorded steps (SPEC §17)
     description = (
         "A model works on `task` step by step: each step calls one of the allowed `tools` or "
-        "answers. `answer` is the final answer, `steps` the trace of every call and result."
+        "answers. `answer` is the final answer, `steps` the trace of every call and result. "
+        "With `messages` (a conversation) connected, the task is its last user message, the "
+        "turns before it the context."
     )
-    inputs = (Port("task", "string"),)
+    inputs = (
+        Port("task", "string", alternative="messages"),
+        Port(
+            "messages",
+            "array",
+            required=False,
+            description="A conversation ({role, content} objects): its last user message is the "
+            "task, the turns before it the context.",
+        ),
+    )
     outputs = (Port("answer", "string"), Port("steps", "array"), Port("usage", "object"))
     params_schema: ClassVar[dict[str, Any]] = _params_schema([])
     tools: ClassVar[ToolRegistry]  # set by `agent_node_type`
@@ -82,10 +97,8 @@ class AgentNode(NodeType):
     @classmethod
     def check(cls, params: Mapping[str, Any], context: CheckContext) -> Iterable[Issue]:
         # A saved agent's model is checked when a run copies the agent into its snapshot.
-        if ("model" in params or "agent" not in params) and (
-            issue := model_issue(params, context)
-        ):
-            yield issue
+        if "model" in params or "agent" not in params:
+            yield from model_issues(params, context)
         for index, name in enumerate(params.get("tools", []) if context.tools_checked else []):
             if isinstance(name, str) and name not in cls.tools:
                 known = ", ".join(cls.tools.names) or "none"
@@ -98,6 +111,7 @@ class AgentNode(NodeType):
     def __init__(self, params: Mapping[str, Any]) -> None:
         super().__init__(params)
         self.model: str = params.get("model", DEFAULT_MODEL)
+        self.fallbacks: list[str] = list(params.get("fallbacks", []))
         self.max_steps: int = params.get("max_steps", DEFAULT_MAX_STEPS)
         self.allowed: list[str] = list(params.get("tools", []))
         self.request = GenerationRequest(
@@ -112,7 +126,9 @@ class AgentNode(NodeType):
         )
 
     async def run(self, inputs: dict[str, Any], context: NodeContext) -> dict[str, Any]:
-        transcript = [f"{self.preamble}\nTask: {inputs['task']}"]
+        task, history = await self._task(inputs, context)
+        earlier = ["Conversation so far:", *map(line, history), ""] if history else []
+        transcript = ["\n".join([self.preamble, *earlier]) + f"Task: {task}"]
         steps: list[dict[str, Any]] = []
         for number in range(1, self.max_steps + 1):
             last = number == self.max_steps
@@ -126,7 +142,7 @@ class AgentNode(NodeType):
             )
             if number > 1:
                 context.emit_token("\n")
-            completion = await generate(context, self.model, request)
+            completion = await generate(context, self.model, request, fallbacks=self.fallbacks)
             decision = _decode_step(completion.text, number, completion.finish_reason)
             transcript[-1] += " " + json.dumps(decision, ensure_ascii=False)
             if "answer" in decision:
@@ -137,9 +153,36 @@ class AgentNode(NodeType):
             transcript.append(shown)
         raise AssertionError("the last step may only answer")  # pragma: no cover
 
-    async def _call(
-        self, name: str, args: Any, context: NodeContext
-    ) -> tuple[dict[str, Any], str]:
+    async def _task(
+        self, inputs: dict[str, Any], context: NodeContext
+    ) -> tuple[str, tuple[Message, ...]]:
+        """The task, and the conversation before it (cut to fit the model's context)."""
+        if inputs.get("messages") is None:
+            if inputs.get("task") is None:
+                raise NodeFailure("connect `task` or `messages`", retryable=False)
+            return inputs["task"], ()
+        try:
+            messages = decode_messages(inputs["messages"])
+        except MessagesInvalid as exc:
+            raise NodeFailure(exc.detail, retryable=False) from None
+        users = [i for i, m in enumerate(messages) if m.role == "user"]
+        if inputs.get("task") is not None:
+            task, history = inputs["task"], messages
+        elif users:
+            task, history = messages[users[-1]].content, messages[: users[-1]]
+        else:
+            raise NodeFailure("`messages` has no user message", retryable=False)
+        if not history or context.models is None:
+            return task, history
+        # The preamble and the task stay; room is kept for two steps.
+        framed = (Message("system", self.preamble), *history, Message("user", task))
+        try:
+            fitted = await context.models.fit(self.model, framed, 2 * self.request.max_tokens)
+        except ModelError:
+            return task, history  # the step's own generation says what is wrong
+        return task, fitted[1:-1]
+
+    async def _call(self, name: str, args: Any, context: NodeContext) -> tuple[dict[str, Any], str]:
         """The step's trace entry and the line the model sees next."""
         record: dict[str, Any] = {"tool": name, "args": args}
         if name not in self.allowed:  # a provider without grammars may stray

@@ -1,5 +1,6 @@
 """`llm`: one generation by a registered model, streamed token by token; with `response_schema`,
-JSON valid against that schema."""
+JSON valid against that schema. With `messages` connected it answers that conversation (cut to
+the model's context) instead of `prompt`."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import msgspec
 from engine.documents.issues import Issue
 from engine.errors import NodeFailure
 from engine.models import DEFAULT_MODEL, GenerationRequest
+from engine.models.conversation import Message, MessagesInvalid, decode_messages
 from engine.nodes.types import CheckContext, NodeContext, NodeType, Port, json_schema_port_type
-from nodes.model_calls import generate, model_issue
+from nodes.model_calls import FALLBACKS_SCHEMA, generate, model_issues
 
 DEFAULT_TEMPERATURE = 0.8
 DEFAULT_TOP_P = 0.95
@@ -29,7 +31,10 @@ class LLMNode(NodeType):
     recordable = True
     description = (
         "Sends `prompt` (and the optional `system` text) to a model from models/models.toml and "
-        "streams its answer to `text`. With `response_schema` the answer is JSON valid against "
+        "streams its answer to `text`; with `messages` (a conversation: `{role, content}` "
+        "objects) connected it answers that instead, the oldest turns dropped to fit the "
+        "model's context. `fallbacks` are models tried in turn when `model` fails. "
+        "With `response_schema` the answer is JSON valid against "
         "that schema, also parsed to `json`. `usage` counts prompt and completion tokens. "
         "With `batch`, `prompt` is a list: one answer per item, `text` and `json` are lists."
     )
@@ -42,6 +47,7 @@ class LLMNode(NodeType):
                 "default": DEFAULT_MODEL,
                 "description": "A model name from models/models.toml.",
             },
+            "fallbacks": FALLBACKS_SCHEMA,
             "temperature": {
                 "type": "number",
                 "minimum": 0,
@@ -87,8 +93,14 @@ class LLMNode(NodeType):
         "additionalProperties": False,
     }
     inputs = (
-        Port("prompt", "string"),
+        Port("prompt", "string", alternative="messages"),
         Port("system", "string", required=False, description="Instructions before the prompt."),
+        Port(
+            "messages",
+            "array",
+            required=False,
+            description="A conversation ({role, content} objects), answered instead of prompt.",
+        ),
     )
     outputs = (Port("text", "string"), Port("usage", "object"))
 
@@ -110,8 +122,7 @@ class LLMNode(NodeType):
 
     @classmethod
     def check(cls, params: Mapping[str, Any], context: CheckContext) -> Iterable[Issue]:
-        if issue := model_issue(params, context):
-            yield issue
+        yield from model_issues(params, context)
         schema = params.get("response_schema")
         if isinstance(schema, dict):
             try:
@@ -128,6 +139,7 @@ class LLMNode(NodeType):
         super().__init__(params)
         stop = params.get("stop", ())
         self.model: str = params.get("model", DEFAULT_MODEL)
+        self.fallbacks: list[str] = list(params.get("fallbacks", []))
         self.schema: dict[str, Any] | None = params.get("response_schema")
         self.request = GenerationRequest(
             prompt="",
@@ -142,6 +154,10 @@ class LLMNode(NodeType):
     async def run(self, inputs: dict[str, Any], context: NodeContext) -> dict[str, Any]:
         system = inputs.get("system") or None
         if not self.params.get("batch"):
+            if inputs.get("messages") is not None:
+                return await self._converse(inputs["messages"], system, context)
+            if inputs.get("prompt") is None:
+                raise NodeFailure("connect `prompt` or `messages`", retryable=False)
             return await self._answer(inputs["prompt"], system, context)
         prompts = inputs["prompt"]
         if not all(isinstance(prompt, str) for prompt in prompts):
@@ -159,12 +175,29 @@ class LLMNode(NodeType):
             output["json"] = [answer["json"] for answer in answers]
         return output
 
+    async def _converse(
+        self, value: Any, system: str | None, context: NodeContext
+    ) -> dict[str, Any]:
+        try:
+            messages = decode_messages(value)
+        except MessagesInvalid as exc:
+            raise NodeFailure(exc.detail, retryable=False) from None
+        if system:
+            messages = (Message("system", system), *messages)
+        if not messages:
+            raise NodeFailure("`messages` is empty", retryable=False)
+        request = msgspec.structs.replace(self.request, messages=messages)
+        return await self._complete(request, context)
+
     async def _answer(
         self, prompt: str, system: str | None, context: NodeContext
     ) -> dict[str, Any]:
         request = msgspec.structs.replace(self.request, prompt=prompt, system=system)
-        completion = await generate(context, self.model, request)
-        output: dict[str, Any] = {"text": completion.text, "usage": completion.usage}
+        return await self._complete(request, context)
+
+    async def _complete(self, request: GenerationRequest, context: NodeContext) -> dict[str, Any]:
+        completion = await generate(context, self.model, request, fallbacks=self.fallbacks)
+        output: dict[str, Any] = {"text": completion.text, "usage": dict(context.usage or {})}
         if self.schema is not None:
             output["json"] = self._parse(completion.text, completion.finish_reason)
         return output

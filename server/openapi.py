@@ -44,9 +44,37 @@ class ExactStructs(StructSchemaPlugin):
     def to_openapi_schema(self, field_definition: Any, schema_creator: Any) -> Any:
         schema = super().to_openapi_schema(field_definition, schema_creator)
         info = msgspec.inspect.type_info(field_definition.type_)
-        if isinstance(info, msgspec.inspect.StructType) and info.forbid_unknown_fields:
-            schema.additional_properties = False
+        if isinstance(info, msgspec.inspect.StructType):
+            if info.forbid_unknown_fields:
+                schema.additional_properties = False
+            _zero_field_bounds(schema, info)
         return schema
+
+
+_NUMBER_BOUNDS = (
+    ("ge", "minimum"),
+    ("le", "maximum"),
+    ("gt", "exclusive_minimum"),
+    ("lt", "exclusive_maximum"),
+)
+
+
+def _zero_field_bounds(schema: Any, info: msgspec.inspect.StructType) -> None:
+    """A bound of 0 on a number field (``ge=0``) that Litestar dropped as if it were unset."""
+    properties = getattr(schema, "properties", None) or {}
+    for field in info.fields:
+        prop = properties.get(field.encode_name)
+        if prop is None or not hasattr(prop, "minimum"):
+            continue
+        kinds = (
+            field.type.types if isinstance(field.type, msgspec.inspect.UnionType) else (field.type,)
+        )
+        for kind in kinds:
+            if not isinstance(kind, msgspec.inspect.IntType | msgspec.inspect.FloatType):
+                continue
+            for attribute, keyword in _NUMBER_BOUNDS:
+                if getattr(kind, attribute) == 0 and getattr(prop, keyword) is None:
+                    setattr(prop, keyword, 0)
 
 
 def _http_routes(app: Any) -> list[HTTPRoute]:

@@ -62,7 +62,8 @@ async def test_tool_results_are_fed_back_until_the_answer() -> None:
         'Step 1: {"tool": "calculator", "args": {"expression": "24 * 17"}}\nResult: 408\nStep 2: '
     )
     assert "Task: Eggs in 17 boxes of 24?" in second
-    assert result.nodes["solve"].usage == {"prompt_tokens": 20, "completion_tokens": 10}
+    usage = {"prompt_tokens": 20, "completion_tokens": 10, "model": MODEL}
+    assert result.nodes["solve"].usage == usage
 
 
 async def test_tool_errors_go_back_to_the_model_not_out_of_the_node() -> None:
@@ -145,7 +146,8 @@ async def test_synthesis_prompts_with_every_item_in_order() -> None:
     assert models.requests[0].prompt == (
         'Merge these.\n\n1. Pacific\n2. {"ocean": "Atlantic"}\nCombined:'
     )
-    assert result.nodes["merge"].usage == {"prompt_tokens": 10, "completion_tokens": 5}
+    usage = {"prompt_tokens": 10, "completion_tokens": 5, "model": MODEL}
+    assert result.nodes["merge"].usage == usage
 
 
 # -- with the embedded model ------------------------------------------------------------------

@@ -100,7 +100,7 @@ async def test_tokens_stream_before_the_node_completes(models: ModelService) -> 
     assert len(tokens) >= 2
     assert all(token.seq < completed.seq for token in tokens)
     assert "".join(token.text for token in tokens) == result.outputs["text"]
-    assert completed.usage == {"prompt_tokens": 6, "completion_tokens": 12}
+    assert completed.usage == {"prompt_tokens": 6, "completion_tokens": 12, "model": "gemma-3-270m"}
 
 
 async def test_system_text_comes_before_the_prompt(models: ModelService) -> None:

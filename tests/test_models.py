@@ -23,7 +23,14 @@ from engine.models import (
 )
 from engine.models.gguf import read_metadata
 from engine.models.memory import estimate_gguf, memory_budget, parse_size
-from engine.models.registry import DEFAULT_MODEL, LlamaCppConfig, models_dir, parse
+from engine.models.registry import (
+    DEFAULT_MODEL,
+    OLLAMA_BASE_URL,
+    LlamaCppConfig,
+    OpenAIConfig,
+    models_dir,
+    parse,
+)
 from engine.nodes.registry import NodeRegistry
 from engine.nodes.types import CheckContext
 from tests.support.documents import ROOT, workflow
@@ -96,8 +103,8 @@ def test_both_providers_decode() -> None:
             "model 'tiny': unknown field `ctx`",
         ),
         (
-            '[models.tiny]\nprovider = "ollama"\n',
-            "model 'tiny': provider: unknown provider 'ollama'",
+            '[models.tiny]\nprovider = "vllm"\n',
+            "model 'tiny': provider: unknown provider 'vllm' (llama_cpp, openai, ollama)",
         ),
         ('[models.tiny]\npath = "t.gguf"\n', "model 'tiny': field `provider` is missing"),
         ("[models.tiny\n", "not valid TOML"),
@@ -331,3 +338,17 @@ def test_llm_params_are_checked_against_the_schema(registry: NodeRegistry) -> No
         "/nodes/1/params/stop",
         "/nodes/1/params/temperature",
     ]
+
+
+def test_ollama_is_a_server_at_its_default_address() -> None:
+    entries = parse('[models.llama]\nprovider = "ollama"\nmodel = "llama3.2"\nprice_in = 0.5\n')
+    config = entries["llama"]
+    assert isinstance(config, OpenAIConfig)
+    assert config.base_url == OLLAMA_BASE_URL == "http://127.0.0.1:11434/v1"
+    assert (config.model, config.price_in, config.price_out) == ("llama3.2", 0.5, None)
+    elsewhere = parse(
+        '[models.llama]\nprovider = "ollama"\nmodel = "m"\nbase_url = "http://gpu:11434/v1"\n'
+    )
+    assert elsewhere["llama"].base_url == "http://gpu:11434/v1"
+    with pytest.raises(ModelConfigInvalid, match=r"price_out: expected `float` >= 0"):
+        parse('[models.m]\nprovider = "ollama"\nmodel = "m"\nprice_out = -1\n')

@@ -129,6 +129,8 @@ async def test_a_run_copies_the_saved_agent_into_its_snapshot(
             "tools": ["calculator"],
             "temperature": 0.0,
             "max_steps": 2,
+            "max_tokens": 256,
+            "fallbacks": [],
         }
     finally:
         await service.close()

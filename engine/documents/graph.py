@@ -339,10 +339,16 @@ class _Builder:
             if node.id in self.broken:
                 continue
             for port in node.inputs.values():
-                if port.required and not port.has_default and port.name not in node.sources:
+                if (
+                    port.required
+                    and not port.has_default
+                    and port.name not in node.sources
+                    and not (port.alternative and port.alternative in node.sources)
+                ):
                     self.add(
                         "missing_input",
-                        f"input {node.id}.{port.name} needs an edge",
+                        f"input {node.id}.{port.name} needs an edge"
+                        + (f" (or {node.id}.{port.alternative} one)" if port.alternative else ""),
                         node=node.id,
                         port=port.name,
                         path=pointer("nodes", node.index),

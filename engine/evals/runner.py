@@ -19,6 +19,7 @@ from engine.evals.evaluators import Evaluator, Score, judge, score
 from engine.records import RunRecord
 from engine.runs.reruns import override
 from engine.runs.service import RunService
+from engine.runs.usage import node_tokens, total_usage
 
 __all__ = ["Evaluation", "Variant", "Variants", "documents", "summary"]
 
@@ -137,8 +138,9 @@ def _result(record: RunRecord, scores: list[Score]) -> dict[str, Any]:
         "scores": msgspec.to_builtins(scores),
         "passed": record.status == "succeeded" and all(s.passed for s in scores),
         "score": statistics.fmean(s.score for s in scores) if scores else 0.0,
-        "tokens": sum(sum((n.usage or {}).values()) for n in nodes if n.usage),
-        "judge_tokens": sum(sum((s.usage or {}).values()) for s in scores),
+        "tokens": sum(node_tokens(n.usage) for n in nodes),
+        "judge_tokens": sum(node_tokens(s.usage) for s in scores),
+        "cost": total_usage(n.usage for n in nodes)["cost"],
         "latency_ms": (finished - started).total_seconds() * 1000 if started and finished else 0,
         "executed_nodes": sum(n.status in ("succeeded", "failed") for n in nodes),
         "reused_nodes": sum(n.status == "cached" for n in nodes),
@@ -163,7 +165,7 @@ def summary(
             "mean_score": statistics.fmean(r["score"] for r in mine) if mine else 0.0,
             "tokens": sum(r["tokens"] for r in mine),
             "judge_tokens": sum(r["judge_tokens"] for r in mine),
-            "cost": 0.0,  # registry models have no prices yet
+            "cost": sum(r.get("cost", 0.0) for r in mine),  # the runs' (judging is not priced)
             "latency_p50_ms": statistics.median(r["latency_ms"] for r in mine) if mine else 0.0,
             "executed_nodes": sum(r["executed_nodes"] for r in mine),
             "reused_nodes": sum(r["reused_nodes"] for r in mine),

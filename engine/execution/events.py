@@ -67,7 +67,7 @@ class NodeCompleted(Event, tag="node.completed"):
     output: dict[str, Any]
     duration_ms: float
     reason_code: ReasonCode | None = None
-    usage: dict[str, int] | None = None
+    usage: dict[str, Any] | None = None
 
 
 class NodeFailed(Event, tag="node.failed"):

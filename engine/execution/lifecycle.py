@@ -211,6 +211,8 @@ async def execute(node: PlanNode, state: NodeState, prepared: Prepared, attempts
             else:
                 state.status, state.origin_run_id = "succeeded", context.run_id
                 state.output, state.digests, state.usage = output, digests, context.usage
+                if context.reason is not None:
+                    state.because(context.reason)
                 state.finished_at = now()
                 state.duration_ms = (time.perf_counter() - started) * 1000
                 return

@@ -26,6 +26,8 @@ ReasonCode = Literal[
     # replayed), or it does not (details: what changed: predecessors, or nothing known)
     "replayed",
     "replay_missed",
+    # a model node answered with a fallback model (details: the model, the first model's error)
+    "fallback",
     # skipped
     "upstream_failed",  # details: the failed (or cancelled) predecessor
     "upstream_skipped",  # details: the skipped source, as node.port
@@ -73,6 +75,9 @@ class Reason(msgspec.Struct, frozen=True, gc=False, array_like=True):
             case "replay_missed":
                 changed = f"upstream changed: {listed}" if self.details else "cache key changed"
                 return f"not as recorded ({changed})"
+            case "fallback":
+                model, error = (*self.details, "", "")[:2]
+                return f"fallback: {model} after {error}"
             case "upstream_failed":
                 return f"upstream failed: {listed}"
             case "upstream_skipped":

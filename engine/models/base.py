@@ -7,6 +7,8 @@ from typing import Any, Literal, Protocol
 
 import msgspec
 
+from engine.models.conversation import Message
+
 __all__ = ["Completion", "FinishReason", "GenerationRequest", "LoadedModel", "OnText"]
 
 FinishReason = Literal["stop", "length", "cancelled"]
@@ -14,9 +16,12 @@ OnText = Callable[[str], None]
 
 
 class GenerationRequest(msgspec.Struct, frozen=True, kw_only=True):
-    """One generation. ``response_schema`` (a JSON Schema) constrains the text to matching JSON."""
+    """One generation. ``response_schema`` (a JSON Schema) constrains the text to matching JSON.
+    ``messages``, when given, are the conversation the model answers, instead of ``system`` and
+    ``prompt``."""
 
     prompt: str
+    messages: tuple[Message, ...] = ()
     system: str | None = None
     temperature: float = 0.8
     top_p: float = 0.95
@@ -36,7 +41,7 @@ class Completion(msgspec.Struct, frozen=True, kw_only=True):
     duration_s: float = 0.0
 
     @property
-    def usage(self) -> dict[str, int]:
+    def usage(self) -> dict[str, Any]:
         return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
 
 

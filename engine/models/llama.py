@@ -26,6 +26,13 @@ import msgspec
 import structlog
 
 from engine.models.base import Completion, FinishReason, GenerationRequest, OnText
+from engine.models.conversation import (
+    MESSAGE_OVERHEAD,
+    TRANSCRIPT_STOP,
+    Message,
+    transcript,
+)
+from engine.models.conversation import line as transcript_line
 from engine.models.errors import ModelError, ModelUnavailable
 from engine.models.registry import LlamaCppConfig
 
@@ -215,6 +222,19 @@ class LlamaModel:
             completion, first_token_s=first, duration_s=time.perf_counter() - started
         )
 
+    async def sizes(self, messages: tuple[Message, ...]) -> tuple[int, list[int]]:
+        """The prompt tokens of ``messages`` with this model's tokenizer: what the prompt takes
+        besides them, and each one's (in its worker thread, after the generations before it)."""
+        return await asyncio.wrap_future(self._executor.submit(self._sizes, messages))
+
+    def _sizes(self, messages: tuple[Message, ...]) -> tuple[int, list[int]]:
+        def count(text: str) -> int:
+            return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+        if self.mode == COMPLETION:  # a line each, and the BOS and "Assistant:" around them
+            return 1 + count("\nAssistant:"), [count(transcript_line(m) + "\n") for m in messages]
+        return MESSAGE_OVERHEAD, [count(m.content) + MESSAGE_OVERHEAD for m in messages]
+
     def close(self) -> None:
         """Free the model once the worker has finished what it was given, and wait for it: a
         process that exits while the worker thread still frees llama.cpp's memory can crash."""
@@ -245,7 +265,13 @@ class LlamaModel:
         cancel: threading.Event,
     ) -> Completion:
         llm = self._llm
-        prompt = f"{request.system}\n\n{request.prompt}" if request.system else request.prompt
+        if request.messages:
+            prompt = transcript(request.messages)
+            request = msgspec.structs.replace(request, stop=(*request.stop, TRANSCRIPT_STOP))
+        elif request.system:
+            prompt = f"{request.system}\n\n{request.prompt}"
+        else:
+            prompt = request.prompt
         tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
         if len(tokens) >= self.n_ctx:
             raise ModelError(
@@ -311,9 +337,12 @@ class LlamaModel:
     ) -> Completion:
         """Through the model's chat format. Token counts are inferred from the streamed pieces
         and the context's length, so they may be off by one."""
-        messages = [{"role": "user", "content": request.prompt}]
-        if request.system:
-            messages.insert(0, {"role": "system", "content": request.system})
+        if request.messages:
+            messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        else:
+            messages = [{"role": "user", "content": request.prompt}]
+            if request.system:
+                messages.insert(0, {"role": "system", "content": request.system})
         try:
             chunks = self._llm.create_chat_completion(
                 messages=messages,

@@ -22,6 +22,7 @@ import httpx
 import structlog
 
 from engine.models.base import Completion, FinishReason, GenerationRequest, OnText
+from engine.models.conversation import TRANSCRIPT_STOP, transcript
 from engine.models.errors import ModelError, ModelUnavailable
 from engine.models.limits import RateLimiter
 from engine.models.registry import OpenAIConfig
@@ -134,19 +135,26 @@ class OpenAIModel:
             "top_p": request.top_p,
             "max_tokens": request.max_tokens,
         }
+        stop = list(request.stop)
         if self.config.endpoint == "chat":
-            messages = [{"role": "user", "content": request.prompt}]
-            if request.system:
-                messages.insert(0, {"role": "system", "content": request.system})
+            if request.messages:
+                messages = [{"role": m.role, "content": m.content} for m in request.messages]
+            else:
+                messages = [{"role": "user", "content": request.prompt}]
+                if request.system:
+                    messages.insert(0, {"role": "system", "content": request.system})
             body["messages"] = messages
+        elif request.messages:
+            body["prompt"] = transcript(request.messages)
+            stop.append(TRANSCRIPT_STOP)
         else:
             body["prompt"] = (
                 f"{request.system}\n\n{request.prompt}" if request.system else request.prompt
             )
         if request.seed is not None:
             body["seed"] = request.seed
-        if request.stop:
-            body["stop"] = list(request.stop)
+        if stop:
+            body["stop"] = stop
         if request.response_schema is not None:
             body.update(self._structured(request.response_schema))
         return body

@@ -11,6 +11,13 @@ provider = "openai"               # any OpenAI-compatible server
 base_url = "http://127.0.0.1:8081/v1"
 model = "default"
 api_key_env = "LOCAL_SERVER_KEY"  # the variable's name; the key stays in the environment
+n_ctx = 8192                      # optional: its context, to fit conversations and max_tokens
+price_in = 0.15                   # optional: per million prompt tokens (any currency)
+price_out = 0.60                  # optional: per million completion tokens
+
+[models.llama3]
+provider = "ollama"               # an OpenAI-compatible server at Ollama's default address
+model = "llama3.2"
 ```
 """
 
@@ -31,12 +38,16 @@ __all__ = [
     "DEFAULT_MODEL",
     "MODELS_DIR_ENV",
     "NAME_PATTERN",
+    "OLLAMA_BASE_URL",
+    "PROVIDERS",
     "REGISTRY_FILE",
     "LlamaCppConfig",
     "ModelConfig",
     "ModelRegistry",
+    "OllamaConfig",
     "OpenAIConfig",
     "Positive",
+    "Price",
     "models_dir",
     "parse",
 ]
@@ -47,6 +58,10 @@ DEFAULT_MODEL = "gemma-3-270m"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
 Positive = Annotated[int, msgspec.Meta(ge=1)]
+# Per million tokens, in whatever currency the operator counts in.
+Price = Annotated[float, msgspec.Meta(ge=0)]
+OLLAMA_BASE_URL = "http://127.0.0.1:11434/v1"
+PROVIDERS = ("llama_cpp", "openai", "ollama")
 
 
 class LlamaCppConfig(
@@ -67,7 +82,13 @@ class LlamaCppConfig(
     # Reuse the KV cache of the prompt prefix shared with the previous request: a faster first
     # token for repeated prompts, but the text may then differ slightly from an uncached run.
     prompt_cache: bool = False
+    price_in: Price | None = None
+    price_out: Price | None = None
     description: str = ""
+
+    @property
+    def context(self) -> int:
+        return self.n_ctx
 
     def file(self, models_dir: Path) -> Path:
         return models_dir / self.path
@@ -102,10 +123,25 @@ class OpenAIConfig(
     timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 60.0
     # Further attempts after a 429, a 5xx or a failed connection, with exponential backoff.
     max_retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = 3
+    # The model's context in tokens, when known: conversations are cut to fit it (counted by
+    # an estimate) and a larger max_tokens is refused.
+    n_ctx: Annotated[int, msgspec.Meta(ge=16)] | None = None
+    price_in: Price | None = None
+    price_out: Price | None = None
     description: str = ""
 
+    @property
+    def context(self) -> int | None:
+        return self.n_ctx
 
-ModelConfig = LlamaCppConfig | OpenAIConfig
+
+class OllamaConfig(OpenAIConfig, tag="ollama", kw_only=True):
+    """An Ollama server: OpenAI-compatible, at Ollama's default address unless ``base_url``."""
+
+    base_url: Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s/]+")] = OLLAMA_BASE_URL
+
+
+ModelConfig = LlamaCppConfig | OpenAIConfig | OllamaConfig
 
 # Used when the models folder has no models.toml: the embedded model alone.
 DEFAULT_ENTRIES: dict[str, ModelConfig] = {
@@ -192,10 +228,10 @@ def _decode_entry(entry: Any) -> ModelConfig:
     if not isinstance(entry, dict):
         raise msgspec.ValidationError("expected a table [models.NAME]")
     if "provider" not in entry:
-        raise msgspec.ValidationError("field `provider` is missing (llama_cpp or openai)")
-    if entry["provider"] not in ("llama_cpp", "openai"):
+        raise msgspec.ValidationError(f"field `provider` is missing ({', '.join(PROVIDERS)})")
+    if entry["provider"] not in PROVIDERS:
         raise msgspec.ValidationError(
-            f"provider: unknown provider {entry['provider']!r} (llama_cpp or openai)"
+            f"provider: unknown provider {entry['provider']!r} ({', '.join(PROVIDERS)})"
         )
     config: ModelConfig = msgspec.convert(entry, ModelConfig)
     return config

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import contextlib
+from collections.abc import AsyncIterator, Mapping
 
 import msgspec
 
 from engine.models import embedded, llama, openai
 from engine.models.base import Completion, GenerationRequest, OnText
+from engine.models.conversation import Message, estimate_tokens, fit
 from engine.models.errors import ModelTooLarge, ModelUnavailable
 from engine.models.memory import default_threads, estimate_gguf, format_size, memory_budget
 from engine.models.pool import ModelPool
@@ -83,6 +85,41 @@ class ModelService:
         config = self.registry.get(name)
         if isinstance(config, OpenAIConfig):
             return await self._server(name, config).generate(request, on_text)
+        async with self._loaded(name, config) as model:
+            return await model.generate(request, on_text)
+
+    def context_size(self, name: str) -> int | None:
+        """The tokens model ``name`` takes at once (prompt and answer), when known."""
+        return self.registry.get(name).context
+
+    def cost(self, name: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+        """What the tokens cost by the registry's ``price_in`` / ``price_out`` (per million);
+        None when the entry sets no price."""
+        config = self.registry.get(name)
+        if config.price_in is None and config.price_out is None:
+            return None
+        return (
+            prompt_tokens * (config.price_in or 0.0) + completion_tokens * (config.price_out or 0.0)
+        ) / 1_000_000
+
+    async def fit(
+        self, name: str, messages: tuple[Message, ...], reserve: int
+    ) -> tuple[Message, ...]:
+        """``messages`` cut to model ``name``'s context with ``reserve`` tokens left for the
+        answer (see `conversation.fit`): counted by the model's own tokenizer for a GGUF model,
+        by an estimate for a model on a server (not cut when its context is unknown)."""
+        config = self.registry.get(name)
+        if isinstance(config, OpenAIConfig):
+            if config.n_ctx is None:
+                return messages
+            sizes = [estimate_tokens(m) for m in messages]
+            return fit(messages, sizes, config.n_ctx - reserve)
+        async with self._loaded(name, config) as model:
+            fixed, sizes = await model.sizes(messages)
+        return fit(messages, sizes, config.n_ctx - reserve - fixed)
+
+    @contextlib.asynccontextmanager
+    async def _loaded(self, name: str, config: LlamaCppConfig) -> AsyncIterator[llama.LlamaModel]:
         memory = self.pool.memory(name)  # known when it is loaded
         if memory is None:
             memory = await asyncio.to_thread(self._prepare, name, config)
@@ -93,7 +130,8 @@ class ModelService:
             return await llama.load(name, config, path, memory=memory, threads=threads)
 
         async with self.pool.use(name, memory, load) as model:
-            return await model.generate(request, on_text)
+            assert isinstance(model, llama.LlamaModel)
+            yield model
 
     def _server(self, name: str, config: OpenAIConfig) -> openai.OpenAIModel:
         """The client of a model on a server, made on first use and kept (with its limits)."""
@@ -133,7 +171,7 @@ class ModelService:
             reason = openai.unavailable_reason(config, self.environ)
             return ModelStatus(
                 name=name,
-                provider="openai",
+                provider=str(config.__struct_config__.tag),
                 available=reason is None,
                 reason=reason,
                 location=config.base_url,

@@ -10,6 +10,7 @@ import msgspec
 
 from engine.documents.issues import Issue
 from engine.errors import AnswerInvalid
+from engine.execution.reasons import Reason
 
 if TYPE_CHECKING:
     from engine.models import ModelService
@@ -49,6 +50,8 @@ class Port(msgspec.Struct, frozen=True, omit_defaults=True):
     required: bool = True
     default: Any = _NO_DEFAULT
     description: str = ""
+    # A required input that may go unconnected when this other input is connected instead.
+    alternative: str = ""
 
     @property
     def has_default(self) -> bool:
@@ -79,6 +82,7 @@ class NodeContext:
         "emit_token",
         "models",
         "node_id",
+        "reason",
         "run_id",
         "run_inputs",
         "usage",
@@ -104,7 +108,12 @@ class NodeContext:
         self.workspace = workspace
         self.models = models
         # Token usage a node reports (``prompt_tokens``, ``completion_tokens``); stored with it.
-        self.usage: dict[str, int] | None = None
+        # ``prompt_tokens``, ``completion_tokens``, and ``model`` (the model that answered) and
+        # ``cost`` where known.
+        self.usage: dict[str, Any] | None = None
+        # Why the node executed as it did, when it says more than the engine's reason (a
+        # fallback model answered); replaces that reason once the node succeeds.
+        self.reason: Reason | None = None
 
     @property
     def idempotency_key(self) -> str:

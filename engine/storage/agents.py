@@ -21,6 +21,7 @@ from engine.storage.tables import AgentRow
 
 __all__ = [
     "DEFAULT_MAX_STEPS",
+    "DEFAULT_STEP_MAX_TOKENS",
     "DEFAULT_SYSTEM_PROMPT",
     "AgentConfig",
     "AgentRecord",
@@ -30,6 +31,7 @@ __all__ = [
 
 # What an agent does when neither its node nor its saved agent says (the agent node too).
 DEFAULT_MAX_STEPS = 5
+DEFAULT_STEP_MAX_TOKENS = 256  # the most tokens one step may take
 DEFAULT_SYSTEM_PROMPT = "You solve the task step by step, using the tools when they help."
 
 
@@ -39,10 +41,15 @@ class AgentConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # A name and a model that are more than blanks.
     name: Annotated[str, msgspec.Meta(min_length=1, pattern=r"\S")]
     model: Annotated[str, msgspec.Meta(min_length=1, pattern=r"\S")]
+    description: Annotated[str, msgspec.Meta(max_length=2000)] = ""
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     tools: list[str] = []
     temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] = 0.0
     max_steps: Annotated[int, msgspec.Meta(ge=1, le=50)] = DEFAULT_MAX_STEPS
+    # The most tokens one step may take.
+    max_tokens: Annotated[int, msgspec.Meta(ge=16, le=100_000)] = DEFAULT_STEP_MAX_TOKENS
+    # Models tried in order when `model` fails.
+    fallbacks: list[str] = []
 
     def node_params(self) -> dict[str, Any]:
         """The `agent` node params this configuration stands for."""
@@ -52,6 +59,8 @@ class AgentConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             "tools": list(self.tools),
             "temperature": self.temperature,
             "max_steps": self.max_steps,
+            "max_tokens": self.max_tokens,
+            "fallbacks": list(self.fallbacks),
         }
 
 

@@ -1,15 +1,18 @@
-"""The OpenAI-compatible front door: each saved workflow is the model ``workflow:<id>``.
+"""The OpenAI-compatible front door (SPEC §13): the registry's models (``model:<name>``), saved
+agents (``agent:<id>``) and saved workflows (``workflow:<id>``) as chat models.
 
-The last user message feeds the workflow's first string input; its first output is the answer.
-With ``stream: true`` the tokens of the node feeding that output arrive as chat-completion chunks
-(ending ``data: [DONE]``). Errors have OpenAI's shape, ``{"error": {"message", "type", …}}``.
+Each completion is one stored run started by `server.chat.start_chat` with the whole message
+list and the request's sampling options. With ``stream: true`` the answering node's tokens
+arrive as chat-completion chunks (``stream_options.include_usage`` adds a last chunk with the
+usage), ending ``data: [DONE]``. Errors have OpenAI's shape, ``{"error": {"message", "type", …}}``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, Router, get, post
@@ -19,19 +22,15 @@ from litestar.params import JSONBody
 from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK
 
-from engine.documents.document import Workflow
-from engine.documents.inputs import input_schemas
-from engine.errors import NodeloomError, NotFound, WorkflowInvalid
-from engine.execution.events import NodeToken, RunFinished
-from engine.records import RunRecord
-from engine.runs.launch import RunHandle
+from engine.errors import NodeloomError, NotFound
+from engine.models.conversation import Message
 from server.api.deps import EngineDep, PrincipalDep
 from server.api.events import SSE_HEADERS
-from server.live import Subscription
+from server.chat import ChatFailed, ChatInvalid, ChatOptions, ChatRun, start_chat
 from server.state import Engine
 
-PREFIX = "workflow:"
 _encoder = msgspec.json.Encoder()
+MIN_TOP_P = 1e-6
 
 
 class ContentPart(msgspec.Struct):
@@ -40,8 +39,34 @@ class ContentPart(msgspec.Struct):
 
 
 class ChatMessage(msgspec.Struct):
-    role: str
+    # ``developer`` is a system message; tool calls are not taken.
+    role: Literal["system", "developer", "user", "assistant"]
     content: str | list[ContentPart] | None = None
+
+
+class JsonSchemaSpec(msgspec.Struct):
+    schema: dict[str, Any]
+    name: str = "output"
+    strict: bool | None = None
+    description: str | None = None
+
+
+class TextFormat(msgspec.Struct, tag="text", tag_field="type"):
+    pass
+
+
+class JsonObjectFormat(msgspec.Struct, tag="json_object", tag_field="type"):
+    pass
+
+
+class JsonSchemaFormat(msgspec.Struct, tag="json_schema", tag_field="type"):
+    """The answer is JSON valid against ``json_schema.schema``."""
+
+    json_schema: JsonSchemaSpec
+
+
+class StreamOptions(msgspec.Struct):
+    include_usage: bool = False
 
 
 class ChatRequest(msgspec.Struct):
@@ -50,6 +75,15 @@ class ChatRequest(msgspec.Struct):
     model: str
     messages: list[ChatMessage]
     stream: bool = False
+    stream_options: StreamOptions | None = None
+    temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] | None = None
+    top_p: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
+    max_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    max_completion_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    stop: str | list[str] | None = None
+    seed: Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)] | None = None
+    # ``json_object`` asks for JSON without a schema: taken as plain text here.
+    response_format: TextFormat | JsonObjectFormat | JsonSchemaFormat | None = None
 
 
 class ErrorDetail(msgspec.Struct):
@@ -71,7 +105,7 @@ ERRORS = {
         (400, "Bad request"),
         (401, "Missing or invalid token"),
         (404, "Unknown model"),
-        (422, "The workflow cannot answer (invalid, or its run failed)"),
+        (422, "The target cannot answer (an invalid workflow, or its run failed)"),
     )
 }
 
@@ -94,6 +128,8 @@ def openai_error(request: Request[Any, Any, Any], exc: Exception) -> Response[di
         status, body = exc.status_code, _error_body(exc.detail, kind, None)
     elif isinstance(exc, NotFound):
         status, body = 404, _error_body(exc.detail, "invalid_request_error", "model_not_found")
+    elif isinstance(exc, ChatInvalid):
+        status, body = 400, _error_body(exc.detail, "invalid_request_error", None)
     elif isinstance(exc, NodeloomError):
         status, body = 422, _error_body(exc.detail, "invalid_request_error", None)
     else:
@@ -101,54 +137,37 @@ def openai_error(request: Request[Any, Any, Any], exc: Exception) -> Response[di
     return Response(body, status_code=status, headers=getattr(exc, "headers", None))
 
 
-class Door:
-    """A workflow behind the door: where the question goes in and the answer comes out."""
-
-    def __init__(self, engine: Engine, workflow: Workflow) -> None:
-        plan = engine.runs.plan(workflow)
-        schemas = input_schemas(plan)
-        strings = [name for name, schema in schemas.items() if schema.get("type") == "string"]
-        untyped = [name for name, schema in schemas.items() if "type" not in schema]
-        if not (strings or untyped):
-            raise OpenAIError(400, "the workflow has no string input", "invalid_request_error")
-        self.input = (strings or untyped)[0]
-        outputs = sorted(plan.by_role("output"), key=lambda node: node.index)
-        if not outputs:
-            raise OpenAIError(400, "the workflow has no output node", "invalid_request_error")
-        self.output = outputs[0].params["name"]
-        sources = outputs[0].sources.get("value") or [("", "")]
-        self.feeder = sources[0][0]
+def conversation(messages: list[ChatMessage]) -> list[Message]:
+    """The request's messages as a conversation (``developer`` is a system message)."""
+    turns = []
+    for message in messages:
+        content = message.content
+        if isinstance(content, list):
+            content = "".join(part.text or "" for part in content if part.type == "text")
+        role = "system" if message.role == "developer" else message.role
+        turns.append(Message(role, content or ""))
+    return turns
 
 
-def question(messages: list[ChatMessage]) -> str:
-    for message in reversed(messages):
-        if message.role == "user":
-            if isinstance(message.content, list):
-                return "".join(part.text or "" for part in message.content if part.type == "text")
-            return message.content or ""
-    raise OpenAIError(400, "messages has no user message", "invalid_request_error")
+def options(data: ChatRequest) -> ChatOptions:
+    schema = None
+    if isinstance(data.response_format, JsonSchemaFormat):
+        schema = data.response_format.json_schema.schema
+    stop = (data.stop,) if isinstance(data.stop, str) else data.stop
+    return ChatOptions(
+        temperature=data.temperature,
+        # OpenAI takes 0 (the likeliest token only); nodeloom's top_p is above 0.
+        top_p=max(data.top_p, MIN_TOP_P) if data.top_p is not None else None,
+        max_tokens=data.max_completion_tokens or data.max_tokens,
+        stop=tuple(stop) if stop else None,
+        seed=data.seed,
+        response_schema=schema,
+    )
 
 
-def answer_text(record: RunRecord, output: str) -> str:
-    if record.status != "succeeded":
-        raise OpenAIError(
-            422,
-            f"run {record.id} {record.status}: {record.error}",
-            "workflow_failed",
-            record.status,
-        )
-    value = record.outputs.get(output)
-    return value if isinstance(value, str) else _encoder.encode(value).decode()
-
-
-def _usage(record: RunRecord) -> dict[str, int]:
-    prompt = sum((n.usage or {}).get("prompt_tokens", 0) for n in record.nodes.values())
-    completion = sum((n.usage or {}).get("completion_tokens", 0) for n in record.nodes.values())
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-    }
+def _failure(exc: ChatFailed) -> OpenAIError:
+    record = exc.record
+    return OpenAIError(422, exc.detail, "workflow_failed", record.status)
 
 
 def _chunk(
@@ -164,118 +183,125 @@ def _chunk(
     return b"data: " + _encoder.encode(body) + b"\n\n"
 
 
-async def _stream(
-    engine: Engine, active: RunHandle, door: Door, model: str, events: Subscription[Any]
-) -> AsyncIterator[bytes]:
+def _usage_chunk(run_id: str, model: str, created: int, usage: dict[str, Any]) -> bytes:
+    body = {
+        "id": f"chatcmpl-{run_id}",
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [],
+        "usage": usage,
+    }
+    return b"data: " + _encoder.encode(body) + b"\n\n"
+
+
+async def _stream(run: ChatRun, model: str, include_usage: bool) -> AsyncIterator[bytes]:
     created = int(time.time())
-    streamed = False
     finished = False
     try:
-        yield _chunk(active.id, model, created, {"role": "assistant", "content": ""}, None)
-        async for event in events.live():
-            if isinstance(event, NodeToken) and event.node == door.feeder:
-                streamed = True
-                yield _chunk(active.id, model, created, {"content": event.text}, None)
-            elif isinstance(event, RunFinished):
-                finished = True
-                break
-        record = await active.wait()
+        yield _chunk(run.run_id, model, created, {"role": "assistant", "content": ""}, None)
+        streamed = False
+        async for text in run.tokens():
+            streamed = True
+            yield _chunk(run.run_id, model, created, {"content": text}, None)
+        finished = True
         try:
-            text = answer_text(record, door.output)
-        except OpenAIError as exc:
-            yield b"data: " + _encoder.encode(_error_body(exc.detail, exc.kind, exc.code)) + b"\n\n"
+            answer = await run.result()
+        except ChatFailed as exc:
+            error = _failure(exc)
+            yield b"data: " + _encoder.encode(_error_body(error.detail, error.kind, error.code))
+            yield b"\n\n"
         else:
             if not streamed:
-                yield _chunk(active.id, model, created, {"content": text}, None)
-            yield _chunk(active.id, model, created, {}, "stop")
+                yield _chunk(run.run_id, model, created, {"content": answer.text}, None)
+            yield _chunk(run.run_id, model, created, {}, answer.finish_reason)
+            if include_usage:
+                yield _usage_chunk(run.run_id, model, created, answer.usage)
         yield b"data: [DONE]\n\n"
     finally:
-        events.close()
+        run.close()
         if not finished:  # the client went away: stop generating for it
-            active.cancel()
-
-
-async def _door(
-    engine: EngineDep, principal: PrincipalDep, model: str
-) -> tuple[str, Workflow, int]:
-    if not model.startswith(PREFIX):
-        raise OpenAIError(
-            404,
-            f"unknown model {model!r}: use workflow:<id>",
-            "invalid_request_error",
-            "model_not_found",
-        )
-    record, workflow = await engine.current_workflow(
-        model[len(PREFIX) :], owner_id=principal.owner_id
-    )
-    return record.id, workflow, record.version
+            run.cancel()
 
 
 @post(
     "/chat/completions",
     status_code=HTTP_200_OK,
-    summary="Run a workflow as a chat model",
+    summary="Answer a conversation with a model, a saved agent or a saved workflow",
     responses=ERRORS,
 )
 async def chat_completions(
     engine: EngineDep, principal: PrincipalDep, data: JSONBody[ChatRequest]
 ) -> Response[dict[str, Any]] | Stream:
-    workflow_id, workflow, version = await _door(engine, principal, data.model)
-    try:
-        door = Door(engine, workflow)
-    except WorkflowInvalid as exc:
-        raise OpenAIError(422, exc.detail, "invalid_request_error") from None
-    text = question(data.messages)
-    active = await engine.runs.start(
-        workflow,
-        {door.input: text},
-        workflow_id=workflow_id,
-        workflow_version=version,
-        owner_id=principal.owner_id,
-        caller_waits=not data.stream,
+    run = await start_chat(
+        engine, principal, data.model, conversation(data.messages), options(data), trigger="api"
     )
     if data.stream:
-        channel = engine.live.open(active.id)
-        stream = _stream(engine, active, door, data.model, channel.subscribe())
+        include_usage = data.stream_options is not None and data.stream_options.include_usage
+        stream = _stream(run, data.model, include_usage)
         return Stream(stream, media_type="text/event-stream", headers=SSE_HEADERS)
-    record = await active.wait()
+    async with run:
+        try:
+            answer = await run.result()
+        except ChatFailed as exc:
+            raise _failure(exc) from None
     body = {
-        "id": f"chatcmpl-{record.id}",
+        "id": f"chatcmpl-{answer.record.id}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": data.model,
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": answer_text(record, door.output)},
-                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": answer.text},
+                "finish_reason": answer.finish_reason,
             }
         ],
-        "usage": _usage(record),
+        "usage": answer.usage,
     }
     return Response(body)
 
 
-@get("/models", summary="Each saved workflow as a model `workflow:<id>`", responses=ERRORS)
-async def models(engine: EngineDep, principal: PrincipalDep) -> dict[str, Any]:
-    data, cursor = [], None
-    while True:
-        page = await engine.workflows.list_workflows(
-            owner_id=principal.owner_id, limit=200, cursor=cursor
-        )
+def _model(ident: str, created: int, name: str, **extra: Any) -> dict[str, Any]:
+    return {"id": ident, "object": "model", "created": created, "owned_by": "nodeloom",
+            "name": name, **extra}  # fmt: skip
+
+
+async def _listed(engine: Engine, owner_id: str | None) -> list[dict[str, Any]]:
+    data = []
+    if engine.models is not None:
+        statuses = await asyncio.to_thread(engine.models.status)
         data += [
-            {
-                "id": f"{PREFIX}{item['id']}",
-                "object": "model",
-                "created": int(item["created_at"].timestamp()),
-                "owned_by": "nodeloom",
-                "name": item["name"],
-            }
+            _model(f"model:{status.name}", 0, status.name)
+            for status in statuses
+            if status.available
+        ]
+    cursor = None
+    while True:
+        agents = await engine.runs.agents.list(owner_id=owner_id, limit=200, cursor=cursor)
+        data += [
+            _model(f"agent:{a.id}", int(a.created_at.timestamp()), a.config.name)
+            for a in agents.items
+        ]
+        if (cursor := agents.next_cursor) is None:
+            break
+    while True:
+        page = await engine.workflows.list_workflows(owner_id=owner_id, limit=200, cursor=cursor)
+        data += [
+            _model(f"workflow:{item['id']}", int(item["created_at"].timestamp()), item["name"])
             for item in page.items
         ]
-        if page.next_cursor is None:
-            return {"object": "list", "data": data}
-        cursor = page.next_cursor
+        if (cursor := page.next_cursor) is None:
+            return data
+
+
+@get(
+    "/models",
+    summary="The registry's models, saved agents and saved workflows as chat models",
+    responses=ERRORS,
+)
+async def models(engine: EngineDep, principal: PrincipalDep) -> dict[str, Any]:
+    return {"object": "list", "data": await _listed(engine, principal.owner_id)}
 
 
 OpenAIController = Router(

@@ -112,7 +112,7 @@ class DiffNode(msgspec.Struct, kw_only=True):
     status: list[str | None]
     output: str
     duration_ms: list[float | None]
-    usage: list[dict[str, int] | None]
+    usage: list[dict[str, Any] | None]
 
 
 class Diff(msgspec.Struct, kw_only=True):

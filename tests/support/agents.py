@@ -24,3 +24,9 @@ class ScriptedModels:
         text = next(self.script)
         on_text(text)
         return Completion(text=text, prompt_tokens=10, completion_tokens=5, finish_reason="stop")
+
+    def cost(self, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+        return None
+
+    async def fit(self, model: str, messages: Any, reserve: int) -> Any:
+        return messages
