@@ -41,11 +41,13 @@ async def test_a_tree_of_messages_and_the_paths_through_it(store: ConversationSt
     q2b = await store.append(conversation.id, role="user", content="Why?", parent_id=a1.id)
     a2b = await store.append(conversation.id, role="assistant", content="So.", parent_id=q2b.id)
 
-    assert [m.id for m in await store.path(conversation.id, a2.id)] == [q1.id, a1.id, q2.id, a2.id]
-    assert [m.id for m in await store.path(conversation.id, None)] == [
+    down_a2 = await store.history(conversation.id, a2.id)
+    assert [m.id for m in down_a2] == [q1.id, a1.id, q2.id, a2.id]
+    assert [m.content for m in down_a2] == ["Hi there", "Hello!", "And then?", "Then."]
+    assert [m.id for m in await store.history(conversation.id, None)] == [
         q1.id, a1.id, q2b.id, a2b.id
     ]  # fmt: skip
-    assert [m.id for m in await store.path(conversation.id, q1.id)] == [q1.id]
+    assert [m.id for m in await store.history(conversation.id, q1.id)] == [q1.id]
     everything = await store.messages(conversation.id)
     assert [m.id for m in everything] == [q1.id, a1.id, q2.id, a2.id, q2b.id, a2b.id]
     assert everything[1].run_id == "run_1"
@@ -63,8 +65,10 @@ async def test_a_message_of_another_conversation_is_no_parent(store: Conversatio
     one = await store.create("model:m")
     other = await store.create("model:m")
     foreign = await store.append(other.id, role="user", content="elsewhere", parent_id=None)
-    assert await store.path(one.id, foreign.id) == []
-    assert await store.path(one.id, None) == []
+    assert await store.history(one.id, foreign.id) == []
+    assert await store.history(one.id, None) == []
+    assert await store.message(one.id, foreign.id) is None
+    assert await store.message(other.id, foreign.id) == foreign
     with pytest.raises(NotFound, match=f"message {foreign.id} is not in conversation {one.id}"):
         await store.append(one.id, role="user", content="x", parent_id=foreign.id)
     assert await store.messages(one.id) == []
@@ -120,7 +124,7 @@ async def test_a_thousand_message_path_comes_back_whole(store: ConversationStore
         role = "user" if n % 2 == 0 else "assistant"
         message = await store.append(conversation.id, role=role, content=str(n), parent_id=parent)
         parent = message.id
-    path = await store.path(conversation.id, None)
+    path = await store.history(conversation.id, None)
     assert [m.content for m in path] == [str(n) for n in range(1000)]
 
 

@@ -2,8 +2,8 @@
 
 Each message has a parent (none for a first message); the path from a message up to its root is
 the history it was written after, so an edited question is a sibling of the one it replaces and
-a regenerated answer a sibling of the earlier answer. A path is read with one recursive query,
-however long the conversation."""
+a regenerated answer a sibling of the earlier answer. A history is read with one recursive
+query, however long the conversation."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ __all__ = [
     "Conversation",
     "ConversationStore",
     "Message",
+    "Said",
     "title_of",
 ]
 
@@ -47,6 +48,14 @@ class Conversation(msgspec.Struct, kw_only=True):
     title: str | None
     created_at: datetime
     updated_at: datetime
+
+
+class Said(msgspec.Struct, frozen=True):
+    """A message of a history: what a turn sends the model."""
+
+    id: str
+    role: str
+    content: str
 
 
 class Message(msgspec.Struct, kw_only=True):
@@ -136,10 +145,18 @@ class ConversationStore:
         )
         return await self._read(query)
 
-    async def path(self, conversation_id: str, message_id: str | None) -> list[Message]:
-        """The history down to ``message_id`` (root first, the message last); to the message
-        stored last when ``message_id`` is None. Empty when the conversation has no such
-        message (or none at all)."""
+    async def message(self, conversation_id: str, message_id: str) -> Message | None:
+        """One message of the conversation; None if it has no such message."""
+        query = select(*_COLUMNS).where(
+            _messages.c.id == message_id, _messages.c.conversation_id == conversation_id
+        )
+        found = await self._read(query)
+        return found[0] if found else None
+
+    async def history(self, conversation_id: str, message_id: str | None) -> list[Said]:
+        """What was said down to ``message_id`` (root first, the message last); down to the
+        message stored last when ``message_id`` is None. Empty when the conversation has no
+        such message (or none at all). One query, however long the path."""
         anchor_id: Any = message_id
         if message_id is None:
             anchor_id = (
@@ -149,22 +166,19 @@ class ConversationStore:
                 .limit(1)
                 .scalar_subquery()
             )
+        said = (_messages.c.id, _messages.c.parent_id, _messages.c.role, _messages.c.content)
         steps = (
-            select(_messages.c.id, _messages.c.parent_id, literal(0, Integer).label("depth"))
+            select(*said, literal(0, Integer).label("depth"))
             .where(_messages.c.id == anchor_id, _messages.c.conversation_id == conversation_id)
             .cte("path", recursive=True)
         )
         steps = steps.union_all(
-            select(_messages.c.id, _messages.c.parent_id, steps.c.depth + 1).join(
-                steps, _messages.c.id == steps.c.parent_id
-            )
+            select(*said, steps.c.depth + 1).join(steps, _messages.c.id == steps.c.parent_id)
         )
-        query = (
-            select(*_COLUMNS)
-            .join(steps, _messages.c.id == steps.c.id)
-            .order_by(steps.c.depth.desc())
-        )
-        return await self._read(query)
+        query = select(steps.c.id, steps.c.role, steps.c.content).order_by(steps.c.depth.desc())
+        async with self.sessions() as session:
+            rows = (await session.execute(query)).all()
+        return [Said(row.id, row.role, row.content) for row in rows]
 
     async def append(
         self,
