@@ -25,6 +25,7 @@ from server.api.catalogue import (
     NodeTypesController,
     ToolsController,
 )
+from server.api.conversations import ConversationController
 from server.api.deps import get_principal
 from server.api.evaluations import DatasetController, EvaluationController
 from server.api.events import RunEventsController
@@ -70,6 +71,7 @@ API: list[ControllerRouterHandler] = [
     ExportController,
     BatchController,
     AgentController,
+    ConversationController,
     FileController,
     HookController,
     HookReceiver,

@@ -24,6 +24,7 @@ from engine.records import WorkflowRecord
 from engine.runs.service import RunService
 from engine.storage.accounts import Accounts
 from engine.storage.batches import BatchStore
+from engine.storage.conversations import ConversationStore
 from engine.storage.database import Database
 from engine.storage.evaluations import EvaluationStore
 from engine.storage.schedules import ScheduleStore
@@ -66,6 +67,7 @@ class Engine:
     evaluations: Evaluations = field(init=False)
     hooks: HookStore = field(init=False)
     schedules: ScheduleStore = field(init=False)
+    conversations: ConversationStore = field(init=False)
     _documents: OrderedDict[tuple[str, int], tuple[WorkflowRecord, Workflow]] = field(
         default_factory=OrderedDict
     )
@@ -137,6 +139,7 @@ async def open_engine(
         runs, EvaluationStore(database), lease_timeout_s=config.lease_timeout_s
     )
     engine.schedules = ScheduleStore(database)
+    engine.conversations = ConversationStore(database)
     try:
         engine.tools = tools_of(runs.registry)
         if engine.tools is not None:
