@@ -67,6 +67,28 @@ class Api:
     async def post(self, path: str, body: Any = None) -> Any:
         return (await self.call("POST", path, body=body if body is not None else {})).json()
 
+    async def stream(self, path: str, body: Any) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """POST ``body`` and read the answer's Server-Sent Events as (event, data) pairs."""
+        headers = {"Accept": "text/event-stream"}
+        try:
+            async with self.http.stream(
+                "POST", path, json=body, headers=headers, timeout=None
+            ) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise ApiError(response.status_code, _problem(response))
+                kind, data = "message", []
+                async for line in response.aiter_lines():
+                    if line.startswith("event:"):
+                        kind = line[6:].strip()
+                    elif line.startswith("data:"):
+                        data.append(line[5:].lstrip())
+                    elif not line and data:
+                        yield kind, json.loads("\n".join(data))
+                        kind, data = "message", []
+        except httpx.TransportError as exc:
+            raise ApiError(0, {"detail": f"the server cannot be reached: {exc}"}) from None
+
     async def events(self, run_id: str, after: int = 0) -> AsyncIterator[dict[str, Any]]:
         """A run's events (Server-Sent Events), past ones first, until `run.finished`."""
         headers = {"Accept": "text/event-stream"}

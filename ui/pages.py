@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse
 from nicegui import app, events, ui
 
 from ui import auth
+from ui.chat import chat_page
 from ui.client import Api, ApiError
 from ui.editor import Editor
 from ui.evaluations import evaluations_page
@@ -49,8 +50,8 @@ def register(api_url: Callable[[], str]) -> None:
         ui.context.client.on_exception(auth.api_failed)
         with ui.header().classes("items-center py-1 px-3 bg-slate-800"):
             ui.label("nodeloom").classes("font-bold text-white mr-4")
-            for text, target in (("Workflows", "/"), ("Agents", "/agents"), ("Files", "/files"),
-                                 ("Models", "/models")):
+            for text, target in (("Workflows", "/"), ("Chat", "/chat"), ("Agents", "/agents"),
+                                 ("Files", "/files"), ("Models", "/models")):
                 ui.link(text, target).classes("text-white")
             with ui.link(target="/inbox").classes("text-white").props("data-inbox-link"):
                 ui.label("Inbox")
@@ -114,6 +115,17 @@ def register(api_url: Callable[[], str]) -> None:
     async def inbox() -> RedirectResponse | None:
         frame("Inbox")
         return await _guarded(inbox_page(client()))
+
+    @ui.page("/chat")
+    async def chat() -> RedirectResponse | None:
+        frame("Chat")
+        return await _guarded(chat_page(client(), None))
+
+    @ui.page("/chat/{conversation_id}")
+    async def conversation(conversation_id: str) -> RedirectResponse | None:
+        frame("Chat")
+        return await _guarded(chat_page(client(), conversation_id),
+                              f"Cannot show conversation {conversation_id}")
 
     @ui.page("/agents")
     async def agents() -> RedirectResponse | None:
