@@ -287,7 +287,7 @@ async def chat_page(api: Api, conversation_id: str | None) -> None:
 
                 ui.button("Start", on_click=start).props("data-chat-new")
             listing = ui.column().classes("w-full gap-0").props("data-chat-list")
-        main = ui.column().classes("grow gap-2 max-w-4xl")
+        main = ui.column().classes("grow min-w-0 gap-2 max-w-4xl")
 
     async def show_list() -> None:
         items = (await api.get("/api/conversations", limit=100))["items"]
