@@ -15,15 +15,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine.errors import NodeloomError, NotFound
+import structlog
+
+from engine.errors import NodeloomError, NotFound, describe
 from engine.models.conversation import Message as ChatMessage
 from engine.storage.conversations import Conversation, Message, Said
 from server.auth import Principal
-from server.chat import KINDS, ChatOptions, ChatRun, start_chat
+from server.chat import KINDS, ChatFailed, ChatOptions, ChatRun, start_chat
 from server.state import Engine
 
 __all__ = ["Answering", "TurnInvalid", "begin", "check_target", "prepare", "usage_sum"]
 
+log = structlog.get_logger("nodeloom.conversations")
 _finishing: set[asyncio.Task[Message]] = set()  # answers being stored, kept from the collector
 
 
@@ -148,7 +151,7 @@ async def begin(
         raise
     task = asyncio.create_task(_answer(engine, conversation.id, question.id, chat))
     _finishing.add(task)
-    task.add_done_callback(_finishing.discard)
+    task.add_done_callback(_settled)
     return Answering(question, chat, task)
 
 
@@ -162,6 +165,15 @@ async def _answer(engine: Engine, conversation_id: str, question_id: str, chat: 
         run_id=chat.run_id,
         usage=dict(answer.usage),
     )
+
+
+def _settled(task: asyncio.Task[Message]) -> None:
+    _finishing.discard(task)
+    if task.cancelled():
+        return
+    failure = task.exception()
+    if failure is not None and not isinstance(failure, ChatFailed):  # told to the asker
+        log.error("storing an answer failed", error=describe(failure))
 
 
 def usage_sum(messages: list[Message]) -> dict[str, Any]:

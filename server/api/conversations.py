@@ -14,6 +14,7 @@ stays, unanswered)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
@@ -24,6 +25,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from engine.errors import NodeloomError
 from engine.storage.conversations import Conversation, Message
 from server.api.deps import EngineDep, PrincipalDep, paged
 from server.api.events import SSE_HEADERS
@@ -97,15 +99,15 @@ async def _frames(answering: Answering) -> AsyncIterator[bytes]:
         async for text in chat.tokens():
             yield _frame("token", {"text": text})
         try:
-            answer = await answering.finished
-        except ChatFailed as exc:
-            yield _frame(
-                "error", {"detail": f"the answer failed: {exc.detail}", "run_id": chat.run_id}
-            )
+            # Shielded: a client that goes away stops the stream, not the answer being stored.
+            answer = await asyncio.shield(answering.finished)
+        except NodeloomError as exc:
+            detail = f"the answer failed: {exc.detail}"
+            yield _frame("error", {"detail": detail, "run_id": chat.run_id})
             return
         yield _frame("message", answer)
     finally:
-        chat.close()  # the answer is stored all the same if the client went away
+        chat.close()
 
 
 class ConversationController(Controller):
@@ -193,7 +195,7 @@ class ConversationController(Controller):
             )
         answering.chat.close()
         try:
-            answer = await answering.finished
+            answer = await asyncio.shield(answering.finished)
         except ChatFailed as exc:
             raise _failed(exc) from None
         return Response(answer, status_code=HTTP_201_CREATED)
