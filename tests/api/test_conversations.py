@@ -5,6 +5,7 @@ and by regenerating an answer, delete, and bad requests refused with nothing sto
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,17 @@ FAILING: dict[str, Any] = {
         {"id": "out", "type": "output", "params": {"name": "answer"}},
     ],
     "edges": [{"from": "q.value", "to": "boom.x"}, {"from": "boom.y", "to": "out.value"}],
+}
+
+SLOW: dict[str, Any] = {
+    "schema_version": 1,
+    "name": "Slow",
+    "nodes": [
+        {"id": "q", "type": "input", "params": {"name": "question", "schema": {"type": "string"}}},
+        {"id": "words", "type": "stream", "params": {"words": 20, "delay_s": 0.05}},
+        {"id": "out", "type": "output", "params": {"name": "answer"}},
+    ],
+    "edges": [{"from": "q.value", "to": "words.prompt"}, {"from": "words.text", "to": "out.value"}],
 }
 
 
@@ -275,3 +287,29 @@ def test_a_failed_answer_keeps_the_question_and_nothing_else(users: Users) -> No
     run = client.get(f"/api/runs/{frames[1]['data']['run_id']}").json()
     assert run["status"] == "failed"
     assert messages_of(client, conversation_id) == [question]
+
+
+def test_a_stopped_answer_and_one_whose_client_went_away(users: Users) -> None:
+    client = users.ada
+    conversation_id = conversation_with(client, SLOW)
+    url = f"/api/conversations/{conversation_id}/messages"
+    with client.stream("POST", url, json={"content": "go", "stream": True}) as response:
+        lines = response.iter_lines()
+        assert next(lines) == "event: start"
+        run_id = parse(next(lines) + "\n\n")[0]["data"]["run_id"]
+        assert client.post(f"/api/runs/{run_id}/cancel").status_code == 200
+        frames = parse("\n".join(lines))
+    assert frames[-1]["event"] == "error"
+    assert "cancelled" in frames[-1]["data"]["detail"]
+    [question] = messages_of(client, conversation_id)
+    assert question["content"] == "go"
+
+    with client.stream("POST", url, json={"content": "again", "stream": True}) as response:
+        assert next(response.iter_lines()) == "event: start"
+    # The client is gone; the answer is stored all the same.
+    deadline = time.monotonic() + 10
+    while len(messages_of(client, conversation_id)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    answer = messages_of(client, conversation_id)[-1]
+    assert answer["role"] == "assistant"
+    assert answer["content"] == " ".join(f"word{n}" for n in range(20)) + " "
