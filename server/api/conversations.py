@@ -21,6 +21,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Response, delete, get, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
@@ -110,6 +111,15 @@ async def _frames(answering: Answering) -> AsyncIterator[bytes]:
         chat.close()
 
 
+ANSWER = ResponseSpec(Message, generate_examples=False, description="The answer as stored")
+STREAMED = ResponseSpec(
+    str,
+    generate_examples=False,
+    media_type="text/event-stream",
+    description="With `stream`: `start`, `token`s, then `message` or `error` (Server-Sent Events)",
+)
+
+
 class ConversationController(Controller):
     path = "/api/conversations"
     tags = ["conversations"]  # noqa: RUF012
@@ -169,7 +179,7 @@ class ConversationController(Controller):
         status_code=HTTP_201_CREATED,
         summary="Ask (or answer a question again); answers the assistant's message",
         description=__doc__,
-        responses=documented(404, 422),
+        responses={201: ANSWER, 200: STREAMED, **documented(404, 422)},
     )
     async def ask(
         self,
