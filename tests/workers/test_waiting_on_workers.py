@@ -7,13 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+from litestar.testing import AsyncTestClient
 
+from engine.distributed.launch import Queued
 from engine.errors import AnswerInvalid, Conflict
 from engine.runs.service import RunService
+from server.app import create_app
+from tests.api.test_inbox import APPROVAL as API_APPROVAL
+from tests.support.api import make_config
 from tests.support.documents import workflow
+from tests.support.nodes import api_test_registry
 from tests.test_human_input import APPROVAL, asking
 
 
@@ -111,3 +118,30 @@ async def test_waits_on_workers_time_out_or_are_cancelled(
     assert await queued.inbox() == []
     with pytest.raises(Conflict, match="not waiting"):
         await queued.answer(open_ended.id, "ask", "too late")
+
+
+async def test_the_api_of_a_server_on_workers_answers_a_waiting_run(
+    workers: Any, database: Any, pg_url: str, tmp_path: Path
+) -> None:
+    workers(1)  # on the database migrated by the `database` fixture
+    config = make_config(tmp_path, pg_url, execution="workers")
+    app = create_app(config, registry=api_test_registry())
+    async with AsyncTestClient(app=app) as client:
+        assert isinstance(app.state.engine.runs.launcher, Queued)
+        workflow_id = (await client.post("/api/workflows", json=API_APPROVAL)).json()["id"]
+        started = await client.post(f"/api/workflows/{workflow_id}/runs", json={"wait": True})
+        assert started.status_code == 201, started.text
+        run = started.json()
+        assert (run["status"], run["nodes"]["ask"]["status"]) == ("waiting", "waiting")
+        [item] = (await client.get("/api/inbox")).json()["items"]
+        assert (item["run_id"], item["prompt"]) == (run["id"], "How many copies of a memo?")
+        url = f"/api/runs/{run['id']}/nodes/ask/answer"
+        assert (await client.post(url, json={"answer": 0})).status_code == 422
+        answered = await client.post(url, json={"answer": 3, "wait": True})
+        assert answered.status_code == 201, answered.text
+        assert (answered.json()["status"], answered.json()["outputs"]) == (
+            "succeeded",
+            {"copies": "3 copies"},
+        )
+        again = await client.post(url, json={"answer": 4})
+        assert again.status_code == 409
