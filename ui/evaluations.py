@@ -1,7 +1,7 @@
 """A workflow's evaluations page (SPEC §17): start one (a dataset, the variants, the
 evaluators), follow its progress, and read its report: per variant a summary and a bar chart
-(pass rate, score, latency), per row each variant's output and score side by side with a link to
-its run; the report exported as CSV or XLSX. Plain calls to `/api/datasets` and
+(pass rate, score, cost, latency), per row each variant's output and score side by side with a
+link to its run; the report exported as CSV or XLSX. Plain calls to `/api/datasets` and
 `/api/evaluations`."""
 
 from __future__ import annotations
@@ -18,18 +18,25 @@ REFRESH_S = 1.0
 
 
 def chart_options(variants: dict[str, Any]) -> dict[str, Any]:
-    """ECharts options: a group of bars per variant."""
+    """ECharts options: a group of bars per variant (cost and latency on axes of their own)."""
     names = list(variants)
     return {
         "tooltip": {"trigger": "axis"},
-        "legend": {"data": ["pass rate %", "mean score %", "latency p50 ms"]},
+        "legend": {"data": ["pass rate %", "mean score %", "cost", "latency p50 ms"]},
         "xAxis": {"type": "category", "data": names},
-        "yAxis": [{"type": "value", "name": "%", "max": 100}, {"type": "value", "name": "ms"}],
+        "yAxis": [
+            {"type": "value", "name": "%", "max": 100},
+            {"type": "value", "name": "ms"},
+            {"type": "value", "name": "cost", "position": "right", "offset": 56},
+        ],
+        "grid": {"right": 110},
         "series": [
             {"name": "pass rate %", "type": "bar",
              "data": [round(variants[n]["pass_rate"] * 100, 1) for n in names]},
             {"name": "mean score %", "type": "bar",
              "data": [round(variants[n]["mean_score"] * 100, 1) for n in names]},
+            {"name": "cost", "type": "bar", "yAxisIndex": 2,
+             "data": [round(variants[n].get("cost", 0.0), 6) for n in names]},
             {"name": "latency p50 ms", "type": "bar", "yAxisIndex": 1,
              "data": [round(variants[n]["latency_p50_ms"], 1) for n in names]},
         ],
@@ -135,11 +142,13 @@ async def evaluations_page(api: Api, workflow_id: str) -> None:
     def summary(per_variant: dict[str, Any]) -> None:
         columns = [{"name": key, "label": label, "field": key} for key, label in (
             ("variant", "variant"), ("pass_rate", "pass rate"), ("mean_score", "score"),
-            ("tokens", "tokens"), ("latency_p50_ms", "p50 ms"), ("executed_nodes", "executed"),
+            ("tokens", "tokens"), ("cost", "cost"), ("latency_p50_ms", "p50 ms"),
+            ("executed_nodes", "executed"),
             ("reused_nodes", "reused"))]  # fmt: skip
         table_rows = [
             {"variant": name, "pass_rate": f"{each['pass_rate']:.0%}",
              "mean_score": f"{each['mean_score']:.2f}", "tokens": each["tokens"],
+             "cost": f"{each.get('cost', 0.0):.6f}",
              "latency_p50_ms": f"{each['latency_p50_ms']:.1f}",
              "executed_nodes": each["executed_nodes"], "reused_nodes": each["reused_nodes"]}
             for name, each in per_variant.items()

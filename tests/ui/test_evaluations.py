@@ -54,6 +54,7 @@ def test_an_evaluation_started_and_read_in_the_page(browser: WebDriver, base_url
                                 if "triple" in e.text], what="the summary")[0]
     assert "100%" in summary.text  # current doubles: every row passes
     assert "0%" in summary.text  # triple: none
+    assert "cost" in summary.text  # a column of its own (0 here: the workflow has no model)
     grid = find(browser, "[data-eval-rows]")[0]
     assert '"doubled": "9"' in grid.text or '"doubled":"9"' in grid.text
     links = grid.find_elements(By.CSS_SELECTOR, "a")
