@@ -41,7 +41,7 @@ def test_llm_overhead_benchmark_runs_quick(embedded_model: Path) -> None:
     assert "node - raw first token:" in out
 
 
-def test_chat_benchmark_runs_quick() -> None:
+def test_chat_benchmark_runs_quick(embedded_model: Path) -> None:
     out = run_quick(BENCH.with_name("chat.py"))
-    assert "history: 1,000 messages" in out
-    assert "history: 1,000 / 10" in out
+    assert "history of 1,000 messages" in out
+    assert "history 1,000 / 10" in out

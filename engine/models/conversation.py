@@ -4,7 +4,7 @@ messages stay, the oldest of the others go first."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import msgspec
@@ -82,18 +82,26 @@ def line(message: Message) -> str:
     return f"{_SPEAKERS[message.role]}: {message.content.strip()}"
 
 
-def fit(messages: Sequence[Message], sizes: Sequence[int], limit: int) -> tuple[Message, ...]:
+def fit(
+    messages: Sequence[Message], size: Callable[[Message], int], limit: int
+) -> tuple[Message, ...]:
     """The messages without the oldest non-system ones, as few dropped as needed for their
-    ``sizes`` (tokens, one per message) to add up to at most ``limit``; the last message always
-    stays (a prompt too long even then fails where the model takes it)."""
-    kept = list(zip(messages, sizes, strict=True))
-    total = sum(sizes)
-    while total > limit:
-        droppable = [i for i, (m, _) in enumerate(kept[:-1]) if m.role != "system"]
-        if not droppable:
+    sizes (``size``: a message's tokens) to add up to at most ``limit``; the last message always
+    stays (a prompt too long even then fails where the model takes it). What is kept is the
+    system messages and the newest others, so sizes are counted newest first and only until the
+    limit is reached: a long conversation costs what fits in the context, not its length."""
+    last = len(messages) - 1
+    kept = {index for index, message in enumerate(messages) if message.role == "system"}
+    total = sum(size(messages[index]) for index in kept)
+    for index in range(last, -1, -1):
+        if index in kept:
+            continue
+        taken = size(messages[index])
+        if index != last and total + taken > limit:
             break
-        total -= kept.pop(droppable[0])[1]
-    return tuple(m for m, _ in kept)
+        total += taken
+        kept.add(index)
+    return tuple(message for index, message in enumerate(messages) if index in kept)
 
 
 def _lower(text: str) -> str:

@@ -30,6 +30,7 @@ from engine.models.conversation import (
     MESSAGE_OVERHEAD,
     TRANSCRIPT_STOP,
     Message,
+    fit,
     transcript,
 )
 from engine.models.conversation import line as transcript_line
@@ -222,18 +223,20 @@ class LlamaModel:
             completion, first_token_s=first, duration_s=time.perf_counter() - started
         )
 
-    async def sizes(self, messages: tuple[Message, ...]) -> tuple[int, list[int]]:
-        """The prompt tokens of ``messages`` with this model's tokenizer: what the prompt takes
-        besides them, and each one's (in its worker thread, after the generations before it)."""
-        return await asyncio.wrap_future(self._executor.submit(self._sizes, messages))
+    async def fit(self, messages: tuple[Message, ...], limit: int) -> tuple[Message, ...]:
+        """``messages`` cut to ``limit`` prompt tokens of this model's tokenizer (see
+        `conversation.fit`; in its worker thread, after the generations before it)."""
+        return await asyncio.wrap_future(self._executor.submit(self._fit, messages, limit))
 
-    def _sizes(self, messages: tuple[Message, ...]) -> tuple[int, list[int]]:
+    def _fit(self, messages: tuple[Message, ...], limit: int) -> tuple[Message, ...]:
         def count(text: str) -> int:
             return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
         if self.mode == COMPLETION:  # a line each, and the BOS and "Assistant:" around them
-            return 1 + count("\nAssistant:"), [count(transcript_line(m) + "\n") for m in messages]
-        return MESSAGE_OVERHEAD, [count(m.content) + MESSAGE_OVERHEAD for m in messages]
+            fixed = 1 + count("\nAssistant:")
+            return fit(messages, lambda m: count(transcript_line(m) + "\n"), limit - fixed)
+        sized = lambda m: count(m.content) + MESSAGE_OVERHEAD  # noqa: E731
+        return fit(messages, sized, limit - MESSAGE_OVERHEAD)
 
     def close(self) -> None:
         """Free the model once the worker has finished what it was given, and wait for it: a

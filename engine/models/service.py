@@ -112,11 +112,9 @@ class ModelService:
         if isinstance(config, OpenAIConfig):
             if config.n_ctx is None:
                 return messages
-            sizes = [estimate_tokens(m) for m in messages]
-            return fit(messages, sizes, config.n_ctx - reserve)
+            return fit(messages, estimate_tokens, config.n_ctx - reserve)
         async with self._loaded(name, config) as model:
-            fixed, sizes = await model.sizes(messages)
-        return fit(messages, sizes, config.n_ctx - reserve - fixed)
+            return await model.fit(messages, config.n_ctx - reserve)
 
     @contextlib.asynccontextmanager
     async def _loaded(self, name: str, config: LlamaCppConfig) -> AsyncIterator[llama.LlamaModel]:
