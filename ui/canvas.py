@@ -4,7 +4,8 @@ Props carry the graph (and the selection to restore) for the first render only; 
 Python changes the drawing with `run_method` calls, so a large graph is never sent twice. What
 the user does arrives as events
 (`connect`, `refused`, `remove-nodes`, `remove-edges`, `move`, `selection`, `palette-drop`,
-`viewport`)."""
+`viewport`, `open`, `param-edit`, `quick-add`, `note-add`, `note-edit`). Sticky notes are drawn
+as nodes whose ids start with `NOTE_PREFIX`."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 from nicegui import ui
 
 VENDOR = "vendor"
+NOTE_PREFIX = "#note:"  # a drawn sticky note's id: `#` is in no node id
 
 
 class Canvas(
@@ -31,12 +33,18 @@ class Canvas(
         graph: dict[str, Any],
         viewport: dict[str, Any] | None = None,
         selection: list[str] | None = None,
+        catalogue: list[dict[str, Any]] | None = None,
+        read_only: str = "",
     ) -> None:
+        """``catalogue``: the node types quick add offers; ``read_only``: a banner saying why
+        the graph cannot be changed (empty: it can)."""
         super().__init__()
         self._props["flowId"] = f"flow-{uuid.uuid4().hex[:8]}"
         self._props["graph"] = graph
         self._props["viewport"] = viewport
         self._props["selection"] = list(selection or [])
+        self._props["catalogue"] = catalogue or []
+        self._props["readOnly"] = read_only
         self.classes("nl-canvas-host")
 
     def load(self, graph: dict[str, Any]) -> None:
@@ -81,3 +89,14 @@ class Canvas(
 
     def select(self, node_ids: list[str]) -> None:
         self.run_method("select", node_ids)
+
+    def add_note(self, note: dict[str, Any]) -> None:
+        self.run_method("addNote", note)
+
+    def update_note(self, note: dict[str, Any]) -> None:
+        self.run_method("updateNote", note)
+
+    def set_diff(self, marks: dict[str, dict[str, str]] | None) -> None:
+        """``{"nodes": {id: "added" | "removed" | "changed"}, "edges": {label: …}}``; None:
+        no marks."""
+        self.run_method("setDiff", marks)

@@ -9,14 +9,16 @@ from typing import Any, Literal
 from nicegui import background_tasks, ui
 
 from ui.bodies import OpenedBodies
-from ui.canvas import Canvas
+from ui.canvas import NOTE_PREFIX, Canvas
 from ui.client import Api, ApiError
 from ui.clipboard import copied, pasted
 from ui.forms import MISSING, params_form
 from ui.grouping import GroupRefused, group_into_subgraph
 from ui.history import History, HistoryNeeds
 from ui.layout import layered_positions
-from ui.palette import new_node_id, palette, port_view, starting_params
+from ui.node_face import face
+from ui.notes import Notes
+from ui.palette import compatible, new_node_id, palette, port_view, starting_params
 from ui.problems import NodeProblems, canvas_marks, locate
 from ui.run_panel import RunPanel, RunPanelNeeds
 from ui.view_state import PANELS, ViewState
@@ -43,6 +45,7 @@ class Editor:
         self.dirty = False
         self.view = ViewState(api, workflow_id)
         self.problems: dict[str, NodeProblems] = {}
+        self.notes = Notes(lambda: self.document)
         self.issues: list[dict[str, Any]] = []  # the saved document's, as its last save answered
         self.bodies = OpenedBodies(
             api,
@@ -95,10 +98,14 @@ class Editor:
             split = ui.splitter(value=72, limits=(40, 90))
             with outer.after, split.classes("w-full h-full") as inner:
                 with inner.before:
-                    self.canvas = Canvas(self._graph(), self.view.viewport(), self.selected)
+                    self.canvas = Canvas(
+                        self._graph(), self.view.viewport(), self.selected,
+                        catalogue=self._catalogue(),
+                    )
                     self.bodies.canvas, self.bodies.crumbs = self.canvas, crumbs
                     for name in ("connect", "refused", "remove-nodes", "remove-edges", "move",
-                                 "selection", "palette-drop", "viewport", "open"):
+                                 "selection", "palette-drop", "viewport", "open", "param-edit",
+                                 "quick-add", "note-add", "note-edit"):
                         self.canvas.on(name, getattr(self, f"_on_{name.replace('-', '_')}"))
                 with inner.after, ui.tabs().classes("w-full") as tabs:
                     for name in PANELS:
@@ -186,12 +193,24 @@ class Editor:
 
     # -- the document as the canvas draws it -----------------------------------------------
 
+    def _catalogue(self) -> list[dict[str, Any]]:
+        """The node types as quick add lists them, with their fixed input ports."""
+        return [
+            {"type": kind, "title": info.get("title", kind), "category": info.get("category", ""),
+             "description": info.get("description", ""),
+             "dynamic_ports": bool(info.get("dynamic_ports")),
+             "inputs": [port_view(port) for port in info.get("inputs", [])]}
+            for kind, info in sorted(self.types.items(), key=lambda item: item[1].get("title", ""))
+        ]
+
     def _node_view(self, node: dict[str, Any]) -> dict[str, Any]:
         ports = self.ports.get(node["id"]) or self.types.get(node["type"], {})
         position = node.get("ui") or {}
         return {
             "id": node["id"],
             "title": self.types.get(node["type"], {}).get("title", node["type"]),
+            "category": self.types.get(node["type"], {}).get("category", ""),
+            **face(node, self.graph),
             "inputs": [port_view(port) for port in ports.get("inputs", [])],
             "outputs": [port_view(port) for port in ports.get("outputs", [])],
             "x": position.get("x", 0),
@@ -202,6 +221,8 @@ class Editor:
         return {
             "nodes": [self._node_view(node) for node in self.graph["nodes"]],
             "edges": list(self.graph["edges"]),
+            # Sticky notes belong to the workflow's own graph, not to its bodies.
+            "notes": self.notes.all() if self.graph is self.document else [],
         }
 
     def node(self, node_id: str) -> dict[str, Any]:
@@ -253,16 +274,28 @@ class Editor:
         self._checkpoint()
         self.graph["edges"].append(edge)
         self.canvas.add_edge(edge)
+        self._redraw_faces({edge["to"].partition(".")[0]})
         self._changed()
+
+    def _redraw_faces(self, node_ids: set[str]) -> None:
+        """Draw again the nodes whose face shows what feeds them (an LLM's prompt)."""
+        for node in self.graph["nodes"]:
+            if node["id"] in node_ids and node["type"] == "llm":
+                self.canvas.update_node(self._node_view(node))
 
     def _on_refused(self, event: Any) -> None:
         ui.notify(f"Cannot connect: {event.args['reason']}", type="warning")
 
     def _on_remove_nodes(self, event: Any) -> None:
         """Nodes deleted, with their edges and any other edges deleted at the same time."""
-        ids = set(event.args["ids"])
+        given = [str(i) for i in event.args["ids"]]
+        notes = {i.removeprefix(NOTE_PREFIX) for i in given if i.startswith(NOTE_PREFIX)}
+        ids = {i for i in given if not i.startswith(NOTE_PREFIX)}
         loose = set(event.args.get("edges") or [])
         self._checkpoint()
+        if notes:
+            self.notes.remove(notes)
+            self.canvas.remove_nodes([NOTE_PREFIX + note for note in sorted(notes)])
         self.graph["nodes"] = [n for n in self.graph["nodes"] if n["id"] not in ids]
         self.graph["edges"] = [
             e for e in self.graph["edges"]
@@ -290,6 +323,9 @@ class Editor:
     def _on_move(self, event: Any) -> None:
         self._checkpoint()
         for node_id, position in event.args["positions"].items():
+            if node_id.startswith(NOTE_PREFIX):
+                self.notes.move(node_id.removeprefix(NOTE_PREFIX), position)
+                continue
             node = self.node(node_id)
             node["ui"] = {**(node.get("ui") or {}), "x": position["x"], "y": position["y"]}
         self._changed()
@@ -301,16 +337,70 @@ class Editor:
         self.history.node_selected(self.selected)
 
     async def _on_palette_drop(self, event: Any) -> None:
-        node_type = event.args["type"]
-        info = self.types[node_type]
+        await self._add_node(event.args["type"], event.args["x"], event.args["y"])
+
+    async def _on_quick_add(self, event: Any) -> None:
+        """A type chosen from quick add; dropped from a port, connected to its first free input
+        that takes that port's type."""
+        node = await self._add_node(event.args["type"], event.args["x"], event.args["y"])
+        source = event.args.get("from")
+        if node is None or not source:
+            return
+        source_node, _, source_port = str(source).partition(".")
+        outputs = self._ports_of(source_node, "outputs")
+        found = next((p for p in outputs if p["name"] == source_port), None)
+        taken = {edge["to"] for edge in self.graph["edges"]}
+        for port in self._ports_of(node["id"], "inputs"):
+            target = f"{node['id']}.{port['name']}"
+            if found and compatible(found["type"], port["type"]) and (
+                port["many"] or target not in taken
+            ):
+                edge = {"from": str(source), "to": target}
+                self.graph["edges"].append(edge)
+                self.canvas.add_edge(edge)
+                self._redraw_faces({node["id"]})
+                return
+        ui.notify(f"{node['id']} has no input that takes {source}", type="warning")
+
+    def _ports_of(self, node_id: str, side: str) -> list[dict[str, Any]]:
+        node = self.node(node_id)
+        ports = self.ports.get(node_id) or self.types.get(node["type"], {})
+        return [port_view(port) for port in ports.get(side, [])]
+
+    async def _add_node(self, node_type: str, x: float, y: float) -> dict[str, Any] | None:
+        info = self.types.get(node_type)
+        if info is None:
+            return None
         node_id = new_node_id(node_type, {node["id"] for node in self.graph["nodes"]})
         params = starting_params(info["params_schema"], node_id)
-        node = {"id": node_id, "type": node_type, "params": params,
-                "ui": {"x": event.args["x"], "y": event.args["y"]}}
+        node: dict[str, Any] = {
+            "id": node_id, "type": node_type, "params": params, "ui": {"x": x, "y": y},
+        }
         self._checkpoint()
         self.graph["nodes"].append(node)
         await self._refresh_ports([node["id"]])
         self.canvas.add_node(self._node_view(node))
+        self._changed()
+        return node
+
+    async def _on_param_edit(self, event: Any) -> None:
+        """The node's main param, edited in place on the canvas."""
+        node_id, name = str(event.args["id"]), str(event.args["name"])
+        await self._set_param(node_id, name, event.args["value"])
+        if self.selected == [node_id]:
+            self._show_params()
+
+    def _on_note_add(self, event: Any) -> None:
+        if self.graph is not self.document:
+            ui.notify("Sticky notes go on the workflow itself, not inside a body", type="warning")
+            return
+        self._checkpoint()
+        self.canvas.add_note(self.notes.add(event.args["x"], event.args["y"]))
+        self._changed()
+
+    def _on_note_edit(self, event: Any) -> None:
+        self._checkpoint()
+        self.notes.edit(str(event.args["id"]), str(event.args["text"]))
         self._changed()
 
     def _on_viewport(self, event: Any) -> None:
@@ -350,8 +440,11 @@ class Editor:
         else:
             params[name] = value
         self._changed()
-        if node_id in await self._refresh_ports([node_id]):
-            self.canvas.update_node(self._node_view(node))
+        await self._refresh_ports([node_id])
+        self.canvas.update_node(self._node_view(node))
+        fed = {e["to"].partition(".")[0] for e in self.graph["edges"]
+               if e["from"].partition(".")[0] == node_id}
+        self._redraw_faces(fed)
 
     # -- undo, redo, copy, paste, layout ----------------------------------------------------
 

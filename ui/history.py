@@ -13,6 +13,7 @@ from nicegui import background_tasks, ui
 from ui.canvas import Canvas
 from ui.client import Api, ApiError
 from ui.forms import MISSING, params_form
+from ui.node_face import preview_of
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,7 @@ class History:
             states[node_id] = {
                 "status": state["status"], "reason": state.get("reason", ""),
                 "text": text if isinstance(text, str) else "", "error": state.get("error") or "",
+                "preview": preview_of(state.get("output")),
             }
         self.canvas.set_states(states)
         self._update_buttons()

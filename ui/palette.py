@@ -13,6 +13,12 @@ def port_view(port: dict[str, Any]) -> dict[str, Any]:
             "many": port.get("many", False), "required": port.get("required", True)}
 
 
+def compatible(source: str, target: str) -> bool:
+    """Whether an output of type ``source`` may feed an input of type ``target`` (SPEC §2)."""
+    return source == target or "any" in (source, target) or (source, target) == (
+        "integer", "number")
+
+
 def starting_params(schema: dict[str, Any], node_id: str) -> dict[str, Any]:
     """Values for a new node's required params: the default, else a first guess to edit."""
     params = {}

@@ -14,6 +14,7 @@ from ui.canvas import Canvas
 from ui.client import Api, ApiError
 from ui.forms import inputs_form
 from ui.inbox import answer_form
+from ui.node_face import preview_of
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,11 @@ class RunPanel:
             node_id: {"status": state["status"], "error": state.get("error") or ""}
             for node_id, state in run["nodes"].items()
             if state["status"] in ("cancelled", "failed", "skipped", "pending")
+        })
+        self.canvas.set_states({
+            node_id: {"preview": preview_of(state.get("output"))}
+            for node_id, state in run["nodes"].items()
+            if state["status"] in ("succeeded", "cached") and "/" not in node_id
         })
         self.canvas.set_states({
             node_id: {"progress": progress_text(state["progress"])}

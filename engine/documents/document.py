@@ -17,8 +17,10 @@ __all__ = [
     "Edge",
     "Node",
     "NodeUI",
+    "Note",
     "Subgraph",
     "Workflow",
+    "WorkflowUI",
     "decode_workflow",
     "export_workflow",
     "from_builtins",
@@ -64,6 +66,23 @@ class Subgraph(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     description: str = ""
 
 
+class Note(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """A sticky note on the canvas (Markdown): a comment, never part of execution."""
+
+    id: str
+    text: str = ""
+    x: int | float = 0
+    y: int | float = 0
+    width: int | float | None = None
+    color: str | None = None
+
+
+class WorkflowUI(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """Editor-only things of the whole workflow; never part of execution or cache keys."""
+
+    notes: list[Note] = []
+
+
 class Workflow(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     schema_version: Literal[1]
     name: str
@@ -72,6 +91,7 @@ class Workflow(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     description: str = ""
     subgraphs: dict[str, Subgraph] = {}
     tags: list[str] = []  # labels the workflows page filters by; never part of execution
+    ui: WorkflowUI | None = None
 
 
 _decoder = msgspec.json.Decoder(Workflow)
