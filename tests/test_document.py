@@ -71,3 +71,17 @@ def test_decoding_errors_carry_the_path(
 
 def test_published_json_schema(snapshot: object) -> None:
     assert workflow_json_schema() == snapshot
+
+
+def test_tags_and_sticky_notes_round_trip_byte_stable() -> None:
+    document = (
+        '{"schema_version": 1, "name": "Noted", "tags": ["demo", "b"], "nodes": [],'
+        ' "ui": {"notes": [{"id": "note1", "text": "**Why** this", "x": 10, "y": 20.5}]}}'
+    )
+    first = export_workflow(decode_workflow(document))
+    assert export_workflow(decode_workflow(first)) == first
+    assert b'"tags": [\n    "demo",\n    "b"\n  ]' in first  # their order is kept
+    with pytest.raises(WorkflowInvalid) as refused:
+        decode_workflow('{"schema_version": 1, "name": "x", "nodes": [],'
+                        ' "ui": {"notes": [{"id": "n", "colour": "red"}]}}')
+    assert refused.value.issues[0].path == "/ui/notes/0/colour"
