@@ -210,6 +210,9 @@ async def test_mcp_servers_tools_in_the_catalogue_and_in_runs(tmp_path: Path) ->
         assert run.json()["outputs"] == {"sum": {"sum": 5}}
         gone = {"id": "add", "type": "tool", "params": {"tool": "mcp.gone.add"}}
         unknown = {**adding, "nodes": [adding["nodes"][0], gone, adding["nodes"][2]]}
-        refused = await client.post("/api/workflows", json=unknown)
+        draft = await client.post("/api/workflows", json=unknown)  # saved, with its issue
+        assert draft.status_code == 201
+        assert "mcp.gone.add" in str(draft.json()["issues"])
+        refused = await client.post(f"/api/workflows/{draft.json()['id']}/runs", json={})
         assert refused.status_code == 422
         assert "mcp.gone.add" in refused.text

@@ -60,7 +60,9 @@ def test_a_saved_agent_is_created_on_its_page(browser: WebDriver, base_url: str)
     assert name.get_attribute("value") == "Reckoner"
     assert httpx.get(f"{base_url}/api/agents").json()["items"] == []
     find(browser, ".q-select")[0].click()
-    wait_for(lambda: find(browser, ".q-item"), what="the model list")[0].click()
+    # The menu's items, once shown (clicked while the menu still opens, one is not interactable).
+    wait_for(lambda: [e for e in find(browser, ".q-menu .q-item") if e.is_displayed()],
+             what="the model list")[0].click()  # fmt: skip
     button(browser, "Save agent").click()
     wait_for(lambda: find(browser, "[data-agent]"), what="the saved agent")
     agents = httpx.get(f"{base_url}/api/agents").json()["items"]
