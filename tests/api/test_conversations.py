@@ -143,6 +143,38 @@ def test_turns_with_the_model_are_stored_with_their_runs(users: Users) -> None:
     assert listed[0]["id"] == conversation["id"]
 
 
+def test_a_conversation_with_a_saved_agent(users: Users) -> None:
+    client = users.ada
+    agent = client.post(
+        "/api/agents", json={"name": "Namer", "model": "gemma-3-270m", "max_steps": 1}
+    ).json()
+    created = client.post("/api/conversations", json={"target": f"agent:{agent['id']}"})
+    assert created.status_code == 201, created.text
+    conversation_id = created.json()["id"]
+
+    def turn(content: str) -> list[dict[str, Any]]:
+        body = {"content": content, "stream": True, "options": {**OPTIONS, "max_tokens": 40}}
+        with client.stream(
+            "POST", f"/api/conversations/{conversation_id}/messages", json=body
+        ) as response:
+            assert response.status_code == 200
+            return parse(response.read().decode())
+
+    first = turn("My name is Zorblat.")
+    second = turn("What is my name?")
+    # Whatever the tiny model made of the first turn, the second run was given all of it.
+    run = client.get(f"/api/runs/{second[0]['data']['run_id']}").json()
+    assert run["trigger"] == f"conversation:{conversation_id}"
+    said = [m["content"] for m in run["inputs"]["messages"]]
+    answered = [f["data"]["content"] for f in first if f["event"] == "message"]
+    assert said == ["My name is Zorblat.", *answered, "What is my name?"]
+    assert "answer" in run["nodes"]  # the agent node of the run made for the agent target
+    # Another user's agent is no target of theirs.
+    refused = users.bob.post("/api/conversations", json={"target": f"agent:{agent['id']}"})
+    assert refused.status_code == 422
+    assert agent["id"] in refused.json()["detail"]
+
+
 def test_an_answer_streams_then_is_stored(users: Users) -> None:
     client = users.ada
     conversation_id = client.post("/api/conversations", json={"target": MODEL}).json()["id"]
