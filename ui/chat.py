@@ -73,8 +73,11 @@ class Tree:
 class ChatView:
     """One conversation: its thread along the branch shown, and the box to ask in."""
 
-    def __init__(self, api: Api, conversation_id: str, on_change: Any) -> None:
+    def __init__(
+        self, api: Api, conversation_id: str, on_change: Any, names: dict[str, str]
+    ) -> None:
         self.api = api
+        self.names = names  # target -> what the picker calls it
         self.id = conversation_id
         self.on_change = on_change
         self.tree = Tree([])
@@ -90,7 +93,8 @@ class ChatView:
                 .classes("text-xl font-bold")
                 .props("data-chat-title")
             )
-            ui.label(detail["target"]).classes("text-gray-500 font-mono text-sm")
+            ui.label(self.names.get(detail["target"], detail["target"])).classes(
+                "text-gray-500 text-sm").props(f'data-chat-talks-to="{detail["target"]}"')
             ui.space()
             self.total = ui.label("").classes("text-sm text-gray-500").props("data-chat-usage")
         self.thread = ui.column().classes("w-full gap-2").props("data-chat-thread")
@@ -321,4 +325,4 @@ async def chat_page(api: Api, conversation_id: str | None) -> None:
         if conversation_id is None:
             ui.label("Pick a conversation, or start a new one.").classes("text-gray-500")
         else:
-            await ChatView(api, conversation_id, show_list).build()
+            await ChatView(api, conversation_id, show_list, targets).build()

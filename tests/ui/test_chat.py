@@ -38,6 +38,9 @@ def test_a_conversation_in_the_page(browser: WebDriver, base_url: str) -> None:
     find(browser, "[data-chat-new]")[0].click()
     wait_for(lambda: "/chat/conv_" in browser.current_url, what="the new conversation")
     conversation_id = browser.current_url.rsplit("/", 1)[1]
+    talks_to = wait_for(lambda: find(browser, '[data-chat-talks-to="model:gemma-3-270m"]'),
+                        what="the target named")[0]  # fmt: skip
+    assert talks_to.text == TARGET
     wait_for(lambda: find(browser, "textarea[data-chat-input]"), what="the question box")
     set_number(browser, "input[data-chat-temperature]", "0")
     set_number(browser, "input[data-chat-max-tokens]", "24")
