@@ -38,6 +38,7 @@ from server.api.ports import PortsController
 from server.api.replays import PinController, ReplayController
 from server.api.runs import RunController, StartController
 from server.api.schedules import ScheduleController
+from server.api.usage import UsageController
 from server.api.workflows import WorkflowController
 from server.auth import AuthMiddleware
 from server.config import ServerConfig
@@ -72,6 +73,7 @@ API: list[ControllerRouterHandler] = [
     BatchController,
     AgentController,
     ConversationController,
+    UsageController,
     FileController,
     HookController,
     HookReceiver,

@@ -23,7 +23,16 @@ from engine.nodes.types import CheckContext
 from engine.runs.saved_bodies import names_saved, with_saved_bodies
 from engine.storage.database import Database
 from engine.storage.repository import Store
-from server import cli_eval, cli_mcp, cli_models, cli_runs, cli_serve, cli_test, cli_worker
+from server import (
+    cli_discover,
+    cli_eval,
+    cli_mcp,
+    cli_models,
+    cli_runs,
+    cli_serve,
+    cli_test,
+    cli_worker,
+)
 from server.cli_runs import UsageError
 from server.plugins import installed_registry
 from server.settings import read_settings
@@ -120,6 +129,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     models.add_argument("--json", action="store_true", help="print the models as JSON")
     models.set_defaults(handler=cli_models.models)
+    cli_discover.add_command(models)
 
     cli_mcp.add_command(commands)
     cli_serve.add_commands(commands, db_help)

@@ -27,6 +27,8 @@ from engine.documents.inputs import resolve_inputs
 from engine.execution.events import AnyEvent, NodeCompleted, NodeToken
 from engine.models import ModelError, ModelRegistry, ModelService
 from engine.models.base import GenerationRequest
+from engine.models.conversation import Message
+from engine.models.registry import OpenAIConfig
 from engine.nodes.types import CheckContext
 from tests.support.documents import ROOT, workflow
 from tests.support.engine import builtin_registry, new_execution
@@ -248,3 +250,52 @@ async def test_an_agent_runs_on_the_server(server_models: ModelService) -> None:
     assert steps[0]["tool"] == "calculator"
     assert steps[0]["result"] == 408
     assert "408" in result.outputs["answer"]
+
+
+async def test_discover_lists_and_adds_the_servers_models(server: Server, tmp_path: Path) -> None:
+    """``nodeloom models discover`` against the real server: its models listed, one added to a
+    new registry (beside the embedded default), which then answers a conversation."""
+    env = {**os.environ, "NODELOOM_MODELS_DIR": str(tmp_path / "models"), KEY_ENV: server.key}
+
+    def nodeloom(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "server.cli", "models", "discover", server.base_url]
+        return subprocess.run(
+            [*command, *args], env=env, capture_output=True, text=True, cwd=ROOT, timeout=60,
+            check=False,
+        )  # fmt: skip
+
+    listed = nodeloom("--api-key-env", KEY_ENV)
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split("\t")[0] for line in listed.stdout.splitlines()] == ["gemma"]
+    refused = nodeloom()
+    assert refused.returncode == 1
+    assert "answered 401" in refused.stderr
+    assert nodeloom("--api-key-env", "NODELOOM_TEST_NOT_SET").returncode == 1
+    assert "does not offer 'nope'" in nodeloom("--api-key-env", KEY_ENV, "--add", "nope").stderr
+    assert not (tmp_path / "models" / "models.toml").exists()
+    added = nodeloom("--api-key-env", KEY_ENV, "--add", "gemma")
+    assert added.returncode == 0, added.stderr
+    assert "added model gemma (gemma)" in added.stdout
+    again = nodeloom("--api-key-env", KEY_ENV, "--add", "gemma")
+    assert again.returncode == 1
+    assert "already has a model 'gemma'" in again.stderr
+    registry = ModelRegistry.load(tmp_path / "models")
+    assert sorted(registry.names) == ["gemma", "gemma-3-270m"]
+    config = registry.get("gemma")
+    assert isinstance(config, OpenAIConfig)
+    assert (config.base_url, config.api_key_env) == (server.base_url, KEY_ENV)
+    assert config.model == "gemma"
+    service = ModelService(registry, budget=1024**3, environ={KEY_ENV: server.key})
+    try:
+        request = GenerationRequest(
+            prompt="",
+            messages=(Message("user", "Say hello."),),
+            temperature=0,
+            max_tokens=4,
+        )
+        completion = await service.generate("gemma", request, lambda _: None)
+    finally:
+        await service.close()
+    # Answered with the key from the variable the entry names (a base model may end at once).
+    assert completion.finish_reason in ("stop", "length")
+    assert completion.completion_tokens <= 4

@@ -9,7 +9,8 @@ from nicegui import events, ui
 from ui.client import Api, ApiError
 
 AGENT_DEFAULTS: dict[str, Any] = {
-    "name": "", "model": "", "system_prompt": "", "tools": [], "temperature": 0.0, "max_steps": 5,
+    "name": "", "model": "", "description": "", "system_prompt": "", "tools": [],
+    "temperature": 0.0, "max_steps": 5, "max_tokens": 256, "fallbacks": [],
 }
 
 
@@ -39,6 +40,8 @@ async def agents_page(api: Api) -> None:
                 ):
                     ui.label(config["name"]).classes("font-bold")
                     ui.label(f"{config['model']} · {', '.join(config['tools']) or 'no tools'}")
+                    if config.get("description"):
+                        ui.label(config["description"]).classes("text-sm text-gray-600")
                     ui.label(record["id"]).classes("text-xs text-gray-500")
                     ui.space()
                     ui.button("Edit", on_click=lambda r=record: edit(r)).props("flat dense").mark(
@@ -59,18 +62,28 @@ async def agents_page(api: Api) -> None:
             name = ui.input("name", value=values["name"]).classes("w-full").mark("agent-name")
             model = ui.select(models, label="model", value=values["model"] or None)
             model.classes("w-full").mark("agent-model")
+            description = ui.input("description", value=values["description"])
+            description.classes("w-full").mark("agent-description")
             prompt = ui.textarea("system prompt", value=values["system_prompt"]).classes("w-full")
             chosen = ui.select(tools, label="tools", value=values["tools"], multiple=True)
             chosen.classes("w-full")
-            temperature = ui.number("temperature", value=values["temperature"], min=0, max=2,
-                                    step=0.1)
-            steps = ui.number("max steps", value=values["max_steps"], min=1, max=50, format="%d")
+            with ui.row().classes("w-full no-wrap"):
+                temperature = ui.number("temperature", value=values["temperature"], min=0,
+                                        max=2, step=0.1)
+                steps = ui.number("max steps", value=values["max_steps"], min=1, max=50,
+                                  format="%d")
+                max_tokens = ui.number("max tokens per step", value=values["max_tokens"],
+                                       min=16, max=100_000, format="%d")
+            fallbacks = ui.select(models, label="fallback models (in order)",
+                                  value=values["fallbacks"], multiple=True).classes("w-full")
 
             async def save() -> None:
                 body = {
                     "name": name.value, "model": model.value or "", "system_prompt": prompt.value,
                     "tools": list(chosen.value or []), "temperature": float(temperature.value or 0),
-                    "max_steps": int(steps.value or 1),
+                    "max_steps": int(steps.value or 1), "description": description.value or "",
+                    "max_tokens": int(max_tokens.value or 256),
+                    "fallbacks": list(fallbacks.value or []),
                 }
                 try:
                     if record:

@@ -20,6 +20,7 @@ from ui.manage import agents_page, files_page
 from ui.run_page import run_page
 from ui.tokens import tokens_page
 from ui.triggers import triggers_page
+from ui.usage import usage_page
 
 STATIC = Path(__file__).parent / "static"
 INBOX_REFRESH_S = 10.0  # how often the header's count of answers awaited is read again
@@ -51,7 +52,7 @@ def register(api_url: Callable[[], str]) -> None:
         with ui.header().classes("items-center py-1 px-3 bg-slate-800"):
             ui.label("nodeloom").classes("font-bold text-white mr-4")
             for text, target in (("Workflows", "/"), ("Chat", "/chat"), ("Agents", "/agents"),
-                                 ("Files", "/files"), ("Models", "/models")):
+                                 ("Files", "/files"), ("Models", "/models"), ("Usage", "/usage")):
                 ui.link(text, target).classes("text-white")
             with ui.link(target="/inbox").classes("text-white").props("data-inbox-link"):
                 ui.label("Inbox")
@@ -131,6 +132,11 @@ def register(api_url: Callable[[], str]) -> None:
     async def agents() -> RedirectResponse | None:
         frame("Agents")
         return await _guarded(agents_page(client()))
+
+    @ui.page("/usage")
+    async def usage() -> RedirectResponse | None:
+        frame("Usage")
+        return await _guarded(usage_page(client()))
 
     @ui.page("/files")
     async def files() -> RedirectResponse | None:

@@ -253,3 +253,15 @@ def test_bad_requests_store_nothing(server: LiveServer, client: openai.OpenAI) -
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model=MODEL, messages=NAMED, temperature=5)
     assert run_count(server) == before
+
+
+def test_usage_counts_the_chats_with_their_cost(server: LiveServer, client: openai.OpenAI) -> None:
+    client.chat.completions.create(model=MODEL, messages=NAMED, max_tokens=2, **SAME)
+    rows = httpx.get(f"{server.url}/api/usage", params={"group_by": "model"}, timeout=30).json()
+    gemma = next(row for row in rows["rows"] if row["key"] == "gemma-3-270m")
+    assert gemma["runs"] >= 1
+    assert gemma["prompt_tokens"] > 0
+    expected = (gemma["prompt_tokens"] * PRICE_IN + gemma["completion_tokens"] * PRICE_OUT) / 1e6
+    assert gemma["cost"] == pytest.approx(expected)
+    by_workflow = httpx.get(f"{server.url}/api/usage", params={"group_by": "workflow"}).json()
+    assert MODEL in [row["key"] for row in by_workflow["rows"]]

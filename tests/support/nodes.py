@@ -150,8 +150,24 @@ def test_registry() -> NodeRegistry:
 test_registry.__test__ = False  # type: ignore[attr-defined]
 
 
+class Spend(NodeType):
+    """Reports the usage its params give (``model``, ``prompt_tokens``, ``completion_tokens``,
+    ``cost``), as a model call would: for the usage reports."""
+
+    type = "spend"
+    title = "Spend"
+    params_schema: ClassVar[dict[str, Any]] = {"type": "object"}
+    inputs = (Port("x", required=False, default=None),)
+    outputs = (Port("y"),)
+
+    async def run(self, inputs: dict[str, Any], context: NodeContext) -> dict[str, Any]:
+        context.usage = dict(self.params)
+        return {"y": inputs.get("x")}
+
+
 def api_test_registry() -> NodeRegistry:
-    """`test_registry` with `Ticker`."""
+    """`test_registry` with `Ticker` and `Spend`."""
     registry = test_registry()
     registry.register(Ticker)
+    registry.register(Spend)
     return registry

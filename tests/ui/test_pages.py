@@ -3,9 +3,11 @@ is refused and nothing is stored), saved agents, workspace files."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from tests.support.browser import ROOT, button, find, wait_for
@@ -54,6 +56,11 @@ def test_a_saved_agent_is_created_on_its_page(browser: WebDriver, base_url: str)
     name = wait_for(lambda: [e for e in find(browser, "input")
                              if e.get_attribute("aria-label") == "name"], what="the form")[0]
     name.send_keys("Reckoner")
+    labelled = {e.get_attribute("aria-label"): e for e in find(browser, "input")}
+    labelled["description"].send_keys("Adds numbers")
+    limit = labelled["max tokens per step"]
+    limit.send_keys(Keys.CONTROL, "a")
+    limit.send_keys("64")
     button(browser, "Save agent").click()
     # No model chosen: the API refuses, the dialog keeps what was typed.
     wait_for(lambda: any("Not saved" in text for text in notices(browser)), what="the refusal")
@@ -68,6 +75,27 @@ def test_a_saved_agent_is_created_on_its_page(browser: WebDriver, base_url: str)
     agents = httpx.get(f"{base_url}/api/agents").json()["items"]
     assert [a["config"]["name"] for a in agents] == ["Reckoner"]
     assert agents[0]["config"]["model"] == "gemma-3-270m"
+    assert agents[0]["config"]["description"] == "Adds numbers"
+    assert agents[0]["config"]["max_tokens"] == 64
+    wait_for(lambda: any("Adds numbers" in e.text for e in find(browser, "[data-agent]")),
+             what="the agent's description in the list")
+
+
+def test_the_usage_page_charts_the_model_calls(browser: WebDriver, base_url: str) -> None:
+    chat = httpx.post(f"{base_url}/v1/chat/completions", timeout=60, json={
+        "model": "model:gemma-3-270m", "max_tokens": 2, "temperature": 0,
+        "messages": [{"role": "user", "content": "Hello"}]})  # fmt: skip
+    assert chat.status_code == 200, chat.text
+    browser.get(base_url + "/")
+    links = wait_for(lambda: [e for e in find(browser, "a") if e.text == "Usage"], what="the link")
+    links[0].click()
+    wait_for(lambda: find(browser, "[data-usage-chart] canvas"), what="the chart")
+    table = wait_for(lambda: find(browser, "[data-usage-table]"), what="the table")[0]
+    assert "gemma-3-270m" in table.text
+    button(browser, "day").click()
+    today = datetime.now(UTC).date().isoformat()
+    wait_for(lambda: any(today in e.text for e in find(browser, "[data-usage-table]")),
+             what="today's row")
 
 
 def test_workspace_files_are_uploaded_viewed_and_deleted(
