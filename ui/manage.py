@@ -91,7 +91,8 @@ async def agents_page(api: Api) -> None:
                     else:
                         await api.post("/api/agents", body)
                 except ApiError as exc:  # the dialog stays open with what was typed
-                    ui.notify(f"Not saved: {exc.detail}", type="negative", multi_line=True)
+                    ui.notify(f"Not saved: {exc.detail}", type="negative", multi_line=True,
+                              position="top")  # not over the dialog's buttons
                     return
                 dialog.close()
                 await refresh()
