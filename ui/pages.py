@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from fastapi.responses import RedirectResponse
 from nicegui import app, events, ui
@@ -18,6 +20,7 @@ from ui.evaluations import evaluations_page
 from ui.inbox import inbox_count, inbox_page
 from ui.manage import agents_page, files_page
 from ui.run_page import run_page
+from ui.runs_list import runs_list_page
 from ui.tokens import tokens_page
 from ui.triggers import triggers_page
 from ui.usage import usage_page
@@ -51,8 +54,9 @@ def register(api_url: Callable[[], str]) -> None:
         ui.context.client.on_exception(auth.api_failed)
         with ui.header().classes("items-center py-1 px-3 bg-slate-800"):
             ui.label("nodeloom").classes("font-bold text-white mr-4")
-            for text, target in (("Workflows", "/"), ("Chat", "/chat"), ("Agents", "/agents"),
-                                 ("Files", "/files"), ("Models", "/models"), ("Usage", "/usage")):
+            for text, target in (("Workflows", "/"), ("Runs", "/runs"), ("Chat", "/chat"),
+                                 ("Agents", "/agents"), ("Files", "/files"), ("Models", "/models"),
+                                 ("Usage", "/usage")):
                 ui.link(text, target).classes("text-white")
             with ui.link(target="/inbox").classes("text-white").props("data-inbox-link"):
                 ui.label("Inbox")
@@ -106,6 +110,11 @@ def register(api_url: Callable[[], str]) -> None:
         frame("Triggers")
         return await _guarded(triggers_page(client(), workflow_id),
                               f"Cannot show the triggers of workflow {workflow_id}")
+
+    @ui.page("/runs")
+    async def runs() -> RedirectResponse | None:
+        frame("Runs")
+        return await _guarded(runs_list_page(client()))
 
     @ui.page("/runs/{run_id}")
     async def run(run_id: str) -> RedirectResponse | None:
@@ -190,39 +199,91 @@ def _refused(exc: ApiError, what: str) -> RedirectResponse | None:
     return None
 
 
+def ago(stamp: str) -> str:
+    """An API timestamp as a person reads it: `just now`, `5 min ago`, `3 h ago`, a date."""
+    try:
+        then = datetime.fromisoformat(stamp)
+    except ValueError:
+        return stamp
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=UTC)
+    seconds = (datetime.now(UTC) - then).total_seconds()
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)} h ago"
+    return then.strftime("%Y-%m-%d")
+
+
 async def workflow_list(api: Api) -> None:
-    box = ui.column().classes("w-full max-w-3xl mx-auto p-4")
+    known_tags: set[str] = set()
 
     async def refresh() -> None:
-        page = await api.get("/api/workflows", limit=200)
+        query: dict[str, Any] = {"limit": 200}
+        if search.value:
+            query["q"] = str(search.value)
+        if tags.value:
+            query["tag"] = str(tags.value)
+        page = await api.get("/api/workflows", **query)
+        known_tags.update(tag for item in page["items"] for tag in item.get("tags") or [])
+        tags.set_options(sorted(known_tags), value=tags.value)
         box.clear()
         with box:
-            with ui.row().classes("items-center w-full"):
-                ui.label("Workflows").classes("text-xl font-bold")
-                ui.space()
-                ui.button("New", on_click=create)
-                ui.upload(label="Import JSON", auto_upload=True, on_upload=imported).props(
-                    "accept=.json flat"
-                ).classes("w-48")
             if not page["items"]:
-                ui.label("No workflows yet: create one or import a JSON file.")
+                ui.label("No workflows match." if query.keys() - {"limit"} else
+                         "No workflows yet: create one or import a JSON file.")
             for item in page["items"]:
-                with ui.row().classes("items-center w-full border-b py-1").props(
-                    f'data-workflow="{item["id"]}"'
-                ):
+                workflow_row(item)
+
+    def workflow_row(item: dict[str, Any]) -> None:
+        with ui.row().classes("items-start w-full border-b py-2 gap-3").props(
+            f'data-workflow="{item["id"]}"'
+        ):
+            with ui.column().classes("gap-0 grow"):
+                with ui.row().classes("items-center gap-2"):
                     ui.link(item["name"], f"/workflows/{item['id']}").classes("font-bold")
-                    ui.label(f"v{item['version']}").classes("text-xs text-gray-500")
-                    ui.space()
-                    ui.link("Evaluations", f"/workflows/{item['id']}/evaluations").props(
-                        f'data-evaluations="{item["id"]}"'
-                    ).classes("text-sm")
-                    ui.link("Schedules & webhooks", f"/workflows/{item['id']}/triggers").props(
-                        f'data-triggers="{item["id"]}"'
-                    ).classes("text-sm")
-                    ui.button("Export", on_click=lambda i=item: export(i["id"])).props("flat dense")
-                    ui.button("Delete", on_click=lambda i=item: delete(i["id"])).props(
-                        "flat dense color=negative"
-                    ).mark(f"delete-{item['id']}")
+                    ui.label(f"v{item['version']} · {item.get('node_count', 0)} nodes").classes(
+                        "text-xs text-gray-500")
+                    for tag in item.get("tags") or []:
+                        ui.badge(tag, color="blue-1", text_color="blue-10").props(
+                            f'data-tag="{tag}"')
+                if item.get("description"):
+                    ui.label(item["description"]).classes("text-sm text-gray-700")
+                last = item.get("last_run")
+                updated = f"updated {ago(item['updated_at'])}"
+                with ui.row().classes("items-center gap-2 text-xs text-gray-500"):
+                    ui.label(updated)
+                    if last:
+                        ui.link(f"last run {last['status']} {ago(last['created_at'])}",
+                                f"/runs/{last['id']}").props(
+                            f'data-last-run="{last["status"]}"').classes("text-xs")
+                    else:
+                        ui.label("never run")
+            ui.link("Evaluations", f"/workflows/{item['id']}/evaluations").props(
+                f'data-evaluations="{item["id"]}"'
+            ).classes("text-sm")
+            ui.link("Schedules & webhooks", f"/workflows/{item['id']}/triggers").props(
+                f'data-triggers="{item["id"]}"'
+            ).classes("text-sm")
+            ui.button("Duplicate", on_click=lambda i=item: duplicate(i["id"])).props(
+                "flat dense").mark(f"duplicate-{item['id']}")
+            ui.button("Export", on_click=lambda i=item: export(i["id"])).props("flat dense")
+            ui.button("Delete", on_click=lambda i=item: delete(i["id"])).props(
+                "flat dense color=negative"
+            ).mark(f"delete-{item['id']}")
+
+    async def duplicate(workflow_id: str) -> None:
+        record = await api.get(f"/api/workflows/{workflow_id}")
+        document = {**record["document"], "name": f"{record['document']['name']} (copy)"}
+        try:
+            copy = await api.post("/api/workflows", document)
+        except ApiError as exc:
+            ui.notify(f"Not duplicated: {exc.detail}", type="negative")
+            return
+        ui.notify(f"Duplicated as {copy['document']['name']}", type="positive")
+        await refresh()
 
     async def create() -> None:
         document = {"schema_version": 1, "name": "Untitled", "nodes": [], "edges": []}
@@ -260,5 +321,20 @@ async def workflow_list(api: Api) -> None:
         await api.call("DELETE", f"/api/workflows/{workflow_id}")
         await refresh()
 
+    with ui.column().classes("w-full max-w-4xl mx-auto p-4"):
+        with ui.row().classes("items-center w-full"):
+            ui.label("Workflows").classes("text-xl font-bold")
+            ui.space()
+            ui.button("New", on_click=create)
+            ui.upload(label="Import JSON", auto_upload=True,
+                      on_upload=imported).props("accept=.json flat").classes("w-48")
+        with ui.row().classes("items-center w-full gap-2"):
+            search = ui.input(placeholder="Search names and descriptions").props(
+                "dense clearable data-workflow-search debounce=250").classes("w-80")
+            tags = ui.select([], label="Tag", clearable=True).props(
+                "dense data-tag-filter").classes("w-48")
+        box = ui.column().classes("w-full")
+    search.on_value_change(refresh)
+    tags.on_value_change(refresh)
     await refresh()
 

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.documents.document import Workflow, to_builtins
 from engine.errors import Conflict, NotFound
 from engine.records import Page, WorkflowRecord
 from engine.storage.database import Database
-from engine.storage.keys import keyset_page, new_id, now
-from engine.storage.tables import ViewStateRow, WorkflowRow, WorkflowVersionRow
+from engine.storage.keys import decode_cursor, encode_cursor, keyset_page, new_id, now
+from engine.storage.tables import RunRow, ViewStateRow, WorkflowRow, WorkflowVersionRow
 
 __all__ = ["CURRENT_VERSION", "WorkflowQueries"]
 
 # A workflow's current version and owner, read on PostgreSQL for every run started by id.
 CURRENT_VERSION = "SELECT version, owner_id FROM workflows WHERE id = $1"
+SCAN = 100  # rows read at a time while a search looks for a page of matches
 
 
 class WorkflowQueries:
@@ -150,6 +151,79 @@ class WorkflowQueries:
         ]
         return Page(items=items, next_cursor=next_cursor)
 
+    async def workflow_summaries(
+        self,
+        *,
+        owner_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        search: str | None = None,
+        tag: str | None = None,
+    ) -> Page:
+        """The workflows page: each workflow's name, description, tags, node count and last
+        run, most recently saved first; ``search`` (in the name and description, any case) and
+        ``tag`` narrow it. The document of each current version is read to say so."""
+        query = select(WorkflowRow, WorkflowVersionRow.document).join(
+            WorkflowVersionRow,
+            and_(
+                WorkflowVersionRow.workflow_id == WorkflowRow.id,
+                WorkflowVersionRow.version == WorkflowRow.version,
+            ),
+        )
+        if owner_id is not None:
+            query = query.where(WorkflowRow.owner_id == owner_id)
+        query = query.order_by(WorkflowRow.updated_at.desc(), WorkflowRow.id.desc())
+        wanted = search.casefold() if search else None
+        found: list[dict[str, Any]] = []
+        at = decode_cursor(cursor) if cursor else None
+        async with self.sessions() as session:
+            while len(found) <= limit:
+                batch = query
+                if at is not None:
+                    batch = batch.where(
+                        or_(
+                            WorkflowRow.updated_at < at[0],
+                            (WorkflowRow.updated_at == at[0]) & (WorkflowRow.id < at[1]),
+                        )
+                    )
+                rows = (await session.execute(batch.limit(SCAN))).all()
+                for row, document in rows:
+                    item = _summary(row, document)
+                    if _matches(item, wanted, tag):
+                        found.append(item)
+                if len(rows) < SCAN:
+                    break
+                at = (rows[-1][0].updated_at, rows[-1][0].id)
+            found, more = found[:limit], len(found) > limit
+            last = await self._last_runs(session, [item["id"] for item in found])
+        for item in found:
+            item["last_run"] = last.get(item["id"])
+        next_cursor = encode_cursor(found[-1]["updated_at"], found[-1]["id"]) if more else None
+        return Page(items=found, next_cursor=next_cursor)
+
+    async def _last_runs(
+        self, session: AsyncSession, workflow_ids: list[str]
+    ) -> dict[str, dict[str, Any]]:
+        if not workflow_ids:
+            return {}
+        newest = (
+            select(RunRow.workflow_id, func.max(RunRow.created_at).label("at"))
+            .where(RunRow.workflow_id.in_(workflow_ids))
+            .group_by(RunRow.workflow_id)
+            .subquery()
+        )
+        rows = await session.execute(
+            select(RunRow.workflow_id, RunRow.id, RunRow.status, RunRow.created_at).join(
+                newest,
+                and_(RunRow.workflow_id == newest.c.workflow_id, RunRow.created_at == newest.c.at),
+            )
+        )
+        return {
+            workflow_id: {"id": run_id, "status": status, "created_at": created}
+            for workflow_id, run_id, status, created in rows
+            if workflow_id is not None
+        }
+
     async def current_version(self, workflow_id: str, *, owner_id: str | None = None) -> int:
         """The workflow's current version, in one light query or none (`NotFound` if not
         theirs)."""
@@ -216,6 +290,26 @@ class WorkflowQueries:
         if row is None or (owner_id is not None and row.owner_id != owner_id):
             raise NotFound(f"workflow {workflow_id} not found")
         return row
+
+
+def _summary(row: WorkflowRow, document: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "version": row.version,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "description": str(document.get("description") or ""),
+        "tags": [str(tag) for tag in document.get("tags") or []],
+        "node_count": len(document.get("nodes") or []),
+    }
+
+
+def _matches(item: dict[str, Any], search: str | None, tag: str | None) -> bool:
+    if tag is not None and tag not in item["tags"]:
+        return False
+    text = f"{item['name']}\n{item['description']}".casefold()
+    return search is None or all(word in text for word in search.split())
 
 
 def _workflow_record(row: WorkflowRow, document: dict[str, Any]) -> WorkflowRecord:

@@ -27,12 +27,22 @@ class SavedWorkflow(WorkflowRecord, kw_only=True):
     issues: list[ErrorItem] = msgspec.field(default_factory=list)
 
 
+class LastRun(msgspec.Struct, kw_only=True):
+    id: str
+    status: str
+    created_at: datetime
+
+
 class WorkflowSummary(msgspec.Struct, kw_only=True):
     id: str
     name: str
     version: int
     created_at: datetime
     updated_at: datetime
+    description: str = ""
+    tags: list[str] = msgspec.field(default_factory=list)
+    node_count: int = 0
+    last_run: LastRun | None = None
 
 
 class WorkflowPage(msgspec.Struct, kw_only=True):

@@ -7,7 +7,14 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Response, delete, get, post, put
 from litestar.datastructures import ResponseHeader
-from litestar.params import Body, FromPath, HeaderParameter, JSONBody, Parameter
+from litestar.params import (
+    Body,
+    FromPath,
+    HeaderParameter,
+    JSONBody,
+    Parameter,
+    QueryParameter,
+)
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from engine.documents.document import Workflow, from_builtins
@@ -121,21 +128,35 @@ class WorkflowController(Controller):
         record = await engine.workflows.create_workflow(data, owner_id=principal.owner_id)
         return with_etag(record, issues, HTTP_201_CREATED)
 
-    @get("/", summary="List workflows, most recently saved first", responses=documented())
+    @get(
+        "/",
+        summary="List workflows, most recently saved first",
+        description="Each with its description, tags, node count and last run; `q` searches "
+        "names and descriptions, `tag` keeps those with that tag.",
+        responses=documented(),
+    )
     async def list_workflows(
         self,
+        *,
         engine: EngineDep,
         principal: PrincipalDep,
         limit: Limit = 50,
         cursor: Cursor = None,
+        q: Annotated[
+            str | None,
+            QueryParameter(max_length=200, description="Words in the name or description"),
+        ] = None,
+        tag: Annotated[
+            str | None, QueryParameter(max_length=200, description="A tag the workflow has")
+        ] = None,
     ) -> WorkflowPage:
         page = await paged(
-            lambda: engine.workflows.list_workflows(
-                owner_id=principal.owner_id, limit=limit, cursor=cursor
+            lambda: engine.workflows.workflow_summaries(
+                owner_id=principal.owner_id, limit=limit, cursor=cursor, search=q, tag=tag
             )
         )
         return WorkflowPage(
-            items=msgspec.convert(page.items, list[WorkflowSummary], from_attributes=True),
+            items=msgspec.convert(page.items, list[WorkflowSummary]),
             next_cursor=page.next_cursor,
         )
 

@@ -243,3 +243,34 @@ async def test_tags_round_trip_and_leave_cache_keys_alone(client: Client) -> Non
     not_a_list = await client.post("/api/workflows", json=tagged | {"tags": "demo"})
     assert not_a_list.status_code == 400
     assert not_a_list.json()["errors"][0]["path"] == "/tags"
+
+
+async def test_the_list_says_what_each_workflow_is_and_searches(client: Client) -> None:
+    greeting = (await client.post("/api/workflows", json=GREETING | {
+        "description": "Says hello to someone", "tags": ["demo"]})).json()
+    other = (await client.post("/api/workflows", json=GREETING | {
+        "name": "Farewell", "tags": ["demo", "sad"]})).json()
+    await client.post(f"/api/workflows/{greeting['id']}/runs", json={"wait": True})
+    last = (await client.post(f"/api/workflows/{greeting['id']}/runs", json={"wait": True}))
+    items = (await client.get("/api/workflows")).json()["items"]
+    by_id = {item["id"]: item for item in items}
+    assert by_id[greeting["id"]]["description"] == "Says hello to someone"
+    assert by_id[greeting["id"]]["node_count"] == 3
+    assert by_id[greeting["id"]]["last_run"]["id"] == last.json()["id"]
+    assert by_id[greeting["id"]]["last_run"]["status"] == "succeeded"
+    assert by_id[other["id"]]["last_run"] is None
+    assert by_id[other["id"]]["tags"] == ["demo", "sad"]
+
+    async def found(**params: str) -> list[str]:
+        return [i["id"] for i in (await client.get("/api/workflows", params=params)).json()[
+            "items"]]
+
+    assert await found(q="HELLO someone") == [greeting["id"]]  # words of the description
+    assert await found(q="farew") == [other["id"]]
+    assert await found(tag="sad") == [other["id"]]
+    assert await found(tag="demo") == [other["id"], greeting["id"]]
+    assert await found(tag="demo", q="nothing") == []
+    first = (await client.get("/api/workflows", params={"tag": "demo", "limit": 1})).json()
+    assert [i["id"] for i in first["items"]] == [other["id"]]
+    rest = await found(tag="demo", limit="1", cursor=first["next_cursor"])
+    assert rest == [greeting["id"]]
