@@ -45,3 +45,5 @@ def test_chat_benchmark_runs_quick(embedded_model: Path) -> None:
     out = run_quick(BENCH.with_name("chat.py"))
     assert "history of 1,000 messages" in out
     assert "history 1,000 / 10" in out
+    assert "v1 / node tokens/s:" in out
+    assert "v1 - node first token:" in out
