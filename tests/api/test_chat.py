@@ -39,6 +39,11 @@ n_ctx = 2048
 price_in = {PRICE_IN}
 price_out = {PRICE_OUT}
 
+[models.gemma-small]
+provider = "llama_cpp"
+path = "{model}"
+n_ctx = 256
+
 [models.down]
 provider = "openai"
 base_url = "http://127.0.0.1:{free_port()}/v1"
@@ -265,3 +270,24 @@ def test_usage_counts_the_chats_with_their_cost(server: LiveServer, client: open
     assert gemma["cost"] == pytest.approx(expected)
     by_workflow = httpx.get(f"{server.url}/api/usage", params={"group_by": "workflow"}).json()
     assert MODEL in [row["key"] for row in by_workflow["rows"]]
+
+
+def test_a_long_conversation_is_cut_to_the_models_context(client: openai.OpenAI) -> None:
+    """40 turns (~600 tokens) with a model of 256: the oldest go, the system message and the
+    question stay, the answer fits (uncut, the prompt alone would be refused)."""
+    history = [{"role": "system", "content": "The assistant remembers names."}]
+    for n in range(20):
+        history += [
+            {"role": "user", "content": f"Turn {n}: the weather is mild and the sea is calm."},
+            {"role": "assistant", "content": f"Noted for turn {n}: mild weather, a calm sea."},
+        ]
+    history.append({"role": "user", "content": "What did I say about the sea?"})
+    completion = client.chat.completions.create(
+        model="model:gemma-small", messages=history, max_tokens=8, **SAME
+    )
+    usage = completion.usage
+    assert usage is not None
+    assert usage.prompt_tokens + 8 <= 256
+    assert usage.prompt_tokens > 150  # as much of the history as fits, not only the question
+    with pytest.raises(openai.BadRequestError, match="its context is 256 tokens"):
+        client.chat.completions.create(model="model:gemma-small", messages=NAMED, max_tokens=256)
