@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from engine.documents.document import from_builtins
 from engine.storage.database import Database
 from engine.storage.evaluations import EvaluationStore
@@ -50,7 +52,25 @@ async def stored(url: str, questions: list[str] = QUESTIONS) -> tuple[str, str]:
         await db.close()
 
 
-def test_a_second_variant_calls_no_model(database: str, embedded_model: Path) -> None:
+def priced_models(folder: Path, embedded_model: Path) -> Path:
+    """A models folder whose embedded model has prices (per million tokens)."""
+    folder.mkdir()
+    (folder / embedded_model.name).symlink_to(embedded_model)
+    (folder / "models.toml").write_text(
+        "[models.gemma-3-270m]\n"
+        'provider = "llama_cpp"\n'
+        f'path = "{embedded_model.name}"\n'
+        "n_ctx = 2048\n"
+        "price_in = 2.0\n"
+        "price_out = 8.0\n"
+    )
+    return folder
+
+
+def test_a_second_variant_calls_no_model(
+    database: str, embedded_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NODELOOM_MODELS_DIR", str(priced_models(tmp_path / "m", embedded_model)))
     workflow_id, dataset_id = asyncio.run(stored(database))
     result = nodeloom(
         "eval", workflow_id, dataset_id,
@@ -66,6 +86,10 @@ def test_a_second_variant_calls_no_model(database: str, embedded_model: Path) ->
     current, shout = report["variants"]["current"], report["variants"]["shout"]
     assert current["tokens"] > 0
     assert shout["tokens"] == 0  # the model answered the first variant only
+    # What the tokens cost by the registry's prices; the second variant paid nothing.
+    assert 0 < current["cost"] <= current["tokens"] * 8.0 / 1_000_000
+    assert current["cost"] >= current["tokens"] * 2.0 / 1_000_000
+    assert shout["cost"] == 0
     # Per row: q, ask and the llm node taken over, tidy executed; out too, unless the answer
     # was the same upper-cased (a number, say).
     assert shout["executed_nodes"] + shout["reused_nodes"] == 10 * 5
