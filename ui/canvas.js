@@ -187,9 +187,9 @@ export default {
          @wheel.capture="autoFit = false" @mousedown.capture="autoFit = false"
          @dblclick="onCanvasDoubleClick" @keydown="onKey" @mousemove.passive="onMouseMove">
       <VueFlow :id="flowId" :node-types="nodeTypes" :edge-types="edgeTypes" :min-zoom="0.1" :max-zoom="2"
-               :is-valid-connection="isValidConnection" :delete-key-code="readOnly ? null : ['Delete', 'Backspace']"
+               :is-valid-connection="isValidConnection" :delete-key-code="locked ? null : ['Delete', 'Backspace']"
                :default-viewport="viewport || {x: 0, y: 0, zoom: 1}" :zoom-on-double-click="false"
-               :nodes-draggable="!readOnly" :nodes-connectable="!readOnly"
+               :nodes-draggable="!locked" :nodes-connectable="!locked"
                multi-selection-key-code="Shift" :apply-default="false"
                @nodes-change="onNodesChange" @edges-change="onEdgesChange" @connect="onConnect"
                @connect-start="onConnectStart" @connect-end="onConnectEnd"
@@ -199,7 +199,7 @@ export default {
         <MiniMap v-if="minimap" pannable zoomable :node-color="minimapColour" />
         <Controls />
       </VueFlow>
-      <div v-if="readOnly" class="nl-readonly" data-readonly>{{ readOnly }}</div>
+      <div v-if="locked" class="nl-readonly" data-readonly>{{ locked }}</div>
       <div v-if="quick" class="nl-quick" data-quick-add :style="{left: quick.left + 'px', top: quick.top + 'px'}"
            @mousedown.stop @dblclick.stop @wheel.stop>
         <input class="nl-quick-search" data-quick-search placeholder="Add a node…" v-model="quick.query"
@@ -242,7 +242,7 @@ export default {
     return {
       nodeTypes: markRaw({ loom: LoomNode, note: NoteNode }), edgeTypes: markRaw({ loom: LoomEdge }), refusal: null, connecting: false,
       fitPending: false, large, pending: new Set(), removal: null, loads: 0, autoFit: false, minimap: !large,
-      quick: null, help: false, started: null, connected: false, mouse: null,
+      quick: null, help: false, locked: this.readOnly || "", started: null, connected: false, mouse: null,
       shortcuts: [
         ["double-click the canvas, or /", "add a node there (type to search)"],
         ["drag a port to empty canvas", "add a node that takes it, connected"],
@@ -312,6 +312,7 @@ export default {
         if (this.loads !== loading) return; // a newer load took over
         if (!measured() && frames++ < 120) return requestAnimationFrame(draw); // at most ~2 s
         this.flow.setEdges(edges);
+        if (this.diffMarks) this.setDiff(this.diffMarks); // marks given before the edges were drawn
         // A large graph's minimap (a shape per node) waits until the graph itself is drawn.
         if (!this.minimap) setTimeout(() => (this.minimap = true), 300);
       };
@@ -335,6 +336,7 @@ export default {
     },
     setDiff(marks) {
       // marks: {nodes: {id: "added" | "removed" | "changed"}, edges: {label: ...}}; null: none
+      this.diffMarks = marks;
       const nodes = (marks && marks.nodes) || {};
       const edges = (marks && marks.edges) || {};
       for (const node of this.flow.getNodes.value) {
@@ -344,6 +346,11 @@ export default {
         const diff = edges[edge.id] || null;
         if (diff || edge.data.diff) edge.data = { ...edge.data, diff };
       }
+    },
+    setReadOnly(text) {
+      // text: why the graph drawn cannot be changed (a version opened, a diff); "": editable
+      this.locked = text || "";
+      this.quick = null;
     },
     addNote(note) {
       this.flow.addNodes([this.toNoteNode(note)]);
@@ -431,7 +438,7 @@ export default {
     },
     // -- in-place edits ---------------------------------------------------------------------
     startEdit(id) {
-      if (this.readOnly) return;
+      if (this.locked) return;
       this.flow.updateNodeData(id, { editing: true });
     },
     cancelEdit(id) {
@@ -462,7 +469,7 @@ export default {
       return node.type === "note" ? "#fde68a" : category(node.data.category).colour;
     },
     openQuick(clientX, clientY, from = null) {
-      if (this.readOnly) return;
+      if (this.locked) return;
       const box = this.$el.getBoundingClientRect();
       const at = this.flow.screenToFlowCoordinate({ x: clientX, y: clientY });
       this.quick = {
@@ -633,6 +640,7 @@ export default {
       if (event.dataTransfer) event.dataTransfer.dropEffect = "copy";
     },
     onDrop(event) {
+      if (this.locked) return;
       const type = event.dataTransfer && event.dataTransfer.getData("application/x-nodeloom-type");
       if (!type) return;
       const position = this.flow.screenToFlowCoordinate({ x: event.clientX, y: event.clientY });

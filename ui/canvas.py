@@ -100,3 +100,7 @@ class Canvas(
         """``{"nodes": {id: "added" | "removed" | "changed"}, "edges": {label: …}}``; None:
         no marks."""
         self.run_method("setDiff", marks)
+
+    def set_read_only(self, text: str) -> None:
+        """Show ``text`` as a banner and refuse changes; an empty text: editable again."""
+        self.run_method("setReadOnly", text)

@@ -21,6 +21,7 @@ from ui.notes import Notes
 from ui.palette import compatible, new_node_id, palette, port_view, starting_params
 from ui.problems import NodeProblems, canvas_marks, locate
 from ui.run_panel import RunPanel, RunPanelNeeds
+from ui.versions import Versions, VersionsNeeds
 from ui.view_state import PANELS, ViewState
 
 UNDO_DEPTH = 100
@@ -46,6 +47,7 @@ class Editor:
         self.view = ViewState(api, workflow_id)
         self.problems: dict[str, NodeProblems] = {}
         self.notes = Notes(lambda: self.document)
+        self.viewing = ""  # why the canvas shows something read-only (a version, a diff)
         self.issues: list[dict[str, Any]] = []  # the saved document's, as its last save answered
         self.bodies = OpenedBodies(
             api,
@@ -106,7 +108,9 @@ class Editor:
                     for name in ("connect", "refused", "remove-nodes", "remove-edges", "move",
                                  "selection", "palette-drop", "viewport", "open", "param-edit",
                                  "quick-add", "note-add", "note-edit"):
-                        self.canvas.on(name, getattr(self, f"_on_{name.replace('-', '_')}"))
+                        self.canvas.on(name, self._unless_viewing(
+                            getattr(self, f"_on_{name.replace('-', '_')}"),
+                            always=name in ("selection", "viewport", "refused")))
                 with inner.after, ui.tabs().classes("w-full") as tabs:
                     for name in PANELS:
                         ui.tab(name, name.capitalize())
@@ -122,6 +126,13 @@ class Editor:
                         self.history = self._history()
                         await self.history.build()
                         self.history.node_selected(self.selected)
+                    with ui.tab_panel("versions"):
+                        self.versions = Versions(self.api, VersionsNeeds(
+                            workflow_id=self.workflow_id, current=lambda: self.version,
+                            dirty=lambda: self.dirty, show=self._show_other,
+                            restored=self._restored,
+                        ))
+                        await self.versions.refresh()
         self._show_params()
         self._keys()
         background_tasks.create(self._mark_saved_issues())
@@ -135,6 +146,73 @@ class Editor:
         self.issues = list(answer["errors"])
         if self.issues:
             self.show_errors(self.issues, "")
+
+    def _unless_viewing(self, handler: Any, *, always: bool) -> Any:
+        """A canvas event's handler, which does nothing while a version is shown read-only."""
+        async def handle(event: Any) -> None:
+            if self.viewing and not always:
+                return
+            result = handler(event)
+            if asyncio.iscoroutine(result):
+                await result
+
+        return handle
+
+    async def _show_other(
+        self, document: dict[str, Any] | None, banner: str, marks: dict[str, Any] | None
+    ) -> None:
+        """Draw another document read-only (a saved version, a diff), or (None) the one being
+        edited again."""
+        if document is None:
+            self.viewing = ""
+            self.canvas.set_read_only("")
+            self.canvas.set_diff(None)
+            await self._show_graph()
+            return
+        if self.bodies.opened:
+            self.bodies.opened = []
+            self.bodies.show_crumbs()
+        self.viewing = banner
+        try:
+            answer = await self.api.post("/api/node-types/ports", {
+                "nodes": {node["id"]: {"type": node["type"], "params": node.get("params", {})}
+                          for node in document.get("nodes", [])
+                          if self.types.get(node["type"], {}).get("dynamic_ports")},
+                "subgraphs": document.get("subgraphs") or {},
+            })
+            ports = answer["nodes"]
+        except ApiError:
+            ports = {}
+        mine = self.ports
+        self.ports = ports
+        try:
+            graph = {"nodes": [self._node_view(node, document) for node in document["nodes"]],
+                     "edges": list(document.get("edges") or []),
+                     "notes": list((document.get("ui") or {}).get("notes") or [])}
+        finally:
+            self.ports = mine
+        self.canvas.set_read_only(banner)
+        self.canvas.load(graph)
+        self.canvas.fit()
+        self.selected = []
+        self._show_params()
+        if marks:
+            self.canvas.set_diff(marks)
+
+    async def _restored(self, saved: dict[str, Any]) -> None:
+        self.document, self.version = saved["document"], saved["version"]
+        for key in ("nodes", "edges"):
+            self.document.setdefault(key, [])
+        self.undo.clear()
+        self.redo.clear()
+        self.viewing = ""
+        self.canvas.set_read_only("")
+        self.canvas.set_diff(None)
+        await self._show_graph()
+        self.dirty = False
+        self.issues = list(saved.get("issues") or [])
+        self.state_label.set_text(f"restored as version {self.version}")
+        self.show_errors(self.issues, "")
 
     def _run_panel(self, box: ui.column, panels: ui.tab_panels) -> RunPanel:
         """The run tab's panel, drawing into ``box``; the Run and Cancel buttons call it."""
@@ -203,14 +281,16 @@ class Editor:
             for kind, info in sorted(self.types.items(), key=lambda item: item[1].get("title", ""))
         ]
 
-    def _node_view(self, node: dict[str, Any]) -> dict[str, Any]:
+    def _node_view(
+        self, node: dict[str, Any], graph: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         ports = self.ports.get(node["id"]) or self.types.get(node["type"], {})
         position = node.get("ui") or {}
         return {
             "id": node["id"],
             "title": self.types.get(node["type"], {}).get("title", node["type"]),
             "category": self.types.get(node["type"], {}).get("category", ""),
-            **face(node, self.graph),
+            **face(node, self.graph if graph is None else graph),
             "inputs": [port_view(port) for port in ports.get("inputs", [])],
             "outputs": [port_view(port) for port in ports.get("outputs", [])],
             "x": position.get("x", 0),
@@ -543,6 +623,7 @@ class Editor:
         else:
             self.state_label.set_text(f"saved as version {self.version}")
             self.show_errors([], "")
+        background_tasks.create(self.versions.refresh())
         return True
 
     async def validate(self) -> None:

@@ -12,7 +12,7 @@ from nicegui import background_tasks, ui
 
 from ui.client import Api, ApiError
 
-PANELS = ("params", "run", "history")
+PANELS = ("params", "run", "history", "versions")
 SAVE_DELAY_S = 0.3
 
 

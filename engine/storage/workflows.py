@@ -12,7 +12,13 @@ from engine.errors import Conflict, NotFound
 from engine.records import Page, WorkflowRecord
 from engine.storage.database import Database
 from engine.storage.keys import decode_cursor, encode_cursor, keyset_page, new_id, now
-from engine.storage.tables import RunRow, ViewStateRow, WorkflowRow, WorkflowVersionRow
+from engine.storage.tables import (
+    RunRow,
+    UserRow,
+    ViewStateRow,
+    WorkflowRow,
+    WorkflowVersionRow,
+)
 
 __all__ = ["CURRENT_VERSION", "WorkflowQueries"]
 
@@ -249,14 +255,22 @@ class WorkflowQueries:
     async def workflow_versions(
         self, workflow_id: str, *, owner_id: str | None = None
     ) -> list[dict[str, Any]]:
+        """Newest first, each with when it was saved and by whom: the workflow's owner, who
+        alone may save it (None in open local mode)."""
         async with self.sessions() as session:
-            await self._workflow_row(session, workflow_id, owner_id)
+            row = await self._workflow_row(session, workflow_id, owner_id)
+            by = None
+            if row.owner_id is not None:
+                by = await session.scalar(select(UserRow.name).where(UserRow.id == row.owner_id))
             rows = await session.execute(
                 select(WorkflowVersionRow.version, WorkflowVersionRow.created_at)
                 .where(WorkflowVersionRow.workflow_id == workflow_id)
                 .order_by(WorkflowVersionRow.version.desc())
             )
-            return [{"version": version, "created_at": created} for version, created in rows]
+            return [
+                {"version": version, "created_at": created, "saved_by": by}
+                for version, created in rows
+            ]
 
     async def delete_workflow(self, workflow_id: str, *, owner_id: str | None = None) -> None:
         async with self.sessions.begin() as session:

@@ -53,6 +53,7 @@ class WorkflowPage(msgspec.Struct, kw_only=True):
 class VersionItem(msgspec.Struct, kw_only=True):
     version: int
     created_at: datetime
+    saved_by: str | None = None  # the user who saved it (None in open local mode)
 
 
 class VersionPage(msgspec.Struct, kw_only=True):
