@@ -76,6 +76,8 @@ MESSAGES_SCHEMA: dict[str, Any] = {
     },
 }
 _encoder = msgspec.json.Encoder()
+MADE_WORKFLOWS = 256  # generated documents kept, by what they are made of
+_made_workflows: dict[bytes, Workflow] = {}
 
 
 class ChatMessageIn(Message, frozen=True, forbid_unknown_fields=True):
@@ -242,7 +244,7 @@ def _model_workflow(target: str, name: str, options: ChatOptions) -> Workflow:
     params: dict[str, Any] = {"model": name, **msgspec.to_builtins(options)}
     if "stop" in params:
         params["stop"] = list(params["stop"])
-    return _conversation_workflow(target, {"id": ANSWER, "type": "llm", "params": params}, "text")
+    return _made(target, {"id": ANSWER, "type": "llm", "params": params}, "text")
 
 
 def _agent_workflow(target: str, agent_id: str, options: ChatOptions) -> Workflow:
@@ -251,9 +253,18 @@ def _agent_workflow(target: str, agent_id: str, options: ChatOptions) -> Workflo
         "agent": agent_id,
         **{k: v for k, v in msgspec.to_builtins(options).items() if k in taken},
     }
-    return _conversation_workflow(
-        target, {"id": ANSWER, "type": "agent", "params": params}, "answer"
-    )
+    return _made(target, {"id": ANSWER, "type": "agent", "params": params}, "answer")
+
+
+def _made(target: str, node: dict[str, Any], port: str) -> Workflow:
+    """The workflow for ``node``, the same document object for the same node: the run service
+    compiles a document object's plan once, so a chat's next turn starts without compiling."""
+    key = _encoder.encode([target, node, port])
+    workflow = _made_workflows.pop(key, None) or _conversation_workflow(target, node, port)
+    _made_workflows[key] = workflow  # the most recent last
+    while len(_made_workflows) > MADE_WORKFLOWS:
+        del _made_workflows[next(iter(_made_workflows))]
+    return workflow
 
 
 def _conversation_workflow(target: str, node: dict[str, Any], port: str) -> Workflow:
