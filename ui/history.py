@@ -14,6 +14,7 @@ from ui.canvas import Canvas
 from ui.client import Api, ApiError
 from ui.forms import MISSING, params_form
 from ui.node_face import preview_of
+from ui.run_compare import draw_tree, show_compare
 
 
 @dataclass(frozen=True)
@@ -67,11 +68,13 @@ class History:
             self.rerun_button = ui.button("Rerun from node", on_click=self.ask_rerun)
             self.rerun_button.props("dense").disable()
             self.diff_button = ui.button("Diff ticked", on_click=self.show_diff).props("dense")
+            ui.button("Compare ticked", on_click=self.compare).props("dense data-compare-ticked")
             self.trigger = ui.select(TRIGGERS, value="all", label="Started by",
                                      on_change=self.refresh).props("dense data-trigger-filter")
         self.hint = ui.label("").classes("text-xs text-gray-500")
         self.page_link = ui.link("", "/").props("data-run-link")
         self.page_link.set_visibility(False)
+        self.graph = ui.element("div").classes("w-full overflow-auto")
         self.tree = ui.tree([], label_key="label", on_select=self._selected,
                             on_tick=lambda _: None, tick_strategy="strict").classes("w-full")
         await self.refresh()
@@ -86,12 +89,17 @@ class History:
             self.hint.set_text(f"Runs unavailable: {exc.detail}")
             return
         triggers = {run["id"]: run.get("trigger", "") for run in page["items"]}
-        roots = []
+        roots, trees = [], []
         for root_id in dict.fromkeys(run["root_run_id"] for run in page["items"]):
             try:
-                roots.append(_tree(await self.api.get(f"/api/runs/{root_id}/tree"), triggers))
+                tree = await self.api.get(f"/api/runs/{root_id}/tree")
             except ApiError:
                 continue
+            trees.append(tree)
+            roots.append(_tree(tree, triggers))
+        self.graph.clear()
+        with self.graph:
+            draw_tree(trees, self.pick)
         self.tree._props["nodes"] = roots
         self.tree.update()
         self.tree.expand()
@@ -106,12 +114,33 @@ class History:
         ready = self.run is not None and len(self.node_ids) == 1
         self.rerun_button.set_enabled(ready)
 
+    async def pick(self, run_id: str) -> None:
+        """A run picked in the tree graph: as if picked in the list."""
+        self.tree._props["selected"] = run_id
+        self.tree.update()
+        await self._show_run(run_id)
+
+    async def compare(self) -> None:
+        ticked = list(self.tree._props.get("ticked") or [])
+        if len(ticked) < 2:
+            ui.notify("Tick two runs or more to compare them", type="warning")
+            return
+        try:
+            runs = [await self.api.get(f"/api/runs/{run_id}") for run_id in ticked]
+        except ApiError as exc:
+            ui.notify(exc.detail, type="negative")
+            return
+        show_compare(runs)
+
     async def _selected(self, event: Any) -> None:
         if not event.value:
             return
-        self.run = await self.api.get(f"/api/runs/{event.value}")
-        self.page_link.set_text(f"Open run {event.value[-6:]} on its own page")
-        self.page_link.props["href"] = f"/runs/{event.value}"
+        await self._show_run(str(event.value))
+
+    async def _show_run(self, run_id: str) -> None:
+        self.run = await self.api.get(f"/api/runs/{run_id}")
+        self.page_link.set_text(f"Open run {run_id[-6:]} on its own page")
+        self.page_link.props["href"] = f"/runs/{run_id}"
         self.page_link.set_visibility(True)
         states = {}
         for node_id, state in self.run["nodes"].items():

@@ -167,3 +167,41 @@ def test_a_run_page_lists_the_nodes_inside_a_map_by_item(browser: WebDriver, bas
     wait_for(lambda: row_status(browser, "m[0]/up") == "succeeded", what="item 0's nodes")
     wait_for(lambda: '"A"' in find(browser, '[data-run-node="m[0]/up"]')[0].text,
              what="item 0's output, shown")
+
+
+def test_the_run_tree_is_drawn_and_ticked_runs_compare_side_by_side(
+    browser: WebDriver, base_url: str
+) -> None:
+    workflow_id = create(base_url, example("greeting.json"))
+    first = run_now(base_url, workflow_id, wait=True)
+    child = httpx.post(f"{base_url}/api/runs/{first['id']}/rerun", json={
+        "from_node": "greet", "params": {"greet": {"template": "Bye, {{ name }}!"}},
+        "wait": True}, timeout=30).json()
+    other = run_now(base_url, workflow_id, wait=True)  # same inputs: the same output
+    open_editor(browser, base_url, workflow_id)
+    history_tab(browser)
+    boxes = wait_for(lambda: find(browser, f'[data-run-node="{child["id"]}"]'),
+                     what="the rerun in the tree graph")
+    wait_for(lambda: "greet.template" in find(browser, f'[data-run-node="{child["id"]}"]')[0].text,
+             what="what the rerun changed")
+    parent_box = find(browser, f'[data-run-node="{first["id"]}"]')[0]
+    assert parent_box.rect["x"] < boxes[0].rect["x"]  # the child to its parent's right
+    boxes[0].click()
+    wait_for(lambda: "Bye, world!" in " ".join(
+        e.text for e in find(browser, '[data-node-id="greet"]')), what="the picked run's values")
+    for run in (first, child, other):
+        click_when_free(
+            lambda run=run: tree_entry(browser, run["id"]).find_element(
+                "css selector", ".q-checkbox"
+            ),
+            what=f"the tick box of run {run['id']}",
+        )
+    button(browser, "Compare ticked").click()
+    wait_for(lambda: find(browser, "[data-compare]"), what="the compare view")
+    assert len(find(browser, "[data-compare-run]")) == 3
+    differing = find(browser, f'[data-cell="{child["id"]}|output greeting"]')[0]
+    assert differing.get_attribute("data-differs") is not None
+    assert "Bye, world!" in differing.text
+    same = find(browser, f'[data-cell="{child["id"]}|name.value"]')[0]
+    assert same.get_attribute("data-differs") is None
+    button(browser, "Close").click()
