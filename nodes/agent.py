@@ -190,7 +190,10 @@ class AgentNode(NodeType):
             return record, f"Error: {record['error']}"
         try:
             result = await self.tools.call(
-                name, args, idempotency_key=f"{context.idempotency_key}:{name}"
+                name,
+                args,
+                idempotency_key=f"{context.idempotency_key}:{name}",
+                owner_id=context.owner_id,
             )
         except ToolError as exc:
             record["error"] = exc.detail

@@ -59,7 +59,10 @@ class ToolNode(NodeType):
     async def run(self, inputs: dict[str, Any], context: NodeContext) -> dict[str, Any]:
         try:
             result = await self.tools.call(
-                self.params["tool"], inputs["args"], idempotency_key=context.idempotency_key
+                self.params["tool"],
+                inputs["args"],
+                idempotency_key=context.idempotency_key,
+                owner_id=context.owner_id,
             )
         except ToolError as exc:
             raise NodeFailure(exc.detail, retryable=exc.retryable) from None

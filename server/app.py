@@ -26,6 +26,7 @@ from server.api.catalogue import (
     ToolsController,
 )
 from server.api.conversations import ConversationController
+from server.api.collections import CollectionController
 from server.api.deps import get_principal
 from server.api.evaluations import DatasetController, EvaluationController
 from server.api.events import RunEventsController
@@ -67,6 +68,7 @@ API: list[ControllerRouterHandler] = [
     PinController,
     DatasetController,
     EvaluationController,
+    CollectionController,
     InboxController,
     RunEventsController,
     ExportController,

@@ -24,6 +24,7 @@ from engine.runs.saved_bodies import names_saved, with_saved_bodies
 from engine.storage.database import Database
 from engine.storage.repository import Store
 from server import (
+    cli_collections,
     cli_discover,
     cli_eval,
     cli_mcp,
@@ -136,6 +137,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_worker.add_command(commands, db_help)
     cli_test.add_command(commands, db_help)
     cli_eval.add_command(commands, db_help)
+    cli_collections.add_command(commands, db_help)
     return parser
 
 

@@ -22,6 +22,7 @@ from engine.documents.inputs import coerce, input_schemas
 from engine.documents.plan import Plan
 from engine.errors import InputsInvalid, NodeloomError
 from engine.execution.events import Listener
+from engine.knowledge.service import Knowledge
 from engine.models import ModelService
 from engine.nodes.registry import NodeRegistry
 from engine.records import RunRecord
@@ -31,6 +32,7 @@ from engine.storage.database import Database
 from server import cli_mcp
 from server.progress import format_duration, make_display
 from server.settings import read_settings
+from server.state import attach_knowledge
 
 EXIT_INTERRUPTED = 130  # the shell's code for "ended by Ctrl+C"
 EXIT_WAITING = 3  # the run waits for a person's answer (it goes on when answered)
@@ -164,6 +166,7 @@ async def _drive(
         lease_timeout_s=settings.lease_timeout_s,
         max_items=settings.map_max_items,
     )
+    knowledge = attach_knowledge(service, Knowledge(database, models, workspace=settings.workspace))
     try:
         await service.recover()
         plan = plan_of(service)
@@ -187,6 +190,7 @@ async def _drive(
         return record
     finally:
         await service.close()
+        await knowledge.close()
         await models.close()
         await database.close()
 

@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from engine.distributed.pgq import PgQueuerDispatcher
 from engine.distributed.worker import Worker, session_settings
+from engine.knowledge.service import Knowledge
 from engine.models import ModelService
 from engine.nodes.registry import NodeRegistry
 from engine.settings import SettingInvalid
@@ -25,6 +26,7 @@ from engine.storage.database import (
     asyncpg_dsn,
     database_url,
 )
+from nodes import knowledge_slot
 from nodes.tool import tools_of
 from server.cli_mcp import configured_servers
 from server.settings import read_settings
@@ -105,6 +107,11 @@ async def _serve(
     database = await Database.connect(url, migrate=False)
     models = ModelService.from_env(os.environ)
     servers = configured_servers()  # the MCP tools the plans it is given may call
+    # The collections its `retrieve` nodes search (indexing is the server's work).
+    knowledge = Knowledge(database, models, workspace=workspace)
+    slot = knowledge_slot(registry)
+    if slot is not None:
+        slot.attach(knowledge)
     try:
         await check_schema(database)
         tools = tools_of(registry)
@@ -136,6 +143,7 @@ async def _serve(
     finally:
         if servers is not None:
             await servers.close()
+        await knowledge.close()
         await models.close()
         await database.close()
 

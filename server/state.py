@@ -18,6 +18,7 @@ from litestar.datastructures import State
 
 from engine.distributed.launch import Queued
 from engine.documents.document import Workflow, from_builtins
+from engine.knowledge.service import Knowledge
 from engine.models import ModelRegistry, ModelService
 from engine.nodes.registry import NodeRegistry
 from engine.records import WorkflowRecord
@@ -30,6 +31,7 @@ from engine.storage.evaluations import EvaluationStore
 from engine.storage.schedules import ScheduleStore
 from engine.storage.webhooks import HookStore
 from engine.storage.workflows import WorkflowQueries
+from nodes import knowledge_slot
 from nodes.tool import tools_of
 from nodes.tools import ToolRegistry
 from nodes.tools.mcp import McpServers
@@ -65,6 +67,7 @@ class Engine:
     mcp_unreachable: dict[str, str] = field(default_factory=dict)
     batches: Batches = field(init=False)
     evaluations: Evaluations = field(init=False)
+    knowledge: Knowledge = field(init=False)
     hooks: HookStore = field(init=False)
     schedules: ScheduleStore = field(init=False)
     conversations: ConversationStore = field(init=False)
@@ -140,6 +143,10 @@ async def open_engine(
     )
     engine.schedules = ScheduleStore(database)
     engine.conversations = ConversationStore(database)
+    engine.knowledge = attach_knowledge(
+        runs, Knowledge(database, models, workspace=config.workspace,
+                        lease_timeout_s=config.lease_timeout_s)
+    )  # fmt: skip
     try:
         engine.tools = tools_of(runs.registry)
         if engine.tools is not None:
@@ -163,7 +170,7 @@ async def open_engine(
             runs,
             lambda workflow_id, owner_id: engine.current_workflow(workflow_id, owner_id=owner_id),
         )
-        async with scheduler.running(), expiring_waits(runs):
+        async with engine.knowledge.running(), scheduler.running(), expiring_waits(runs):
             yield engine
     finally:
         engine.batches.stop()  # no new item runs; those executing are left to resume
@@ -175,6 +182,16 @@ async def open_engine(
         if models is not None:
             await models.close()
         await database.close()
+
+
+def attach_knowledge(runs: RunService, knowledge: Knowledge) -> Knowledge:
+    """Make ``knowledge`` the collections the runs' `retrieve` nodes search and are checked
+    against."""
+    slot = knowledge_slot(runs.registry)
+    if slot is not None:
+        slot.attach(knowledge)
+    runs.knowledge = knowledge
+    return knowledge
 
 
 @contextlib.asynccontextmanager

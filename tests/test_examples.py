@@ -36,10 +36,15 @@ def names_saved_workflows(path: Path) -> bool:
     return '"workflow": "wf_' in path.read_text()
 
 
+def retrieves(path: Path) -> bool:
+    """Whether the example searches a collection (one the examples' data folders make)."""
+    return '"type": "retrieve"' in path.read_text()
+
+
 def with_examples_saved(path: Path) -> Path:
-    """The examples are added to the test's database first when ``path`` runs one of them, as
-    `nodeloom serve` adds them."""
-    if names_saved_workflows(path):
+    """The examples are added to the test's database first when ``path`` runs one of them or
+    searches their collections, as `nodeloom serve` adds them."""
+    if names_saved_workflows(path) or retrieves(path):
         seed_examples(os.environ["NODELOOM_DATABASE_URL"], ROOT / "workflows",
                       Path(os.environ["NODELOOM_WORKSPACE"]))
     return path
@@ -64,6 +69,7 @@ EXPECTED_OUTPUTS: dict[str, dict[str, Any]] = {
         "summary": "Ada Lovelace (AL), born 1815 in century 19, worked on mathematics, computing.",
     },
     "quiz.json": {"answer": str},
+    "handbook-answer.json": {"answer": str, "sources": ["handbook/holidays.md"]},
     "summarize-critique.json": {"summary": str, "critique": str},
     "vote-synthesis.json": {"majority": "Tokyo", "combined": str},
     "extract-person.json": {

@@ -15,6 +15,7 @@ from nicegui import app, events, ui
 from ui import auth
 from ui.chat import chat_page
 from ui.client import Api, ApiError
+from ui.collections import collections_page
 from ui.editor import Editor
 from ui.evaluations import evaluations_page
 from ui.inbox import inbox_count, inbox_page
@@ -55,7 +56,8 @@ def register(api_url: Callable[[], str]) -> None:
         with ui.header().classes("items-center py-1 px-3 bg-slate-800"):
             ui.label("nodeloom").classes("font-bold text-white mr-4")
             for text, target in (("Workflows", "/"), ("Runs", "/runs"), ("Chat", "/chat"),
-                                 ("Agents", "/agents"), ("Files", "/files"), ("Models", "/models"),
+                                 ("Agents", "/agents"), ("Files", "/files"),
+                                 ("Collections", "/collections"), ("Models", "/models"),
                                  ("Usage", "/usage")):
                 ui.link(text, target).classes("text-white")
             with ui.link(target="/inbox").classes("text-white").props("data-inbox-link"):
@@ -151,6 +153,11 @@ def register(api_url: Callable[[], str]) -> None:
     async def files() -> RedirectResponse | None:
         frame("Files")
         return await _guarded(files_page(client()))
+
+    @ui.page("/collections")
+    async def collections() -> RedirectResponse | None:
+        frame("Collections")
+        return await _guarded(collections_page(client()))
 
     @ui.page("/tokens")
     async def tokens() -> RedirectResponse | None:

@@ -152,6 +152,7 @@ class RunSpecs:
             force=frozenset(force),
             reasons=decode_reasons(reasons),
             replay=await self.store.replay(row),
+            owner_id=row.owner_id,
         )
         return RunSpec(run_id=run_id, workflow_id=row.workflow_id, plan=plan, scope=scope)
 

@@ -26,6 +26,7 @@ IssueCode = Literal[
     "unknown_subgraph",
     "unknown_workflow",
     "recursive_workflow",
+    "unknown_collection",
 ]
 
 

@@ -111,6 +111,7 @@ class Execution:
             force=start.force,
             reasons=start.reasons,
             replay=start.replay,
+            owner_id=start.owner_id,
         )
         # With results to reuse, `take_over` fills the states and counts.
         self.states = {} if reuse else {node_id: NodeState() for node_id in plan.nodes}
@@ -493,7 +494,7 @@ class Execution:
         if run.node.id in force:  # a node forced to execute runs its body again, all of it
             force = force | {node.id for node in instance.nodes}
         scope = RunScope(scope.run_id, inputs, scope.workspace, scope.models, scope.reuse, force,
-                         scope.reasons, scope.replay)  # fmt: skip
+                         scope.reasons, scope.replay, scope.owner_id)  # fmt: skip
         for node in instance.nodes:
             self._nodes[node.id] = node
             self.states[node.id] = NodeState()

@@ -101,6 +101,7 @@ class RunScope:
     force: frozenset[str] = frozenset()
     reasons: Mapping[str, Reason] = field(default_factory=dict)
     replay: Replay | None = None
+    owner_id: str | None = None
 
 
 class Prepared(NamedTuple):
@@ -161,6 +162,7 @@ async def prepare(
         emit_token=emit_token,
         workspace=scope.workspace,
         models=scope.models,
+        owner_id=scope.owner_id,
     )
     try:
         instance = node.node_type(node.params)

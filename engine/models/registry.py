@@ -84,6 +84,9 @@ class LlamaCppConfig(
     prompt_cache: bool = False
     price_in: Price | None = None
     price_out: Price | None = None
+    # Whether the model makes embeddings for collections (SPEC §14): loaded apart for that,
+    # with mean pooling.
+    embedding: bool = False
     description: str = ""
 
     @property
@@ -128,6 +131,8 @@ class OpenAIConfig(
     n_ctx: Annotated[int, msgspec.Meta(ge=16)] | None = None
     price_in: Price | None = None
     price_out: Price | None = None
+    # Whether the server makes embeddings with this model (``/embeddings``) for collections.
+    embedding: bool = False
     description: str = ""
 
     @property

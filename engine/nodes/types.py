@@ -75,7 +75,7 @@ def json_schema_port_type(schema: Mapping[str, Any]) -> PortType:
 
 class NodeContext:
     """What a running node may use besides its inputs: identity, token streaming, the workspace,
-    the models (None when the engine runs without them)."""
+    the models (None when the engine runs without them), whose run it is."""
 
     __slots__ = (
         "attempt",
@@ -83,6 +83,7 @@ class NodeContext:
         "models",
         "node_id",
         "reason",
+        "owner_id",
         "run_id",
         "run_inputs",
         "usage",
@@ -99,6 +100,7 @@ class NodeContext:
         emit_token: Callable[[str], None],
         workspace: Path,
         models: ModelService | None = None,
+        owner_id: str | None = None,
     ) -> None:
         self.run_id = run_id
         self.node_id = node_id
@@ -107,6 +109,8 @@ class NodeContext:
         self.emit_token = emit_token
         self.workspace = workspace
         self.models = models
+        # Whose run it is (None without accounts): what a node may see of stored objects.
+        self.owner_id = owner_id
         # Token usage a node reports (``prompt_tokens``, ``completion_tokens``); stored with it.
         # ``prompt_tokens``, ``completion_tokens``, and ``model`` (the model that answered) and
         # ``cost`` where known.

@@ -17,7 +17,7 @@ from engine.documents.graph import compile_plan, replan
 from engine.documents.inputs import resolve_inputs
 from engine.documents.plan import Plan
 from engine.documents.stored import decode_plan, encode_plan, plan_key
-from engine.errors import Conflict, NotFound, describe
+from engine.errors import Conflict, NotFound, WorkflowInvalid, describe
 from engine.execution.events import AnyEvent, Listener
 from engine.execution.executor import DEFAULT_CONCURRENCY, DEFAULT_MAX_ITEMS
 from engine.execution.replays import Replay
@@ -49,6 +49,7 @@ from engine.storage.tables import RunRow
 from engine.storage.writer import document_blob
 
 if TYPE_CHECKING:
+    from engine.knowledge.service import Knowledge
     from engine.models import ModelService
 
 __all__ = ["RunService"]
@@ -85,6 +86,9 @@ class RunService(WaitingRuns):
             workspace=self.workspace, models=models.names if models else None
         )
         self.process = process_name()
+        # The collections `retrieve` nodes name are checked against (set by whoever opens
+        # them: engine/knowledge/service.py); None: not checked before a run.
+        self.knowledge: Knowledge | None = None
         self.observers = list(observers)
         self._recent = Recent()
         self._storing: set[asyncio.Task[None]] = set()
@@ -138,6 +142,7 @@ class RunService(WaitingRuns):
             workflow, owner_id=owner_id, workflow_id=workflow_id
         )
         plan = self.plan(workflow)
+        await self.check_collections(workflow, owner_id)
         document = self._recent.blob(workflow, document_blob)
         self._keep_plan(plan_key(document["digest"], self.registry), plan)
         start = RunStart(
@@ -152,6 +157,16 @@ class RunService(WaitingRuns):
             trigger=trigger,
         )
         return await self.launch(start, listeners)
+
+    async def check_collections(self, workflow: Workflow, owner_id: str | None) -> None:
+        """`WorkflowInvalid` when a `retrieve` node names a collection the owner lacks."""
+        if self.knowledge is None:
+            return
+        from engine.knowledge.checks import collection_issues  # noqa: PLC0415 - numpy, lazily
+
+        issues = await collection_issues(workflow, self.knowledge, owner_id)
+        if issues:
+            raise WorkflowInvalid(issues)
 
     async def with_saved_bodies(
         self, workflow: Workflow, *, owner_id: str | None, workflow_id: str | None = None
@@ -227,6 +242,7 @@ class RunService(WaitingRuns):
             document=document,
         )
         plan = child.plan
+        await self.check_collections(plan.workflow, parent.owner_id)
         start = RunStart(
             id=new_id("run"),
             plan=plan,

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Float,
     ForeignKey,
@@ -29,12 +30,18 @@ __all__ = [
     "BatchRow",
     "BatchRunRow",
     "BlobRow",
+    "ChunkRow",
+    "CollectionRow",
     "CompiledPlanRow",
     "ConversationRow",
     "DatasetRow",
     "EvaluationRow",
     "EventRow",
     "MessageRow",
+
+
+    "IndexJobRow",
+    "KnowledgeDocumentRow",
     "NodeResultRow",
     "ReusedResultsRow",
     "RunRow",
@@ -382,3 +389,80 @@ class MessageRow(Base):
     run_id: Mapped[str | None] = mapped_column(String(40))  # the run that answered
     usage: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime]
+
+
+class CollectionRow(Base):
+    """A collection of workspace documents, chunked and indexed for search (SPEC §14).
+    ``version`` goes up with every change of its index."""
+
+    __tablename__ = "collections"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    name: Mapped[str] = mapped_column(Text)
+    embedding_model: Mapped[str | None] = mapped_column(Text)
+    dimensions: Mapped[int | None]  # of the embedding model's vectors
+    chunk_size: Mapped[int]
+    chunk_overlap: Mapped[int]
+    version: Mapped[int]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class KnowledgeDocumentRow(Base):
+    """One workspace file of a collection: the digest of the bytes indexed, or why it failed."""
+
+    __tablename__ = "knowledge_documents"
+    __table_args__ = (UniqueConstraint("collection_id", "source"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    collection_id: Mapped[str] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), index=True
+    )
+    source: Mapped[str] = mapped_column(Text)  # the path relative to the workspace
+    digest: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # indexed, failed
+    error: Mapped[str | None] = mapped_column(Text)
+    chunks: Mapped[int]
+    indexed_at: Mapped[datetime]
+
+
+class ChunkRow(Base):
+    """A piece of a document's text. The keyword index is the database's own: an FTS5 table
+    over ``text`` on SQLite, a generated ``tsvector`` column with a GIN index on PostgreSQL (both
+    made by migration 0020, outside these models). ``embedding`` holds float32 bytes."""
+
+    __tablename__ = "knowledge_chunks"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    collection_id: Mapped[str] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), index=True
+    )
+    document_id: Mapped[str] = mapped_column(
+        ForeignKey("knowledge_documents.id", ondelete="CASCADE"), index=True
+    )
+    chunk: Mapped[int]  # its position in the document, from 0
+    text: Mapped[str] = mapped_column(Text)
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class IndexJobRow(Base):
+    """Adding files to a collection, done in the background: the globs asked for and the
+    progress so far. A job whose process stopped (no update for the lease timeout) is resumed
+    by the next server to start: unchanged files are not indexed again."""
+
+    __tablename__ = "knowledge_jobs"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    collection_id: Mapped[str] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), index=True
+    )
+    paths: Mapped[list[Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # running, done, failed
+    progress: Mapped[dict[str, Any]]
+    driver: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]

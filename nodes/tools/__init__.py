@@ -9,9 +9,14 @@ __all__ = ["Tool", "ToolError", "ToolRegistry", "builtin_tools"]
 
 
 def builtin_tools() -> list[Tool]:
+    from engine.knowledge.slot import KnowledgeSlot  # noqa: PLC0415
     from nodes.tools.calculator import Calculator  # noqa: PLC0415 - keep `import nodes` light
     from nodes.tools.http_request import HttpRequest  # noqa: PLC0415
     from nodes.tools.json_path import JsonPath  # noqa: PLC0415
+    from nodes.tools.knowledge_search import KnowledgeSearch  # noqa: PLC0415
     from nodes.tools.regex_extract import RegexExtract  # noqa: PLC0415
 
-    return [Calculator(), RegexExtract(), JsonPath(), HttpRequest()]
+    # `knowledge_search` searches the collections its slot is filled with: the `retrieve` node
+    # made with these tools shares it (`nodes.builtin_node_types`).
+    knowledge = KnowledgeSearch(KnowledgeSlot())
+    return [Calculator(), RegexExtract(), JsonPath(), HttpRequest(), knowledge]

@@ -28,3 +28,10 @@ class Tool:
 
     async def call(self, args: dict[str, Any], *, idempotency_key: str) -> Any:
         raise NotImplementedError
+
+    async def call_for(
+        self, args: dict[str, Any], *, idempotency_key: str, owner_id: str | None
+    ) -> Any:
+        """`call` on behalf of the run's owner (None without accounts): tools that show stored
+        objects (a user's collections) override this to see only the owner's."""
+        return await self.call(args, idempotency_key=idempotency_key)

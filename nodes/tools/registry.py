@@ -129,10 +129,13 @@ class ToolRegistry:
             at = f" at args/{where}" if where else ""
             raise ToolError(f"invalid args for tool {name!r}{at}: {error.message}")
 
-    async def call(self, name: str, args: Any, *, idempotency_key: str) -> Any:
-        """Validate ``args`` and call the tool (`ToolError` for an unknown tool or bad args)."""
+    async def call(
+        self, name: str, args: Any, *, idempotency_key: str, owner_id: str | None = None
+    ) -> Any:
+        """Validate ``args`` and call the tool for the run's owner (`ToolError` for an unknown
+        tool or bad args)."""
         tool = self._tools.get(name)
         if tool is None:
             raise ToolError(f"unknown tool {name!r} (tools: {', '.join(self.names) or 'none'})")
         self.check_args(name, args)
-        return await tool.call(args, idempotency_key=idempotency_key)
+        return await tool.call_for(args, idempotency_key=idempotency_key, owner_id=owner_id)
