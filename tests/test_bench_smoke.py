@@ -47,3 +47,10 @@ def test_chat_benchmark_runs_quick(embedded_model: Path) -> None:
     assert "history 1,000 / 10" in out
     assert "v1 / node tokens/s:" in out
     assert "v1 - node first token:" in out
+
+
+def test_knowledge_benchmark_runs_quick() -> None:
+    out = run_quick(BENCH.with_name("knowledge.py"))
+    assert "keyword recall@5" in out
+    assert "bm25s (same chunks)" in out
+    assert "query p50: keyword" in out

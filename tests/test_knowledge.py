@@ -198,3 +198,28 @@ async def _aged(knowledge: Knowledge, job_id: str) -> None:
 
     await asyncio.sleep(0.3)
     assert (await knowledge.store.job(job_id)).status == "running"
+
+
+async def test_the_agent_tool_searches_the_owners_collections(knowledge: Knowledge) -> None:
+    from engine.knowledge.slot import KnowledgeSlot
+    from nodes.tools import ToolError
+    from nodes.tools.knowledge_search import KnowledgeSearch
+
+    folder = knowledge.workspace / "users" / "user_a" / "docs"
+    folder.mkdir(parents=True)
+    (folder / "otters.md").write_text("Sea otters hold hands while they sleep.\n")
+    await knowledge.create("facts", owner_id="user_a")
+    job = await knowledge.add("facts", ["docs/*.md"], owner_id="user_a")
+    assert (await knowledge.wait(job.id)).progress["done"] == 1
+    slot = KnowledgeSlot()
+    tool = KnowledgeSearch(slot)
+    args = {"collection": "facts", "query": "How do otters sleep?", "k": 2}
+    with pytest.raises(ToolError, match="not available"):
+        await tool.call_for(args, idempotency_key="r:n:1", owner_id="user_a")
+    slot.attach(knowledge)
+    found = await tool.call_for(args, idempotency_key="r:n:1", owner_id="user_a")
+    assert found == [
+        {"text": "Sea otters hold hands while they sleep.", "source": "docs/otters.md", "chunk": 0}
+    ]
+    with pytest.raises(ToolError, match="collection facts not found"):
+        await tool.call_for(args, idempotency_key="r:n:1", owner_id="user_b")

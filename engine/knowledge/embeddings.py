@@ -89,8 +89,11 @@ class Embedder:
                 rows.extend(await self._remote(name, config, batch))
             else:
                 rows.extend(await (await self._loaded(name, config)).embed(batch))
-        matrix = np.asarray(rows, dtype=np.float32)
-        if matrix.ndim != 2 or matrix.shape[0] != len(texts):
+        try:
+            matrix = np.asarray(rows, dtype=np.float32)
+        except ValueError:  # vectors of different sizes
+            matrix = np.zeros((0,), dtype=np.float32)
+        if matrix.ndim != 2 or matrix.shape[0] != len(texts) or not matrix.shape[1]:
             raise EmbeddingsUnavailable(f"model {name!r} did not answer one vector per text")
         norms = np.linalg.norm(matrix, axis=1, keepdims=True)
         normalised: Vectors = (matrix / np.where(norms == 0, 1, norms)).astype(np.float32)
@@ -141,7 +144,7 @@ class Embedder:
             )
         try:
             data = sorted(response.json()["data"], key=lambda item: item["index"])
-            return [list(item["embedding"]) for item in data]
+            return [_pooled(item["embedding"]) for item in data]
         except (ValueError, KeyError, TypeError):
             raise EmbeddingsUnavailable(
                 f"model {name!r}: {config.base_url}/embeddings answered no embeddings"
@@ -154,6 +157,15 @@ class Embedder:
         clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             await client.aclose()
+
+
+def _pooled(embedding: Any) -> list[float]:
+    """A text's vector: a server that answers one vector per token (llama-cpp-python's, for a
+    model without pooling) is averaged over them, as the in-process models are."""
+    if embedding and isinstance(embedding[0], list):
+        mean: list[float] = np.asarray(embedding, dtype=np.float32).mean(axis=0).tolist()
+        return mean
+    return list(embedding)
 
 
 def _load(name: str, config: LlamaCppConfig, path: str, threads: int) -> Any:
