@@ -25,8 +25,8 @@ from server.api.catalogue import (
     NodeTypesController,
     ToolsController,
 )
-from server.api.conversations import ConversationController
 from server.api.collections import CollectionController
+from server.api.conversations import ConversationController
 from server.api.deps import get_principal
 from server.api.evaluations import DatasetController, EvaluationController
 from server.api.events import RunEventsController

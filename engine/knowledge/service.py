@@ -128,6 +128,9 @@ class Knowledge:
         return await self.store.get(key, owner_id=owner_id)
 
     async def view(self, collection: Collection, *, files: bool = False) -> CollectionView:
+        # The job first: once it shows done, what it indexed is what the counts below read.
+        indexing = await self.store.latest_job(collection.id)
+        collection = await self.store.get(collection.id, owner_id=None)
         counts = await self.store.counts(collection.id)
         documents = await self.store.documents(collection.id) if files else None
         return CollectionView(
@@ -141,7 +144,7 @@ class Knowledge:
             documents=counts["documents"],
             failed=counts["failed"],
             chunks=counts["chunks"],
-            indexing=await self.store.latest_job(collection.id),
+            indexing=indexing,
             created_at=collection.created_at,
             updated_at=collection.updated_at,
             files=None if documents is None else sorted(documents.values(), key=_by_source),

@@ -37,11 +37,9 @@ __all__ = [
     "DatasetRow",
     "EvaluationRow",
     "EventRow",
-    "MessageRow",
-
-
     "IndexJobRow",
     "KnowledgeDocumentRow",
+    "MessageRow",
     "NodeResultRow",
     "ReusedResultsRow",
     "RunRow",
