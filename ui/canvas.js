@@ -313,6 +313,7 @@ export default {
         if (!measured() && frames++ < 120) return requestAnimationFrame(draw); // at most ~2 s
         this.flow.setEdges(edges);
         if (this.diffMarks) this.setDiff(this.diffMarks); // marks given before the edges were drawn
+        if (loading === 1) this.$emit("drawn", {}); // the first graph: all of it is drawn
         // A large graph's minimap (a shape per node) waits until the graph itself is drawn.
         if (!this.minimap) setTimeout(() => (this.minimap = true), 300);
       };

@@ -107,7 +107,7 @@ class Editor:
                     self.bodies.canvas, self.bodies.crumbs = self.canvas, crumbs
                     for name in ("connect", "refused", "remove-nodes", "remove-edges", "move",
                                  "selection", "palette-drop", "viewport", "open", "param-edit",
-                                 "quick-add", "note-add", "note-edit"):
+                                 "quick-add", "note-add", "note-edit", "drawn"):
                         self.canvas.on(name, self._unless_viewing(
                             getattr(self, f"_on_{name.replace('-', '_')}"),
                             always=name in ("selection", "viewport", "refused")))
@@ -135,7 +135,10 @@ class Editor:
                         await self.versions.refresh()
         self._show_params()
         self._keys()
-        background_tasks.create(self._mark_saved_issues())
+
+    async def _on_drawn(self, _event: Any) -> None:
+        """The graph is drawn (and the server no longer busy sending it): now its issues."""
+        await self._mark_saved_issues()
 
     async def _mark_saved_issues(self) -> None:
         """A draft opened again shows its issues on its nodes, without a notice."""

@@ -8,6 +8,7 @@ import copy
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from server.api.hooks import signature
 from tests.support.api import GREETING, saved
 
 Client = AsyncTestClient[Litestar]
@@ -215,6 +216,11 @@ async def test_a_draft_with_issues_is_saved_and_its_runs_are_refused(client: Cli
     assert run.status_code == 422, run.text
     assert {(e["code"], e["node"]) for e in run.json()["errors"]} == {
         ("missing_input", "greet"), ("unknown_node_type", "odd")}
+    hook = (await client.post(f"/api/workflows/{body['id']}/hooks")).json()
+    by_hook = await client.post(hook["url"], content=b"{}", headers={
+        "X-Nodeloom-Signature": signature(hook["secret"], b"{}")})
+    assert by_hook.status_code == 422, by_hook.text
+    assert {e["code"] for e in by_hook.json()["errors"]} == {"missing_input", "unknown_node_type"}
     assert (await client.get("/api/runs", params={"workflow_id": body["id"]})).json()[
         "items"] == []
     # Fixed, it saves with no issue and runs.

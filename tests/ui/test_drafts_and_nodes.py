@@ -47,6 +47,9 @@ def test_a_draft_saves_with_its_issue_marked_and_its_run_is_refused(
         f"/api/runs?workflow_id={workflow_id}",
     )
     assert runs["items"] == []
+    open_editor(browser, base_url, workflow_id)  # opened again, the draft shows its issue
+    wait_for(lambda: find(browser, '[data-port="output_1.value"].nl-port-error'),
+             what="the issue marked on opening")
 
 
 def zoom(browser: WebDriver) -> float:
