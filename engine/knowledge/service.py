@@ -199,6 +199,7 @@ class Knowledge:
                     job.id, {**latest.progress, "error": reason}, status="failed"
                 )
                 return
+        await self.store.analyse()
         await self.store.update_job(job.id, progress, status="done")
 
     async def wait(self, job_id: str) -> IndexJob:
