@@ -21,6 +21,7 @@ import httpx
 import pytest
 from selenium.common.exceptions import (
     ElementClickInterceptedException,
+    ElementNotInteractableException,
     StaleElementReferenceException,
 )
 from selenium.webdriver.common.by import By
@@ -113,12 +114,19 @@ def find(browser: WebDriver, css: str) -> list[WebElement]:
 
 
 def click_when_free(find_element: Callable[[], WebElement], what: str) -> None:
-    """Click an element as soon as nothing covers it (a panel sliding in, a tree redrawn)."""
+    """Click an element as soon as it can be clicked: shown, and nothing covering it (a panel
+    sliding in, a tree redrawn, a row still laid out)."""
 
     def attempt() -> bool:
         try:
             find_element().click()
-        except (ElementClickInterceptedException, StaleElementReferenceException):
+        except (
+            ElementClickInterceptedException,
+            ElementNotInteractableException,
+            StaleElementReferenceException,
+            IndexError,  # not there yet
+            StopIteration,
+        ):
             return False
         return True
 

@@ -10,7 +10,7 @@ import httpx
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from tests.support.browser import ROOT, button, find, wait_for
+from tests.support.browser import ROOT, button, click_when_free, find, wait_for
 
 
 def notices(browser: WebDriver) -> list[str]:
@@ -67,9 +67,7 @@ def test_a_saved_agent_is_created_on_its_page(browser: WebDriver, base_url: str)
     assert name.get_attribute("value") == "Reckoner"
     assert httpx.get(f"{base_url}/api/agents").json()["items"] == []
     find(browser, ".q-select")[0].click()
-    # The menu's items, once shown (clicked while the menu still opens, one is not interactable).
-    wait_for(lambda: [e for e in find(browser, ".q-menu .q-item") if e.is_displayed()],
-             what="the model list")[0].click()  # fmt: skip
+    click_when_free(lambda: find(browser, ".q-menu .q-item")[0], what="the model list")
     button(browser, "Save agent").click()
     wait_for(lambda: find(browser, "[data-agent]"), what="the saved agent")
     agents = httpx.get(f"{base_url}/api/agents").json()["items"]

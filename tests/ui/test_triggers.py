@@ -10,7 +10,15 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from server.api.hooks import signature
-from tests.support.browser import button, create, example, find, open_editor, wait_for
+from tests.support.browser import (
+    button,
+    click_when_free,
+    create,
+    example,
+    find,
+    open_editor,
+    wait_for,
+)
 
 
 def test_schedules_and_webhooks_on_the_workflows_page(browser: WebDriver, base_url: str) -> None:
@@ -77,8 +85,10 @@ def test_the_history_shows_and_filters_what_started_each_run(
     labels = entries()
     assert any(by_hook["id"][-6:] in text and f"webhook:{hook['id']}" in text for text in labels)
     assert any(by_api["id"][-6:] in text and "· api" in text for text in labels)
-    find(browser, "[data-trigger-filter]")[0].click()
-    wait_for(lambda: [e for e in find(browser, ".q-item") if e.text == "webhook"],
-             what="the filter's choices")[0].click()
+    click_when_free(lambda: find(browser, "[data-trigger-filter]")[0], what="the filter")
+    click_when_free(
+        lambda: next(e for e in find(browser, ".q-menu .q-item") if e.text == "webhook"),
+        what="the filter's choices",
+    )
     wait_for(lambda: len(entries()) == 1 and by_hook["id"][-6:] in entries()[0],
              what="only the webhook's run")
