@@ -78,9 +78,7 @@ def _positive_int(text_value: str) -> int:
 
 def worker_command(args: argparse.Namespace, registry: NodeRegistry) -> int:
     if args.lease_timeout is not None and not args.lease_timeout > 0:
-        raise SettingInvalid(
-            f"--lease-timeout must be a positive number, got {args.lease_timeout}"
-        )
+        raise SettingInvalid(f"--lease-timeout must be a positive number, got {args.lease_timeout}")
     settings = read_settings(
         database_url=args.db, workspace=args.workspace, lease_timeout_s=args.lease_timeout
     )
@@ -97,12 +95,19 @@ def worker_command(args: argparse.Namespace, registry: NodeRegistry) -> int:
             concurrency=args.concurrency,
             lease_timeout_s=settings.lease_timeout_s,
             workspace=settings.workspace,
+            max_items=settings.map_max_items,
         )
     )
 
 
 async def _serve(
-    url: str, registry: NodeRegistry, *, concurrency: int, lease_timeout_s: float, workspace: Path
+    url: str,
+    registry: NodeRegistry,
+    *,
+    concurrency: int,
+    lease_timeout_s: float,
+    workspace: Path,
+    max_items: int,
 ) -> int:
     database = await Database.connect(url, migrate=False)
     models = ModelService.from_env(os.environ)
@@ -125,6 +130,7 @@ async def _serve(
             lease_timeout_s=lease_timeout_s,
             workspace=workspace,
             models=models,
+            max_items=max_items,
         )
         await database.engine.dispose()  # connections made from now on get the worker's settings
         stop = asyncio.Event()

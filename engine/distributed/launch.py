@@ -130,11 +130,6 @@ class Queued:
     async def launch(
         self, start: RunStart, row: RunRow, listeners: Sequence[Listener]
     ) -> RunHandle:
-        if start.plan.has_bodies:  # before anything is stored
-            raise Conflict(
-                "map, loop and subgraph nodes do not run on workers yet: run this workflow "
-                "in-process (NODELOOM_EXECUTION=in-process)"
-            )
         execution = execution_for(
             start, listeners=(), store=None, workspace=self.workspace, models=self.models
         )

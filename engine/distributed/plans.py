@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -18,8 +19,10 @@ from engine.documents.document import Workflow, from_builtins
 from engine.documents.graph import compile_plan
 from engine.documents.plan import Plan
 from engine.errors import NodeFailure
+from engine.execution.bodies import BodyPaths, enclosing
 from engine.execution.lifecycle import RunScope
 from engine.execution.reasons import Reason
+from engine.nodes.body import body_of
 from engine.nodes.registry import NodeRegistry
 from engine.nodes.types import CheckContext, NodeContext, NodeType, Port
 from engine.settings import owner_workspace
@@ -49,6 +52,18 @@ class RunSpec:
     workflow_id: str | None
     plan: Plan
     scope: RunScope
+    nodes: BodyPaths  # the plan's nodes by path, those inside bodies too
+
+    def scope_at(self, path: str, inputs: Mapping[str, Any] | None) -> RunScope:
+        """The scope of a node inside a body: the run's, with its instance's inputs (None: not
+        needed, the node is no `input`) and forced when a body node it is inside is."""
+        force = self.scope.force
+        if any(body_node in force for body_node in enclosing(path)):
+            force = force | {path}
+        if inputs is None and force is self.scope.force:
+            return self.scope
+        given = self.scope.inputs if inputs is None else inputs
+        return replace(self.scope, inputs=given, force=force)
 
 
 class MissingNodeType(NodeType):
@@ -142,7 +157,12 @@ class RunSpecs:
         reuse = {}
         if reuse_from:
             priors = await self.store.prior_results(reuse_from)
-            reuse = {node_id: prior for node_id, prior in priors.items() if node_id in plan.nodes}
+            # Those inside bodies too: an instance's nodes may be taken over.
+            reuse = {
+                node_id: prior
+                for node_id, prior in priors.items()
+                if body_of(node_id) in plan.nodes
+            }
         scope = RunScope(
             run_id=run_id,
             inputs=row.inputs,
@@ -154,7 +174,13 @@ class RunSpecs:
             replay=await self.store.replay(row),
             owner_id=row.owner_id,
         )
-        return RunSpec(run_id=run_id, workflow_id=row.workflow_id, plan=plan, scope=scope)
+        return RunSpec(
+            run_id=run_id,
+            workflow_id=row.workflow_id,
+            plan=plan,
+            scope=scope,
+            nodes=BodyPaths(plan),
+        )
 
 
 def decode_reasons(stored: Any) -> dict[str, Reason]:

@@ -142,6 +142,8 @@ async def finish_run(
     await insert_events(connection, run_id, [finished])
     await connection.execute(sql.NOTIFY, run_id)
     await connection.execute(sql.FINISH_RUN, run_id, status, _encode(outputs).decode(), error, seq)
+    for statement in sql.FORGET_BODIES:  # the runs of its bodies are over
+        await connection.execute(statement, run_id)
 
 
 async def pause_run(

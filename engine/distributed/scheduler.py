@@ -25,6 +25,7 @@ from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 
 from engine.distributed import statements as sql
+from engine.distributed.bodies import BodyInstances
 from engine.distributed.dispatcher import Dispatcher, NodeJob
 from engine.distributed.parking import ParkedNodes
 from engine.distributed.progress import (
@@ -38,7 +39,8 @@ from engine.distributed.progress import (
 )
 from engine.distributed.results import load_states, result_values
 from engine.distributed.tables import DispatchedRunRow, NodeExecutionRow
-from engine.documents.plan import Plan
+from engine.documents.plan import Plan, PlanNode
+from engine.execution.bodies import BodyPaths
 from engine.execution.results import NodeState
 from engine.execution.start import RunStart
 from engine.runs.processes import QUEUE_OWNER
@@ -86,7 +88,7 @@ async def driver_connection(connection: AsyncConnection) -> asyncpg.Connection:
     return found
 
 
-class Scheduler(ParkedNodes):
+class Scheduler(ParkedNodes, BodyInstances):
     """Queues runs and moves their nodes through waiting → queued → running → done.
     ``server_settings`` are set on the connections of its own pool (a worker's names them)."""
 
@@ -171,6 +173,9 @@ class Scheduler(ParkedNodes):
                 await connection.execute(delete(NODES).where(NODES.c.run_id == row.id))
                 await connection.execute(delete(RUNS).where(RUNS.c.run_id == row.id))
             driver = await driver_connection(connection)
+            if not insert_row:  # what its bodies ran before runs again
+                for statement in sql.FORGET_BODIES:
+                    await driver.execute(statement, row.id)
             ids, statuses, waits, ready = [], [], [], []
             for node in plan.nodes.values():
                 waiting = sum(1 for p in node.predecessors if p not in done)
@@ -184,7 +189,7 @@ class Scheduler(ParkedNodes):
             await driver.execute(
                 sql.INSERT_RUN,
                 row.id,
-                len(plan.nodes) - len(done),
+                sum(1 for node_id in plan.nodes if node_id not in done),
                 len(ready),
                 start.first_seq,
                 start.parent_run_id if start.reuse else None,
@@ -318,15 +323,20 @@ class Scheduler(ParkedNodes):
         attempt: int,
         *,
         plan: Plan,
+        paths: BodyPaths | None = None,
         tokens: Sequence[str] = (),
     ) -> bool:
         """Commit the node's final state if ``attempt`` is still its current one, queue the
-        successors that became ready, and finish the run after its last node.
-        False (nothing written) when the node was taken over or settled by someone else.
+        successors that became ready, and finish the run after its last node (``paths``: the
+        plan's nodes inside bodies, for a node there). False (nothing written) when the node
+        was taken over or settled by someone else.
 
         Most settles are one statement, which holds the run's row only while it executes;
-        one that has to queue successors or finish the run is a transaction."""
-        node = plan.nodes[job.node_id]
+        one that has to queue successors, finish the run or count down the instance of a body
+        it is part of is a transaction."""
+        nodes: Mapping[str, PlanNode] = plan.nodes if paths is None else paths
+        node = nodes[job.node_id]
+        inside = "/" in job.node_id
         collected = Collected(job.run_id)
         collected.tokens(job.node_id, tokens)
         if state.status != "cancelled":  # as in-process: a cancelled node has no event
@@ -343,7 +353,7 @@ class Scheduler(ParkedNodes):
                 list(node.successors),
             )
             # A successor waiting for this node alone is queued now: no need to try.
-            if not any(len(plan.nodes[s].predecessors) == 1 for s in node.successors):
+            if not inside and not any(len(nodes[s].predecessors) == 1 for s in node.successors):
                 try:
                     found = await connection.fetchrow(sql.SETTLE, *arguments, True)
                 except asyncpg.PostgresError as exc:
@@ -359,7 +369,13 @@ class Scheduler(ParkedNodes):
                 await self.dispatcher.enqueue(
                     connection, [NodeJob(job.run_id, n) for n in advanced.ready]
                 )
-                await move_on(connection, job.run_id, advanced, plan)
+                if inside:
+                    assert paths is not None
+                    await self.inside_settled(
+                        connection, job.run_id, job.node_id, advanced, plan=plan, paths=paths
+                    )
+                else:
+                    await move_on(connection, job.run_id, advanced, plan)
         return True
 
     async def states(self, run_id: str, node_ids: Collection[str]) -> dict[str, NodeState]:

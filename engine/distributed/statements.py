@@ -17,6 +17,7 @@ __all__ = [
     "CLOSE_RUN",
     "EVENTS_CHANNEL",
     "FINISH_RUN",
+    "FORGET_BODIES",
     "GO_ON_RUN",
     "INSERT_EVENTS",
     "INSERT_NODES",
@@ -269,3 +270,9 @@ WAIT_RUN = """
 """
 GO_ON_RUN = "UPDATE runs SET status = 'running' WHERE id = $1 AND status = 'waiting'"
 CANCEL_RUN = "UPDATE dispatched_runs SET cancel_requested = true WHERE run_id = $1"
+
+# A run's end, or its start again: the runs of its bodies are over (SPEC §12).
+FORGET_BODIES = (
+    "DELETE FROM body_instances WHERE run_id = $1",
+    "DELETE FROM body_runs WHERE run_id = $1",
+)

@@ -1,4 +1,5 @@
-"""The tables of distributed execution: a run's control row and one row per node execution."""
+"""The tables of distributed execution: a run's control row, one row per node execution, and
+the runs of body nodes with their instances."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.storage.tables import Base
 
-__all__ = ["DispatchedRunRow", "NodeExecutionRow"]
+__all__ = ["BodyInstanceRow", "BodyRunRow", "DispatchedRunRow", "NodeExecutionRow"]
 
 
 class DispatchedRunRow(Base):
@@ -38,8 +39,9 @@ class NodeExecutionRow(Base):
     __tablename__ = "node_executions"
 
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
-    node_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    status: Mapped[str] = mapped_column(String(16))  # waiting | queued | running | parked | done
+    node_id: Mapped[str] = mapped_column(String(1024), primary_key=True)  # a path inside bodies
+    # waiting | queued | running | parked | expanded (a body node, its body running) | done
+    status: Mapped[str] = mapped_column(String(16))
     waiting_on: Mapped[int] = mapped_column(Integer)  # predecessors not settled yet
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     worker: Mapped[str | None] = mapped_column(String(255))
@@ -47,3 +49,40 @@ class NodeExecutionRow(Base):
 
 
 Index("ix_node_executions_status_updated", NodeExecutionRow.status, NodeExecutionRow.updated_at)
+
+
+class BodyRunRow(Base):
+    """A body node whose body runs on workers: its inputs, and what its instances have counted
+    (`engine.execution.bodies.Tally`)."""
+
+    __tablename__ = "body_runs"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    node_id: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    tally: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class BodyInstanceRow(Base):
+    """One instance of a body on workers, by its path prefix (``m[3]/``): its body node, its
+    index, its inputs, and while it runs how many of its nodes have not settled."""
+
+    __tablename__ = "body_instances"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    node_id: Mapped[str] = mapped_column(String(1024))
+    position: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))  # pending | running | ended
+    unsettled: Mapped[int] = mapped_column(Integer)
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+Index(
+    "ix_body_instances_node",
+    BodyInstanceRow.run_id,
+    BodyInstanceRow.node_id,
+    BodyInstanceRow.status,
+    BodyInstanceRow.position,
+)

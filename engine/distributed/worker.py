@@ -4,6 +4,7 @@ A node is executed as the in-process executor does it (inputs gathered from the 
 of its predecessors, skips, reuse, cache key, timeout, retries with backoff) and settled through
 the `Scheduler`, whose fencing rejects the result of an attempt that was taken over meanwhile.
 A node that waits for a person's answer is parked there instead, until the answer settles it.
+A body node's body is expanded there: its instances' nodes become jobs like any other.
 """
 
 from __future__ import annotations
@@ -23,15 +24,28 @@ from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from engine.distributed.bodies import Expansion
 from engine.distributed.cancels import Cancelled, RunningNodes
 from engine.distributed.dispatcher import Delivery, Dispatcher, NodeJob
 from engine.distributed.plans import RunSpecs
 from engine.distributed.reaper import application_name, end_stalled_sessions
 from engine.distributed.scheduler import Scheduler
-from engine.errors import NodeWaits, NotFound, describe
-from engine.execution.lifecycle import NodeCancelled, NodeLost, parked, settle
+from engine.documents.plan import PlanNode
+from engine.errors import NodeFailure, NodeWaits, NotFound, describe
+from engine.execution.bodies import NO_WAITS_INSIDE, BodyRun, first_instances, reusable_instances
+from engine.execution.lifecycle import (
+    NodeCancelled,
+    NodeLost,
+    Prepared,
+    RunScope,
+    key_if_ready,
+    parked,
+    settle,
+)
 from engine.execution.results import NodeState
+from engine.nodes.body import BodyNode
 from engine.nodes.registry import NodeRegistry
+from engine.settings import MAX_ITEMS
 from engine.storage.database import Database, asyncpg_dsn
 from engine.storage.keys import now
 from engine.storage.repository import Store
@@ -103,6 +117,7 @@ class Worker:
         lease_timeout_s: float = 30.0,
         workspace: Path | None = None,
         models: ModelService | None = None,
+        max_items: int = MAX_ITEMS,
     ) -> None:
         settings = session_settings(lease_timeout_s)
 
@@ -121,6 +136,7 @@ class Worker:
         self.models = models
         self.specs = RunSpecs(Store(database), registry, workspace=self.workspace, models=models)
         self.concurrency = concurrency
+        self.max_items = max_items  # the most instances a body node may run
         self.lease_timeout_s = lease_timeout_s
         self.name = worker_name()
         self.running = RunningNodes()
@@ -215,30 +231,47 @@ class Worker:
             spec = await _reconnecting(lambda: self.specs.get(job.run_id))
         except NotFound:
             return True  # the run was deleted
-        node = spec.plan.nodes[job.node_id]
+        try:
+            node = spec.nodes[job.node_id]
+        except KeyError:
+            return True  # not a node of the run's plan: nothing to do
         info, states = await _reconnecting(lambda: self.scheduler.look(job, node.predecessors))
         if info is None or info.status not in ("queued", "running"):
             return True  # settled already: a second delivery
+        scope = spec.scope
+        if "/" in job.node_id:  # inside a body: its instance's inputs, for an `input` node
+            inputs = None
+            if node.node_type.role == "input":
+                inputs = await _reconnecting(
+                    lambda: self.scheduler.instance_inputs(job.run_id, job.node_id)
+                )
+            scope = spec.scope_at(job.node_id, inputs)
         bound = bound.bind(workflow_id=spec.workflow_id)
         tokens = self._streams[job] = []
         attempts = WorkerAttempts(self, job, info.attempt, tokens)
         try:
             state = NodeState()
             question: dict[str, Any] | None = None  # what the node asks, when it waits
+            expansion: Expansion | None = None  # a body node's body to run
             try:
                 if info.cancel_requested:
                     state.cancel(now())
-                elif await settle(
-                    node,
-                    state,
-                    spec.scope,
-                    states,
-                    attempts=attempts,
-                    emit_token=tokens.append,
-                ):  # a body node (the queue refuses workflows with bodies: only if one got in)
-                    state.fail(f"{node.node_type.type} nodes do not run on workers yet", now())
+                else:
+                    prepared = await settle(
+                        node,
+                        state,
+                        scope,
+                        states,
+                        attempts=attempts,
+                        emit_token=tokens.append,
+                    )
+                    if prepared is not None:
+                        expansion = await self._expansion(node, state, prepared, scope)
             except NodeWaits as waits:
-                question = parked(node, state, waits.question)
+                if "/" in job.node_id:
+                    state.fail(NO_WAITS_INSIDE, now())
+                else:
+                    question = parked(node, state, waits.question)
             except NodeLost:
                 bound.warning("node taken over by another worker")
                 return False
@@ -247,9 +280,18 @@ class Worker:
             await asyncio.sleep(0)  # the consumer asks for the next job before this settles
             committed: bool | None = None
             with contextlib.suppress(*CONNECTION_ERRORS):
-                if question is None:
+                if expansion is not None:
+                    committed = await self.scheduler.expand(
+                        job, info.attempt, state, expansion, plan=spec.plan, paths=spec.nodes
+                    )
+                elif question is None:
                     committed = await self.scheduler.settle(
-                        job, state, attempts.attempt, plan=spec.plan, tokens=_drain(tokens)
+                        job,
+                        state,
+                        attempts.attempt,
+                        plan=spec.plan,
+                        paths=spec.nodes,
+                        tokens=_drain(tokens),
                     )
                 else:
                     committed = await self.scheduler.park(
@@ -269,6 +311,32 @@ class Worker:
             return bool(committed)
         finally:
             self._streams.pop(job, None)
+
+    async def _expansion(
+        self, node: PlanNode, state: NodeState, prepared: Prepared, scope: RunScope
+    ) -> Expansion | None:
+        """A body node's first instances, with those a rerun takes over whole (see
+        `reusable_instances`); None when the node fails on its inputs (in ``state``)."""
+        instance = prepared.instance
+        assert isinstance(instance, BodyNode)
+        try:
+            first = first_instances(node, instance, prepared.inputs, self.max_items)
+        except NodeFailure as exc:
+            state.fail(exc.detail, now())
+            return None
+        state.status, state.started_at, state.attempt = "running", now(), 1
+        taken: dict[int, dict[str, NodeState]] = {}
+        if scope.reuse and not instance.sequential and node.id not in scope.force:
+            run = BodyRun(
+                node, state, instance=instance, inputs=prepared.inputs, first=first, scope=scope
+            )
+            taken = {
+                index: priors
+                async for index, _, priors in reusable_instances(
+                    run, first, same_body=False, key_if_ready=key_if_ready
+                )
+            }
+        return Expansion(instance, prepared.inputs, first, taken)
 
 
 class WorkerAttempts:

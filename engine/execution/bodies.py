@@ -5,23 +5,35 @@ instance has settled, its outcome tells the body node what comes next (`BodyRun`
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
+import msgspec
+
 from engine.documents.digest import digest
 from engine.documents.plan import Plan, PlanNode
 from engine.errors import NodeFailure
-from engine.execution.lifecycle import RunScope
+from engine.execution.lifecycle import RunScope, check_output
 from engine.execution.results import REUSABLE, NodeState
 from engine.nodes.body import Body, BodyNode, Outcome
+from engine.storage.keys import now
 
 __all__ = [
+    "NO_WAITS_INSIDE",
+    "BodyPaths",
     "BodyRun",
     "Instance",
     "KeyIfReady",
     "Prefixed",
+    "Tally",
+    "answered",
+    "enclosing",
+    "first_instances",
+    "instance_prefix",
+    "limit_of",
     "outcome_of",
     "relabel",
     "reusable_instances",
@@ -53,6 +65,62 @@ def relabel(body: Plan, prefix: str) -> list[PlanNode]:
         )
         for node in body.nodes.values()
     ]
+
+
+NO_WAITS_INSIDE = "a node cannot wait for an answer inside a map, loop or subgraph"
+_LAST_INDEX = re.compile(r"(\[\d+\]|#\d+)$")
+
+
+def instance_prefix(path: str) -> str:
+    """The path prefix of the instance a node of a body is part of (``m[3]/s/llm`` →
+    ``m[3]/s/``); empty for a top-level node."""
+    return path[: path.rfind("/") + 1]
+
+
+def enclosing(path: str) -> list[str]:
+    """The body nodes a node is inside, outermost first (``m[3]/s/llm`` → ``m``, ``m[3]/s``)."""
+    found = []
+    prefix = instance_prefix(path)
+    while prefix:
+        body_node = _LAST_INDEX.sub("", prefix[:-1])
+        found.append(body_node)
+        prefix = instance_prefix(body_node)
+    return found[::-1]
+
+
+class BodyPaths(Mapping[str, PlanNode]):
+    """A plan's nodes by path, those inside its bodies' instances too (``m[3]/llm``): what
+    executes a run one node at a time, on workers, looks them up here. An instance's nodes are
+    made once, when one of them is first asked for."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self._instances: dict[str, dict[str, PlanNode]] = {}
+
+    def __getitem__(self, path: str) -> PlanNode:
+        found = self.plan.nodes.get(path)
+        if found is not None:
+            return found
+        prefix = instance_prefix(path)
+        if not prefix:
+            raise KeyError(path)
+        return self.instance(prefix)[path]
+
+    def instance(self, prefix: str) -> dict[str, PlanNode]:
+        """The nodes of the instance under ``prefix``, by path."""
+        nodes = self._instances.get(prefix)
+        if nodes is None:
+            body = self[_LAST_INDEX.sub("", prefix[:-1])].body
+            if body is None:
+                raise KeyError(prefix)
+            nodes = self._instances[prefix] = {node.id: node for node in relabel(body, prefix)}
+        return nodes
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.plan.nodes)
+
+    def __len__(self) -> int:
+        return len(self.plan.nodes)
 
 
 class Prefixed(Mapping[str, NodeState]):
@@ -90,10 +158,90 @@ class Instance:
         self.left = len(nodes)
 
 
+class Tally(msgspec.Struct):
+    """What a body node's run has counted: the instances known so far (``count``), those
+    running, those ended (``done``, ``failed`` among them), whether it starts no more
+    (``stopped``) and why the node fails whatever its instances answer (``failure``). The same
+    wherever the body runs: in this process (`BodyRun`) or on workers, stored between the
+    transactions that end its instances."""
+
+    count: int
+    running: int = 0
+    done: int = 0
+    failed: int = 0
+    stopped: bool = False
+    failure: str | None = None
+
+    def progress(self) -> dict[str, int]:
+        return {"done": self.done, "failed": self.failed, "total": self.count}
+
+    def starting(self, pending: int, limit: int) -> int:
+        """How many of the ``pending`` instances start now (counted as running)."""
+        starting = 0 if self.stopped else max(0, min(pending, limit - self.running))
+        self.running += starting
+        return starting
+
+    def ended(
+        self, instance: BodyNode, inputs: dict[str, Any], outcome: Outcome
+    ) -> dict[str, Any] | None:
+        """Count an instance's end; returns the body inputs of the instance that follows it
+        (sequential bodies), counted as known and pending."""
+        self.running -= 1
+        self.done += 1
+        if outcome.outputs is None:
+            self.failed += 1
+            self.stopped = self.stopped or instance.stops_on_failure()
+        if instance.sequential and not self.stopped:
+            try:
+                following = instance.following(inputs, outcome)
+            except NodeFailure as exc:
+                self.failure, self.stopped = exc.detail, True
+                return None
+            if following is not None:
+                self.count += 1
+                return following
+        return None
+
+    def finished(self, pending: int) -> bool:
+        """Whether the node can be answered, with ``pending`` instances not started."""
+        return self.running == 0 and (self.stopped or pending == 0)
+
+    def answer(
+        self, instance: BodyNode, inputs: dict[str, Any], outcomes: list[Outcome], body: Body
+    ) -> dict[str, Any]:
+        """The node's outputs; `NodeFailure` when it fails."""
+        if self.failure is not None:
+            raise NodeFailure(self.failure, retryable=False)
+        ordered = sorted(outcomes, key=lambda outcome: outcome.index)
+        return instance.answer(inputs, ordered, body)
+
+
+def first_instances(
+    node: PlanNode, instance: BodyNode, inputs: dict[str, Any], max_items: int
+) -> list[dict[str, Any]]:
+    """The body inputs of a body node's first instances; `NodeFailure` for inputs its body
+    cannot run on, or more instances than ``max_items``."""
+    assert node.body is not None
+    first = instance.instances(inputs, node.body.body_ports())
+    if len(first) > max_items:
+        raise NodeFailure(
+            f"{len(first)} items, more than the {max_items} a body may run "
+            "(NODELOOM_MAP_MAX_ITEMS)",
+            retryable=False,
+        )
+    return first
+
+
+def limit_of(instance: BodyNode) -> int:
+    """How many instances of the node's body may run at once."""
+    return 1 if instance.sequential else max(1, instance.concurrency())
+
+
 class BodyRun:
-    """A body node while its body runs: the instances waiting to start, those running, and
-    the outcomes of those that ended. The executor starts what `next_instances` gives and
-    reports each instance's end to `ended`; `done` tells when the node can be answered."""
+    """A body node while its body runs in this process: the instances waiting to start, those
+    running, and the outcomes of those that ended. The executor starts what `next_instances`
+    gives and reports each instance's end to `ended`; `done` tells when the node can be
+    answered."""
 
     def __init__(
         self,
@@ -114,22 +262,18 @@ class BodyRun:
         self.body: Plan = node.body
         self.ports: Body = node.body.body_ports()
         self._pending: deque[tuple[int, dict[str, Any]]] = deque(enumerate(first))
-        self._count = len(first)  # instances known so far
-        self._running = 0
-        self._stopped = False
+        self.tally = Tally(len(first))
         self.outcomes: list[Outcome] = []
-        self.failure: str | None = None  # why the node fails whatever its answer
-        self._limit = 1 if instance.sequential else max(1, instance.concurrency())
-        state.progress = {"done": 0, "failed": 0, "total": len(first)}
+        self._limit = limit_of(instance)
+        state.progress = self.tally.progress()
 
     def next_instances(self) -> list[tuple[int, str, dict[str, Any]]]:
         """The instances to start now: (index, path prefix, body inputs)."""
-        starting = []
-        while self._pending and not self._stopped and self._running < self._limit:
-            index, inputs = self._pending.popleft()
-            self._running += 1
-            starting.append((index, self.path(index), inputs))
-        return starting
+        starting = self.tally.starting(len(self._pending), self._limit)
+        return [
+            (index, self.path(index), inputs)
+            for index, inputs in (self._pending.popleft() for _ in range(starting))
+        ]
 
     def path(self, index: int) -> str:
         return self.instance.instance_path(self.node.id, index)
@@ -142,40 +286,25 @@ class BodyRun:
             return
         self._pending = deque(item for item in self._pending if item[0] not in found)
         for index, prefix in sorted(found.items()):
-            self._running += 1
+            self.tally.running += 1
             self.ended(index, prefix, states)
 
     def ended(self, index: int, prefix: str, states: Mapping[str, NodeState]) -> None:
         """Instance ``index`` (under ``prefix``) has no node left to settle."""
-        self._running -= 1
         outcome = outcome_of(self.body, index, prefix, states)
         self.outcomes.append(outcome)
-        progress = self.state.progress or {}
-        progress["done"] += 1
-        if outcome.outputs is None:
-            progress["failed"] += 1
-            self._stopped = self._stopped or self.instance.stops_on_failure()
-        if self.instance.sequential and not self._stopped:
-            try:
-                following = self.instance.following(self.inputs, outcome)
-            except NodeFailure as exc:
-                self.failure, self._stopped = exc.detail, True
-                return
-            if following is not None:
-                self._pending.append((self._count, following))
-                self._count += 1
-                progress["total"] += 1
+        following = self.tally.ended(self.instance, self.inputs, outcome)
+        if following is not None:
+            self._pending.append((self.tally.count - 1, following))
+        self.state.progress = self.tally.progress()
 
     @property
     def done(self) -> bool:
-        return self._running == 0 and (self._stopped or not self._pending)
+        return self.tally.finished(len(self._pending))
 
     def answer(self) -> dict[str, Any]:
         """The node's outputs; `NodeFailure` when it fails."""
-        if self.failure is not None:
-            raise NodeFailure(self.failure, retryable=False)
-        outcomes = sorted(self.outcomes, key=lambda outcome: outcome.index)
-        return self.instance.answer(self.inputs, outcomes, self.ports)
+        return self.tally.answer(self.instance, self.inputs, self.outcomes, self.ports)
 
 
 KeyIfReady = Callable[[PlanNode, RunScope, Mapping[str, NodeState]], Awaitable[str | None]]
@@ -223,6 +352,24 @@ async def reusable_instances(
                     break
         if stands:
             yield index, prefix, found
+
+
+def answered(
+    node: PlanNode, state: NodeState, run_id: str, answer: Callable[[], dict[str, Any]]
+) -> None:
+    """A body node's final state, once every instance it runs has ended: ``answer()``'s
+    outputs, or the failure it raises."""
+    try:
+        output = answer()
+        state.digests = check_output(node, output)
+    except NodeFailure as exc:
+        state.fail(exc.detail, now())
+    else:
+        state.status, state.output, state.origin_run_id = "succeeded", output, run_id
+        state.finished_at = now()
+    started = state.started_at or state.finished_at
+    if started is not None and state.finished_at is not None:
+        state.duration_ms = (state.finished_at - started).total_seconds() * 1000
 
 
 def outcome_of(body: Plan, index: int, prefix: str, states: Mapping[str, NodeState]) -> Outcome:

@@ -14,20 +14,18 @@ import structlog
 from engine.documents.plan import PlanNode, collection_paused
 from engine.errors import Conflict, NodeFailure, NodeWaits, describe
 from engine.execution.announcer import Announcer
-from engine.execution.bodies import BodyRun, Instance, relabel, reusable_instances
-from engine.execution.events import Listener, RunStatus
-from engine.execution.lifecycle import (
-    Prepared,
-    RunScope,
-    cache_key,
-    check_output,
-    gather,
-    parked,
-    prepare,
-    settle,
+from engine.execution.bodies import (
+    NO_WAITS_INSIDE,
+    BodyRun,
+    Instance,
+    answered,
+    first_instances,
+    relabel,
+    reusable_instances,
 )
+from engine.execution.events import Listener, RunStatus
+from engine.execution.lifecycle import Prepared, RunScope, key_if_ready, parked, settle
 from engine.execution.outcome import run_outputs, run_status
-from engine.execution.reasons import Reason
 from engine.execution.results import NodeState, ResultStore, RunResult, RunStates
 from engine.execution.start import RunStart
 from engine.execution.takeover import take_over
@@ -168,11 +166,11 @@ class Execution:
         self._done = asyncio.get_running_loop().create_future()
         reused = await self.take_over()
         self._events.run_started(self.plan.workflow.name, len(self.plan.nodes), reused)
-        for node_id, answered in self.start.answered.items():  # committed, then announced
-            self._settled(self.plan.nodes[node_id], answered)
+        for node_id, answer in self.start.answered.items():  # committed, then announced
+            self._settled(self.plan.nodes[node_id], answer)
             if self._store is not None:
-                await self._store.node_finished(self.run_id, node_id, answered)
-            self._events.result(node_id, answered)
+                await self._store.node_finished(self.run_id, node_id, answer)
+            self._events.result(node_id, answer)
         if self._cancelled or self._remaining == 0:
             self._done.set_result(None)
         else:
@@ -384,7 +382,7 @@ class Execution:
         """A node that waits for a person's answer: committed `waiting`, announced with what it
         asks; its successors wait with it."""
         if node.id in self._inside:
-            state.fail("a node cannot wait for an answer inside a map, loop or subgraph", now())
+            state.fail(NO_WAITS_INSIDE, now())
             await self._conclude(node, state, False, free_slot)
             return
         question = parked(node, state, question)
@@ -416,21 +414,9 @@ class Execution:
         assert isinstance(instance, BodyNode)
         assert body is not None
         try:
-            first = instance.instances(prepared.inputs, body.body_ports())
+            first = first_instances(node, instance, prepared.inputs, self._max_items)
         except NodeFailure as exc:
             state.fail(exc.detail, now())
-            self._concluded.append(
-                BodyRun(
-                    node, state, instance=instance, inputs=prepared.inputs, first=[], scope=scope
-                )
-            )
-            return
-        if len(first) > self._max_items:
-            state.fail(
-                f"{len(first)} items, more than the {self._max_items} a body may run "
-                "(NODELOOM_MAP_MAX_ITEMS)",
-                now(),
-            )
             self._concluded.append(
                 BodyRun(
                     node, state, instance=instance, inputs=prepared.inputs, first=[], scope=scope
@@ -471,18 +457,7 @@ class Execution:
                     nodes = relabel(run.body, prefix)
                 self._expand(run, Instance(index, prefix, nodes), inputs)
         if run.done and run.state.status == "running":
-            state = run.state
-            try:
-                output = run.answer()
-                state.digests = check_output(run.node, output)
-            except NodeFailure as exc:
-                state.fail(exc.detail, now())
-            else:
-                state.status, state.output, state.origin_run_id = "succeeded", output, self.run_id
-                state.finished_at = now()
-            started = state.started_at or state.finished_at
-            if started is not None and state.finished_at is not None:
-                state.duration_ms = (state.finished_at - started).total_seconds() * 1000
+            answered(run.node, run.state, self.run_id, run.answer)
             self._concluded.append(run)
 
     def _expand(self, run: BodyRun, instance: Instance, inputs: dict[str, Any]) -> None:
@@ -574,13 +549,9 @@ class Execution:
     ) -> str | None:
         """The node's cache key, made as it would be to run it (in ``scope``, after
         ``states``: the run's by default); None when it cannot run."""
-        states = self.states if states is None else states
-        if node.node_type.reads_outside_world:
-            state = NodeState()
-            prepared = await prepare(node, state, scope or self._scope, states, _no_tokens)
-            return None if prepared is None else state.cache_key
-        gathered = gather(node, states)  # the key alone: no instance
-        return None if isinstance(gathered, Reason) else cache_key(node, gathered[1], None)
+        return await key_if_ready(
+            node, scope or self._scope, self.states if states is None else states
+        )
 
     async def _finish(self, started_at: datetime) -> RunResult:
         finished_at = now()
@@ -649,7 +620,3 @@ class Execution:
             self._events.discard()  # none of it is stored: none of it is announced
             raise
         self._events.release()
-
-
-def _no_tokens(text: str) -> None:
-    """A node made only for its cache key streams nothing."""

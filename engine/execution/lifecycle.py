@@ -41,6 +41,7 @@ __all__ = [
     "check_output",
     "execute",
     "gather",
+    "key_if_ready",
     "parked",
     "prepare",
     "reason_to_execute",
@@ -274,6 +275,23 @@ def gather(
             values[name] = port.default
             digests[name] = digest(port.default)
     return values, digests
+
+
+async def key_if_ready(
+    node: PlanNode, scope: RunScope, states: Mapping[str, NodeState]
+) -> str | None:
+    """The node's cache key, made as it would be to run it (in ``scope``, after ``states``);
+    None when it cannot run."""
+    if node.node_type.reads_outside_world:
+        state = NodeState()
+        prepared = await prepare(node, state, scope, states, _no_tokens)
+        return None if prepared is None else state.cache_key
+    gathered = gather(node, states)  # the key alone: no instance
+    return None if isinstance(gathered, Reason) else cache_key(node, gathered[1], None)
+
+
+def _no_tokens(text: str) -> None:
+    """A node made only for its cache key streams nothing."""
 
 
 def cache_key(node: PlanNode, input_digests: dict[str, Any], fingerprint: str | None) -> str:

@@ -19,6 +19,7 @@ __all__ = [
     "looped",
     "mapped",
     "mapped_nodes",
+    "shout",
     "shout_each",
     "terse",
 ]
@@ -32,20 +33,28 @@ def body(nodes: list[dict[str, Any]], *pairs: tuple[str, str]) -> dict[str, Any]
     return {"nodes": nodes, "edges": edges(*pairs)}
 
 
-# A word, shouted after a wait: `word` is what a map maps over, `suffix` is given to every item.
-SHOUT = body(
-    [
-        {"id": "word", "type": "input", "params": {"name": "word", "schema": {"type": "string"}}},
-        {"id": "suffix", "type": "input", "params": {"name": "suffix", "default": "!"}},
-        {"id": "wait", "type": "sleep", "params": {"seconds": 0.02}},
-        {"id": "up", "type": "template", "params": {"template": "{{ w.upper() }}{{ suffix }}"}},
-        {"id": "out", "type": "output", "params": {"name": "loud"}},
-    ],
-    ("word.value", "wait.x"),
-    ("wait.y", "up.w"),
-    ("suffix.value", "up.suffix"),
-    ("up.text", "out.value"),
-)
+def shout(seconds: float = 0.02) -> dict[str, Any]:
+    """A word, shouted after a wait of ``seconds``: `word` is what a map maps over, `suffix` is
+    given to every item."""
+    return body(
+        [
+            {"id": "word", "type": "input",
+             "params": {"name": "word", "schema": {"type": "string"}}},
+            {"id": "suffix", "type": "input", "params": {"name": "suffix", "default": "!"}},
+            {"id": "wait", "type": "sleep", "params": {"seconds": seconds}},
+            {"id": "up", "type": "template",
+             "params": {"template": "{{ w.upper() }}{{ suffix }}"}},
+            {"id": "out", "type": "output", "params": {"name": "loud"}},
+        ],
+        ("word.value", "wait.x"),
+        ("wait.y", "up.w"),
+        ("suffix.value", "up.suffix"),
+        ("up.text", "out.value"),
+    )  # fmt: skip
+
+
+SHOUT = shout()
+
 # One more letter each time: `text` is carried from one iteration to the next.
 GROW = body(
     [
@@ -64,7 +73,8 @@ GROW = body(
 )
 
 
-def mapped(**params: Any) -> Any:
+def mapped(subgraph: dict[str, Any] | None = None, **params: Any) -> Any:
+    """Words mapped over the `shout` subgraph (``subgraph``: another in its place)."""
     nodes = [
         {"id": "words", "type": "input", "params": {"name": "words", "schema": {"type": "array"}}},
         {"id": "m", "type": "map", "params": {"graph": "shout", **params}},
@@ -72,7 +82,7 @@ def mapped(**params: Any) -> Any:
         {"id": "errors", "type": "output", "params": {"name": "errors"}},
     ]
     wiring = [("words.value", "m.items"), ("m.loud", "loud.value"), ("m.errors", "errors.value")]
-    return workflow(nodes, wiring, subgraphs={"shout": SHOUT})
+    return workflow(nodes, wiring, subgraphs={"shout": subgraph or SHOUT})
 
 
 def looped(**params: Any) -> Any:

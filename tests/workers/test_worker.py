@@ -20,7 +20,6 @@ from engine.distributed.launch import Queued
 from engine.distributed.pgq import QUEUE_SCHEMA, PgDelivery, PgQueuerDispatcher
 from engine.distributed.scheduler import Scheduler, driver_connection
 from engine.documents.plan import Plan
-from engine.errors import Conflict
 from engine.execution.events import NodeCompleted, NodeStarted, NodeToken, RunFinished, RunStarted
 from engine.execution.results import NodeState
 from engine.nodes.types import NodeContext, NodeType, Port
@@ -280,24 +279,3 @@ def test_a_worker_without_a_usable_database_says_why(
     assert expected in done.stderr
     assert done.stderr.count("\n") == 1, done.stderr
     assert LEASE_S > 0
-
-
-async def test_a_workflow_with_bodies_is_refused_on_workers_storing_nothing(
-    queued: RunService, database: Database
-) -> None:
-    body = {
-        "nodes": [
-            {"id": "word", "type": "input", "params": {"name": "word"}},
-            {"id": "out", "type": "output", "params": {"name": "word"}},
-        ],
-        "edges": [{"from": "word.value", "to": "out.value"}],
-    }
-    nodes = [
-        {"id": "words", "type": "input", "params": {"name": "words", "schema": {"type": "array"}}},
-        {"id": "m", "type": "map", "params": {"graph": "echo"}},
-    ]
-    document = workflow(nodes, [("words.value", "m.items")], subgraphs={"echo": body})
-    with pytest.raises(Conflict, match="do not run on workers yet"):
-        await queued.start(document, {"words": ["a"]})
-    async with database.engine.connect() as connection:
-        assert (await connection.execute(text("SELECT count(*) FROM runs"))).scalar() == 0
