@@ -19,7 +19,7 @@ from engine.documents.document import Workflow, from_builtins
 from engine.documents.graph import compile_plan
 from engine.documents.plan import Plan
 from engine.errors import NodeFailure
-from engine.execution.bodies import BodyPaths, enclosing
+from engine.execution.bodies import BodyPaths, enclosing, instance_prefix
 from engine.execution.lifecycle import RunScope
 from engine.execution.reasons import Reason
 from engine.nodes.body import body_of
@@ -55,11 +55,13 @@ class RunSpec:
     nodes: BodyPaths  # the plan's nodes by path, those inside bodies too
 
     def scope_at(self, path: str, inputs: Mapping[str, Any] | None) -> RunScope:
-        """The scope of a node inside a body: the run's, with its instance's inputs (None: not
-        needed, the node is no `input`) and forced when a body node it is inside is."""
+        """The scope of the nodes of an instance (``path``: its prefix, or one of its nodes):
+        the run's, with the instance's inputs (None: not needed, the node is no `input`), its
+        nodes forced when a body node it is inside is."""
         force = self.scope.force
-        if any(body_node in force for body_node in enclosing(path)):
-            force = force | {path}
+        prefix = instance_prefix(path)
+        if any(body_node in force for body_node in enclosing(prefix)):
+            force = force | set(self.nodes.instance(prefix))
         if inputs is None and force is self.scope.force:
             return self.scope
         given = self.scope.inputs if inputs is None else inputs

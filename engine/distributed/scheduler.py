@@ -28,6 +28,7 @@ from engine.distributed import statements as sql
 from engine.distributed.bodies import BodyInstances
 from engine.distributed.dispatcher import Dispatcher, NodeJob
 from engine.distributed.parking import ParkedNodes
+from engine.distributed.plans import RunSpec
 from engine.distributed.progress import (
     Collected,
     advance,
@@ -40,7 +41,6 @@ from engine.distributed.progress import (
 from engine.distributed.results import load_states, result_values
 from engine.distributed.tables import DispatchedRunRow, NodeExecutionRow
 from engine.documents.plan import Plan, PlanNode
-from engine.execution.bodies import BodyPaths
 from engine.execution.results import NodeState
 from engine.execution.start import RunStart
 from engine.runs.processes import QUEUE_OWNER
@@ -323,18 +323,18 @@ class Scheduler(ParkedNodes, BodyInstances):
         attempt: int,
         *,
         plan: Plan,
-        paths: BodyPaths | None = None,
+        spec: RunSpec | None = None,
         tokens: Sequence[str] = (),
     ) -> bool:
         """Commit the node's final state if ``attempt`` is still its current one, queue the
-        successors that became ready, and finish the run after its last node (``paths``: the
-        plan's nodes inside bodies, for a node there). False (nothing written) when the node
-        was taken over or settled by someone else.
+        successors that became ready, and finish the run after its last node (``spec``: the
+        run as workers know it, for a node inside a body). False (nothing written) when the
+        node was taken over or settled by someone else.
 
         Most settles are one statement, which holds the run's row only while it executes;
         one that has to queue successors, finish the run or count down the instance of a body
         it is part of is a transaction."""
-        nodes: Mapping[str, PlanNode] = plan.nodes if paths is None else paths
+        nodes: Mapping[str, PlanNode] = plan.nodes if spec is None else spec.nodes
         node = nodes[job.node_id]
         inside = "/" in job.node_id
         collected = Collected(job.run_id)
@@ -366,15 +366,13 @@ class Scheduler(ParkedNodes, BodyInstances):
                 if found is None:
                     return False  # a blob stored meanwhile is harmless: shared by digest
                 advanced = advanced_from(found)
-                await self.dispatcher.enqueue(
-                    connection, [NodeJob(job.run_id, n) for n in advanced.ready]
-                )
                 if inside:
-                    assert paths is not None
-                    await self.inside_settled(
-                        connection, job.run_id, job.node_id, advanced, plan=plan, paths=paths
-                    )
+                    assert spec is not None
+                    await self.inside_settled(connection, job.node_id, state, advanced, spec=spec)
                 else:
+                    await self.dispatcher.enqueue(
+                        connection, [NodeJob(job.run_id, n) for n in advanced.ready]
+                    )
                     await move_on(connection, job.run_id, advanced, plan)
         return True
 

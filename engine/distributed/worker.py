@@ -282,7 +282,7 @@ class Worker:
             with contextlib.suppress(*CONNECTION_ERRORS):
                 if expansion is not None:
                     committed = await self.scheduler.expand(
-                        job, info.attempt, state, expansion, plan=spec.plan, paths=spec.nodes
+                        job, info.attempt, state, expansion, spec=spec
                     )
                 elif question is None:
                     committed = await self.scheduler.settle(
@@ -290,7 +290,7 @@ class Worker:
                         state,
                         attempts.attempt,
                         plan=spec.plan,
-                        paths=spec.nodes,
+                        spec=spec,
                         tokens=_drain(tokens),
                     )
                 else:

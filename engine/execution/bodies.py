@@ -106,11 +106,16 @@ class BodyPaths(Mapping[str, PlanNode]):
             raise KeyError(path)
         return self.instance(prefix)[path]
 
+    @staticmethod
+    def body_node_of(prefix: str) -> str:
+        """The path of the body node an instance prefix belongs to (``m[3]/`` → ``m``)."""
+        return _LAST_INDEX.sub("", prefix[:-1])
+
     def instance(self, prefix: str) -> dict[str, PlanNode]:
         """The nodes of the instance under ``prefix``, by path."""
         nodes = self._instances.get(prefix)
         if nodes is None:
-            body = self[_LAST_INDEX.sub("", prefix[:-1])].body
+            body = self[self.body_node_of(prefix)].body
             if body is None:
                 raise KeyError(prefix)
             nodes = self._instances[prefix] = {node.id: node for node in relabel(body, prefix)}
