@@ -15,7 +15,16 @@ from sqlalchemy import text
 
 from engine.runs.service import RunService
 from engine.storage.database import Database
-from tests.support.bodies import SHOUT, SHOUT_IDS, body, looped, mapped, shout
+from tests.support.bodies import (
+    SHOUT,
+    SHOUT_DOCUMENT,
+    SHOUT_IDS,
+    body,
+    looped,
+    mapped,
+    shout,
+    terse,
+)
 from tests.support.documents import workflow
 from tests.support.nodes import test_registry
 from tests.support.workers import live_jobs_after_draining
@@ -224,3 +233,14 @@ async def test_a_killed_workers_items_are_taken_over(
     events = await event_types(queued, handle.id)
     completed = Counter(node for kind, node in events if kind == "node.completed")
     assert set(completed.values()) == {1}
+
+
+async def test_a_map_on_workers_runs_a_saved_workflow(workers: Any, queued: RunService) -> None:
+    workers(1)
+    saved = await queued.store.create_workflow(workflow(**terse(SHOUT_DOCUMENT)))
+    caller = mapped()
+    caller.nodes[1].params = {"workflow": saved.id}
+    record = await finished(await queued.start(caller, {"words": ["a", "b"]}))
+    assert record.status == "succeeded", record.error
+    assert record.outputs["loud"] == ["A!", "B!"]
+    assert record.nodes["m[1]/up"].output == {"text": "B!"}
