@@ -83,20 +83,24 @@ class MissingNodeType(NodeType):
 
 
 def tolerant_registry(registry: NodeRegistry, workflow: Workflow) -> NodeRegistry:
-    """``registry``, plus a `MissingNodeType` for each type the workflow names that it lacks,
-    with the ports the workflow's edges use (the server validated the document already)."""
-    unknown = {node.type: node.id for node in workflow.nodes if node.type not in registry}
+    """``registry``, plus a `MissingNodeType` for each type the workflow names (in its bodies
+    too) that it lacks, with the ports the workflow's edges use (the server validated the
+    document already)."""
+    graphs = [(workflow.nodes, workflow.edges)]
+    graphs += [(body.nodes, body.edges) for body in workflow.subgraphs.values()]
+    unknown = {node.type for nodes, _ in graphs for node in nodes if node.type not in registry}
     if not unknown:
         return registry
-    by_node = {node.id: node.type for node in workflow.nodes}
     ports: dict[str, tuple[set[str], set[str]]] = {name: (set(), set()) for name in unknown}
-    for edge in workflow.edges:
-        source, _, out_port = edge.source.partition(".")
-        target, _, in_port = edge.target.partition(".")
-        if by_node.get(source) in unknown:
-            ports[by_node[source]][1].add(out_port)
-        if by_node.get(target) in unknown:
-            ports[by_node[target]][0].add(in_port)
+    for nodes, edges in graphs:
+        by_node = {node.id: node.type for node in nodes}
+        for edge in edges:
+            source, _, out_port = edge.source.partition(".")
+            target, _, in_port = edge.target.partition(".")
+            if by_node.get(source) in unknown:
+                ports[by_node[source]][1].add(out_port)
+            if by_node.get(target) in unknown:
+                ports[by_node[target]][0].add(in_port)
     stand_ins = [
         type(
             f"Missing_{name}",

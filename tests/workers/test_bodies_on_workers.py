@@ -9,10 +9,13 @@ import asyncio
 import json
 import signal
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
 
+from engine.distributed.launch import Queued
+from engine.nodes.types import NodeContext, NodeType, Port
 from engine.runs.service import RunService
 from engine.storage.database import Database
 from tests.support.bodies import (
@@ -244,3 +247,41 @@ async def test_a_map_on_workers_runs_a_saved_workflow(workers: Any, queued: RunS
     assert record.status == "succeeded", record.error
     assert record.outputs["loud"] == ["A!", "B!"]
     assert record.nodes["m[1]/up"].output == {"text": "B!"}
+
+
+class OnlyOnTheServer(NodeType):
+    """A node type the server has and the workers lack."""
+
+    type = "only_here"
+    inputs = (Port("x"),)
+    outputs = (Port("y"),)
+
+    async def run(self, inputs: dict[str, Any], context: NodeContext) -> dict[str, Any]:
+        return {"y": inputs["x"]}
+
+
+async def test_a_node_type_the_worker_lacks_inside_a_body_fails_that_item(
+    workers: Any, database: Database
+) -> None:
+    registry = test_registry()
+    registry.register(OnlyOnTheServer)
+    service = RunService(database, registry, launcher=Queued(database, workspace=Path("ws")))
+    workers(1)
+    inner = body(
+        [
+            {"id": "word", "type": "input", "params": {"name": "word"}},
+            {"id": "odd", "type": "only_here", "params": {}},
+            {"id": "out", "type": "output", "params": {"name": "loud"}},
+        ],
+        ("word.value", "odd.x"),
+        ("odd.y", "out.value"),
+    )
+    try:
+        record = await finished(await service.start(mapped(inner), {"words": ["a"]}))
+    finally:
+        await service.close()
+    assert record.status == "failed"
+    assert "node type 'only_here' is not installed on worker" in (
+        record.nodes["m[0]/odd"].error or ""
+    )
+    assert (record.nodes["m"].error or "").startswith("item 0: m[0]/odd: node type")
