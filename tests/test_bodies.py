@@ -21,6 +21,7 @@ from tests.support.bodies import (
     looped,
     mapped,
     mapped_nodes,
+    nested,
 )
 from tests.support.documents import workflow
 from tests.support.nodes import Sleep, test_registry
@@ -128,26 +129,7 @@ async def test_a_loop_runs_until_its_condition_carrying_values(service: RunServi
 
 
 async def test_bodies_nest_and_their_paths_with_them(service: RunService) -> None:
-    outer = body(
-        [
-            {"id": "word", "type": "input", "params": {"name": "word"}},
-            {"id": "s", "type": "subgraph", "params": {"graph": "shout"}},
-            {"id": "out", "type": "output", "params": {"name": "loud"}},
-        ],
-        ("word.value", "s.word"),
-        ("s.loud", "out.value"),
-    )
-    nodes = [
-        {"id": "words", "type": "input", "params": {"name": "words", "schema": {"type": "array"}}},
-        {"id": "m", "type": "map", "params": {"graph": "outer"}},
-        {"id": "loud", "type": "output", "params": {"name": "loud"}},
-    ]
-    document = workflow(
-        nodes,
-        [("words.value", "m.items"), ("m.loud", "loud.value")],
-        subgraphs={"outer": outer, "shout": SHOUT},
-    )
-    run = await service.execute(document, {"words": ["x", "y"]})
+    run = await service.execute(nested(), {"words": ["x", "y"]})
     assert run.status == "succeeded", run.error
     assert run.outputs == {"loud": ["X!", "Y!"]}
     assert run.nodes["m[1]/s/up"].output == {"text": "Y!"}

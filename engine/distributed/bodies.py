@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from collections.abc import Awaitable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import msgspec
@@ -28,8 +28,8 @@ from engine.distributed.plans import RunSpec
 from engine.distributed.progress import Advanced, Collected, advance, move_on
 from engine.distributed.results import load_states, store_result
 from engine.documents.plan import Plan, PlanNode
-from engine.execution.announcer import Announcer
 from engine.execution.bodies import Tally, answered, instance_prefix, limit_of, outcome_of
+from engine.execution.executor import InProcessAttempts
 from engine.execution.lifecycle import RunScope, settle
 from engine.execution.results import NodeState
 from engine.nodes.body import BodyNode, Outcome
@@ -40,7 +40,6 @@ _encode = msgspec.json.Encoder().encode
 _decode_outcome = msgspec.json.Decoder(Outcome).decode
 _decode_tally = msgspec.json.Decoder(Tally).decode
 SETTLED_HERE = frozenset({"input", "output"})  # the roles of nodes settled where they get ready
-T = TypeVar("T")
 
 # The body node, fenced on its attempt as a settle is: `expanded` (no job, not settled).
 EXPAND_NODE = """
@@ -133,23 +132,6 @@ class Expansion(msgspec.Struct):
     taken: dict[int, dict[str, NodeState]] = {}
 
 
-class _Here:
-    """The attempts of a node settled in a transaction (see `SETTLED_HERE`): announced with it."""
-
-    def __init__(self, announcer: Announcer) -> None:
-        self._announcer = announcer
-
-    async def begin(self, node_id: str, previous: int) -> int:
-        self._announcer.node_started(node_id, previous + 1)
-        return previous + 1
-
-    def retrying(self, node_id: str, attempt: int, error: str) -> None:
-        self._announcer.retrying(node_id, attempt, error)
-
-    def run(self, work: Awaitable[T]) -> Awaitable[T]:
-        return work
-
-
 def _no_tokens(text: str) -> None:
     """Nodes settled in a transaction stream nothing."""
 
@@ -215,7 +197,7 @@ class _Step:
         """Settle a node of `SETTLED_HERE` now, its predecessors' states in ``states``."""
         state = NodeState()
         await settle(
-            node, state, scope, states, attempts=_Here(self.collected.announcer),
+            node, state, scope, states, attempts=InProcessAttempts(self.collected.announcer),
             emit_token=_no_tokens,
         )  # fmt: skip
         self.collected.announcer.result(node.id, state)

@@ -19,6 +19,7 @@ __all__ = [
     "looped",
     "mapped",
     "mapped_nodes",
+    "nested",
     "shout",
     "shout_each",
     "terse",
@@ -98,6 +99,29 @@ def looped(**params: Any) -> Any:
         ("lp.iterations", "times.value"),
     ]
     return workflow(nodes, wiring, subgraphs={"grow": GROW})
+
+
+def nested() -> Any:
+    """Words mapped over a body that runs `shout` as a subgraph (``m[1]/s/up``)."""
+    outer = body(
+        [
+            {"id": "word", "type": "input", "params": {"name": "word"}},
+            {"id": "s", "type": "subgraph", "params": {"graph": "shout"}},
+            {"id": "out", "type": "output", "params": {"name": "loud"}},
+        ],
+        ("word.value", "s.word"),
+        ("s.loud", "out.value"),
+    )
+    nodes = [
+        {"id": "words", "type": "input", "params": {"name": "words", "schema": {"type": "array"}}},
+        {"id": "m", "type": "map", "params": {"graph": "outer"}},
+        {"id": "loud", "type": "output", "params": {"name": "loud"}},
+    ]
+    return workflow(
+        nodes,
+        [("words.value", "m.items"), ("m.loud", "loud.value")],
+        subgraphs={"outer": outer, "shout": SHOUT},
+    )
 
 
 SHOUT_IDS = [node["id"] for node in SHOUT["nodes"]]

@@ -19,12 +19,12 @@ from engine.nodes.types import NodeContext, NodeType, Port
 from engine.runs.service import RunService
 from engine.storage.database import Database
 from tests.support.bodies import (
-    SHOUT,
     SHOUT_DOCUMENT,
     SHOUT_IDS,
     body,
     looped,
     mapped,
+    nested,
     shout,
     terse,
 )
@@ -126,26 +126,7 @@ async def test_item_failures_loops_and_nested_bodies_on_workers(
     assert "lp#4/add" not in loop.nodes
     assert loop.nodes["lp"].progress == {"done": 3, "failed": 0, "total": 3}
 
-    outer = body(
-        [
-            {"id": "word", "type": "input", "params": {"name": "word"}},
-            {"id": "s", "type": "subgraph", "params": {"graph": "shout"}},
-            {"id": "out", "type": "output", "params": {"name": "loud"}},
-        ],
-        ("word.value", "s.word"),
-        ("s.loud", "out.value"),
-    )
-    nodes = [
-        {"id": "words", "type": "input", "params": {"name": "words", "schema": {"type": "array"}}},
-        {"id": "m", "type": "map", "params": {"graph": "outer"}},
-        {"id": "loud", "type": "output", "params": {"name": "loud"}},
-    ]
-    nested = workflow(
-        nodes,
-        [("words.value", "m.items"), ("m.loud", "loud.value")],
-        subgraphs={"outer": outer, "shout": SHOUT},
-    )
-    deep = await finished(await queued.start(nested, {"words": ["x", "y"]}))
+    deep = await finished(await queued.start(nested(), {"words": ["x", "y"]}))
     assert deep.status == "succeeded", deep.error
     assert deep.outputs == {"loud": ["X!", "Y!"]}
     assert deep.nodes["m[1]/s/up"].output == {"text": "Y!"}
