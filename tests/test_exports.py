@@ -94,3 +94,54 @@ def test_the_core_does_not_import_distributed_execution() -> None:
         if name.startswith("engine.distributed")
     ]
     assert offenders == []
+
+
+def _imported_modules(path: Path) -> list[str]:
+    """Every module an import in `path` can name, relative imports resolved: `from a import b`
+    names both `a` and `a.b` (b may be a module)."""
+    package = _module_name(path).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    found: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *(node.module.split(".") if node.module else [])])
+            found += [module, *(f"{module}.{alias.name}" for alias in node.names)]
+    return found
+
+
+def _test_module_in(name: str) -> str | None:
+    """The test module or conftest a dotted name reaches (`conftest`, `tests.test_x`,
+    `tests.api.test_x`, `tests.api.conftest`), if any; none within `tests.support`."""
+    parts = name.split(".")
+    if parts[0] == "conftest":
+        return "conftest"
+    if parts[0] != "tests":
+        return None
+    for at, part in enumerate(parts[1:], start=1):
+        if part == "support":
+            return None
+        if part == "conftest" or part.startswith("test_"):
+            return ".".join(parts[: at + 1])
+    return None
+
+
+def test_no_test_module_or_benchmark_imports_another_test_module() -> None:
+    """What tests share lives in tests/support/: a test module, a conftest or a
+    benchmark imports them from there, never from a test module or a conftest."""
+    assert _test_module_in("tests.api.test_auth.tokens_for") == "tests.api.test_auth"
+    assert _test_module_in("tests.conftest") == "tests.conftest"
+    assert _test_module_in("tests.support.nodes.test_registry") is None
+    sources = [*(ROOT / "tests").rglob("*.py"), *(ROOT / "bench").rglob("*.py")]
+    offenders = sorted(
+        {
+            f"{path.relative_to(ROOT)}: {module}"
+            for path in sources
+            for module in map(_test_module_in, _imported_modules(path))
+            if module is not None
+        }
+    )
+    assert offenders == []

@@ -8,49 +8,15 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from engine.errors import AnswerInvalid, Conflict, WorkflowInvalid
 from engine.runs.service import RunService
 from engine.storage.database import Database
+from tests.support.approvals import APPROVAL, asking
 from tests.support.documents import workflow
 from tests.support.nodes import test_registry
-
-APPROVAL = workflow(
-    [
-        {"id": "draft", "type": "input", "params": {"name": "draft", "default": "a memo"}},
-        {
-            "id": "ask",
-            "type": "human_input",
-            "params": {"prompt": "Publish {{ context }}?", "choices": ["yes", "no"]},
-        },
-        {"id": "publish", "type": "template", "params": {"template": "Published {{ x }}."}},
-        {"id": "shelve", "type": "template", "params": {"template": "Shelved {{ x }}."}},
-        {"id": "published", "type": "output", "params": {"name": "published"}},
-        {"id": "shelved", "type": "output", "params": {"name": "shelved"}},
-        {"id": "decision", "type": "output", "params": {"name": "decision"}},
-    ],
-    [
-        ("draft.value", "ask.context"),
-        ("ask.yes", "publish.x"),
-        ("ask.no", "shelve.x"),
-        ("publish.text", "published.value"),
-        ("shelve.text", "shelved.value"),
-        ("ask.answer", "decision.value"),
-    ],
-)
-
-
-def asking(**params: Any) -> Any:
-    return workflow(
-        [
-            {"id": "ask", "type": "human_input", "params": params},
-            {"id": "out", "type": "output", "params": {"name": "answer"}},
-        ],
-        [("ask.answer", "out.value")],
-    )
 
 
 async def test_a_run_waits_for_the_answer_and_the_answer_routes(service: RunService) -> None:

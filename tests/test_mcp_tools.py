@@ -29,7 +29,7 @@ from nodes.tools.mcp import McpServers
 from nodes.tools.mcp_config import HttpServer, ServerConfig, StdioServer
 from tests.support.documents import ROOT
 from tests.support.network import free_port
-from tests.test_tools import error_of, result_of, run_tool, tool_workflow
+from tests.support.tools import error_of, result_of, run_tool, tool_workflow
 
 SERVER = ROOT / "tests" / "support" / "mcp_server.py"
 ADD_SCHEMA = {

@@ -14,10 +14,8 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
-from engine.documents.graph import compile_plan, validate
-from engine.documents.inputs import resolve_inputs
+from engine.documents.graph import validate
 from engine.errors import PluginError
-from engine.execution.results import NodeState
 from engine.nodes.registry import NodeRegistry
 from engine.nodes.types import CheckContext
 from nodes import builtin_node_types
@@ -25,42 +23,8 @@ from nodes.tools import Tool, ToolError, ToolRegistry
 from nodes.tools.calculator import evaluate
 from nodes.tools.http_request import MAX_RESPONSE_BYTES, HttpRequest
 from server.plugins import installed_registry
-from tests.support.documents import workflow
-from tests.support.engine import builtin_registry, new_execution
-
-
-def tool_workflow(tool: str, args: Any) -> Any:
-    return workflow(
-        [
-            {
-                "id": "a",
-                "type": "input",
-                "params": {"name": "args", "schema": {"type": "object"}, "default": args},
-            },
-            {"id": "t", "type": "tool", "params": {"tool": tool}},
-        ],
-        [("a.value", "t.args")],
-    )
-
-
-async def run_tool(registry: NodeRegistry, tool: str, args: Any, tmp_path: Path) -> NodeState:
-    plan = compile_plan(tool_workflow(tool, args), registry, CheckContext(workspace=tmp_path))
-    execution = new_execution(plan, resolve_inputs(plan, {}), run_id="r", workspace=tmp_path)
-    return (await execution.execute()).nodes["t"]
-
-
-async def result_of(registry: NodeRegistry, tool: str, args: Any, tmp_path: Path) -> Any:
-    state = await run_tool(registry, tool, args, tmp_path)
-    assert state.status == "succeeded", state.error
-    return state.output["result"]  # type: ignore[index]
-
-
-async def error_of(registry: NodeRegistry, tool: str, args: Any, tmp_path: Path) -> str:
-    state = await run_tool(registry, tool, args, tmp_path)
-    assert state.status == "failed", state.output
-    assert state.error is not None
-    return state.error
-
+from tests.support.engine import builtin_registry
+from tests.support.tools import error_of, result_of, tool_workflow
 
 # -- the tool node and its registry -------------------------------------------------------------
 

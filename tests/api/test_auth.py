@@ -13,19 +13,9 @@ from engine.storage.accounts import Accounts
 from engine.storage.database import Database
 from server.app import create_app
 from server.cli import main
+from tests.support.accounts import tokens_for
 from tests.support.api import GREETING, make_config
 from tests.support.nodes import api_test_registry
-
-
-async def tokens_for(database_url: str, *names: str) -> list[str]:
-    database = await Database.connect(database_url)
-    try:
-        accounts = Accounts(database)
-        for name in names:
-            await accounts.create_user(name)
-        return [(await accounts.create_token(name))[1] for name in names]
-    finally:
-        await database.close()
 
 
 async def test_users_see_only_their_own(tmp_path: Path, database_url: str) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from server.app import create_app
 from server.config import ServerConfig
-from tests.api.test_auth import tokens_for
+from tests.support.accounts import tokens_for
 from tests.support.api import LiveServer, parse
 from tests.support.documents import ROOT
 from tests.support.nodes import api_test_registry

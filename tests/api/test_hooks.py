@@ -14,7 +14,7 @@ from litestar.testing import AsyncTestClient
 
 from server.api.hooks import signature
 from server.app import create_app
-from tests.api.test_auth import tokens_for
+from tests.support.accounts import tokens_for
 from tests.support.api import GREETING, make_config, saved
 from tests.support.nodes import api_test_registry
 

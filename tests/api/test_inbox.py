@@ -13,39 +13,16 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from tests.api.test_auth import tokens_for
+from tests.support.accounts import tokens_for
 from tests.support.api import make_config
+from tests.support.approvals import APPROVAL_DOCUMENT as APPROVAL
 from tests.support.network import free_port
 from tests.support.nodes import api_test_registry
-
-APPROVAL: dict[str, Any] = {
-    "schema_version": 1,
-    "name": "Approval",
-    "nodes": [
-        {"id": "draft", "type": "input", "params": {"name": "draft", "default": "a memo"}},
-        {
-            "id": "ask",
-            "type": "human_input",
-            "params": {
-                "prompt": "How many copies of {{ context }}?",
-                "schema": {"type": "integer", "minimum": 1},
-            },
-        },
-        {"id": "say", "type": "template", "params": {"template": "{{ n }} copies"}},
-        {"id": "out", "type": "output", "params": {"name": "copies"}},
-    ],
-    "edges": [
-        {"from": "draft.value", "to": "ask.context"},
-        {"from": "ask.answer", "to": "say.n"},
-        {"from": "say.text", "to": "out.value"},
-    ],
-}
 
 
 async def test_inbox_and_answers(client: AsyncTestClient[Litestar]) -> None:

@@ -21,7 +21,7 @@ from mcp.shared.exceptions import MCPError
 
 from server.app import create_app
 from server.mcp import RUN_ID_META, tool_name
-from tests.api.test_auth import tokens_for
+from tests.support.accounts import tokens_for
 from tests.support.api import GREETING, LiveServer, make_config
 from tests.support.documents import ROOT
 from tests.support.nodes import api_test_registry

@@ -23,7 +23,7 @@ from engine.storage.database import Database
 from engine.storage.schedules import ScheduleStore
 from server.app import create_app
 from server.schedules import UNSTARTED_AFTER_S, Scheduler
-from tests.api.test_auth import tokens_for
+from tests.support.accounts import tokens_for
 from tests.support.api import GREETING, make_config, saved
 from tests.support.nodes import api_test_registry
 from tests.support.serve import Served

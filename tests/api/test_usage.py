@@ -10,7 +10,7 @@ from typing import Any
 from litestar.testing import AsyncTestClient
 
 from server.app import create_app
-from tests.api.test_auth import tokens_for
+from tests.support.accounts import tokens_for
 from tests.support.api import make_config
 from tests.support.nodes import api_test_registry
 

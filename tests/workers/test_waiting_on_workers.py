@@ -17,11 +17,10 @@ from engine.distributed.launch import Queued
 from engine.errors import AnswerInvalid, Conflict
 from engine.runs.service import RunService
 from server.app import create_app
-from tests.api.test_inbox import APPROVAL as API_APPROVAL
 from tests.support.api import make_config
+from tests.support.approvals import APPROVAL, APPROVAL_DOCUMENT, asking
 from tests.support.documents import workflow
 from tests.support.nodes import api_test_registry
-from tests.test_human_input import APPROVAL, asking
 
 
 async def finished(handle: Any) -> Any:
@@ -128,7 +127,7 @@ async def test_the_api_of_a_server_on_workers_answers_a_waiting_run(
     app = create_app(config, registry=api_test_registry())
     async with AsyncTestClient(app=app) as client:
         assert isinstance(app.state.engine.runs.launcher, Queued)
-        workflow_id = (await client.post("/api/workflows", json=API_APPROVAL)).json()["id"]
+        workflow_id = (await client.post("/api/workflows", json=APPROVAL_DOCUMENT)).json()["id"]
         started = await client.post(f"/api/workflows/{workflow_id}/runs", json={"wait": True})
         assert started.status_code == 201, started.text
         run = started.json()
