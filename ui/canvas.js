@@ -74,8 +74,9 @@ function portRow(nodeId, port, kind, error) {
 }
 
 // A node and an edge are functional components (plain render functions, no component instance
-// each: a large graph has hundreds). Vue Flow hands them a dozen props; those not declared would
-// fall through onto the root element as attributes (`position="[object Object]"`, …).
+// each: a large graph has thousands), the node's face one small component (see NodeBody). Vue
+// Flow hands them a dozen props; those not declared would fall through onto the root element as
+// attributes (`position="[object Object]"`, …).
 function faceLines(id, d, loom) {
   // The node's key params; the main one (first) is edited in place by a double-click.
   if (d.editing && d.main) {
@@ -106,8 +107,7 @@ function faceLines(id, d, loom) {
   });
 }
 
-function LoomNode({ id, data: d }) {
-  const loom = inject("loom");
+function nodeBody(id, d, loom) {
   const portErrors = (d.invalid && d.invalid.ports) || {};
   const kind = category(d.category);
   // Few elements per node: a large graph's first draw is mostly styling and laying them out.
@@ -137,6 +137,20 @@ function LoomNode({ id, data: d }) {
     },
     children,
   );
+}
+// What a node shows is drawn again only when its data changes: Vue Flow draws its node wrapper
+// again on every measure, move or selection, and would otherwise compare a whole face each time
+// (2,000 of them after a large graph's first measure).
+const NodeBody = {
+  name: "NodeBody",
+  props: ["id", "data"],
+  setup(props) {
+    const loom = inject("loom");
+    return () => nodeBody(props.id, props.data, loom);
+  },
+};
+function LoomNode({ id, data }) {
+  return h(NodeBody, { id, data });
 }
 LoomNode.props = ["id", "data", "selected"];
 LoomNode.inheritAttrs = false;
@@ -196,7 +210,9 @@ export default {
                @node-drag-stop="onDragStop" @pane-ready="onReady" @node-double-click="onNodeOpen"
                @nodes-initialized="onNodesInitialized">
         <Background />
-        <MiniMap v-if="minimap" pannable zoomable :node-color="minimapColour" />
+        <!-- Shown late, inside a box of its own: an element inserted among .vue-flow's children
+             would make the browser restyle the whole graph. -->
+        <div class="nl-minimap-slot"><MiniMap v-if="minimap" pannable zoomable :node-color="minimapColour" /></div>
         <Controls />
       </VueFlow>
       <div v-if="locked" class="nl-readonly" data-readonly>{{ locked }}</div>

@@ -9360,6 +9360,7 @@ const _sfc_main$4 = /* @__PURE__ */ defineComponent({
     return (_ctx, _cache) => {
       return openBlock(), createElementBlock(Fragment, null, [
         createVNode(_sfc_main$5),
+        createElementVNode("div", { class: "vue-flow__edges-layer vue-flow__container" }, [
         (openBlock(true), createElementBlock(Fragment, null, renderList(unref(getEdges), (edge) => {
           return openBlock(), createElementBlock("svg", {
             key: edge.id,
@@ -9372,6 +9373,7 @@ const _sfc_main$4 = /* @__PURE__ */ defineComponent({
           ], 4);
         }), 128)),
         createVNode(unref(ConnectionLine$1))
+        ])
       ], 64);
     };
   }
