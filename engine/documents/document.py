@@ -27,12 +27,17 @@ __all__ = [
     "to_builtins",
     "with_params",
     "workflow_json_schema",
+    "workflow_with_params",
 ]
 
 SCHEMA_VERSION = 1
 
+# A document is plain data that never refers back to itself: with ``gc=False`` the cyclic garbage
+# collector does not track its structs, so decoding a big one sets off no collections (in a
+# process holding many runs, a full one costs more than the decoding).
 
-class NodeUI(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+
+class NodeUI(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, gc=False):
     """Editor-only placement of a node; never part of execution or cache keys."""
 
     x: int | float | None = None
@@ -43,21 +48,21 @@ class NodeUI(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     collapsed: bool = False
 
 
-class Node(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+class Node(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, gc=False):
     id: str
     type: str
     params: dict[str, Any] = {}
     ui: NodeUI | None = None
 
 
-class Edge(msgspec.Struct, forbid_unknown_fields=True):
+class Edge(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """A connection ``"node.port" -> "node.port"``."""
 
     source: str = msgspec.field(name="from")
     target: str = msgspec.field(name="to")
 
 
-class Subgraph(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+class Subgraph(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, gc=False):
     """A named body, run by `subgraph`, `map` and `loop` nodes: a graph like the top level,
     whose `input` nodes are its input ports and whose `output` nodes are its output ports."""
 
@@ -66,7 +71,7 @@ class Subgraph(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     description: str = ""
 
 
-class Note(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+class Note(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, gc=False):
     """A sticky note on the canvas (Markdown): a comment, never part of execution."""
 
     id: str
@@ -77,13 +82,13 @@ class Note(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     color: str | None = None
 
 
-class WorkflowUI(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+class WorkflowUI(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, gc=False):
     """Editor-only things of the whole workflow; never part of execution or cache keys."""
 
     notes: list[Note] = []
 
 
-class Workflow(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+class Workflow(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, gc=False):
     schema_version: Literal[1]
     name: str
     nodes: list[Node]
@@ -173,6 +178,22 @@ def with_params(stored: dict[str, Any], params: Mapping[str, Mapping[str, Any]])
     if subgraphs:
         result["subgraphs"] = subgraphs
     return result
+
+
+def workflow_with_params(workflow: Workflow, params: Mapping[str, Mapping[str, Any]]) -> Workflow:
+    """``workflow`` with param overrides applied, as `with_params` applies them to its stored
+    form. Nodes without overrides are shared with ``workflow``, not copied."""
+    if not params:
+        return workflow
+    if any("/" in path for path in params):  # bodies are copied: in the stored form
+        return from_builtins(with_params(to_builtins(workflow), params))
+    nodes = [
+        node
+        if node.id not in params
+        else msgspec.structs.replace(node, params={**node.params, **params[node.id]})
+        for node in workflow.nodes
+    ]
+    return msgspec.structs.replace(workflow, nodes=nodes)
 
 
 def _apply(

@@ -14,7 +14,7 @@ import msgspec
 from engine.documents.document import Workflow
 from engine.documents.plan import Plan, PlanNode, collection_paused
 from engine.nodes.registry import NodeRegistry, NodeSettings
-from engine.nodes.types import Port
+from engine.nodes.types import NodeType, Port
 
 __all__ = ["decode_plan", "encode_plan", "plan_key"]
 
@@ -87,17 +87,29 @@ def decode_plan(data: bytes, workflow: Workflow, registry: NodeRegistry) -> Plan
 
 
 def _plan(stored: list[_Node], workflow: Workflow, registry: NodeRegistry) -> Plan | None:
-    if len(stored) != len(workflow.nodes):
+    documented = workflow.nodes
+    if len(stored) != len(documented):
         return None
     nodes: dict[str, PlanNode] = {}
     settings: dict[tuple[Any, ...], NodeSettings] = {}
-    # The ports of each type without dynamic ones, shared by its nodes (no one changes them).
-    ports: dict[str, tuple[dict[str, Port], dict[str, Port]]] = {}
-    documented = workflow.nodes
+    # Each type's class and, without dynamic ports, its ports, shared by its nodes (no one
+    # changes them).
+    types: dict[str, tuple[type[NodeType], dict[str, Port], dict[str, Port]]] = {}
     for node in stored:
-        node_type = registry.get(node.type)
-        fits = 0 <= node.index < len(documented) and documented[node.index].id == node.id
-        if node_type is None or not fits:
+        kind = node.type
+        found = types.get(kind)
+        if found is None:
+            node_type = registry.get(kind)
+            if node_type is None:
+                return None
+            found = types[kind] = (
+                node_type,
+                _by_name(node_type.inputs),
+                _by_name(node_type.outputs),
+            )
+        node_type, inputs, outputs = found
+        index = node.index
+        if not 0 <= index < len(documented) or documented[index].id != node.id:
             return None
         made = settings.get(node.settings)
         if made is None:
@@ -105,26 +117,21 @@ def _plan(stored: list[_Node], workflow: Workflow, registry: NodeRegistry) -> Pl
             made = settings[node.settings] = NodeSettings(
                 timeout_s, retries, backoff, "never" if cache == "never" else "auto"
             )
-        if node.inputs is None and node.outputs is None:
-            own = ports.get(node.type)
-            if own is None:
-                own = ports[node.type] = (_by_name(node_type.inputs), _by_name(node_type.outputs))
-            inputs, outputs = own
-        else:
+        if node.inputs is not None or node.outputs is not None:
             inputs = _by_name(node_type.inputs if node.inputs is None else node.inputs)
             outputs = _by_name(node_type.outputs if node.outputs is None else node.outputs)
-        nodes[node.id] = PlanNode(
-            id=node.id,
-            index=node.index,
-            node_type=node_type,
-            params=node.params,
-            settings=made,
-            inputs=inputs,
-            outputs=outputs,
-            sources=node.sources,
-            successors=node.successors,
-            predecessors=node.predecessors,
-            key_material=node.key_material,
+        nodes[node.id] = PlanNode(  # positionally: half what keywords cost
+            node.id,
+            index,
+            node_type,
+            node.params,
+            made,
+            inputs,
+            outputs,
+            node.sources,
+            node.successors,
+            node.predecessors,
+            node.key_material,
         )
     return Plan(workflow, nodes)
 

@@ -48,6 +48,9 @@ class Recent:
         self._blobs: OrderedDict[int, tuple[Workflow, dict[str, Any]]] = OrderedDict()
         self._dropped: list[RecentRun] = []  # to be freed
         self._plan_keys: OrderedDict[str, None] = OrderedDict()  # of plans stored
+        # The plans of stored documents, by `plan_key`: a rerun of a run no longer kept here
+        # reads neither its document nor its plan when the plan is.
+        self._stored: OrderedDict[str, Plan] = OrderedDict()
         self._freeing: asyncio.TimerHandle | None = None
 
     def plan(self, workflow: Workflow, compile_plan: Callable[[Workflow], Plan]) -> Plan:
@@ -60,6 +63,24 @@ class Recent:
     ) -> dict[str, Any]:
         """The blob row storing ``workflow``, made once per document object like its plan."""
         return _made_once(self._blobs, workflow, make)
+
+    def stored_plan(self, key: str) -> Plan | None:
+        """The plan of the stored document whose plan key is ``key``, when kept here."""
+        found = self._stored.get(key)
+        if found is not None:
+            self._stored.move_to_end(key)
+        return found
+
+    def keep_stored_plan(self, key: str, plan: Plan) -> None:
+        """Keep the plan of a stored document (its plan key ``key``), for `RECENT_PLANS`
+        documents."""
+        self._stored[key] = plan
+        self._stored.move_to_end(key)
+        while len(self._stored) > RECENT_PLANS:
+            self._stored.popitem(last=False)
+
+    def stored_plan_keys(self) -> frozenset[str]:
+        return frozenset(self._stored)
 
     def new_plan_key(self, key: str) -> bool:
         """Whether the plan stored under ``key`` is not known to be stored (now it is)."""

@@ -12,7 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from engine.documents.document import Workflow, from_builtins, with_params
+from engine.documents.document import (
+    Workflow,
+    decode_workflow,
+    from_builtins,
+    workflow_with_params,
+)
 from engine.documents.graph import compile_plan, replan
 from engine.documents.inputs import resolve_inputs
 from engine.documents.plan import Plan
@@ -144,7 +149,9 @@ class RunService(WaitingRuns):
         plan = self.plan(workflow)
         await self.check_collections(workflow, owner_id)
         document = self._recent.blob(workflow, document_blob)
-        self._keep_plan(plan_key(document["digest"], self.registry), plan)
+        key = plan_key(document["digest"], self.registry)
+        self._keep_plan(key, plan)
+        self._recent.keep_stored_plan(key, plan)
         start = RunStart(
             id=new_id("run"),
             plan=plan,
@@ -321,19 +328,32 @@ class RunService(WaitingRuns):
         plan of that document when it can be had without compiling it whole (its stored
         document's plan, compiled once by whichever process ran it first, with the run's param
         overrides analysed again), and its reusable results."""
+        recent, registry = self._recent, self.registry
         found = await self.store.parent(
-            run_id, lambda digest: plan_key(digest, self.registry), owner_id=owner_id
+            run_id,
+            lambda digest: plan_key(digest, registry),
+            owner_id=owner_id,
+            known=recent.stored_plan_keys(),
         )
-        row, stored = found.row, found.document
-        root = from_builtins(stored)
+        row = found.row
+        key = plan_key(row.snapshot_blob, registry)
+        plan = recent.stored_plan(key)
+        if plan is None:  # not kept here (or no longer: read again)
+            if found.document is None:
+                found = await self.store.parent(
+                    run_id, lambda digest: plan_key(digest, registry), owner_id=owner_id
+                )
+            assert found.document is not None
+            root = decode_workflow(found.document)
+            plan = None if found.plan is None else decode_plan(found.plan, root, registry)
+            if plan is None:
+                plan = self.plan(root)
+                self._keep_plan(key, plan)
+            recent.keep_stored_plan(key, plan)
         overrides = row.snapshot_overrides
-        base = from_builtins(with_params(stored, overrides)) if overrides else root
-        plan = None if found.plan is None else decode_plan(found.plan, root, self.registry)
-        if plan is None:
-            plan = self.plan(root)
-            self._keep_plan(plan_key(row.snapshot_blob, self.registry), plan)
+        base = workflow_with_params(plan.workflow, overrides) if overrides else plan.workflow
         if overrides:
-            plan = replan(plan, base, overrides, self.registry, self.check_context)
+            plan = replan(plan, base, overrides, registry, self.check_context)
         return row, base, plan, found.results
 
     def _keep_plan(self, key: str, plan: Plan) -> None:

@@ -1,19 +1,20 @@
 """What a rerun reads of a parent that is not in memory, straight from the driver and in one
 hop (one thread hop on SQLite, one pooled connection on PostgreSQL): the parent's row, its stored
-document, the compiled plan of that document, and each reusable result's key, digests, origin
-and output. A rerun of yesterday's run reads its parent from the database; through the ORM's
-row objects, per-value type processing and a session per statement, these reads cost more than
-the full run of a 40-node workflow."""
+document and the compiled plan of that document (unless the plan is at hand), and each reusable
+result's key, digests, origin and output. A rerun of yesterday's run reads its parent from the
+database; through the ORM's row objects, per-value type processing and a session per statement,
+these reads cost more than the full run of a 40-node workflow."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, NamedTuple
 
 import msgspec
 
 from engine.documents.plan import collection_paused
 from engine.errors import NotFound
+from engine.execution.events import NodeStatus
 from engine.execution.results import NodeState
 from engine.storage.database import Database
 from engine.storage.tables import RunRow
@@ -44,28 +45,34 @@ class Parent(NamedTuple):
     """A parent run as a rerun reads it (see `read_parent`)."""
 
     row: ParentRow
-    document: dict[str, Any]  # its stored document, without its param overrides
+    # Its stored document (JSON), without its param overrides; None when its plan was
+    # known (see `read_parent`).
+    document: bytes | str | None
     plan: bytes | None  # the compiled plan of that document, when one is stored
     results: dict[str, NodeState]  # what the rerun may take over (see `prior_results`)
 
 
-_COLUMNS = "node_id, run_id, status, cache_key, output, output_blob, digests, origin_run_id"
+# What a rerun takes of each result: its node, status, key, output (inline, or the JSON of its
+# blob: no query of its own), digests, and the run that computed it when not the row's own run
+# (NULL for the run's own results: one string fewer a row).
+_OUTPUT = (
+    "CASE WHEN output_blob IS NULL THEN output{text} "
+    "ELSE (SELECT data FROM blobs WHERE digest = output_blob) END"
+)
+_COLUMNS = "node_id, status, cache_key, {output}, digests{text}, NULLIF(origin_run_id, run_id)"
+_SQLITE_COLUMNS = _COLUMNS.format(output=_OUTPUT.format(text=""), text="")
+_PG_COLUMNS = _COLUMNS.format(output=_OUTPUT.format(text="::text"), text="::text")
 _REUSABLE = "status IN ('succeeded', 'cached') AND cache_key IS NOT NULL"
-_SQLITE_OWN = f"SELECT {_COLUMNS} FROM node_results WHERE run_id = ? AND {_REUSABLE}"  # noqa: S608
+_SQLITE_OWN = f"SELECT {_SQLITE_COLUMNS} FROM node_results WHERE run_id = ? AND {_REUSABLE}"  # noqa: S608
 _SQLITE_TAKEN = f"""
-    SELECT {_COLUMNS} FROM node_results
+    SELECT {_SQLITE_COLUMNS} FROM node_results
     WHERE run_id = ? AND node_id IN (SELECT value FROM json_each(?)) AND {_REUSABLE}
 """  # noqa: S608 - column names only
-_SQLITE_BLOBS = "SELECT digest, data FROM blobs WHERE digest IN (SELECT value FROM json_each(?))"
-_PG_COLUMNS = (
-    "node_id, run_id, status, cache_key, output::text, output_blob, digests::text, origin_run_id"
-)
 _PG_OWN = f"SELECT {_PG_COLUMNS} FROM node_results WHERE run_id = $1 AND {_REUSABLE}"  # noqa: S608
 _PG_TAKEN = f"""
     SELECT {_PG_COLUMNS} FROM node_results
     WHERE run_id = $1 AND node_id = ANY($2::text[]) AND {_REUSABLE}
 """  # noqa: S608 - column names only
-_PG_BLOBS = "SELECT digest, data FROM blobs WHERE digest = ANY($1::text[])"
 _REFERENCES = "SELECT origin_run_id, nodes FROM reused_results WHERE run_id = "
 _ROW = (
     "SELECT id, status, owner_id, workflow_id, workflow_version, root_run_id, snapshot_blob, "
@@ -82,28 +89,39 @@ _PG_DOCUMENT = (
     "(SELECT data FROM compiled_plans WHERE key = $2)"
 )
 _decode = msgspec.json.decode
-_encode = msgspec.json.encode
-Row = tuple[str, str, Any, str, str | None, str | None, str | None, str | None]
+# A result row: node, status, key, output and digests (JSON), the run that computed it (None:
+# the run the row is of).
+Row = tuple[str, NodeStatus, str, str | None, str | None, str | None]
+# Rows, with the run they are of.
+Rows = list[tuple[str, list[Row]]]
 
 
 async def read_parent(
-    database: Database, run_id: str, plan_key: Callable[[str], str], *, owner_id: str | None
+    database: Database,
+    run_id: str,
+    plan_key: Callable[[str], str],
+    *,
+    owner_id: str | None,
+    known: Collection[str] = (),
 ) -> Parent:
     """The run ``run_id`` as its rerun needs it; ``plan_key`` makes the key of a stored
-    document's compiled plan from the document's digest. `NotFound` when the run is not stored,
-    ``owner_id`` may not see it, or its document is gone."""
+    document's compiled plan from the document's digest. A document whose plan key is ``known``
+    (its plan is at hand) is not read. `NotFound` when the run is not stored, ``owner_id`` may
+    not see it, or its document is gone."""
     if database.dialect == "postgresql":
-        found = await _postgresql_parent(database, run_id, plan_key)
+        found = await _postgresql_parent(database, run_id, plan_key, known)
     else:
-        found = await database.transaction(lambda c: _sqlite_parent(c.connection, run_id, plan_key))
+        found = await database.transaction(
+            lambda c: _sqlite_parent(c.connection, run_id, plan_key, known)
+        )
     if found is None:
         raise NotFound(f"run {run_id} not found")
-    row, document, plan, rows, blobs = found
+    row, document, plan, rows = found
     if owner_id is not None and row.owner_id != owner_id:
         raise NotFound(f"run {run_id} not found")
-    if document is None:
+    if document is None and plan_key(row.snapshot_blob) not in known:
         raise NotFound(f"the document of run {run_id} is not stored")
-    return Parent(row, _decode(document), plan, _states(rows, blobs))
+    return Parent(row, document, plan, _states(rows))
 
 
 async def prior_results(database: Database, run_id: str) -> dict[str, NodeState]:
@@ -111,25 +129,27 @@ async def prior_results(database: Database, run_id: str) -> dict[str, NodeState]
     over by reference), with the run that computed it."""
     if database.dialect == "postgresql":
         async with database.reads() as connection:
-            rows, blobs = await _postgresql(connection, run_id)
+            rows = await _postgresql(connection, run_id)
     else:
-        rows, blobs = await database.transaction(lambda c: _sqlite_priors(c.connection, run_id))
-    return _states(rows, blobs)
+        rows = await database.transaction(lambda c: _sqlite_priors(c.connection, run_id))
+    return _states(rows)
 
 
-def _states(rows: list[Row], blobs: dict[str, Any]) -> dict[str, NodeState]:
+def _states(found: Rows) -> dict[str, NodeState]:
     """The states of the rows, made with the collector paused (see `collection_paused`): two
     small dicts a row, that live on."""
     states = {}
+    decode = _decode
     with collection_paused():
-        for node_id, row_run, status, cache_key, output, output_blob, digests, origin in rows:
-            states[node_id] = NodeState(
-                status=status,
-                cache_key=cache_key,
-                output=blobs[output_blob] if output_blob else _json(output),
-                digests=_json(digests),
-                origin_run_id=origin or row_run,
-            )
+        for run_id, rows in found:
+            for node_id, status, cache_key, output, digests, origin in rows:
+                states[node_id] = NodeState(
+                    status=status,
+                    cache_key=cache_key,
+                    output=None if output is None else decode(output),
+                    digests=None if digests is None else decode(digests),
+                    origin_run_id=origin or run_id,
+                )
     return states
 
 
@@ -137,7 +157,7 @@ def _json(text: str | None) -> Any:
     return None if text is None else _decode(text)
 
 
-Found = tuple[ParentRow, Any, bytes | None, list[Row], dict[str, Any]]
+Found = tuple[ParentRow, bytes | str | None, bytes | None, Rows]
 
 
 def _parent_row(found: Any) -> ParentRow:
@@ -147,7 +167,9 @@ def _parent_row(found: Any) -> ParentRow:
     )
 
 
-def _sqlite_parent(connection: Any, run_id: str, plan_key: Callable[[str], str]) -> Found | None:
+def _sqlite_parent(
+    connection: Any, run_id: str, plan_key: Callable[[str], str], known: Collection[str]
+) -> Found | None:
     """On the write thread's connection: one hop for the whole read."""
     cursor = connection.cursor()
     try:
@@ -155,14 +177,16 @@ def _sqlite_parent(connection: Any, run_id: str, plan_key: Callable[[str], str])
         if found is None:
             return None
         row = _parent_row(found)
+        document = plan = None
         key = plan_key(row.snapshot_blob)
-        document, plan = cursor.execute(_SQLITE_DOCUMENT, (row.snapshot_blob, key)).fetchone()
-        return row, document, plan, *_sqlite(cursor, run_id)
+        if key not in known:
+            document, plan = cursor.execute(_SQLITE_DOCUMENT, (row.snapshot_blob, key)).fetchone()
+        return row, document, plan, _sqlite(cursor, run_id)
     finally:
         cursor.close()
 
 
-def _sqlite_priors(connection: Any, run_id: str) -> tuple[list[Row], dict[str, Any]]:
+def _sqlite_priors(connection: Any, run_id: str) -> Rows:
     cursor = connection.cursor()
     try:
         return _sqlite(cursor, run_id)
@@ -170,41 +194,31 @@ def _sqlite_priors(connection: Any, run_id: str) -> tuple[list[Row], dict[str, A
         cursor.close()
 
 
-def _sqlite(cursor: Any, run_id: str) -> tuple[list[Row], dict[str, Any]]:
-    rows: list[Row] = cursor.execute(_SQLITE_OWN, (run_id,)).fetchall()
+def _sqlite(cursor: Any, run_id: str) -> Rows:
+    rows: Rows = [(run_id, cursor.execute(_SQLITE_OWN, (run_id,)).fetchall())]
     references = cursor.execute(_REFERENCES + "?", (run_id,)).fetchall()
     for origin, nodes in references:
-        rows += cursor.execute(_SQLITE_TAKEN, (origin, nodes)).fetchall()
-    wanted = [row[5] for row in rows if row[5]]
-    blobs = {}
-    if wanted:
-        found = cursor.execute(_SQLITE_BLOBS, (_encode(wanted).decode(),)).fetchall()
-        blobs = {digest: _decode(data) for digest, data in found}
-    return rows, blobs
+        rows.append((origin, cursor.execute(_SQLITE_TAKEN, (origin, nodes)).fetchall()))
+    return rows
 
 
 async def _postgresql_parent(
-    database: Database, run_id: str, plan_key: Callable[[str], str]
+    database: Database, run_id: str, plan_key: Callable[[str], str], known: Collection[str]
 ) -> Found | None:
     async with database.reads() as connection:
         found = await connection.fetchrow(_PG_ROW, run_id)
         if found is None:
             return None
         row = _parent_row(found)
-        document, plan = await connection.fetchrow(
-            _PG_DOCUMENT, row.snapshot_blob, plan_key(row.snapshot_blob)
-        )
-        return row, document, plan, *await _postgresql(connection, run_id)
+        document = plan = None
+        key = plan_key(row.snapshot_blob)
+        if key not in known:
+            document, plan = await connection.fetchrow(_PG_DOCUMENT, row.snapshot_blob, key)
+        return row, document, plan, await _postgresql(connection, run_id)
 
 
-async def _postgresql(connection: Any, run_id: str) -> tuple[list[Row], dict[str, Any]]:
-    rows: list[Any] = list(await connection.fetch(_PG_OWN, run_id))
+async def _postgresql(connection: Any, run_id: str) -> Rows:
+    rows: Rows = [(run_id, list(await connection.fetch(_PG_OWN, run_id)))]
     for origin, nodes in await connection.fetch(_REFERENCES + "$1", run_id):
-        found = await connection.fetch(_PG_TAKEN, origin, _decode(nodes))
-        rows += found
-    wanted = [row[5] for row in rows if row[5]]
-    blobs = {}
-    if wanted:
-        found = await connection.fetch(_PG_BLOBS, wanted)
-        blobs = {digest: _decode(data) for digest, data in found}
-    return [tuple(row) for row in rows], blobs
+        rows.append((origin, list(await connection.fetch(_PG_TAKEN, origin, _decode(nodes)))))
+    return rows

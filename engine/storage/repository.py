@@ -3,7 +3,7 @@ the workflow queries (engine/storage/workflows.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -110,11 +110,19 @@ class Store(WorkflowQueries):
         return states
 
     async def parent(
-        self, run_id: str, plan_key: Callable[[str], str], *, owner_id: str | None = None
+        self,
+        run_id: str,
+        plan_key: Callable[[str], str],
+        *,
+        owner_id: str | None = None,
+        known: Collection[str] = (),
     ) -> priors.Parent:
         """A parent run as its rerun needs it, in one read: its row, stored document, that
-        document's compiled plan (stored under ``plan_key(digest)``) and reusable results."""
-        return await priors.read_parent(self.database, run_id, plan_key, owner_id=owner_id)
+        document's compiled plan (stored under ``plan_key(digest)``; neither is read when that
+        key is ``known``) and reusable results."""
+        return await priors.read_parent(
+            self.database, run_id, plan_key, owner_id=owner_id, known=known
+        )
 
     async def prior_results(self, run_id: str) -> dict[str, NodeState]:
         """What a rerun of ``run_id`` may take over: each result it has, with the run that
