@@ -330,8 +330,9 @@ export default {
         this.flow.setEdges(edges);
         if (this.diffMarks) this.setDiff(this.diffMarks); // marks given before the edges were drawn
         if (loading === 1) this.$emit("drawn", {}); // the first graph: all of it is drawn
-        // A large graph's minimap (a shape per node) waits until the graph itself is drawn.
-        if (!this.minimap) setTimeout(() => (this.minimap = true), 300);
+        // A large graph's minimap (a shape per node) waits until the graph itself is drawn and
+        // the browser has nothing else to do (at most 2 s): the graph can be used meanwhile.
+        if (!this.minimap) requestIdleCallback(() => (this.minimap = true), { timeout: 2000 });
       };
       this.$nextTick(draw);
       // Fit once the nodes are measured (a fit before that lands at the minimum zoom).
