@@ -1,7 +1,7 @@
 // The workflow canvas: Vue Flow with typed ports. Python owns the document; this component draws
 // it, reports what the user did (connect, move, delete, select, drop, pan/zoom) with $emit, and
 // takes updates through methods Python calls with run_method (never by re-sending props).
-import { h, inject, markRaw, toRaw } from "vue";
+import { h, inject, markRaw } from "vue";
 import { Handle, Position, VueFlow, getBezierPath, getRectOfNodes, useVueFlow } from "@vue-flow/core";
 import { Background } from "@vue-flow/background";
 import { Controls } from "@vue-flow/controls";
@@ -237,7 +237,7 @@ export default {
       </div>
     </div>`,
   components: { VueFlow, Background, Controls, MiniMap },
-  props: { flowId: String, graph: Object, viewport: Object, selection: Array, catalogue: Array, readOnly: String },
+  props: { flowId: String, graph: String, viewport: Object, selection: Array, catalogue: Array, readOnly: String },
   setup(props) {
     return { flow: useVueFlow(props.flowId) };
   },
@@ -254,7 +254,9 @@ export default {
     // Every node is drawn, in view or not: drawing only the visible ones (Vue Flow's
     // only-render-visible-elements) re-filters every node on each change and mounts nodes
     // anew while panning, which cost more than it saved (bench/ui_load.py).
-    const large = ((this.graph && this.graph.nodes) || []).length > LARGE_GRAPH;
+    // The first graph comes as JSON text: plain objects, never proxied by Vue.
+    this.firstGraph = this.graph ? JSON.parse(this.graph) : { nodes: [], edges: [] };
+    const large = this.firstGraph.nodes.length > LARGE_GRAPH;
     return {
       nodeTypes: markRaw({ loom: LoomNode, note: NoteNode }), edgeTypes: markRaw({ loom: LoomEdge }), refusal: null, connecting: false,
       fitPending: false, large, pending: new Set(), removal: null, loads: 0, autoFit: false, minimap: !large,
@@ -288,8 +290,8 @@ export default {
     },
   },
   mounted() {
-    // The graph as sent (not through the reactive props' proxies: that would proxy every port).
-    this.load(toRaw(this.graph) || { nodes: [], edges: [] }, this.selection || []);
+    this.load(this.firstGraph, this.selection || []);
+    this.firstGraph = null;
     // Until the user pans or zooms, a graph without a saved view is kept fitted to the canvas,
     // whose size settles only after the page's layout does.
     this.resizes = new ResizeObserver(() => {
