@@ -29,6 +29,15 @@ export const CATEGORIES = {
 };
 const OTHER = { colour: "#64748b", icon: "•" };
 const category = (name) => CATEGORIES[name] || OTHER;
+// A node's colours come from its category's class, not from a style of its own: elements styled
+// by the same rules share one computed style in the browser, each inline style costs its own.
+const colours = new CSSStyleSheet();
+colours.replaceSync(
+  [`.nl-node .nl-head { border-left-color: ${OTHER.colour}; } .nl-node .nl-icon { color: ${OTHER.colour}; }`]
+    .concat(Object.entries(CATEGORIES).map(([name, kind]) => `.nl-cat-${name} .nl-head { border-left-color: ${kind.colour}; } .nl-cat-${name} .nl-icon { color: ${kind.colour}; }`))
+    .join("\n"),
+);
+document.adoptedStyleSheets = [...document.adoptedStyleSheets, colours];
 
 // A small, safe Markdown for sticky notes: the text is escaped first, then headings, lists,
 // bold, italics, code and links (http(s) only) are marked up.
@@ -92,12 +101,14 @@ function faceLines(id, d, loom) {
       onVnodeMounted: ({ el }) => el.focus(),
     });
   }
+  // The lines are the node's own children (no box around them: one element fewer per node).
+  const last = d.lines.length - 1;
   return d.lines.map((line, index) => {
     const main = index === 0 && d.main;
     return h(
       "div",
       {
-        class: main ? "nl-line nl-main-param" : "nl-line",
+        class: `nl-line${index === 0 ? " nl-line-first" : ""}${index === last ? " nl-line-last" : ""}${main ? " nl-main-param" : ""}`,
         "data-face": `${id}.${line.label}`,
         title: main ? "double-click to edit" : undefined,
         onDblclick: main ? (e) => { e.stopPropagation(); loom.startEdit(id); } : undefined,
@@ -112,15 +123,16 @@ function nodeBody(id, d, loom) {
   const kind = category(d.category);
   // Few elements per node: a large graph's first draw is mostly styling and laying them out.
   const children = [
-    h("div", { class: "nl-head", style: `border-left-color: ${kind.colour}` }, [
-      h("span", { class: "nl-icon", style: `color: ${kind.colour}` }, kind.icon), d.title, h("span", { class: "nl-id" }, id),
+    h("div", { class: "nl-head" }, [
+      h("span", { class: "nl-icon" }, kind.icon), d.title, h("span", { class: "nl-id" }, id),
     ]),
     h("div", { class: "nl-ports" }, [
       ...d.inputs.map((port) => portRow(id, port, "input", portErrors[port.name])),
       ...d.outputs.map((port) => portRow(id, port, "output", portErrors[port.name])),
     ]),
   ];
-  if (d.lines.length || d.editing) children.push(h("div", { class: "nl-face" }, faceLines(id, d, loom)));
+  if (d.editing && d.main) children.push(h("div", { class: "nl-face" }, faceLines(id, d, loom)));
+  else children.push(...faceLines(id, d, loom));
   if (d.progress) children.push(h("div", { class: "nl-progress", "data-progress": id }, d.progress));
   if (d.text) children.push(h("div", { class: "nl-text" }, d.text));
   else if (d.preview) children.push(h("div", { class: "nl-preview", "data-preview": id }, d.preview));
