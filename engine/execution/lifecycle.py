@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Generator, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
@@ -74,9 +74,10 @@ class NodeLost(NodeStopped):
 class Attempts(Protocol):
     """How a node's attempts go where it executes."""
 
-    async def begin(self, node_id: str, previous: int) -> int:
+    def begin(self, node_id: str, previous: int) -> int | Awaitable[int]:
         """Begin the attempt after ``previous`` (0: none yet) and announce it (``node.started``);
-        returns its number. Raises `NodeCancelled` or `NodeLost` when the node must stop."""
+        returns its number, at once or to be awaited. Raises `NodeCancelled` or `NodeLost`
+        when the node must stop."""
         ...
 
     def retrying(self, node_id: str, attempt: int, error: str) -> None:
@@ -113,7 +114,29 @@ class Prepared(NamedTuple):
     context: NodeContext
 
 
-async def settle(
+def settle(
+    node: PlanNode,
+    state: NodeState,
+    scope: RunScope,
+    states: Mapping[str, NodeState],
+    *,
+    attempts: Attempts,
+    emit_token: Callable[[str], None],
+) -> Awaitable[Prepared | None]:
+    """Take the node to its final state in ``state``: skipped, failed to set up, taken over from
+    ``scope.reuse``, or executed. ``states`` holds its predecessors' final states. Awaited:
+    what is settled before the node executes is settled at once, without a coroutine of its
+    own (a node that executes is its `execute`).
+
+    A body node (engine/nodes/body.py) is not executed: it is returned, prepared, for the
+    caller to run its body."""
+    if node.node_type.reads_outside_world:  # its fingerprint is awaited
+        return _settle_later(node, state, scope, states, attempts=attempts, emit_token=emit_token)
+    prepared = _prepare_here(node, state, scope, states, emit_token)
+    return _settle_prepared(node, state, scope, states, prepared, attempts=attempts)
+
+
+async def _settle_later(
     node: PlanNode,
     state: NodeState,
     scope: RunScope,
@@ -122,23 +145,47 @@ async def settle(
     attempts: Attempts,
     emit_token: Callable[[str], None],
 ) -> Prepared | None:
-    """Take the node to its final state in ``state``: skipped, failed to set up, taken over from
-    ``scope.reuse``, or executed. ``states`` holds its predecessors' final states.
-
-    A body node (engine/nodes/body.py) is not executed: it is returned, prepared, for the
-    caller to run its body."""
     prepared = await prepare(node, state, scope, states, emit_token)
+    return await _settle_prepared(node, state, scope, states, prepared, attempts=attempts)
+
+
+def _settle_prepared(
+    node: PlanNode,
+    state: NodeState,
+    scope: RunScope,
+    states: Mapping[str, NodeState],
+    prepared: Prepared | None,
+    *,
+    attempts: Attempts,
+) -> Awaitable[Prepared | None]:
     if prepared is None:
-        return None
+        return _SETTLED
     if scope.replay is not None and node.node_type.recordable:
         if replayed(node, state, scope.replay, states):
-            return None
-    elif take_prior(node, state, scope, states):
-        return None
+            return _SETTLED
+    elif (
+        scope.reuse or scope.force or scope.reasons or node.settings.cache != "auto"
+    ) and take_prior(node, state, scope, states):  # else nothing to take, nor a reason to give
+        return _SETTLED
     if node.body is not None:
-        return prepared
-    await execute(node, state, prepared, attempts)
-    return None
+        return _Answer(prepared)
+    return execute(node, state, prepared, attempts)
+
+
+class _Answer:
+    """An awaitable answering ``value`` at once."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Prepared | None) -> None:
+        self.value = value
+
+    def __await__(self) -> Generator[None, None, Prepared | None]:
+        return self.value
+        yield  # a generator that returns at once
+
+
+_SETTLED = _Answer(None)
 
 
 async def prepare(
@@ -150,6 +197,45 @@ async def prepare(
 ) -> Prepared | None:
     """Gather the node's inputs, make it and its cache key (in ``state``); None when that
     settled it: skipped for want of an input, or failed in its own set-up."""
+    if not node.node_type.reads_outside_world:
+        return _prepare_here(node, state, scope, states, emit_token)
+    made = _made(node, state, scope, states, emit_token)
+    if made is None:
+        return None
+    prepared, input_digests = made
+    try:
+        fingerprint = await prepared.instance.fingerprint(prepared.inputs, prepared.context)
+    except Exception as exc:  # noqa: BLE001 - a node's own set-up failed
+        state.fail(describe(exc), now())
+        return None
+    state.cache_key = cache_key(node, input_digests, fingerprint)
+    return prepared
+
+
+def _prepare_here(
+    node: PlanNode,
+    state: NodeState,
+    scope: RunScope,
+    states: Mapping[str, NodeState],
+    emit_token: Callable[[str], None],
+) -> Prepared | None:
+    """`prepare` for a node whose key depends on its inputs alone (no fingerprint)."""
+    made = _made(node, state, scope, states, emit_token)
+    if made is None:
+        return None
+    state.cache_key = cache_key(node, made[1], None)
+    return made[0]
+
+
+def _made(
+    node: PlanNode,
+    state: NodeState,
+    scope: RunScope,
+    states: Mapping[str, NodeState],
+    emit_token: Callable[[str], None],
+) -> tuple[Prepared, dict[str, Any]] | None:
+    """The node prepared but for its cache key, and its inputs' digests; None when that
+    settled it (see `prepare`)."""
     gathered = gather(node, states)
     if isinstance(gathered, Reason):
         state.skip(gathered, now())
@@ -167,16 +253,10 @@ async def prepare(
     )
     try:
         instance = node.node_type(node.params)
-        fingerprint = (
-            await instance.fingerprint(inputs, context)
-            if node.node_type.reads_outside_world
-            else None
-        )
     except Exception as exc:  # noqa: BLE001 - a node's own set-up failed
         state.fail(describe(exc), now())
         return None
-    state.cache_key = cache_key(node, input_digests, fingerprint)
-    return Prepared(instance, inputs, context)
+    return Prepared(instance, inputs, context), input_digests
 
 
 def take_prior(
@@ -203,20 +283,26 @@ async def execute(node: PlanNode, state: NodeState, prepared: Prepared, attempts
     tries = 0
     try:
         while True:
-            context.attempt = state.attempt = await attempts.begin(node.id, state.attempt)
+            begun = attempts.begin(node.id, state.attempt)
+            context.attempt = state.attempt = begun if isinstance(begun, int) else await begun
             tries += 1
-            state.status, state.started_at = "running", now()
+            state.status, state.started_at = "running", datetime.now(UTC)  # `now`, inline
             started = time.perf_counter()
-            try:
-                output, digests = await attempts.run(run_once(node, instance, inputs, context))
+            try:  # as `run_once`, without a coroutine of its own
+                output = await attempts.run(_code(node, instance, inputs, context))
+                digests = check_output(node, output)
             except NodeFailure as exc:
                 error, retryable = exc.detail, exc.retryable
+            except (NodeStopped, NodeWaits):  # a person's answer is awaited by the executor
+                raise
+            except Exception as exc:  # noqa: BLE001 - any error of a node's code fails the node
+                error, retryable = describe(exc), True
             else:
                 state.status, state.origin_run_id = "succeeded", context.run_id
                 state.output, state.digests, state.usage = output, digests, context.usage
                 if context.reason is not None:
                     state.because(context.reason)
-                state.finished_at = now()
+                state.finished_at = datetime.now(UTC)
                 state.duration_ms = (time.perf_counter() - started) * 1000
                 return
             state.duration_ms = (time.perf_counter() - started) * 1000
@@ -296,11 +382,10 @@ def _no_tokens(text: str) -> None:
 
 def cache_key(node: PlanNode, input_digests: dict[str, Any], fingerprint: str | None) -> str:
     """SHA-256 over type, version and params (``key_material``), input digests, fingerprint."""
-    key = hashlib.sha256(node.key_material)
-    key.update(canonical(input_digests))
+    material = node.key_material + canonical(input_digests)
     if fingerprint is not None:
-        key.update(fingerprint.encode())
-    return key.hexdigest()
+        material += fingerprint.encode()
+    return hashlib.sha256(material).hexdigest()
 
 
 def check_output(node: PlanNode, output: Any) -> dict[str, str]:
@@ -322,6 +407,24 @@ def check_output(node: PlanNode, output: Any) -> dict[str, str]:
                 retryable=False,
             ) from None
     return digests
+
+
+def _code(
+    node: PlanNode, instance: NodeType, inputs: dict[str, Any], context: NodeContext
+) -> Awaitable[dict[str, Any]]:
+    """The node's code run once, within its timeout (a `NodeFailure` when it runs out)."""
+    timeout_s = node.settings.timeout_s
+    if timeout_s is None:
+        return instance.run(inputs, context)
+    return _within(timeout_s, instance.run(inputs, context))
+
+
+async def _within(timeout_s: float, work: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await work
+    except TimeoutError:
+        raise NodeFailure(f"timed out after {timeout_s:g} s", retryable=True) from None
 
 
 async def run_once(
