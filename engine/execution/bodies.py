@@ -37,7 +37,6 @@ __all__ = [
     "outcome_of",
     "relabel",
     "reusable_instances",
-    "same_body_instances",
 ]
 
 
@@ -293,20 +292,16 @@ class BodyRun:
         self._pending = deque(item for item in self._pending if item[0] not in found)
         for index, prefix in sorted(found.items()):
             self.tally.running += 1
-            self._end(index, prefix, states)
-        self.state.progress = self.tally.progress()
+            self.ended(index, prefix, states)
 
     def ended(self, index: int, prefix: str, states: Mapping[str, NodeState]) -> None:
         """Instance ``index`` (under ``prefix``) has no node left to settle."""
-        self._end(index, prefix, states)
-        self.state.progress = self.tally.progress()
-
-    def _end(self, index: int, prefix: str, states: Mapping[str, NodeState]) -> None:
         outcome = outcome_of(self.body, index, prefix, states)
         self.outcomes.append(outcome)
         following = self.tally.ended(self.instance, self.inputs, outcome)
         if following is not None:
             self._pending.append((self.tally.count - 1, following))
+        self.state.progress = self.tally.progress()
 
     @property
     def done(self) -> bool:
@@ -330,72 +325,38 @@ async def reusable_instances(
 
     When the body is the one the reuse comes from (``same_body``: its body node is not among
     the run's changed nodes), a key is what it was exactly when the inputs are: only the
-    body's inputs are compared (`same_body_instances`, at once). Otherwise every key is made
-    again (``key_if_ready``)."""
-    if same_body:
-        for taken in same_body_instances(run, first):
-            yield taken
-        return
+    body's inputs are compared. Otherwise every key is made again (``key_if_ready``)."""
     body = run.body
-    if not _may_take(body):
-        return
-    reuse = run.scope.reuse
-    for index, prefix, found, inputs in _with_priors(run, first):
-        view = Prefixed(reuse, prefix)
-        scope = replace(run.scope, inputs=inputs)
-        stands = True
-        for node in body.nodes.values():
-            if await key_if_ready(node, scope, view) != view[node.id].cache_key:
-                stands = False
-                break
-        if stands:
-            yield index, prefix, found
-
-
-def same_body_instances(
-    run: BodyRun, first: list[dict[str, Any]]
-) -> list[tuple[int, str, dict[str, NodeState]]]:
-    """`reusable_instances` of a body the reuse comes from: those whose inputs' digests are
-    their input nodes' outputs' in the reuse."""
-    if not _may_take(run.body):
-        return []
-    entries = [(node.id, node.params["name"]) for node in run.body.by_role("input")]
-    taken = []
-    for index, prefix, found, inputs in _with_priors(run, first):
-        for node_id, name in entries:
-            digests = found[prefix + node_id].digests
-            if digests is None or digests.get("value") != digest(inputs.get(name)):
-                break
-        else:
-            taken.append((index, prefix, found))
-    return taken
-
-
-def _may_take(body: Plan) -> bool:
-    """Whether an instance of ``body`` may be taken over whole (see `reusable_instances`)."""
     never, outside = body.special()
     inputs_only = all(body.nodes[node_id].node_type.role == "input" for node_id in outside)
-    return not never and inputs_only and not body.has_bodies
-
-
-def _with_priors(
-    run: BodyRun, first: list[dict[str, Any]]
-) -> Iterator[tuple[int, str, dict[str, NodeState], dict[str, Any]]]:
-    """The instances among ``first`` whose every node has a reusable result in the run's
-    reuse: (index, path prefix, those results by path, body inputs)."""
+    if never or not inputs_only or body.has_bodies:
+        return
+    entries = body.by_role("input")
     reuse = run.scope.reuse
-    node_ids = list(run.body.nodes)
     for index, inputs in enumerate(first):
         prefix = run.path(index)
-        found = {}
-        for node_id in node_ids:
-            path = prefix + node_id
-            prior = reuse.get(path)
-            if prior is None or not prior.origin_run_id or prior.status not in REUSABLE:
-                break
-            found[path] = prior
+        priors = {prefix + node_id: reuse.get(prefix + node_id) for node_id in body.nodes}
+        found = {path: p for path, p in priors.items() if p is not None}
+        if len(found) < len(priors) or not all(
+            p.origin_run_id and p.status in REUSABLE for p in found.values()
+        ):
+            continue
+        if same_body:
+            stands = all(
+                (found[prefix + node.id].digests or {}).get("value")
+                == digest(inputs.get(node.params["name"]))
+                for node in entries
+            )
         else:
-            yield index, prefix, found, inputs
+            view = Prefixed(reuse, prefix)
+            scope = replace(run.scope, inputs=inputs)
+            stands = True
+            for node in body.nodes.values():
+                if await key_if_ready(node, scope, view) != view[node.id].cache_key:
+                    stands = False
+                    break
+        if stands:
+            yield index, prefix, found
 
 
 def answered(

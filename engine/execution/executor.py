@@ -22,7 +22,6 @@ from engine.execution.bodies import (
     first_instances,
     relabel,
     reusable_instances,
-    same_body_instances,
 )
 from engine.execution.events import Listener, RunStatus
 from engine.execution.lifecycle import Prepared, RunScope, key_if_ready, parked, settle
@@ -447,29 +446,16 @@ class Execution:
         """Take over the instances of a body whose every node's earlier result stands (see
         `reusable_instances`); returns them (index, path prefix). Their nodes' results are
         held as they are and stored by reference with the run's end."""
-        changed = self.start.changed
-        if changed is not None and body_of(run.node.id) not in changed:  # the same body
-            standing = same_body_instances(run, first)  # at once: nothing to await
-        else:
-            standing = [
-                found
-                async for found in reusable_instances(
-                    run, first, same_body=False, key_if_ready=self._key_if_ready
-                )
-            ]
         taken = []
-        states, later = self.states, self._taken_later
-        origin, paths = "", later.setdefault("", [])  # the last result's run, and its paths
-        for index, prefix, priors in standing:
+        changed = self.start.changed
+        same_body = changed is not None and body_of(run.node.id) not in changed
+        async for index, prefix, priors in reusable_instances(
+            run, first, same_body=same_body, key_if_ready=self._key_if_ready
+        ):
             taken.append((index, prefix))
-            states.update(priors)
             for node_id, prior in priors.items():
-                if (prior.origin_run_id or "") != origin:
-                    origin = prior.origin_run_id or ""
-                    paths = later.setdefault(origin, [])
-                paths.append(node_id)
-        if not later[""]:
-            del later[""]
+                self.states[node_id] = prior
+                self._taken_later.setdefault(prior.origin_run_id or "", []).append(node_id)
         return taken
 
     def _advance(self, run: BodyRun) -> None:
