@@ -130,9 +130,6 @@ class Announcer:
             self._deliver(event)
 
     def token_emitter(self, node: str) -> Callable[[str], None]:
-        if not self._any:  # nobody hears the tokens: one emitter for every node
-            return _no_tokens
-
         def emit_token(text: str) -> None:
             self.emit(NodeToken(run_id=self.run_id, seq=self._next(), node=node, text=text))
 
@@ -177,7 +174,3 @@ class Announcer:
                     usage=state.usage,
                 )
             )
-
-
-def _no_tokens(text: str) -> None:
-    """Tokens of a run whose events nobody hears."""

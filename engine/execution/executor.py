@@ -61,7 +61,7 @@ class InProcessAttempts:
     def __init__(self, events: Announcer) -> None:
         self._events = events
 
-    def begin(self, node_id: str, previous: int) -> int:  # at once: nothing to await
+    async def begin(self, node_id: str, previous: int) -> int:
         self._events.node_started(node_id, previous + 1)
         return previous + 1
 
@@ -333,9 +333,6 @@ class Execution:
         if body is not None:
             await self._start_body(node, state, body, scope)
             follow = None
-        elif self._store is None:  # nothing to commit: no coroutine of its own
-            follow = self._follow(node, state, may_inline)
-            self._events.result(node.id, state)
         else:
             follow = await self._conclude(node, state, may_inline, free_slot)
         while self._concluded:  # body nodes answered meanwhile: each concluded here
@@ -350,7 +347,14 @@ class Execution:
     ) -> PlanNode | None:
         """Account for a node in its final state: start what it unblocks, commit its result,
         announce it. Returns a successor to settle next in this task, if it may."""
-        follow = self._follow(node, state, may_inline)
+        follow: PlanNode | None = None
+        for successor in self._settled(node, state):
+            if self._cancelled:
+                continue
+            if follow is None and may_inline:
+                follow = self._nodes[successor]
+            else:
+                self._launch(self._nodes[successor])
         if self._store is not None:
             free_slot()
             if self._remaining == 0 and len(self._tasks) == 1 and not self._cancelled:
@@ -366,19 +370,6 @@ class Execution:
                 self.cancel()
                 return None
         self._events.result(node.id, state)
-        return follow
-
-    def _follow(self, node: PlanNode, state: NodeState, may_inline: bool) -> PlanNode | None:
-        """Account for a node in its final state and start what it unblocks; returns a
-        successor to settle next in this task, if it may."""
-        follow: PlanNode | None = None
-        for successor in self._settled(node, state):
-            if self._cancelled:
-                continue
-            if follow is None and may_inline:
-                follow = self._nodes[successor]
-            else:
-                self._launch(self._nodes[successor])
         return follow
 
     async def _park(

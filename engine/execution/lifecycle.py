@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Awaitable, Callable, Collection, Generator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
@@ -74,10 +74,9 @@ class NodeLost(NodeStopped):
 class Attempts(Protocol):
     """How a node's attempts go where it executes."""
 
-    def begin(self, node_id: str, previous: int) -> int | Awaitable[int]:
+    async def begin(self, node_id: str, previous: int) -> int:
         """Begin the attempt after ``previous`` (0: none yet) and announce it (``node.started``);
-        returns its number, at once or to be awaited. Raises `NodeCancelled` or `NodeLost`
-        when the node must stop."""
+        returns its number. Raises `NodeCancelled` or `NodeLost` when the node must stop."""
         ...
 
     def retrying(self, node_id: str, attempt: int, error: str) -> None:
@@ -114,29 +113,7 @@ class Prepared(NamedTuple):
     context: NodeContext
 
 
-def settle(
-    node: PlanNode,
-    state: NodeState,
-    scope: RunScope,
-    states: Mapping[str, NodeState],
-    *,
-    attempts: Attempts,
-    emit_token: Callable[[str], None],
-) -> Awaitable[Prepared | None]:
-    """Take the node to its final state in ``state``: skipped, failed to set up, taken over from
-    ``scope.reuse``, or executed. ``states`` holds its predecessors' final states. Awaited:
-    what is settled before the node executes is settled at once, without a coroutine of its
-    own (a node that executes is its `execute`).
-
-    A body node (engine/nodes/body.py) is not executed: it is returned, prepared, for the
-    caller to run its body."""
-    if node.node_type.reads_outside_world:  # its fingerprint is awaited
-        return _settle_later(node, state, scope, states, attempts=attempts, emit_token=emit_token)
-    prepared = _prepare_here(node, state, scope, states, emit_token)
-    return _settle_prepared(node, state, scope, states, prepared, attempts=attempts)
-
-
-async def _settle_later(
+async def settle(
     node: PlanNode,
     state: NodeState,
     scope: RunScope,
@@ -145,47 +122,23 @@ async def _settle_later(
     attempts: Attempts,
     emit_token: Callable[[str], None],
 ) -> Prepared | None:
+    """Take the node to its final state in ``state``: skipped, failed to set up, taken over from
+    ``scope.reuse``, or executed. ``states`` holds its predecessors' final states.
+
+    A body node (engine/nodes/body.py) is not executed: it is returned, prepared, for the
+    caller to run its body."""
     prepared = await prepare(node, state, scope, states, emit_token)
-    return await _settle_prepared(node, state, scope, states, prepared, attempts=attempts)
-
-
-def _settle_prepared(
-    node: PlanNode,
-    state: NodeState,
-    scope: RunScope,
-    states: Mapping[str, NodeState],
-    prepared: Prepared | None,
-    *,
-    attempts: Attempts,
-) -> Awaitable[Prepared | None]:
     if prepared is None:
-        return _SETTLED
+        return None
     if scope.replay is not None and node.node_type.recordable:
         if replayed(node, state, scope.replay, states):
-            return _SETTLED
-    elif (
-        scope.reuse or scope.force or scope.reasons or node.settings.cache != "auto"
-    ) and take_prior(node, state, scope, states):  # else nothing to take, nor a reason to give
-        return _SETTLED
+            return None
+    elif take_prior(node, state, scope, states):
+        return None
     if node.body is not None:
-        return _Answer(prepared)
-    return execute(node, state, prepared, attempts)
-
-
-class _Answer:
-    """An awaitable answering ``value`` at once."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Prepared | None) -> None:
-        self.value = value
-
-    def __await__(self) -> Generator[None, None, Prepared | None]:
-        return self.value
-        yield  # a generator that returns at once
-
-
-_SETTLED = _Answer(None)
+        return prepared
+    await execute(node, state, prepared, attempts)
+    return None
 
 
 async def prepare(
@@ -197,45 +150,6 @@ async def prepare(
 ) -> Prepared | None:
     """Gather the node's inputs, make it and its cache key (in ``state``); None when that
     settled it: skipped for want of an input, or failed in its own set-up."""
-    if not node.node_type.reads_outside_world:
-        return _prepare_here(node, state, scope, states, emit_token)
-    made = _made(node, state, scope, states, emit_token)
-    if made is None:
-        return None
-    prepared, input_digests = made
-    try:
-        fingerprint = await prepared.instance.fingerprint(prepared.inputs, prepared.context)
-    except Exception as exc:  # noqa: BLE001 - a node's own set-up failed
-        state.fail(describe(exc), now())
-        return None
-    state.cache_key = cache_key(node, input_digests, fingerprint)
-    return prepared
-
-
-def _prepare_here(
-    node: PlanNode,
-    state: NodeState,
-    scope: RunScope,
-    states: Mapping[str, NodeState],
-    emit_token: Callable[[str], None],
-) -> Prepared | None:
-    """`prepare` for a node whose key depends on its inputs alone (no fingerprint)."""
-    made = _made(node, state, scope, states, emit_token)
-    if made is None:
-        return None
-    state.cache_key = cache_key(node, made[1], None)
-    return made[0]
-
-
-def _made(
-    node: PlanNode,
-    state: NodeState,
-    scope: RunScope,
-    states: Mapping[str, NodeState],
-    emit_token: Callable[[str], None],
-) -> tuple[Prepared, dict[str, Any]] | None:
-    """The node prepared but for its cache key, and its inputs' digests; None when that
-    settled it (see `prepare`)."""
     gathered = gather(node, states)
     if isinstance(gathered, Reason):
         state.skip(gathered, now())
@@ -253,10 +167,16 @@ def _made(
     )
     try:
         instance = node.node_type(node.params)
+        fingerprint = (
+            await instance.fingerprint(inputs, context)
+            if node.node_type.reads_outside_world
+            else None
+        )
     except Exception as exc:  # noqa: BLE001 - a node's own set-up failed
         state.fail(describe(exc), now())
         return None
-    return Prepared(instance, inputs, context), input_digests
+    state.cache_key = cache_key(node, input_digests, fingerprint)
+    return Prepared(instance, inputs, context)
 
 
 def take_prior(
@@ -283,26 +203,20 @@ async def execute(node: PlanNode, state: NodeState, prepared: Prepared, attempts
     tries = 0
     try:
         while True:
-            begun = attempts.begin(node.id, state.attempt)
-            context.attempt = state.attempt = begun if isinstance(begun, int) else await begun
+            context.attempt = state.attempt = await attempts.begin(node.id, state.attempt)
             tries += 1
-            state.status, state.started_at = "running", datetime.now(UTC)  # `now`, inline
+            state.status, state.started_at = "running", now()
             started = time.perf_counter()
-            try:  # as `run_once`, without a coroutine of its own
-                output = await attempts.run(_code(node, instance, inputs, context))
-                digests = check_output(node, output)
+            try:
+                output, digests = await attempts.run(run_once(node, instance, inputs, context))
             except NodeFailure as exc:
                 error, retryable = exc.detail, exc.retryable
-            except (NodeStopped, NodeWaits):  # a person's answer is awaited by the executor
-                raise
-            except Exception as exc:  # noqa: BLE001 - any error of a node's code fails the node
-                error, retryable = describe(exc), True
             else:
                 state.status, state.origin_run_id = "succeeded", context.run_id
                 state.output, state.digests, state.usage = output, digests, context.usage
                 if context.reason is not None:
                     state.because(context.reason)
-                state.finished_at = datetime.now(UTC)
+                state.finished_at = now()
                 state.duration_ms = (time.perf_counter() - started) * 1000
                 return
             state.duration_ms = (time.perf_counter() - started) * 1000
@@ -382,10 +296,11 @@ def _no_tokens(text: str) -> None:
 
 def cache_key(node: PlanNode, input_digests: dict[str, Any], fingerprint: str | None) -> str:
     """SHA-256 over type, version and params (``key_material``), input digests, fingerprint."""
-    material = node.key_material + canonical(input_digests)
+    key = hashlib.sha256(node.key_material)
+    key.update(canonical(input_digests))
     if fingerprint is not None:
-        material += fingerprint.encode()
-    return hashlib.sha256(material).hexdigest()
+        key.update(fingerprint.encode())
+    return key.hexdigest()
 
 
 def check_output(node: PlanNode, output: Any) -> dict[str, str]:
@@ -407,24 +322,6 @@ def check_output(node: PlanNode, output: Any) -> dict[str, str]:
                 retryable=False,
             ) from None
     return digests
-
-
-def _code(
-    node: PlanNode, instance: NodeType, inputs: dict[str, Any], context: NodeContext
-) -> Awaitable[dict[str, Any]]:
-    """The node's code run once, within its timeout (a `NodeFailure` when it runs out)."""
-    timeout_s = node.settings.timeout_s
-    if timeout_s is None:
-        return instance.run(inputs, context)
-    return _within(timeout_s, instance.run(inputs, context))
-
-
-async def _within(timeout_s: float, work: Awaitable[dict[str, Any]]) -> dict[str, Any]:
-    try:
-        async with asyncio.timeout(timeout_s):
-            return await work
-    except TimeoutError:
-        raise NodeFailure(f"timed out after {timeout_s:g} s", retryable=True) from None
 
 
 async def run_once(
