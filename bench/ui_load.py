@@ -19,14 +19,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
-import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +33,7 @@ from selenium.webdriver.common.by import By
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support.browser import CHROMIUM_FLAGS, SERVE, chromium, server
-from tests.support.network import free_port
+from tests.support.browser import CHROMIUM_FLAGS, chromium, server
 
 CHAINS, LENGTH = 50, 10
 TARGETS_S = {500: 1.5, 2000: 4.0}  # drawn within, by node count
@@ -81,38 +76,6 @@ def resident_mib(pid: int) -> float:
     return float("nan")
 
 
-@contextlib.contextmanager
-def other_server(root: Path, folder: Path) -> Iterator[str]:
-    """The base URL of a server running the checkout at ``root`` (its own code, not this one's)."""
-    port = free_port()
-    environment = {**os.environ, "PYTHONPATH": str(root),
-                   "NODELOOM_SECRET_KEY": secrets.token_urlsafe(32),
-                   "NICEGUI_STORAGE_PATH": str(folder / "ui-storage")}
-    with (folder / "server.log").open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-c", SERVE, str(folder), str(port), str(root / "models")],
-            cwd=root, stdout=log, stderr=subprocess.STDOUT, env=environment,
-        )
-        (folder / "server.pid").write_text(str(process.pid))
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                with contextlib.suppress(httpx.TransportError):
-                    if httpx.get(f"{base}/api/health", timeout=2).status_code == 200:
-                        break
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit((folder / "server.log").read_text()[-3000:])
-                time.sleep(0.2)
-            yield base
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
 ZOOM_STEP = """
 const done = arguments[arguments.length - 1];
 const pane = document.querySelector('.vue-flow__transformationpane');
@@ -150,7 +113,7 @@ def main(loads: int, chains: int = CHAINS, against: Path | None = None) -> None:
         for name in names:
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
             base_url = stack.enter_context(
-                server(folder) if name == "this" else other_server(against or Path(), folder))
+                server(folder) if name == "this" else server(folder, root=against or Path()))
             answer = httpx.post(f"{base_url}/api/workflows", json=document, timeout=30)
             answer.raise_for_status()
             targets[name] = {"url": f"{base_url}/workflows/{answer.json()['id']}",

@@ -23,6 +23,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import msgspec
 
+from engine.distributed import statements as sql
 from engine.distributed.dispatcher import Dispatcher, NodeJob
 from engine.distributed.plans import RunSpec
 from engine.distributed.progress import Advanced, Collected, advance, move_on
@@ -104,11 +105,6 @@ OUTCOMES = """
     WHERE run_id = $1 AND node_id = $2 AND status = 'ended'
 """
 INSTANCE_INPUTS = "SELECT inputs::text FROM body_instances WHERE run_id = $1 AND prefix = $2"
-INSERT_INNER_NODES = """
-    INSERT INTO node_executions (run_id, node_id, status, waiting_on, attempt, worker, updated_at)
-    SELECT $1, node_id, status, waiting_on, 0, NULL, now()
-    FROM unnest($2::text[], $3::text[], $4::int[]) AS e(node_id, status, waiting_on)
-"""
 # Results of an instance's nodes taken over from the run a rerun comes from, by reference.
 INSERT_REUSED = """
     INSERT INTO reused_results (run_id, origin_run_id, nodes) VALUES ($1, $2, $3::text::json)
@@ -329,7 +325,7 @@ class _Step:
             unsettled.append(left)
             if left == 0:
                 self._ended.append((prefix, self.spec.nodes.body_node_of(prefix), position))
-        await self.connection.execute(INSERT_INNER_NODES, self.run_id, ids, statuses, waits)
+        await self.connection.execute(sql.INSERT_NODES, self.run_id, ids, statuses, waits)
         await self.connection.execute(SET_UNSETTLED, self.run_id, prefixes, unsettled)
 
     async def _conclude(self, node: PlanNode, state: NodeState) -> None:
@@ -417,7 +413,7 @@ class BodyInstances:
             if done_nodes:
                 done = ["done"] * len(done_nodes)
                 await connection.execute(
-                    INSERT_INNER_NODES, job.run_id, done_nodes, done, [0] * len(done_nodes)
+                    sql.INSERT_NODES, job.run_id, done_nodes, done, [0] * len(done_nodes)
                 )
                 for origin, nodes in reused.items():
                     await connection.execute(

@@ -53,18 +53,20 @@ uvicorn.run(create_web_app(config), host="127.0.0.1", port=port, log_level="warn
 
 
 @contextlib.contextmanager
-def server(folder: Path) -> Iterator[str]:
-    """The base URL of a `nodeloom serve`-equivalent server over a fresh database."""
+def server(folder: Path, root: Path = ROOT) -> Iterator[str]:
+    """The base URL of a `nodeloom serve`-equivalent server over a fresh database, running the
+    checkout at ``root`` (its own code: a benchmark compares two)."""
     port = free_port()
     log = (folder / "server.log").open("w")
     environment = {
         **os.environ,
+        **({"PYTHONPATH": str(root)} if root != ROOT else {}),
         "NODELOOM_SECRET_KEY": secrets.token_urlsafe(32),  # nothing kept in the repository
         "NICEGUI_STORAGE_PATH": str(folder / "ui-storage"),
     }
     process = subprocess.Popen(
-        [sys.executable, "-c", SERVE, str(folder), str(port), str(ROOT / "models")],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=environment,
+        [sys.executable, "-c", SERVE, str(folder), str(port), str(root / "models")],
+        cwd=root, stdout=log, stderr=subprocess.STDOUT, env=environment,
     )
     base = f"http://127.0.0.1:{port}"
     (folder / "server.pid").write_text(str(process.pid))
