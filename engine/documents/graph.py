@@ -4,7 +4,6 @@ place in the document (networkx for the graph work)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
 from typing import Any
 
 import msgspec
@@ -438,7 +437,7 @@ def replan(
         before, after = base.nodes[node_id], builder.nodes.get(node_id)
         if after is None or after.inputs != before.inputs or after.outputs != before.outputs:
             return None
-        nodes[node_id] = replace(
+        nodes[node_id] = msgspec.structs.replace(
             before,
             params=after.params,
             settings=after.settings,

@@ -35,36 +35,9 @@ __all__ = [
     "instance_prefix",
     "limit_of",
     "outcome_of",
-    "relabel",
     "reusable_instances",
+    "same_body_instances",
 ]
-
-
-def relabel(body: Plan, prefix: str) -> list[PlanNode]:
-    """The body's nodes as nodes of the run, under ``prefix``, in the body's order (made for
-    every item of a map: positionally, which costs half what keywords do)."""
-    return [
-        PlanNode(
-            prefix + node.id,
-            node.index,
-            node.node_type,
-            node.params,
-            node.settings,
-            node.inputs,
-            node.outputs,
-            {
-                port: [(prefix + source, out) for source, out in found]
-                for port, found in node.sources.items()
-            }
-            if node.sources
-            else {},
-            [prefix + successor for successor in node.successors],
-            [prefix + predecessor for predecessor in node.predecessors],
-            node.key_material,
-            node.body,
-        )
-        for node in body.nodes.values()
-    ]
 
 
 NO_WAITS_INSIDE = "a node cannot wait for an answer inside a map, loop or subgraph"
@@ -118,7 +91,7 @@ class BodyPaths(Mapping[str, PlanNode]):
             body = self[self.body_node_of(prefix)].body
             if body is None:
                 raise KeyError(prefix)
-            nodes = self._instances[prefix] = {node.id: node for node in relabel(body, prefix)}
+            nodes = self._instances[prefix] = {node.id: node for node in body.instance(prefix)}
         return nodes
 
     def __iter__(self) -> Iterator[str]:
@@ -152,15 +125,21 @@ class Prefixed(Mapping[str, NodeState]):
 
 
 class Instance:
-    """One run of a body: its path, its nodes, and how many of them have not settled."""
+    """One run of a body: its path, its nodes, how many of them have not settled, the body
+    node's run it is part of, and the scope its nodes run in (the body node's, with the
+    instance's inputs)."""
 
-    __slots__ = ("index", "left", "nodes", "prefix")
+    __slots__ = ("index", "left", "nodes", "prefix", "run", "scope")
 
-    def __init__(self, index: int, prefix: str, nodes: list[PlanNode]) -> None:
+    def __init__(
+        self, index: int, prefix: str, nodes: list[PlanNode], run: BodyRun, scope: RunScope
+    ) -> None:
         self.index = index
         self.prefix = prefix
         self.nodes = nodes
         self.left = len(nodes)
+        self.run = run
+        self.scope = scope
 
 
 class Tally(msgspec.Struct):
@@ -272,13 +251,26 @@ class BodyRun:
         self._limit = limit_of(instance)
         state.progress = self.tally.progress()
 
-    def next_instances(self) -> list[tuple[int, str, dict[str, Any]]]:
-        """The instances to start now: (index, path prefix, body inputs)."""
+    def next_instances(self) -> list[Instance]:
+        """The instances to start now, their nodes made under their path prefix."""
         starting = self.tally.starting(len(self._pending), self._limit)
-        return [
-            (index, self.path(index), inputs)
-            for index, inputs in (self._pending.popleft() for _ in range(starting))
-        ]
+        made = []
+        for _ in range(starting):
+            index, inputs = self._pending.popleft()
+            prefix = self.path(index)
+            nodes = self.body.instance(prefix)
+            made.append(Instance(index, prefix, nodes, self, self._scope_of(inputs, nodes)))
+        return made
+
+    def _scope_of(self, inputs: dict[str, Any], nodes: list[PlanNode]) -> RunScope:
+        """The scope of an instance's nodes: the body node's, with the instance's inputs; a body
+        node forced to execute runs its body again, all of it."""
+        scope = self.scope
+        force = scope.force
+        if self.node.id in force:
+            force = force | {node.id for node in nodes}
+        return RunScope(scope.run_id, inputs, scope.workspace, scope.models, scope.reuse, force,
+                        scope.reasons, scope.replay, scope.owner_id)  # fmt: skip
 
     def path(self, index: int) -> str:
         return self.instance.instance_path(self.node.id, index)
@@ -292,16 +284,20 @@ class BodyRun:
         self._pending = deque(item for item in self._pending if item[0] not in found)
         for index, prefix in sorted(found.items()):
             self.tally.running += 1
-            self.ended(index, prefix, states)
+            self._end(index, prefix, states)
+        self.state.progress = self.tally.progress()
 
     def ended(self, index: int, prefix: str, states: Mapping[str, NodeState]) -> None:
         """Instance ``index`` (under ``prefix``) has no node left to settle."""
+        self._end(index, prefix, states)
+        self.state.progress = self.tally.progress()
+
+    def _end(self, index: int, prefix: str, states: Mapping[str, NodeState]) -> None:
         outcome = outcome_of(self.body, index, prefix, states)
         self.outcomes.append(outcome)
         following = self.tally.ended(self.instance, self.inputs, outcome)
         if following is not None:
             self._pending.append((self.tally.count - 1, following))
-        self.state.progress = self.tally.progress()
 
     @property
     def done(self) -> bool:
@@ -325,38 +321,72 @@ async def reusable_instances(
 
     When the body is the one the reuse comes from (``same_body``: its body node is not among
     the run's changed nodes), a key is what it was exactly when the inputs are: only the
-    body's inputs are compared. Otherwise every key is made again (``key_if_ready``)."""
-    body = run.body
-    never, outside = body.special()
-    inputs_only = all(body.nodes[node_id].node_type.role == "input" for node_id in outside)
-    if never or not inputs_only or body.has_bodies:
+    body's inputs are compared (`same_body_instances`, at once). Otherwise every key is made
+    again (``key_if_ready``)."""
+    if same_body:
+        for taken in same_body_instances(run, first):
+            yield taken
         return
-    entries = body.by_role("input")
+    body = run.body
+    if not _may_take(body):
+        return
     reuse = run.scope.reuse
-    for index, inputs in enumerate(first):
-        prefix = run.path(index)
-        priors = {prefix + node_id: reuse.get(prefix + node_id) for node_id in body.nodes}
-        found = {path: p for path, p in priors.items() if p is not None}
-        if len(found) < len(priors) or not all(
-            p.origin_run_id and p.status in REUSABLE for p in found.values()
-        ):
-            continue
-        if same_body:
-            stands = all(
-                (found[prefix + node.id].digests or {}).get("value")
-                == digest(inputs.get(node.params["name"]))
-                for node in entries
-            )
-        else:
-            view = Prefixed(reuse, prefix)
-            scope = replace(run.scope, inputs=inputs)
-            stands = True
-            for node in body.nodes.values():
-                if await key_if_ready(node, scope, view) != view[node.id].cache_key:
-                    stands = False
-                    break
+    for index, prefix, found, inputs in _with_priors(run, first):
+        view = Prefixed(reuse, prefix)
+        scope = replace(run.scope, inputs=inputs)
+        stands = True
+        for node in body.nodes.values():
+            if await key_if_ready(node, scope, view) != view[node.id].cache_key:
+                stands = False
+                break
         if stands:
             yield index, prefix, found
+
+
+def same_body_instances(
+    run: BodyRun, first: list[dict[str, Any]]
+) -> list[tuple[int, str, dict[str, NodeState]]]:
+    """`reusable_instances` of a body the reuse comes from: those whose inputs' digests are
+    their input nodes' outputs' in the reuse."""
+    if not _may_take(run.body):
+        return []
+    entries = [(node.id, node.params["name"]) for node in run.body.by_role("input")]
+    taken = []
+    for index, prefix, found, inputs in _with_priors(run, first):
+        for node_id, name in entries:
+            digests = found[prefix + node_id].digests
+            if digests is None or digests.get("value") != digest(inputs.get(name)):
+                break
+        else:
+            taken.append((index, prefix, found))
+    return taken
+
+
+def _may_take(body: Plan) -> bool:
+    """Whether an instance of ``body`` may be taken over whole (see `reusable_instances`)."""
+    never, outside = body.special()
+    inputs_only = all(body.nodes[node_id].node_type.role == "input" for node_id in outside)
+    return not never and inputs_only and not body.has_bodies
+
+
+def _with_priors(
+    run: BodyRun, first: list[dict[str, Any]]
+) -> Iterator[tuple[int, str, dict[str, NodeState], dict[str, Any]]]:
+    """The instances among ``first`` whose every node has a reusable result in the run's
+    reuse: (index, path prefix, those results by path, body inputs)."""
+    reuse = run.scope.reuse
+    node_ids = list(run.body.nodes)
+    for index, inputs in enumerate(first):
+        prefix = run.path(index)
+        found = {}
+        for node_id in node_ids:
+            path = prefix + node_id
+            prior = reuse.get(path)
+            if prior is None or not prior.origin_run_id or prior.status not in REUSABLE:
+                break
+            found[path] = prior
+        else:
+            yield index, prefix, found, inputs
 
 
 def answered(

@@ -20,8 +20,8 @@ from engine.execution.bodies import (
     Instance,
     answered,
     first_instances,
-    relabel,
     reusable_instances,
+    same_body_instances,
 )
 from engine.execution.events import Listener, RunStatus
 from engine.execution.lifecycle import Prepared, RunScope, key_if_ready, parked, settle
@@ -139,7 +139,7 @@ class Execution:
         self._nodes: dict[str, PlanNode] = plan.nodes
         self._max_items = max_items
         # The nodes inside bodies not settled yet: their scope, and what they are part of.
-        self._inside: dict[str, tuple[RunScope, BodyRun, Instance]] = {}
+        self._inside: dict[str, Instance] = {}
         self._concluded: list[BodyRun] = []  # body nodes answered, to be committed
         # Results of bodies' nodes taken over while the run went on, by the run that made them:
         # stored by reference with its end.
@@ -310,7 +310,7 @@ class Execution:
         instead: the last of its nodes to settle answers it."""
         state = self.states[node.id]
         inside = self._inside.get(node.id)
-        scope = self._scope if inside is None else inside[0]
+        scope = self._scope if inside is None else inside.scope
         body: Prepared | None = None
         try:
             body = await settle(
@@ -437,57 +437,64 @@ class Execution:
         """Take over the instances of a body whose every node's earlier result stands (see
         `reusable_instances`); returns them (index, path prefix). Their nodes' results are
         held as they are and stored by reference with the run's end."""
-        taken = []
         changed = self.start.changed
-        same_body = changed is not None and body_of(run.node.id) not in changed
-        async for index, prefix, priors in reusable_instances(
-            run, first, same_body=same_body, key_if_ready=self._key_if_ready
-        ):
+        if changed is not None and body_of(run.node.id) not in changed:  # the same body
+            standing = same_body_instances(run, first)  # at once: nothing to await
+        else:
+            standing = [
+                found
+                async for found in reusable_instances(
+                    run, first, same_body=False, key_if_ready=self._key_if_ready
+                )
+            ]
+        taken = []
+        states, later = self.states, self._taken_later
+        origin, paths = "", later.setdefault("", [])  # the last result's run, and its paths
+        for index, prefix, priors in standing:
             taken.append((index, prefix))
+            states.update(priors)
             for node_id, prior in priors.items():
-                self.states[node_id] = prior
-                self._taken_later.setdefault(prior.origin_run_id or "", []).append(node_id)
+                if (prior.origin_run_id or "") != origin:
+                    origin = prior.origin_run_id or ""
+                    paths = later.setdefault(origin, [])
+                paths.append(node_id)
+        if not later[""]:
+            del later[""]
         return taken
 
     def _advance(self, run: BodyRun) -> None:
         """Start the instances that may start; answer the body node when none is left."""
         if not self._cancelled:
-            for index, prefix, inputs in run.next_instances():
-                with collection_paused():  # the nodes made live as long as the run
-                    nodes = relabel(run.body, prefix)
-                self._expand(run, Instance(index, prefix, nodes), inputs)
+            for instance in run.next_instances():
+                self._expand(instance)
         if run.done and run.state.status == "running":
             answered(run.node, run.state, self.run_id, run.answer)
             self._concluded.append(run)
 
-    def _expand(self, run: BodyRun, instance: Instance, inputs: dict[str, Any]) -> None:
+    def _expand(self, instance: Instance) -> None:
         """Make one instance's nodes nodes of the run and start those that wait for nothing."""
         if self._nodes is self.plan.nodes:
             self._nodes = dict(self.plan.nodes)
-        scope = run.scope
-        force = scope.force
-        if run.node.id in force:  # a node forced to execute runs its body again, all of it
-            force = force | {node.id for node in instance.nodes}
-        scope = RunScope(scope.run_id, inputs, scope.workspace, scope.models, scope.reuse, force,
-                         scope.reasons, scope.replay, scope.owner_id)  # fmt: skip
+        nodes, states, waiting, inside = self._nodes, self.states, self._waiting, self._inside
         for node in instance.nodes:
-            self._nodes[node.id] = node
-            self.states[node.id] = NodeState()
-            self._waiting[node.id] = len(node.predecessors)
-            self._inside[node.id] = (scope, run, instance)
+            nodes[node.id] = node
+            states[node.id] = NodeState()
+            waiting[node.id] = len(node.predecessors)
+            inside[node.id] = instance
         self._remaining += len(instance.nodes)
         if not instance.nodes:
-            self._instance_ended(run, instance)
+            self._instance_ended(instance)
         if self._inner_done:  # a resumed run: what the instance committed before stands
             for node in instance.nodes:
                 state = self._inner_done.pop(node.id, None)
                 if state is not None:
                     self._settled(node, state)
         for node in instance.nodes:
-            if self._waiting[node.id] == 0 and not self.states[node.id].done:
+            if waiting[node.id] == 0 and not states[node.id].done:
                 self._launch(node)
 
-    def _instance_ended(self, run: BodyRun, instance: Instance) -> None:
+    def _instance_ended(self, instance: Instance) -> None:
+        run = instance.run
         run.ended(instance.index, instance.prefix, self.states)
         self._advance(run)
 
@@ -496,16 +503,17 @@ class Execution:
         self.states[node.id] = state
         self._remaining -= 1
         ready = []
+        waiting = self._waiting
         for successor in node.successors:
-            self._waiting[successor] -= 1
-            if self._waiting[successor] == 0:
+            waiting[successor] -= 1
+            if waiting[successor] == 0:
                 ready.append(successor)
-        owner = self._inside.pop(node.id, None)
-        if owner is not None:  # a node of a body's instance
-            _, run, instance = owner
-            instance.left -= 1
-            if instance.left == 0:
-                self._instance_ended(run, instance)
+        if self._inside:
+            instance = self._inside.pop(node.id, None)
+            if instance is not None:  # a node of a body's instance
+                instance.left -= 1
+                if instance.left == 0:
+                    self._instance_ended(instance)
         return ready
 
     async def take_over(self) -> dict[str, list[str]]:
