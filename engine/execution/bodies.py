@@ -275,16 +275,16 @@ class BodyRun:
     def path(self, index: int) -> str:
         return self.instance.instance_path(self.node.id, index)
 
-    def taken(self, instances: Iterable[tuple[int, str]], states: Mapping[str, NodeState]) -> None:
-        """Instances (index, path prefix) whose every node was taken over from an earlier run:
-        they have ended, before any other started."""
-        found = dict(instances)
+    def taken(self, instances: Iterable[tuple[int, str, Mapping[str, NodeState]]]) -> None:
+        """Instances (index, path prefix, their nodes' states by path) whose every node was
+        taken over from an earlier run: they have ended, before any other started."""
+        found = {index: (prefix, states) for index, prefix, states in instances}
         if not found:
             return
         self._pending = deque(item for item in self._pending if item[0] not in found)
-        for index, prefix in sorted(found.items()):
+        for index in sorted(found):
             self.tally.running += 1
-            self._end(index, prefix, states)
+            self._end(index, *found[index])
         self.state.progress = self.tally.progress()
 
     def ended(self, index: int, prefix: str, states: Mapping[str, NodeState]) -> None:

@@ -428,15 +428,16 @@ class Execution:
         )
         if scope.reuse and not instance.sequential and node.id not in scope.force:
             with collection_paused():  # states of every node of every item, that live on
-                run.taken(await self._instances_taken(run, first), self.states)
+                run.taken(await self._instances_taken(run, first))
         self._advance(run)
 
     async def _instances_taken(
         self, run: BodyRun, first: list[dict[str, Any]]
-    ) -> list[tuple[int, str]]:
+    ) -> list[tuple[int, str, dict[str, NodeState]]]:
         """Take over the instances of a body whose every node's earlier result stands (see
-        `reusable_instances`); returns them (index, path prefix). Their nodes' results are
-        held as they are and stored by reference with the run's end."""
+        `reusable_instances`); returns them (index, path prefix, their nodes' results by
+        path). Their nodes' results are held as they are and stored by reference with the
+        run's end."""
         changed = self.start.changed
         if changed is not None and body_of(run.node.id) not in changed:  # the same body
             standing = same_body_instances(run, first)  # at once: nothing to await
@@ -447,11 +448,9 @@ class Execution:
                     run, first, same_body=False, key_if_ready=self._key_if_ready
                 )
             ]
-        taken = []
         states, later = self.states, self._taken_later
         origin, paths = "", later.setdefault("", [])  # the last result's run, and its paths
-        for index, prefix, priors in standing:
-            taken.append((index, prefix))
+        for _, _, priors in standing:
             states.update(priors)
             for node_id, prior in priors.items():
                 if (prior.origin_run_id or "") != origin:
@@ -460,7 +459,7 @@ class Execution:
                 paths.append(node_id)
         if not later[""]:
             del later[""]
-        return taken
+        return standing
 
     def _advance(self, run: BodyRun) -> None:
         """Start the instances that may start; answer the body node when none is left."""
