@@ -96,8 +96,7 @@ def rerun(args: argparse.Namespace, registry: NodeRegistry) -> int:
         )
 
     async def parent_plan(service: RunService) -> Plan:
-        parent = await service.row(args.run_id)
-        plans["parent"] = service.plan(from_builtins(await service.store.snapshot(parent)))
+        plans["parent"] = await service.run_plan(args.run_id)  # the rerun's own, read once
         return plans["parent"]
 
     return _execute(args, registry, begin, parent_plan)

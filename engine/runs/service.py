@@ -321,28 +321,45 @@ class RunService(WaitingRuns):
         blob = self._recent.blob(workflow, document_blob)
         return Snapshot(blob["digest"], document=blob)
 
+    async def run_plan(self, run_id: str, *, owner_id: str | None = None) -> Plan:
+        """The plan of the document the run ``run_id`` ran (its stored document with its param
+        overrides), as a rerun of it plans from: a run not in memory has its stored document's
+        plan read (compiled only when none is stored) and kept, so that a rerun of it that
+        follows (`nodeloom rerun` shows this plan first) reads neither again. `NotFound` as
+        `rerun`."""
+        recent = self._recent.run(run_id)
+        if recent is None:
+            _, base, plan, _ = await self._parent(run_id, owner_id, results=False)
+            return plan or self.plan(base)  # overrides that could not be analysed alone
+        if owner_id is not None and recent.row.owner_id != owner_id:
+            raise NotFound(f"run {run_id} not found")
+        return recent.plan
+
     async def _parent(
-        self, run_id: str, owner_id: str | None
+        self, run_id: str, owner_id: str | None, *, results: bool = True
     ) -> tuple[ParentRow, Workflow, Plan | None, dict[str, NodeState]]:
         """A run that is not in memory, as its rerun needs it: its row, the document it ran, the
         plan of that document when it can be had without compiling it whole (its stored
         document's plan, compiled once by whichever process ran it first, with the run's param
-        overrides analysed again), and its reusable results."""
+        overrides analysed again), and its reusable results (none without ``results``)."""
         recent, registry = self._recent, self.registry
+
+        def key_of(digest: str) -> str:
+            return plan_key(digest, registry)
+
         found = await self.store.parent(
             run_id,
-            lambda digest: plan_key(digest, registry),
+            key_of,
             owner_id=owner_id,
             known=recent.stored_plan_keys(),
+            results=results,
         )
         row = found.row
-        key = plan_key(row.snapshot_blob, registry)
+        key = key_of(row.snapshot_blob)
         plan = recent.stored_plan(key)
         if plan is None:  # not kept here (or no longer: read again)
             if found.document is None:
-                found = await self.store.parent(
-                    run_id, lambda digest: plan_key(digest, registry), owner_id=owner_id
-                )
+                found = await self.store.parent(run_id, key_of, owner_id=owner_id, results=results)
             assert found.document is not None
             root = decode_workflow(found.document)
             plan = None if found.plan is None else decode_plan(found.plan, root, registry)

@@ -103,16 +103,18 @@ async def read_parent(
     *,
     owner_id: str | None,
     known: Collection[str] = (),
+    results: bool = True,
 ) -> Parent:
     """The run ``run_id`` as its rerun needs it; ``plan_key`` makes the key of a stored
     document's compiled plan from the document's digest. A document whose plan key is ``known``
-    (its plan is at hand) is not read. `NotFound` when the run is not stored, ``owner_id`` may
-    not see it, or its document is gone."""
+    (its plan is at hand) is not read; nor are its results without ``results`` (for its plan
+    alone). `NotFound` when the run is not stored, ``owner_id`` may not see it, or its document
+    is gone."""
     if database.dialect == "postgresql":
-        found = await _postgresql_parent(database, run_id, plan_key, known)
+        found = await _postgresql_parent(database, run_id, plan_key, known, results)
     else:
         found = await database.transaction(
-            lambda c: _sqlite_parent(c.connection, run_id, plan_key, known)
+            lambda c: _sqlite_parent(c.connection, run_id, plan_key, known, results)
         )
     if found is None:
         raise NotFound(f"run {run_id} not found")
@@ -168,9 +170,15 @@ def _parent_row(found: Any) -> ParentRow:
 
 
 def _sqlite_parent(
-    connection: Any, run_id: str, plan_key: Callable[[str], str], known: Collection[str]
+    connection: Any,
+    run_id: str,
+    plan_key: Callable[[str], str],
+    known: Collection[str],
+    results: bool,
 ) -> Found | None:
-    """On the write thread's connection: one hop for the whole read."""
+    """On the write thread's connection: one hop for the whole read; its thousands of row
+    tuples live on until they are made states, so the collector is paused meanwhile (see
+    `collection_paused`)."""
     cursor = connection.cursor()
     try:
         found = cursor.execute(_SQLITE_ROW, (run_id,)).fetchone()
@@ -181,7 +189,10 @@ def _sqlite_parent(
         key = plan_key(row.snapshot_blob)
         if key not in known:
             document, plan = cursor.execute(_SQLITE_DOCUMENT, (row.snapshot_blob, key)).fetchone()
-        return row, document, plan, _sqlite(cursor, run_id)
+        if not results:
+            return row, document, plan, []
+        with collection_paused():
+            return row, document, plan, _sqlite(cursor, run_id)
     finally:
         cursor.close()
 
@@ -203,7 +214,11 @@ def _sqlite(cursor: Any, run_id: str) -> Rows:
 
 
 async def _postgresql_parent(
-    database: Database, run_id: str, plan_key: Callable[[str], str], known: Collection[str]
+    database: Database,
+    run_id: str,
+    plan_key: Callable[[str], str],
+    known: Collection[str],
+    results: bool,
 ) -> Found | None:
     async with database.reads() as connection:
         found = await connection.fetchrow(_PG_ROW, run_id)
@@ -214,7 +229,7 @@ async def _postgresql_parent(
         key = plan_key(row.snapshot_blob)
         if key not in known:
             document, plan = await connection.fetchrow(_PG_DOCUMENT, row.snapshot_blob, key)
-        return row, document, plan, await _postgresql(connection, run_id)
+        return row, document, plan, await _postgresql(connection, run_id) if results else []
 
 
 async def _postgresql(connection: Any, run_id: str) -> Rows:

@@ -116,12 +116,13 @@ class Store(WorkflowQueries):
         *,
         owner_id: str | None = None,
         known: Collection[str] = (),
+        results: bool = True,
     ) -> priors.Parent:
         """A parent run as its rerun needs it, in one read: its row, stored document, that
         document's compiled plan (stored under ``plan_key(digest)``; neither is read when that
-        key is ``known``) and reusable results."""
+        key is ``known``) and reusable results (unless not ``results``)."""
         return await priors.read_parent(
-            self.database, run_id, plan_key, owner_id=owner_id, known=known
+            self.database, run_id, plan_key, owner_id=owner_id, known=known, results=results
         )
 
     async def prior_results(self, run_id: str) -> dict[str, NodeState]:

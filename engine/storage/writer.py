@@ -12,6 +12,7 @@ import msgspec
 import structlog
 from sqlalchemy import ColumnElement, Connection, Table, bindparam, literal_column
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.expression import Executable
 
 from engine.documents.document import Workflow, to_builtins
 from engine.errors import NotFound
@@ -20,7 +21,7 @@ from engine.execution.results import NodeState
 from engine.storage import group_commit
 from engine.storage.database import Database
 from engine.storage.result_rows import Row, blob_row, result_row
-from engine.storage.sqlite_commit import SQLiteStatements
+from engine.storage.sqlite_commit import Shape, SQLiteStatements
 from engine.storage.tables import BlobRow, EventRow, NodeResultRow, ReusedResultsRow, RunRow
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "NODE_RESULTS",
     "REUSED",
     "RUNS",
+    "SHAPES",
     "UPDATE_RUN",
     "Batch",
     "ResultWriter",
@@ -38,6 +40,7 @@ __all__ = [
     "insert_blob",
     "insert_for",
     "reused_rows",
+    "sqlite_statements",
 ]
 
 log = structlog.get_logger("nodeloom.storage")
@@ -75,10 +78,23 @@ INSERT_RUNS = RUNS.insert()
 INSERT_REUSED = REUSED.insert()
 UPDATE_RUN = RUNS.update().where(RUNS.c.id == bindparam("finished_run_id"))
 # A run's results taken over from a run it already took some from: the nodes are added.
-_MORE_NODES: ColumnElement[Any] = literal_column(
+_MORE_NODES_SQL = (
     "(SELECT json_group_array(value) FROM (SELECT value FROM json_each(reused_results.nodes)"
     " UNION ALL SELECT value FROM json_each(excluded.nodes)))"
 )
+_MORE_NODES: ColumnElement[Any] = literal_column(_MORE_NODES_SQL)
+_UPDATED = [c.name for c in NODE_RESULTS.columns if c.name not in ("run_id", "node_id")]
+# The SQLite statements of `ResultWriter._sqlite`, as they are written by hand (see `Shape`).
+SHAPES = {
+    "blobs": Shape(BLOBS, conflict=("digest",)),
+    "runs": Shape(RUNS),
+    "reused": Shape(
+        REUSED, conflict=("run_id", "origin_run_id"), update={"nodes": _MORE_NODES_SQL}
+    ),
+    "results": Shape(NODE_RESULTS, conflict=("run_id", "node_id"), update=dict.fromkeys(_UPDATED)),
+    "events": Shape(EVENTS, conflict=("run_id", "seq")),
+    "finished": Shape(RUNS, key=("id", "finished_run_id")),
+}
 
 
 def insert_for(database: Database, table: Table) -> postgresql.Insert | sqlite.Insert:
@@ -93,6 +109,24 @@ def insert_blob(database: Database) -> postgresql.Insert | sqlite.Insert:
     return insert_for(database, BLOBS).on_conflict_do_nothing(index_elements=["digest"])
 
 
+def sqlite_statements() -> dict[str, Executable]:
+    """The statements of a commit on SQLite, by the tables of `_table_rows` (see `SHAPES`)."""
+    upsert = sqlite.insert(NODE_RESULTS)
+    return {
+        "blobs": sqlite.insert(BLOBS).on_conflict_do_nothing(index_elements=["digest"]),
+        "runs": INSERT_RUNS,
+        "reused": sqlite.insert(REUSED).on_conflict_do_update(
+            index_elements=["run_id", "origin_run_id"], set_={"nodes": _MORE_NODES}
+        ),
+        "results": upsert.on_conflict_do_update(
+            index_elements=["run_id", "node_id"],
+            set_={name: upsert.excluded[name] for name in _UPDATED},
+        ),
+        "events": sqlite.insert(EVENTS).on_conflict_do_nothing(index_elements=["run_id", "seq"]),
+        "finished": UPDATE_RUN,
+    }
+
+
 class ResultWriter:
     """The executor's `ResultStore` for one database, shared by every run of a process."""
 
@@ -103,30 +137,7 @@ class ResultWriter:
         self._flusher: asyncio.Task[None] | None = None
         # Runs whose deferred row was not stored, and why: what comes after for them fails so.
         self._lost: dict[str, Exception] = {}
-        upsert = insert_for(database, NODE_RESULTS)
-        columns = {
-            c.name: upsert.excluded[c.name]
-            for c in NODE_RESULTS.columns
-            if c.name not in ("run_id", "node_id")
-        }
-        upsert_result = upsert.on_conflict_do_update(
-            index_elements=["run_id", "node_id"], set_=columns
-        )
-        insert_event = insert_for(database, EVENTS).on_conflict_do_nothing(
-            index_elements=["run_id", "seq"]
-        )
-        self._sqlite = SQLiteStatements(  # the tables of `_table_rows`
-            {
-                "blobs": insert_blob(database),
-                "runs": INSERT_RUNS,
-                "reused": insert_for(database, REUSED).on_conflict_do_update(
-                    index_elements=["run_id", "origin_run_id"], set_={"nodes": _MORE_NODES}
-                ),
-                "results": upsert_result,
-                "events": insert_event,
-                "finished": UPDATE_RUN,
-            }
-        )
+        self._sqlite = SQLiteStatements(sqlite_statements(), SHAPES)
 
     async def run_started(
         self,
