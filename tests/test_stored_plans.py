@@ -1,20 +1,24 @@
 """A document's compiled plan is stored once and read back by a process that did not compile
-it; a plan stored under other node types is not used. Reasons are stored as codes beside their
-words. On SQLite and PostgreSQL."""
+it, the plans of its bodies too; a plan stored under other node types is not used. Reasons are
+stored as codes beside their words. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 from sqlalchemy import delete
 
 import engine.runs.service as service_module
-from engine.documents.stored import plan_key
+from engine.documents.graph import compile_plan
+from engine.documents.plan import Plan
+from engine.documents.stored import decode_plan, encode_plan, plan_key
 from engine.errors import NotFound
 from engine.runs.service import RunService
 from engine.storage.database import Database
 from engine.storage.tables import BlobRow, CompiledPlanRow, RunRow
+from tests.support.bodies import mapped, nested
 from tests.support.documents import workflow
 from tests.support.nodes import Sleep, test_registry
 from tests.support.runs import count
@@ -70,6 +74,48 @@ async def test_a_rerun_elsewhere_reads_the_stored_plan_instead_of_compiling(
     assert grandchild.outputs == {"result": "On bees.!"}
     assert grandchild.nodes["slow"].reason == "upstream changed: ask"
     assert grandchild.nodes["slow"].reason_code == "upstream_changed"
+
+
+def shape(plan: Plan) -> list[Any]:
+    """What running a plan depends on, its bodies' plans within."""
+    return [
+        (node.id, node.index, node.node_type, node.params, node.settings, node.inputs,
+         node.outputs, node.sources, node.successors, node.predecessors, node.key_material,
+         None if node.body is None else (node.body.workflow.name, shape(node.body)))
+        for node in plan.nodes.values()
+    ]  # fmt: skip
+
+
+def test_the_plans_of_bodies_are_stored_with_their_document() -> None:
+    registry = test_registry()
+    document = nested()  # a map of a body that runs a subgraph
+    compiled = compile_plan(document, registry)
+    decoded = decode_plan(encode_plan(compiled), document, registry)
+    assert decoded is not None
+    assert shape(decoded) == shape(compiled)
+    outer = decoded.nodes["m"].body
+    assert outer is not None
+    assert outer.workflow.subgraphs == document.subgraphs
+    # A stored plan that does not fit the document is not used: it is compiled instead.
+    assert decode_plan(encode_plan(compiled), mapped(), registry) is None
+    body_less = msgspec.structs.replace(document, subgraphs={"outer": document.subgraphs["outer"]})
+    assert decode_plan(encode_plan(compiled), body_less, registry) is None
+
+
+async def test_a_map_is_rerun_elsewhere_from_its_stored_plan(
+    service: RunService, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parent = await service.execute(mapped(), {"words": ["a", "b", "c"]})
+    await service.close()
+    no_compiling(monkeypatch)
+    fresh = RunService(database, test_registry())
+    try:
+        child = await (await fresh.rerun(parent.id, inputs={"words": ["a", "x", "c"]})).wait()
+    finally:
+        await fresh.close()
+    assert child.outputs["loud"] == ["A!", "X!", "C!"]
+    assert child.nodes["m[0]/up"].reason_code == "reused"
+    assert child.nodes["m[1]/up"].status == "succeeded"
 
 
 async def test_a_plan_stored_under_other_node_types_is_not_used(

@@ -21,6 +21,7 @@ from engine.nodes.types import CheckContext, Port, compatible
 __all__ = [
     "MAX_DEPTH",
     "analyse",
+    "body_document",
     "body_material",
     "body_node_ports",
     "compile_plan",
@@ -116,17 +117,8 @@ class _Builder:
             )
             return None
         self.bodies[name] = None  # while it is being built
-        body = self.workflow.subgraphs[name]
-        document = Workflow(
-            schema_version=1,
-            name=name,
-            nodes=body.nodes,
-            edges=body.edges,
-            description=body.description,
-            subgraphs=self.workflow.subgraphs,
-        )
         builder = _Builder(
-            document,
+            body_document(self.workflow, name),
             self.registry,
             self.context,
             within=(*self.within, name),
@@ -373,6 +365,20 @@ class _Builder:
                 path=pointer("edges", closing) if closing is not None else None,
             )
         return None
+
+
+def body_document(workflow: Workflow, name: str) -> Workflow:
+    """The subgraph ``name`` of ``workflow`` as a document of its own (the plan of a body is
+    of it), with the subgraphs it may run in turn."""
+    body = workflow.subgraphs[name]
+    return Workflow(
+        schema_version=1,
+        name=name,
+        nodes=body.nodes,
+        edges=body.edges,
+        description=body.description,
+        subgraphs=workflow.subgraphs,
+    )
 
 
 def body_material(body: Plan) -> str:

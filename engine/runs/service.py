@@ -375,9 +375,9 @@ class RunService(WaitingRuns):
 
     def _keep_plan(self, key: str, plan: Plan) -> None:
         """Store the plan of a document about to run, once, so that no other process compiles
-        it again (in the background: a run does not wait for it). The plans of documents with
-        bodies are not stored (they are compiled)."""
-        if plan.has_bodies or not self._recent.new_plan_key(key):
+        it again (in the background: a run does not wait for it), the plans of its bodies
+        with it."""
+        if not self._recent.new_plan_key(key):
             return
         task = asyncio.create_task(self._store_plan(key, plan))
         self._storing.add(task)
