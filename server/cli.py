@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -228,7 +227,7 @@ def with_saved(workflow: Workflow, registry: NodeRegistry) -> Workflow:
         finally:
             await database.close()
 
-    return asyncio.run(resolve())
+    return cli_mcp.run(resolve())
 
 
 def load(path: Path) -> Workflow:

@@ -81,7 +81,7 @@ def variants(specs: list[str]) -> list[Variant]:
 
 
 def eval_command(args: argparse.Namespace, registry: NodeRegistry) -> int:
-    report = asyncio.run(_evaluate(args, registry))
+    report = cli_mcp.run(_evaluate(args, registry))
     if args.json:
         print(msgspec.json.format(msgspec.json.encode(report), indent=2).decode())
         return 0

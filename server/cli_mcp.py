@@ -1,5 +1,6 @@
 """``nodeloom mcp tools``: the tools of the MCP servers in ``mcp.toml``; and `using_mcp_tools`,
-which lets the commands that validate and run workflows use those tools."""
+which lets the commands that validate and run workflows use those tools, in one event loop
+(`run`): a stdio server started to list its tools is the one the run calls."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import asyncio
 import functools
 import os
 import sys
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Callable, Coroutine
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from engine.nodes.registry import NodeRegistry
 from nodes.tool import tools_of
@@ -22,6 +24,16 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 Handler = Callable[[argparse.Namespace, NodeRegistry], int]
+
+# The event loop of the command being run, while `using_mcp_tools` holds one.
+_loop: ContextVar[asyncio.Runner | None] = ContextVar("nodeloom_cli_loop", default=None)
+
+
+def run(work: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(work)``, in the command's event loop when it has one (see
+    `using_mcp_tools`): what its MCP servers opened in an earlier step stays open."""
+    runner = _loop.get()
+    return asyncio.run(work) if runner is None else runner.run(work)
 
 
 def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -69,39 +81,26 @@ def list_tools(args: argparse.Namespace, registry: NodeRegistry) -> int:
 
 def using_mcp_tools(handler: Handler) -> Handler:
     """``handler`` with the tools of the MCP servers registered first (a server that cannot be
-    reached is logged on stderr), so that a workflow naming them validates. The servers are
-    stopped once their tools are listed; a run starts a server again on its first call, and
-    `closing_mcp_servers` stops it at the end."""
+    reached is logged on stderr), so that a workflow naming them validates. The command's
+    steps (`run`) share one event loop, in which the servers stay up from their tools' listing
+    to the end of the command, and are stopped then."""
 
     @functools.wraps(handler)
     def wrapped(args: argparse.Namespace, registry: NodeRegistry) -> int:
         servers = configured_servers()
         tools = tools_of(registry)
-        if servers is not None and servers.names and tools is not None:
-
-            async def discover() -> None:
-                try:
-                    await servers.start(tools)
-                finally:
-                    await servers.close()
-
-            asyncio.run(discover())
-        return handler(args, registry)
+        if servers is None or not servers.names or tools is None:
+            return handler(args, registry)
+        with asyncio.Runner() as runner:
+            token = _loop.set(runner)
+            try:
+                runner.run(servers.start(tools))
+                return handler(args, registry)
+            finally:
+                _loop.reset(token)
+                runner.run(servers.close())
 
     return wrapped
-
-
-async def closing_mcp_servers(registry: NodeRegistry, work: Awaitable[T]) -> T:
-    """Await ``work``, then stop the MCP servers whose tools ``registry`` holds."""
-    try:
-        return await work
-    finally:
-        tools = tools_of(registry)
-        if tools is not None and any(tools.source(name).startswith("mcp:") for name in tools.names):
-            from nodes.tools.mcp import servers_in  # noqa: PLC0415
-
-            for servers in servers_in(tools):
-                await servers.close()
 
 
 def configured_servers() -> McpServers | None:

@@ -133,7 +133,7 @@ def _execute(
 ) -> int:
     try:
         work = _drive(args, registry, begin, plan_of)
-        record = asyncio.run(cli_mcp.closing_mcp_servers(registry, work))
+        record = cli_mcp.run(work)
     except KeyboardInterrupt:  # a second Ctrl+C: the run is left to be recovered and resumed
         print("interrupted; `nodeloom resume` can finish the run", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -226,7 +226,7 @@ def _summary(record: RunRecord) -> int:
 
 
 def runs(args: argparse.Namespace, registry: NodeRegistry) -> int:
-    asyncio.run(_runs(args, registry))
+    cli_mcp.run(_runs(args, registry))
     return 0
 
 

@@ -105,3 +105,25 @@ def test_run_and_rerun_call_the_mcp_tool(mcp_toml: Path, tmp_path: Path) -> None
     rerun = nodeloom("rerun", found[1], "-i", 'args={"a": 10, "b": 1}')
     assert rerun.returncode == 0, rerun.stderr
     assert rerun.stdout == 'result: {"sum":11}\n'
+
+
+def test_a_run_calls_the_stdio_server_it_listed_the_tools_of(
+    mcp_toml: Path, tmp_path: Path
+) -> None:
+    starts = tmp_path / "starts"
+    env = f"env = {{ MCP_TEST_STARTS = {json.dumps(str(starts))} }}\n"
+    mcp_toml.write_text(mcp_toml.read_text() + env)
+    flow = write_workflow(
+        tmp_path / "pid.json",
+        [
+            {"id": "args", "type": "input",
+             "params": {"name": "args", "schema": {"type": "object"}, "default": {}}},
+            {"id": "pid", "type": "tool", "params": {"tool": "mcp.test.pid"}},
+            {"id": "out", "type": "output", "params": {"name": "result"}},
+        ],
+        [("args.value", "pid.args"), ("pid.result", "out.value")],
+    )
+    ran = nodeloom("run", flow)
+    assert ran.returncode == 0, ran.stderr
+    (started,) = starts.read_text().split()  # started once: to list its tools, then called
+    assert ran.stdout == f'result: {{"pid":{started}}}\n'

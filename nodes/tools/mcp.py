@@ -27,7 +27,7 @@ from nodes.tools.mcp_config import ServerConfig, config_path, load_config
 from nodes.tools.mcp_connection import Connection, McpUnavailable
 from nodes.tools.registry import MCP_NAME_PATTERN, ToolRegistry
 
-__all__ = ["McpServers", "McpTool", "result_value", "servers_in"]
+__all__ = ["McpServers", "McpTool", "result_value"]
 
 log = structlog.get_logger("nodeloom.mcp")
 
@@ -189,12 +189,3 @@ class McpServers:
         }
         tool_class: type[McpTool] = type("McpTool", (McpTool,), namespace)
         return tool_class(self, connection)
-
-
-def servers_in(tools: ToolRegistry) -> list[McpServers]:
-    """The `McpServers` whose tools ``tools`` holds."""
-    found: dict[int, McpServers] = {}
-    for tool in tools:
-        if isinstance(tool, McpTool):
-            found.setdefault(id(tool.servers), tool.servers)
-    return list(found.values())

@@ -7,6 +7,9 @@ restart), `fail` (``isError``), `big` (``n`` bytes of text), `slow` (sleeps ``se
 (an environment variable's value, or null), `key` (the idempotency key the call carried),
 `pair` (two text blocks and an image), `header` (an HTTP request header's value) and `broken`
 (an input schema that is not JSON Schema).
+
+With ``MCP_TEST_STARTS`` set (a file's path), each start over stdio adds its process id to
+that file: how many times a command started the server.
 """
 
 from __future__ import annotations
@@ -130,6 +133,10 @@ server = Server("nodeloom-tests", version="1", on_list_tools=list_tools, on_call
 
 
 async def main() -> None:
+    starts = os.environ.get("MCP_TEST_STARTS")
+    if starts:
+        with open(starts, "a") as file:  # noqa: ASYNC230, PTH123 - before serving anything
+            file.write(f"{os.getpid()}\n")
     async with stdio_server() as (read_stream, write_stream):
         await server.run(read_stream, write_stream, server.create_initialization_options())
 
