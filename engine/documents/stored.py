@@ -21,15 +21,17 @@ from engine.nodes.types import NodeType, Port
 
 __all__ = ["decode_plan", "encode_plan", "plan_key"]
 
-FORMAT = 3  # of the stored form below; part of the key
+FORMAT = 4  # of the stored form below; part of the key
+
+_Settings = tuple[float | None, int, float, str]
 
 
 class _Node(msgspec.Struct, array_like=True, gc=False):
     id: str
     index: int
-    type: str
+    type: int  # in `_Stored.types`
     params: dict[str, Any]
-    settings: tuple[float | None, int, float, str]
+    settings: int  # in `_Stored.settings`
     # None: the type's own ports (they depend on the params only for `dynamic_ports` types).
     inputs: list[Port] | None
     outputs: list[Port] | None
@@ -41,6 +43,11 @@ class _Node(msgspec.Struct, array_like=True, gc=False):
 
 
 class _Stored(msgspec.Struct, array_like=True, gc=False):
+    """A plan as stored: its nodes and its bodies', which name the node types and settings by
+    position (a thousand nodes of a few types share them)."""
+
+    types: list[str]
+    settings: list[_Settings]
     nodes: list[_Node]
     bodies: dict[str, list[_Node]]  # the plans of the bodies run, by subgraph
 
@@ -57,6 +64,8 @@ def plan_key(document: str, registry: NodeRegistry) -> str:
 
 def encode_plan(plan: Plan) -> bytes:
     bodies: dict[str, list[_Node]] = {}
+    types: dict[str, int] = {}
+    settings: dict[_Settings, int] = {}
 
     def stored(plan: Plan) -> list[_Node]:
         nodes = []
@@ -67,20 +76,18 @@ def encode_plan(plan: Plan) -> bytes:
                 if body not in bodies:
                     bodies[body] = []  # while it is being stored
                     bodies[body] = stored(node.body)
+            made = node.settings
+            setting = (made.timeout_s, made.retries, made.retry_backoff_s, made.cache)
+            dynamic = node.node_type.dynamic_ports
             nodes.append(
                 _Node(
                     id=node.id,
                     index=node.index,
-                    type=node.node_type.type,
+                    type=types.setdefault(node.node_type.type, len(types)),
                     params=node.params,
-                    settings=(
-                        node.settings.timeout_s,
-                        node.settings.retries,
-                        node.settings.retry_backoff_s,
-                        node.settings.cache,
-                    ),
-                    inputs=list(node.inputs.values()) if node.node_type.dynamic_ports else None,
-                    outputs=list(node.outputs.values()) if node.node_type.dynamic_ports else None,
+                    settings=settings.setdefault(setting, len(settings)),
+                    inputs=list(node.inputs.values()) if dynamic else None,
+                    outputs=list(node.outputs.values()) if dynamic else None,
                     sources=node.sources,
                     successors=node.successors,
                     predecessors=node.predecessors,
@@ -90,7 +97,8 @@ def encode_plan(plan: Plan) -> bytes:
             )
         return nodes
 
-    return _encoder.encode(_Stored(stored(plan), bodies))
+    nodes = stored(plan)
+    return _encoder.encode(_Stored(list(types), list(settings), nodes, bodies))
 
 
 def decode_plan(data: bytes, workflow: Workflow, registry: NodeRegistry) -> Plan | None:
@@ -101,23 +109,42 @@ def decode_plan(data: bytes, workflow: Workflow, registry: NodeRegistry) -> Plan
             stored = _decoder.decode(data)
         except msgspec.DecodeError:
             return None
-        return _Decoding(stored.bodies, workflow, registry).plan(stored.nodes, workflow)
+        decoding = _Decoding(stored, workflow, registry)
+        if decoding.types is None:
+            return None
+        try:
+            return decoding.plan(stored.nodes, workflow)
+        except IndexError:  # a type or settings the plan does not have
+            return None
 
 
 class _Decoding:
     """One stored plan being made again: its bodies' plans, each made once."""
 
-    def __init__(
-        self, bodies: dict[str, list[_Node]], workflow: Workflow, registry: NodeRegistry
-    ) -> None:
-        self.bodies = bodies
+    def __init__(self, stored: _Stored, workflow: Workflow, registry: NodeRegistry) -> None:
+        self.bodies = stored.bodies
         self.workflow = workflow
-        self.registry = registry
         self.made: dict[str, Plan | None] = {}
-        self.settings: dict[tuple[Any, ...], NodeSettings] = {}
-        # Each type's class and, without dynamic ports, its ports, shared by its nodes (no one
-        # changes them).
-        self.types: dict[str, tuple[type[NodeType], dict[str, Port], dict[str, Port]] | None] = {}
+        self.settings = [
+            NodeSettings(timeout_s, retries, backoff, "never" if cache == "never" else "auto")
+            for timeout_s, retries, backoff, cache in stored.settings
+        ]
+        # Each type's class, whether it runs a body and, without dynamic ports, its ports,
+        # shared by its nodes (no one changes them); None: a type the registry lacks.
+        self.types: list[_Type] | None = []
+        for kind in stored.types:
+            node_type = registry.get(kind)
+            if node_type is None:
+                self.types = None
+                break
+            self.types.append(
+                (
+                    node_type,
+                    issubclass(node_type, BodyNode),
+                    _by_name(node_type.inputs),
+                    _by_name(node_type.outputs),
+                )
+            )
 
     def body(self, name: str) -> Plan | None:
         if name in self.made:
@@ -129,51 +156,35 @@ class _Decoding:
         plan = self.made[name] = self.plan(stored, body_document(self.workflow, name))
         return plan
 
-    def type_of(self, kind: str) -> tuple[type[NodeType], dict[str, Port], dict[str, Port]] | None:
-        if kind not in self.types:
-            node_type = self.registry.get(kind)
-            self.types[kind] = (
-                None
-                if node_type is None
-                else (node_type, _by_name(node_type.inputs), _by_name(node_type.outputs))
-            )
-        return self.types[kind]
-
     def plan(self, stored: list[_Node], workflow: Workflow) -> Plan | None:
         documented = workflow.nodes
-        if len(stored) != len(documented):
+        count = len(documented)
+        if len(stored) != count:
             return None
+        types, settings = self.types, self.settings
+        assert types is not None
         nodes: dict[str, PlanNode] = {}
         for node in stored:
-            found = self.type_of(node.type)
-            if found is None:
-                return None
-            node_type, inputs, outputs = found
-            index = node.index
-            if not 0 <= index < len(documented) or documented[index].id != node.id:
+            node_type, runs_body, inputs, outputs = types[node.type]
+            index, node_id = node.index, node.id
+            if not 0 <= index < count or documented[index].id != node_id:
                 return None
             body = None
-            if issubclass(node_type, BodyNode) != (node.body is not None):
+            if runs_body != (node.body is not None):
                 return None
             if node.body is not None:
                 body = self.body(node.body)
                 if body is None:
                     return None
-            made = self.settings.get(node.settings)
-            if made is None:
-                timeout_s, retries, backoff, cache = node.settings
-                made = self.settings[node.settings] = NodeSettings(
-                    timeout_s, retries, backoff, "never" if cache == "never" else "auto"
-                )
             if node.inputs is not None or node.outputs is not None:
                 inputs = _by_name(node_type.inputs if node.inputs is None else node.inputs)
                 outputs = _by_name(node_type.outputs if node.outputs is None else node.outputs)
-            nodes[node.id] = PlanNode(  # positionally: half what keywords cost
-                node.id,
+            nodes[node_id] = PlanNode(  # positionally: half what keywords cost
+                node_id,
                 index,
                 node_type,
                 node.params,
-                made,
+                settings[node.settings],
                 inputs,
                 outputs,
                 node.sources,
@@ -183,6 +194,9 @@ class _Decoding:
                 body,
             )
         return Plan(workflow, nodes)
+
+
+_Type = tuple[type[NodeType], bool, dict[str, Port], dict[str, Port]]
 
 
 def _by_name(ports: Iterable[Port]) -> dict[str, Port]:
