@@ -12,6 +12,8 @@ item changed costs against the full run.
 2. Stored (the run service on SQLite): the map's full run, then a rerun with one item changed,
    with the parent in the service's memory and read from the database by a new service
    (target: exactly the changed item's 3 inner nodes execute; <= 5% of the full run).
+3. A loop carrying a value through 10 iterations, rerun from a parent that stopped after 6: the
+   iterations that execute (target: 7 to 10 only).
 
 Figures are medians over the repetitions; the service logs JSON lines to a temporary file.
 """
@@ -60,6 +62,48 @@ def mapped() -> Workflow:
     edges = [{"from": "items.value", "to": "m.items"}, {"from": "m.y", "to": "ys.value"}]
     document = {"schema_version": 1, "name": "map", "nodes": nodes, "edges": edges}
     return from_builtins({**document, "subgraphs": {"body": body}})
+
+
+def looped(iterations: int) -> Workflow:
+    """A value carried through ``iterations`` iterations of a 3-node body (input, step, output:
+    one more each time)."""
+    body = {
+        "nodes": [
+            {"id": "x", "type": "input", "params": {"name": "x"}},
+            {"id": "step", "type": "step", "params": {"tag": 1}},
+            {"id": "y", "type": "output", "params": {"name": "x"}},  # carried
+        ],
+        "edges": [{"from": "x.value", "to": "step.x"}, {"from": "step.y", "to": "y.value"}],
+    }
+    nodes = [
+        {"id": "start", "type": "input", "params": {"name": "start", "default": 0}},
+        {"id": "lp", "type": "loop", "params": {"graph": "body", "max_iterations": iterations}},
+        {"id": "last", "type": "output", "params": {"name": "last"}},
+    ]
+    edges = [{"from": "start.value", "to": "lp.x"}, {"from": "lp.x", "to": "last.value"}]
+    document = {"schema_version": 1, "name": "loop", "nodes": nodes, "edges": edges}
+    return from_builtins({**document, "subgraphs": {"body": body}})
+
+
+async def loop_rerun(url: str) -> list[int]:
+    """The iterations a loop of 10 executes when its parent stopped after 6."""
+    database = await Database.connect(url)
+    service = RunService(database, registry())
+    try:
+        parent = await service.execute(looped(6))
+        handle = await service.rerun(parent.id, params={"lp": {"max_iterations": 10}})
+        child = await handle.wait()
+        assert child.status == "succeeded", child.error
+        assert child.outputs == {"last": 10}
+        executed = {
+            int(path.split("#")[1].split("/")[0])
+            for path, state in child.nodes.items()
+            if path.startswith("lp#") and state.status == "succeeded"
+        }
+    finally:
+        await service.close()
+        await database.close()
+    return sorted(executed)
 
 
 def flat() -> Workflow:
@@ -157,6 +201,7 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as folder, (Path(folder) / "log").open("w") as log:
         configure_logging(json=True, file=log)
         figures = await stored(f"sqlite+aiosqlite:///{folder}/bench.db", repeats)
+        iterations = await loop_rerun(f"sqlite+aiosqlite:///{folder}/loop.db")
     full = figures["full"]
     print("SQLite: rerun of the map with one item changed (target: <= 5% of the full run)")
     print(
@@ -164,6 +209,10 @@ async def main() -> None:
         f"   in memory {figures['memory'] * 1000:6.1f} ms {figures['memory'] / full:6.1%}"
         f"   new process {figures['new'] * 1000:6.1f} ms {figures['new'] / full:6.1%}"
         f"   nodes executed {sorted(figures['executed'])} (the map and its outputs count too)"
+    )
+    print(
+        "loop of 10 iterations rerun from a parent that stopped after 6: iterations executed"
+        f" {iterations} (target: 7 to 10 only)"
     )
 
 
