@@ -1,5 +1,6 @@
-"""The benchmarks still run: `bench/engine_overhead.py --quick` and `bench/llm_overhead.py --quick`
-end well and print their tables. No timing is asserted; the figures are for people to read."""
+"""The benchmarks still run: the `--quick` runs of `bench/engine_overhead.py`, `llm_overhead.py`,
+`chat.py`, `knowledge.py` and `bodies.py` end well and print their tables. No timing is
+asserted; the figures are for people to read."""
 
 from __future__ import annotations
 
@@ -54,3 +55,10 @@ def test_knowledge_benchmark_runs_quick() -> None:
     assert "keyword recall@5" in out
     assert "bm25s (same chunks)" in out
     assert "query p50: keyword" in out
+
+
+def test_bodies_benchmark_runs_quick() -> None:
+    out = run_quick(BENCH.with_name("bodies.py"))
+    assert "per inner node" in out
+    assert "nodes executed [6]" in out  # the changed item's 3 inner nodes, the map, its output
+    assert "iterations executed [7, 8, 9, 10]" in out
