@@ -20,8 +20,8 @@ from engine.nodes.types import NodeType, Port, json_schema_port_type
 __all__ = ["KEPT_INSTANCE_NODES", "Plan", "PlanNode", "collection_paused"]
 
 # The most nodes of a body's instances a plan keeps made (see `Plan.instance`): a body of 4
-# nodes mapped over 2,048 items, about 6 MB.
-KEPT_INSTANCE_NODES = 8_192
+# nodes mapped over 1,024 items, about 3 MB (0.7 KB a node).
+KEPT_INSTANCE_NODES = 4_096
 
 
 class PlanNode(msgspec.Struct, eq=False, gc=False):
