@@ -10,9 +10,9 @@
    nodes that wait 1 ms (a local lookup, say) and with nodes that wait 10 ms (I/O-bound work,
    about the cheapest a tool or model call gets). Each rerun is timed with the parent in the
    service's memory of recent runs, in a new service (as `nodeloom rerun` or a restarted server
-   finds it: only in the database, through a connection of its own; timed as `nodeloom rerun`
-   goes, from reading the plan it shows to the child's end) and after 10 other runs pushed it
-   out of memory; the same for a 40-node chain, whose rerun should cost no more than its full run.
+   finds it: only in the database; timed as `nodeloom rerun` goes, from reading the plan it shows
+   to the child's end) and after 10 other runs pushed it out of memory; the same
+   for a 40-node chain, whose rerun should cost no more than its full run.
 2. Persistence: 40- and 1,000-node sequential chains of trivial nodes run through the run service
    (every result committed, every event stored) against the same chain run in memory by the bare
    executor; ms per node for both, and the difference.
@@ -89,14 +89,12 @@ def chains(count: int, length: int, wait_s: float = 0.0) -> Workflow:
 
 
 async def rerun_figures(
-    service: RunService, url: str, wait_s: float, repeats: int, workflow: Workflow | None = None
+    service: RunService, wait_s: float, repeats: int, workflow: Workflow | None = None
 ) -> dict[str, Any]:
     """A one-leaf rerun, timed three ways: with the parent among the runs the service keeps in
-    memory; in a new service on a connection of its own to the database ``url`` (as
-    `nodeloom rerun` or a restarted server: nothing in memory, a registry, a result writer and
-    a connection of their own, opened before the clock starts as a process opens it when it
-    starts; from the plan `nodeloom rerun` shows to the child's end); and in this service after
-    10 other runs pushed the parent out."""
+    memory; in a new service (as `nodeloom rerun` or a restarted server: nothing in memory, a
+    registry and a result writer of its own; from the plan `nodeloom rerun` shows to the child's
+    end); and in this service after 10 other runs pushed the parent out."""
     workflow = workflow or chains(10, 100, wait_s)
     leaf = workflow.nodes[-1].id
     times: dict[str, list[float]] = {"full": [], "memory": [], "new": [], "evicted": []}
@@ -118,13 +116,11 @@ async def rerun_figures(
         parent = await service.execute(workflow)
         times["full"].append(time.perf_counter() - started)
         await rerun(service, parent.id, "memory", 2 + repeat)
-        database = await Database.connect(url)
-        fresh = RunService(database, registry())
+        fresh = RunService(service.store.database, registry())
         try:
             await rerun(fresh, parent.id, "new", 2 + repeat)
         finally:
             await fresh.close()
-            await database.close()
         for _ in range(10):
             await service.execute(chains(1, 3))
         await rerun(service, parent.id, "evicted", 2 + repeat)
@@ -168,14 +164,14 @@ async def measure(label: str, url: str, repeats: int) -> None:
             "(target: 1 node executed, rerun <= 5% of the full run)"
         )
         for wait_s in WAITS:
-            figures = await rerun_figures(service, url, wait_s, repeats)
+            figures = await rerun_figures(service, wait_s, repeats)
             kind = f"{wait_s * 1000:g} ms nodes" if wait_s else "trivial nodes"
             print(f"  {kind:>14}: {_rerun_line(figures)}")
         print(
             f"{label}: rerun after changing the leaf of a 40-node chain "
             "(target: no slower than its full run)"
         )
-        figures = await rerun_figures(service, url, 0.0, repeats, chains(1, 40))
+        figures = await rerun_figures(service, 0.0, repeats, chains(1, 40))
         print(f"  {'40 nodes':>14}: {_rerun_line(figures)}")
         print(
             f"{label}: persistence per node on sequential chains "
