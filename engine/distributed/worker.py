@@ -333,7 +333,7 @@ class Worker:
             taken = {
                 index: priors
                 async for index, _, priors in reusable_instances(
-                    run, first, same_body=False, key_if_ready=key_if_ready
+                    run, first, key_if_ready=key_if_ready
                 )
             }
         return Expansion(instance, prepared.inputs, first, taken)

@@ -323,21 +323,13 @@ KeyIfReady = Callable[[PlanNode, RunScope, Mapping[str, NodeState]], Awaitable[s
 
 
 async def reusable_instances(
-    run: BodyRun, first: list[dict[str, Any]], *, same_body: bool, key_if_ready: KeyIfReady
+    run: BodyRun, first: list[dict[str, Any]], *, key_if_ready: KeyIfReady
 ) -> AsyncIterator[tuple[int, str, dict[str, NodeState]]]:
     """The instances of a body, among ``first``, whose every node has a result in the run's
     reuse that its cache key lets stand: (index, path prefix, those results by path). No node
     of the body may be ``cache: never``, read the outside world but its inputs, or run a body
-    of its own.
-
-    When the body is the one the reuse comes from (``same_body``: its body node is not among
-    the run's changed nodes), a key is what it was exactly when the inputs are: only the
-    body's inputs are compared (`same_body_instances`, at once). Otherwise every key is made
-    again (``key_if_ready``)."""
-    if same_body:
-        for taken in same_body_instances(run, first):
-            yield taken
-        return
+    of its own. Every key is made again (``key_if_ready``); when the body is the one the reuse
+    comes from, `same_body_instances` compares its inputs alone, at once."""
     body = run.body
     if not _may_take(body):
         return
@@ -358,31 +350,18 @@ def same_body_instances(
     run: BodyRun, first: list[dict[str, Any]]
 ) -> list[tuple[int, str, dict[str, NodeState]]]:
     """`reusable_instances` of a body the reuse comes from: those whose inputs' digests are
-    their input nodes' outputs' in the reuse. One pass, nothing awaited: a map over thousands
-    of items taken over but for one costs little more than a look-up an item."""
-    body = run.body
-    if not _may_take(body):
+    their input nodes' outputs' in the reuse (nothing awaited)."""
+    if not _may_take(run.body):
         return []
-    node_ids = list(body.nodes)
-    entries = [(node.id, node.params["name"]) for node in body.by_role("input")]
-    reuse, path = run.scope.reuse, run.path
+    entries = [(node.id, node.params["name"]) for node in run.body.by_role("input")]
     taken = []
-    for index, inputs in enumerate(first):
-        prefix = path(index)
-        found = {}
-        for node_id in node_ids:
-            key = prefix + node_id
-            prior = reuse.get(key)
-            if prior is None or not prior.origin_run_id or prior.status not in REUSABLE:
+    for index, prefix, found, inputs in _with_priors(run, first):
+        for node_id, name in entries:
+            digests = found[prefix + node_id].digests
+            if digests is None or digests.get("value") != digest(inputs.get(name)):
                 break
-            found[key] = prior
         else:
-            for node_id, name in entries:
-                digests = found[prefix + node_id].digests
-                if digests is None or digests.get("value") != digest(inputs.get(name)):
-                    break
-            else:
-                taken.append((index, prefix, found))
+            taken.append((index, prefix, found))
     return taken
 
 

@@ -445,7 +445,7 @@ class Execution:
             standing = [
                 found
                 async for found in reusable_instances(
-                    run, first, same_body=False, key_if_ready=self._key_if_ready
+                    run, first, key_if_ready=self._key_if_ready
                 )
             ]
         states, later = self.states, self._taken_later
