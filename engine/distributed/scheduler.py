@@ -168,7 +168,7 @@ class Scheduler(ParkedNodes, BodyInstances):
                 await connection.execute(
                     update(RunRow)
                     .where(RunRow.id == row.id)
-                    .values(status="queued", owner_process=QUEUE_OWNER, error=None)
+                    .values(status="queued", owner_process=QUEUE_OWNER, error=None, priors=None)
                 )
                 await connection.execute(delete(NODES).where(NODES.c.run_id == row.id))
                 await connection.execute(delete(RUNS).where(RUNS.c.run_id == row.id))

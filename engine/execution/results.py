@@ -230,7 +230,9 @@ class ResultStore(Protocol):
         finished_at: datetime | None,
         last_seq: int,
         reused: Mapping[str, list[str]],
+        reusable: Mapping[str, NodeState] | None,
     ) -> None:
         """Commit how the run ended, its ``last`` node result and ``events`` at once, with the
         results it took over while it went on (``reused``: nodes by the run that made their
-        result; the nodes of bodies), by reference."""
+        result; the nodes of bodies), by reference. ``reusable`` is every node's state as the
+        run holds it, for what a rerun of the run may take over; None while the run waits."""

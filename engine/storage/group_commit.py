@@ -60,14 +60,15 @@ WITH new_runs AS (
     ON CONFLICT (run_id, seq) DO NOTHING
 ), finished AS (
     UPDATE runs SET status = ended.status, outputs = ended.outputs, error = ended.error,
-        finished_at = ended.finished_at, last_seq = ended.last_seq
+        finished_at = ended.finished_at, last_seq = ended.last_seq, priors = ended.priors
     FROM json_populate_recordset(NULL::runs, $6::json) AS ended
     WHERE runs.id = ended.id
 )
 SELECT id FROM refused
 """  # noqa: S608 - what is interpolated is our own column names
 
-FINISHED_COLUMNS = ("status", "outputs", "error", "finished_at", "last_seq")
+# How a run ended; `priors`: what a rerun of it may take over (engine/storage/priors.py).
+FINISHED_COLUMNS = ("status", "outputs", "error", "finished_at", "last_seq", "priors")
 
 
 class Committer:

@@ -268,6 +268,7 @@ class Store(WorkflowQueries):
                     heartbeat_at=now(),
                     error=None,
                     finished_at=None,
+                    priors=None,  # it goes on: its end stores them again
                 )
             )
         return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -19,6 +19,7 @@ __all__ = [
     "RESULT_COLUMNS",
     "RESULT_FIELDS",
     "Row",
+    "blob_digest",
     "blob_row",
     "placeholders",
     "result_row",
@@ -59,7 +60,12 @@ def result_row(run_id: str, node_id: str, state: NodeState) -> Row:
 
 def blob_row(data: bytes) -> dict[str, Any]:
     """The blobs row storing ``data`` (JSON) once, under its digest."""
-    return {"digest": hashlib.sha256(data).hexdigest(), "size": len(data), "data": data.decode()}
+    return {"digest": blob_digest(data), "size": len(data), "data": data.decode()}
+
+
+def blob_digest(data: bytes) -> str:
+    """The digest ``data`` (JSON) is stored under in `blobs`."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def state_from_row(row: Any, output: dict[str, Any] | None) -> NodeState:

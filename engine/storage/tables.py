@@ -137,6 +137,10 @@ class RunRow(Base):
     owner_process: Mapped[str | None] = mapped_column(String(255))
     heartbeat_at: Mapped[datetime | None]
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
+    # What a rerun of the run may take over, as one JSON value written with the run's end
+    # (`engine.storage.priors.summary`): None until it finished, while it goes on again, and
+    # for runs ended elsewhere (by workers). Never loaded with the row.
+    priors: Mapped[str | None] = mapped_column(Text, deferred=True)
 
 
 class ReusedResultsRow(Base):

@@ -20,6 +20,7 @@ from engine.execution.events import AnyEvent, encode_event, event_type
 from engine.execution.results import NodeState
 from engine.storage import group_commit
 from engine.storage.database import Database
+from engine.storage.priors import summary
 from engine.storage.result_rows import Row, blob_row, result_row
 from engine.storage.sqlite_commit import Shape, SQLiteStatements
 from engine.storage.tables import BlobRow, EventRow, NodeResultRow, ReusedResultsRow, RunRow
@@ -177,12 +178,16 @@ class ResultWriter:
         last: tuple[str, NodeState] | None,
         events: Sequence[AnyEvent],
         reused: Mapping[str, list[str]] | None = None,
+        reusable: Mapping[str, NodeState] | None = None,
         **values: Any,
     ) -> None:
         """Store how a run ended, with its ``last`` result and ``events``, after its other
         results and every pending event, and the results it took over on the way (``reused``,
-        nodes by the run that made their result) beside those it took over at its start."""
+        nodes by the run that made their result) beside those it took over at its start.
+        ``reusable``, the states of a run that ended, go with it as what a rerun of it may take
+        over (`priors.summary`); None: nothing may be yet (the run waits)."""
         rows = [result_row(run_id, *last)] if last is not None else []
+        values["priors"] = None if reusable is None else summary(run_id, reusable)
         try:
             await self._commit(
                 Batch(
