@@ -180,6 +180,9 @@ class Queued:
     def elsewhere(self, run_id: str, after: int) -> AsyncIterator[AnyEvent]:
         return self.feed.follow(run_id, after_seq=after)
 
+    async def settled(self) -> None:
+        """Nothing: a run on workers is stored as it ends."""
+
     async def close(self) -> None:
         """Stop following the runs (the workers go on with them), then disconnect."""
         await interrupt_all(self._active.values())

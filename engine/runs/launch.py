@@ -126,6 +126,10 @@ class Launcher(Protocol):
         """Cancel a run on workers that waits for answers, and answer it as it ended."""
         ...
 
+    async def settled(self) -> None:
+        """Wait until what runs that ended here store after their end is stored."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -232,6 +236,9 @@ class InProcess:
 
     async def cancel_waiting(self, row: RunRow, plan: Plan) -> RunRecord:
         raise _on_workers(row)
+
+    async def settled(self) -> None:
+        await self.writer.flush()
 
     async def close(self) -> None:
         """Stop: runs still executing are stopped and left `interrupted`, to be resumed."""

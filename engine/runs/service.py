@@ -467,6 +467,12 @@ class RunService(WaitingRuns):
         """Mark runs whose process died (or stopped its heartbeat) as interrupted."""
         return await interrupt_orphans(self.store, self.process, self.lease_timeout_s)
 
+    async def settled(self) -> None:
+        """Wait until what is stored in the background once a run is stored (the plan of a new
+        document; what reruns of a run that ended may take over) is stored."""
+        await asyncio.gather(*self._storing, return_exceptions=True)
+        await self.launcher.settled()
+
     async def close(self) -> None:
         """Stop: runs still executing here are stopped and left `interrupted`, to be resumed."""
         await self.launcher.close()

@@ -60,15 +60,18 @@ WITH new_runs AS (
     ON CONFLICT (run_id, seq) DO NOTHING
 ), finished AS (
     UPDATE runs SET status = ended.status, outputs = ended.outputs, error = ended.error,
-        finished_at = ended.finished_at, last_seq = ended.last_seq, priors = ended.priors
+        finished_at = ended.finished_at, last_seq = ended.last_seq
     FROM json_populate_recordset(NULL::runs, $6::json) AS ended
     WHERE runs.id = ended.id
+), summarised AS (
+    UPDATE runs SET priors = given.priors
+    FROM json_populate_recordset(NULL::runs, $7::json) AS given
+    WHERE runs.id = given.id AND runs.status = given.status AND runs.last_seq = given.last_seq
 )
 SELECT id FROM refused
 """  # noqa: S608 - what is interpolated is our own column names
 
-# How a run ended; `priors`: what a rerun of it may take over (engine/storage/priors.py).
-FINISHED_COLUMNS = ("status", "outputs", "error", "finished_at", "last_seq", "priors")
+FINISHED_COLUMNS = ("status", "outputs", "error", "finished_at", "last_seq")
 
 
 class Committer:
@@ -104,18 +107,22 @@ async def commit(
     results: Sequence[dict[str, Any]],
     events: Sequence[dict[str, Any]],
     finished: Sequence[dict[str, Any]],
+    priors: Sequence[dict[str, Any]],
 ) -> set[str]:
-    """Insert the rows given and store how runs ``finished`` (each an ``id`` and the
-    `FINISHED_COLUMNS`), in one statement; returns the ids of the runs refused because their
-    parent run is not stored (nothing of theirs is stored). A run finishing here must have
-    been inserted before (a run inserted here is inserted as it finished)."""
+    """Insert the rows given, store how runs ``finished`` (each an ``id`` and the
+    `FINISHED_COLUMNS`) and the ``priors`` of runs that ended before (each an ``id``, the
+    ``status`` and ``last_seq`` it ended with, kept only while they stand, and the
+    ``priors``), in one statement; returns the ids of the runs refused because their parent
+    run is not stored (nothing of theirs is stored). A run finishing here must have been
+    inserted before (a run inserted here is inserted as it finished), and has no priors
+    here."""
     # One row per key: a statement cannot update a row twice (the last one stands).
     latest = {(row["run_id"], row["node_id"]): row for row in results}
     refused = await connection.fetch(
         COMMIT,
         *(
             _encoder.encode(rows).decode()
-            for rows in (runs, reused, blobs, list(latest.values()), events, finished)
+            for rows in (runs, reused, blobs, list(latest.values()), events, finished, priors)
         ),
     )
     return {row["id"] for row in refused}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import structlog
@@ -47,6 +47,15 @@ __all__ = [
 log = structlog.get_logger("nodeloom.storage")
 
 
+class Priors(NamedTuple):
+    """What a rerun of a run that ended may take over (its states, as `priors.summary`
+    stores them), and how it ended (its status and last event): stored while that stands."""
+
+    states: Mapping[str, NodeState]
+    status: str
+    last_seq: int
+
+
 @dataclass(slots=True)
 class Batch:
     """What one caller waits to see committed for one run: its new row, result rows, events, or
@@ -61,6 +70,7 @@ class Batch:
     run_reused: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     finished: dict[str, Any] | None = None
+    priors: Priors | None = None  # of a run whose end was committed before
     done: asyncio.Future[None] | None = None
     # A new run's row that nobody waits for: it goes with the next commit (see `run_started`).
     deferred: bool = False
@@ -78,6 +88,12 @@ REUSED: Table = ReusedResultsRow.__table__  # type: ignore[assignment]
 INSERT_RUNS = RUNS.insert()
 INSERT_REUSED = REUSED.insert()
 UPDATE_RUN = RUNS.update().where(RUNS.c.id == bindparam("finished_run_id"))
+# A run's priors, while the end they are of stands (it was not taken up again since).
+UPDATE_PRIORS = RUNS.update().where(
+    RUNS.c.id == bindparam("priors_run_id"),
+    RUNS.c.status == bindparam("ended_status"),
+    RUNS.c.last_seq == bindparam("ended_last_seq"),
+)
 # A run's results taken over from a run it already took some from: the nodes are added.
 _MORE_NODES_SQL = (
     "(SELECT json_group_array(value) FROM (SELECT value FROM json_each(reused_results.nodes)"
@@ -125,6 +141,7 @@ def sqlite_statements() -> dict[str, Executable]:
         ),
         "events": sqlite.insert(EVENTS).on_conflict_do_nothing(index_elements=["run_id", "seq"]),
         "finished": UPDATE_RUN,
+        "priors": UPDATE_PRIORS,
     }
 
 
@@ -187,7 +204,6 @@ class ResultWriter:
         ``reusable``, the states of a run that ended, go with it as what a rerun of it may take
         over (`priors.summary`); None: nothing may be yet (the run waits)."""
         rows = [result_row(run_id, *last)] if last is not None else []
-        values["priors"] = None if reusable is None else summary(run_id, reusable)
         try:
             await self._commit(
                 Batch(
@@ -200,6 +216,12 @@ class ResultWriter:
             )
         finally:
             self._lost.pop(run_id, None)  # its last commit
+        if reusable is not None:
+            # With the next commit, made then (nobody waits for it): until it is stored, a
+            # rerun reads the run's rows instead. Stored only while the run's end stands.
+            end = Priors(reusable, values["status"], values["last_seq"])
+            self._results.append(Batch(run_id, priors=end))
+            self._kick()
 
     async def node_finished(
         self, run_id: str, node_id: str, state: NodeState, events: Sequence[AnyEvent] = ()
@@ -285,6 +307,7 @@ class ResultWriter:
                 events[:] = [event for event in events if event["run_id"] not in refused]
             rows = _table_rows(results, events)
             rows["finished"] = [_finished_values(end) for end in rows["finished"]]
+            rows["priors"] = [_priors_values(given) for given in rows["priors"]]
             for table, found in rows.items():  # in the order foreign keys need
                 if found:
                     self._sqlite.execute(connection, table, found)
@@ -301,8 +324,12 @@ class ResultWriter:
 
 def _table_rows(results: list[Batch], events: list[dict[str, Any]]) -> dict[str, list[Any]]:
     """What a commit of ``results`` and ``events`` writes, by table; ``finished`` is the ends
-    of runs: their id and `group_commit.FINISHED_COLUMNS`."""
+    of runs: their id and `group_commit.FINISHED_COLUMNS`; ``priors``, what reruns of runs
+    that ended may take over (see `Priors`)."""
     blobs = {blob["digest"]: blob for batch in results for _, blob in batch.rows if blob}
+    # A run stored or ending again here has no priors of an earlier end (one statement on
+    # PostgreSQL could not update its row twice).
+    ending = {b.run_id for b in results if b.run is not None or b.finished is not None}
     blobs |= {b.run_blob["digest"]: b.run_blob for b in results if b.run and b.run_blob}
     return {
         "blobs": list(blobs.values()),
@@ -314,6 +341,16 @@ def _table_rows(results: list[Batch], events: list[dict[str, Any]]) -> dict[str,
             {"id": batch.run_id, **batch.finished}
             for batch in results
             if batch.finished is not None
+        ],
+        "priors": [
+            {
+                "id": batch.run_id,
+                "status": batch.priors.status,
+                "last_seq": batch.priors.last_seq,
+                "priors": summary(batch.run_id, batch.priors.states),
+            }
+            for batch in results
+            if batch.priors is not None and batch.run_id not in ending
         ],
     }
 
@@ -335,6 +372,16 @@ def _merged_reused(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 def _finished_values(end: dict[str, Any]) -> dict[str, Any]:
     """`UPDATE_RUN`'s parameters for an end of a run (as in `_table_rows`)."""
     return {"finished_run_id": end["id"], **{c: end[c] for c in group_commit.FINISHED_COLUMNS}}
+
+
+def _priors_values(given: dict[str, Any]) -> dict[str, Any]:
+    """`UPDATE_PRIORS`'s parameters for the priors of a run (as in `_table_rows`)."""
+    return {
+        "priors": given["priors"],
+        "priors_run_id": given["id"],
+        "ended_status": given["status"],
+        "ended_last_seq": given["last_seq"],
+    }
 
 
 def _event_row(event: AnyEvent) -> dict[str, Any]:
