@@ -83,10 +83,17 @@ _PG_TAKEN = f"""
 _REFERENCES = "SELECT origin_run_id, nodes FROM reused_results WHERE run_id = "
 _ROW = (
     "SELECT id, status, owner_id, workflow_id, workflow_version, root_run_id, snapshot_blob, "
-    "snapshot_overrides{json}, inputs{json} FROM runs WHERE id = "
+    "snapshot_overrides{json}, inputs{json}{priors} FROM runs WHERE id = "
 )
-_SQLITE_ROW = _ROW.format(json="") + "?"
-_PG_ROW = _ROW.format(json="::text") + "$1"
+# The row alone, or (for its results) with its priors.
+_SQLITE_ROW = {
+    False: _ROW.format(json="", priors="") + "?",
+    True: _ROW.format(json="", priors=", priors") + "?",
+}
+_PG_ROW = {
+    False: _ROW.format(json="::text", priors="") + "$1",
+    True: _ROW.format(json="::text", priors=", priors") + "$1",
+}
 _SQLITE_DOCUMENT = (
     "SELECT (SELECT data FROM blobs WHERE digest = ?), "
     "(SELECT data FROM compiled_plans WHERE key = ?)"
@@ -267,7 +274,8 @@ Found = tuple[ParentRow, bytes | str | None, bytes | None, _Read]
 
 
 def _parent_row(found: Any) -> ParentRow:
-    id_, status, owner, workflow, version, root, blob, overrides, inputs = found
+    """The row's columns of the parent (those before its priors, when read)."""
+    id_, status, owner, workflow, version, root, blob, overrides, inputs = found[:9]
     return ParentRow(
         id_, status, owner, workflow, version, root, blob, _json(overrides), _json(inputs)
     )
@@ -285,7 +293,7 @@ def _sqlite_parent(
     collector is paused meanwhile (see `collection_paused`)."""
     cursor = connection.cursor()
     try:
-        found = cursor.execute(_SQLITE_ROW, (run_id,)).fetchone()
+        found = cursor.execute(_SQLITE_ROW[results], (run_id,)).fetchone()
         if found is None:
             return None
         row = _parent_row(found)
@@ -295,8 +303,10 @@ def _sqlite_parent(
             document, plan = cursor.execute(_SQLITE_DOCUMENT, (row.snapshot_blob, key)).fetchone()
         if not results:
             return row, document, plan, _Read(None, [])
+        if found[-1] is not None:
+            return row, document, plan, _Read(found[-1], [])
         with collection_paused():
-            return row, document, plan, _sqlite(cursor, run_id, rows=False)
+            return row, document, plan, _sqlite(cursor, run_id, rows=True)
     finally:
         cursor.close()
 
@@ -329,7 +339,7 @@ async def _postgresql_parent(
     results: bool,
 ) -> Found | None:
     async with database.reads() as connection:
-        found = await connection.fetchrow(_PG_ROW, run_id)
+        found = await connection.fetchrow(_PG_ROW[results], run_id)
         if found is None:
             return None
         row = _parent_row(found)
@@ -339,7 +349,9 @@ async def _postgresql_parent(
             document, plan = await connection.fetchrow(_PG_DOCUMENT, row.snapshot_blob, key)
         if not results:
             return row, document, plan, _Read(None, [])
-        return row, document, plan, await _postgresql(connection, run_id, rows=False)
+        if found[-1] is not None:
+            return row, document, plan, _Read(found[-1], [])
+        return row, document, plan, await _postgresql(connection, run_id, rows=True)
 
 
 async def _postgresql(connection: Any, run_id: str, *, rows: bool) -> _Read:
