@@ -377,14 +377,14 @@ def _with_priors(
 ) -> Iterator[tuple[int, str, dict[str, NodeState], dict[str, Any]]]:
     """The instances among ``first`` whose every node has a reusable result in the run's
     reuse: (index, path prefix, those results by path, body inputs)."""
-    reuse = run.scope.reuse
+    get, path_of = run.scope.reuse.get, run.path  # a map's thousands of items: looked up once
     node_ids = list(run.body.nodes)
     for index, inputs in enumerate(first):
-        prefix = run.path(index)
+        prefix = path_of(index)
         found = {}
         for node_id in node_ids:
             path = prefix + node_id
-            prior = reuse.get(path)
+            prior = get(path)
             if prior is None or not prior.origin_run_id or prior.status not in REUSABLE:
                 break
             found[path] = prior

@@ -450,13 +450,14 @@ class Execution:
             ]
         states, later = self.states, self._taken_later
         origin, paths = "", later.setdefault("", [])  # the last result's run, and its paths
+        add = paths.append
         for _, _, priors in standing:
             states.update(priors)
             for node_id, prior in priors.items():
                 if (prior.origin_run_id or "") != origin:
                     origin = prior.origin_run_id or ""
-                    paths = later.setdefault(origin, [])
-                paths.append(node_id)
+                    add = later.setdefault(origin, []).append
+                add(node_id)
         if not later[""]:
             del later[""]
         return standing

@@ -33,15 +33,19 @@ async def take_over(
     any node may have) whose predecessors are all taken over is taken over on its prior's key
     alone; the key of any other node is made by ``key_if_ready`` (None when it could not run),
     in plan order. Only those nodes, and the nodes left to run, cost more than a look-up."""
-    # What no key can make reusable, and everything downstream of it, is left to run.
+    # What no key can make reusable, and everything downstream of it, is left to run (the
+    # plan's nodes only: the reuse also holds the nodes of bodies, a map's thousands).
+    nodes = plan.nodes.keys()
     unusable = {
         node_id
-        for node_id, prior in reuse.items()
-        if prior.status not in REUSABLE or not prior.origin_run_id or not prior.cache_key
+        for node_id in nodes
+        if (prior := reuse.get(node_id)) is None
+        or prior.status not in REUSABLE
+        or not prior.origin_run_id
+        or not prior.cache_key
     }
     never, outside = plan.special()
-    nodes = plan.nodes.keys()
-    left = plan.with_downstream((nodes - reuse.keys()) | ((unusable | never | set(force)) & nodes))
+    left = plan.with_downstream(unusable | ((never | set(force)) & nodes))
     # Every other node is taken over, for now: its state, and the nodes by origin.
     taken: dict[str, list[str]] = {}
     for node_id in nodes:
