@@ -36,6 +36,7 @@ __all__ = [
     "SHAPES",
     "UPDATE_RUN",
     "Batch",
+    "Priors",
     "ResultWriter",
     "document_blob",
     "insert_blob",
@@ -217,11 +218,14 @@ class ResultWriter:
         finally:
             self._lost.pop(run_id, None)  # its last commit
         if reusable is not None:
-            # With the next commit, made then (nobody waits for it): until it is stored, a
-            # rerun reads the run's rows instead. Stored only while the run's end stands.
-            end = Priors(reusable, values["status"], values["last_seq"])
-            self._results.append(Batch(run_id, priors=end))
-            self._kick()
+            self.keep_priors(run_id, Priors(reusable, values["status"], values["last_seq"]))
+
+    def keep_priors(self, run_id: str, priors: Priors) -> None:
+        """Store the ``priors`` of a run that ended with the next commit, made then (nobody
+        waits for them), if the end they are of still stands then. Until they are stored, a
+        rerun of the run reads its rows instead."""
+        self._results.append(Batch(run_id, priors=priors))
+        self._kick()
 
     async def node_finished(
         self, run_id: str, node_id: str, state: NodeState, events: Sequence[AnyEvent] = ()

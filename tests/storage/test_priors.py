@@ -1,7 +1,8 @@
 """What a run's end stores for its reruns (its ``priors``: engine/storage/priors.py) gives what
 its result rows give: every reusable result, output and origin alone, those it took over by
 reference and those of its bodies' items included, and a large output from the blob that
-holds it. A run going on again has none until it ends again. On SQLite and PostgreSQL."""
+holds it. A run going on again has none until it ends again, and priors stored late (after
+their end) are not stored over a later state of the run. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy import text
 from engine.runs.service import RunService
 from engine.storage.database import Database
 from engine.storage.priors import prior_results
+from engine.storage.writer import Priors, ResultWriter
 from tests.support.bodies import mapped
 from tests.support.documents import workflow
 from tests.support.nodes import test_registry
@@ -103,3 +105,39 @@ async def test_a_run_taken_up_again_has_no_priors_until_it_ends(
     assert await service.store.claim_for_resume(run.id, "elsewhere")
     assert await stored_priors(database, run.id) is None
     assert await prior_results(database, run.id) == await from_rows(database, run.id)
+
+
+async def test_priors_are_stored_only_while_the_end_they_are_of_stands(
+    service: RunService, database: Database
+) -> None:
+    run = await service.execute(workflow(NODES, EDGES))
+    await service.close()
+    kept = await stored_priors(database, run.id)
+    states = await prior_results(database, run.id)
+    seq = await service.store.last_seq(run.id)
+    writer = ResultWriter(database)
+    try:
+        # Late: the run was taken up again meanwhile (see `claim_for_resume`).
+        await database.transaction(
+            lambda c: c.execute(
+                text("UPDATE runs SET status = 'running', priors = NULL WHERE id = :id"),
+                {"id": run.id},
+            )
+        )
+        writer.keep_priors(run.id, Priors(states, "succeeded", seq))
+        await writer.flush()
+        assert await stored_priors(database, run.id) is None
+        # Of another end than the last one.
+        await database.transaction(
+            lambda c: c.execute(
+                text("UPDATE runs SET status = 'succeeded' WHERE id = :id"), {"id": run.id}
+            )
+        )
+        writer.keep_priors(run.id, Priors(states, "succeeded", seq - 1))
+        await writer.flush()
+        assert await stored_priors(database, run.id) is None
+        writer.keep_priors(run.id, Priors(states, "succeeded", seq))
+        await writer.flush()
+        assert await stored_priors(database, run.id) == kept
+    finally:
+        await writer.close()
