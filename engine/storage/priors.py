@@ -5,10 +5,10 @@ result's key, digests, origin and output. A rerun of yesterday's run reads its p
 database; through the ORM's row objects, per-value type processing and a session per statement,
 these reads cost more than the full run of a 40-node workflow.
 
-A run that ended in this process stored its reusable results with its end, as one JSON value
-(`summary`, the runs' ``priors`` column): reading and decoding it costs a tenth of reading a row
-per result (a thousand rows took 3.7 ms; their summary, 0.6 ms). Only outputs too large to
-repeat there are read, from the blobs that hold them. A run without one (ended by workers, or
+A run that ended in this process stores its reusable results just after its end, as one JSON
+value (`summary`, the runs' ``priors`` column): reading and decoding it costs a tenth of reading
+a row per result (a thousand rows took 3.7 ms; their summary, 0.6 ms). Only outputs too large
+to repeat there are read, from the blobs that hold them. A run without one (ended by workers, or
 stored before) has its rows read."""
 
 from __future__ import annotations
@@ -243,7 +243,8 @@ async def _blob_data(database: Database, digests: list[str]) -> dict[str, str]:
     def read(connection: Any) -> dict[str, str]:
         cursor = connection.connection.cursor()
         try:
-            return dict(cursor.execute(_SQLITE_BLOBS, (_encode_summary(digests),)).fetchall())
+            named = _encode_summary(digests).decode()
+            return dict(cursor.execute(_SQLITE_BLOBS, (named,)).fetchall())
         finally:
             cursor.close()
 
@@ -356,9 +357,9 @@ async def _postgresql_parent(
 
 async def _postgresql(connection: Any, run_id: str, *, rows: bool) -> _Read:
     if not rows:
-        summary = await connection.fetchval(_PG_SUMMARY, run_id)
-        if summary is not None:
-            return _Read(summary, [])
+        found = await connection.fetchval(_PG_SUMMARY, run_id)
+        if found is not None:
+            return _Read(found, [])
     read: Rows = [(run_id, list(await connection.fetch(_PG_OWN, run_id)))]
     for origin, nodes in await connection.fetch(_REFERENCES + "$1", run_id):
         read.append((origin, list(await connection.fetch(_PG_TAKEN, origin, _decode(nodes)))))

@@ -202,8 +202,8 @@ class ResultWriter:
         """Store how a run ended, with its ``last`` result and ``events``, after its other
         results and every pending event, and the results it took over on the way (``reused``,
         nodes by the run that made their result) beside those it took over at its start.
-        ``reusable``, the states of a run that ended, go with it as what a rerun of it may take
-        over (`priors.summary`); None: nothing may be yet (the run waits)."""
+        ``reusable``, the states of a run that ended, are stored after it as what a rerun of it
+        may take over (`keep_priors`); None: nothing may be yet (the run waits)."""
         rows = [result_row(run_id, *last)] if last is not None else []
         try:
             await self._commit(
@@ -347,16 +347,23 @@ def _table_rows(results: list[Batch], events: list[dict[str, Any]]) -> dict[str,
             if batch.finished is not None
         ],
         "priors": [
-            {
-                "id": batch.run_id,
-                "status": batch.priors.status,
-                "last_seq": batch.priors.last_seq,
-                "priors": summary(batch.run_id, batch.priors.states),
-            }
+            row
             for batch in results
             if batch.priors is not None and batch.run_id not in ending
+            if (row := _priors_row(batch.run_id, batch.priors)) is not None
         ],
     }
+
+
+def _priors_row(run_id: str, priors: Priors) -> dict[str, Any] | None:
+    """The row storing a run's priors; None (logged) when they cannot be made: the run's rows
+    are read instead, and the commit they would go with is not lost."""
+    try:
+        made = summary(run_id, priors.states)
+    except Exception:
+        log.exception("priors not stored", run_id=run_id)
+        return None
+    return {"id": run_id, "status": priors.status, "last_seq": priors.last_seq, "priors": made}
 
 
 def _merged_reused(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
