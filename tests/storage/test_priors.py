@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
+import engine.storage.writer as writer_module
 from engine.runs.service import RunService
 from engine.storage.database import Database
 from engine.storage.priors import prior_results
@@ -31,6 +33,12 @@ EDGES = [
     ("ask.text", "broken.text"),
     ("ask.text", "out.value"),
 ]
+
+
+@pytest.fixture(autouse=True)
+def priors_of_every_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runs here are small: they store priors as bigger ones do."""
+    monkeypatch.setattr(writer_module, "PRIORS_FROM", 0)
 
 
 async def stored_priors(database: Database, run_id: str) -> str | None:
@@ -141,3 +149,13 @@ async def test_priors_are_stored_only_while_the_end_they_are_of_stands(
         assert await stored_priors(database, run.id) == kept
     finally:
         await writer.close()
+
+
+async def test_a_small_run_stores_no_priors(
+    service: RunService, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer_module, "PRIORS_FROM", len(NODES) + 1)
+    small = await service.execute(workflow(NODES, EDGES))
+    await service.settled()
+    assert await stored_priors(database, small.id) is None
+    assert (await prior_results(database, small.id)).keys() == {"topic", "big", "ask", "out"}
