@@ -51,6 +51,8 @@ log = structlog.get_logger("nodeloom.storage")
 # The runs with fewer results store no priors: their rows are read about as fast, and for runs
 # of a few nodes the write more took 15-30% of the API's throughput on PostgreSQL.
 PRIORS_FROM = 100
+# How long after a run's end its priors are made and stored (see `ResultWriter.keep_priors`).
+PRIORS_AFTER_S = 0.05
 
 
 class Priors(NamedTuple):
@@ -162,6 +164,8 @@ class ResultWriter:
         # Runs whose deferred row was not stored, and why: what comes after for them fails so.
         self._lost: dict[str, Exception] = {}
         self._sqlite = SQLiteStatements(sqlite_statements(), SHAPES)
+        # Priors waiting their turn (see `keep_priors`), by run.
+        self._priors: dict[str, tuple[asyncio.TimerHandle, Priors]] = {}
 
     async def run_started(
         self,
@@ -227,11 +231,22 @@ class ResultWriter:
             self.keep_priors(run_id, Priors(reusable, values["status"], values["last_seq"]))
 
     def keep_priors(self, run_id: str, priors: Priors) -> None:
-        """Store the ``priors`` of a run that ended with the next commit, made then (nobody
-        waits for them), if the end they are of still stands then. Until they are stored, a
-        rerun of the run reads its rows instead."""
-        self._results.append(Batch(run_id, priors=priors))
-        self._kick()
+        """Store the ``priors`` of a run that ended, made `PRIORS_AFTER_S` later (nobody waits
+        for them: whoever waited for the run goes on first) or at the next `flush`, if the end
+        they are of still stands then. Until they are stored, a rerun of the run reads its rows
+        instead."""
+        pending = self._priors.pop(run_id, None)
+        if pending is not None:
+            pending[0].cancel()
+        timer = asyncio.get_running_loop().call_later(PRIORS_AFTER_S, self._store_priors, run_id)
+        self._priors[run_id] = (timer, priors)
+
+    def _store_priors(self, run_id: str) -> None:
+        pending = self._priors.pop(run_id, None)
+        if pending is not None:
+            pending[0].cancel()
+            self._results.append(Batch(run_id, priors=pending[1]))
+            self._kick()
 
     async def node_finished(
         self, run_id: str, node_id: str, state: NodeState, events: Sequence[AnyEvent] = ()
@@ -257,7 +272,9 @@ class ResultWriter:
         await self.flush()
 
     async def flush(self) -> None:
-        """Write everything pending, events included."""
+        """Write everything pending, events and priors included."""
+        for run_id in list(self._priors):
+            self._store_priors(run_id)
         while self._results or self._events or (self._flusher and not self._flusher.done()):
             self._kick()
             assert self._flusher is not None
