@@ -623,7 +623,8 @@ class Execution:
                 finished_at=finished_at,
                 last_seq=self._events.seq,
                 reused=self._taken_later,
-                reusable=None if status == "waiting" else self.states,
+                # Not after a storage failure: a state held here may not be stored.
+                reusable=None if status == "waiting" or self._fatal else self.states,
             )
         except BaseException:
             self._events.discard()  # none of it is stored: none of it is announced
